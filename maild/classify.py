@@ -1,0 +1,209 @@
+"""Decide what an inbound email is: a new item, a reply to one, a request for help, or mail to ignore.
+
+Loop protection comes first and is a list of small named checks run in order (own mail, bounces,
+auto-replies, list mail): an email any of them flags is never answered, whatever it says. Replies
+are matched by a signed token in the recipient address, then by threading headers, then by the
+subject tag; commands are read only from the new text of the reply.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from . import tokens
+from .commands import normalise, read_command
+from .forms import FormRules, read_form
+from .model import Command, FormResult, Inbound
+from .reply import new_text as reply_new_text
+
+
+@dataclass(frozen=True)
+class ClassifyContext:
+    inbox_address: str
+    secret: bytes
+    allowed_domains: tuple[str, ...]
+    form_rules: FormRules
+    lookup_message: Callable[[str], tuple[str, str | None] | None]  # Message-ID → (item, task)
+    item_exists: Callable[[str], bool]
+
+
+@dataclass(frozen=True)
+class NewItem:
+    form: FormResult
+    language: str
+
+
+@dataclass(frozen=True)
+class Reply:
+    item_id: str
+    task_id: str | None
+    command: Command | None
+    new_text: str
+    language: str
+    matched_by: str  # token | thread | subject
+
+
+@dataclass(frozen=True)
+class HelpRequest:
+    language: str
+
+
+@dataclass(frozen=True)
+class Ignore:
+    kind: str  # own | bounce | auto_reply | list | unauthorized
+    reason: str
+
+
+@dataclass(frozen=True)
+class Unrecognized:
+    reason: str
+    language: str
+
+
+Decision = NewItem | Reply | HelpRequest | Ignore | Unrecognized
+
+_NDR_SUBJECT_RE = re.compile(
+    r"undeliver|delivery status notification|delivery (?:has )?failed|mail delivery failed|"
+    r"returned mail|failure notice|non[- ]?delivery|系统退信|退信|投递失败|无法投递|未能送达|發送失敗",
+    re.IGNORECASE)
+_AUTO_SUBJECT_RE = re.compile(
+    r"^\s*(?:自动回复|自動回覆|自动答复|自動答覆|automatic reply|auto(?:matic)?[- ]?reply|autoreply|"
+    r"out of (?:the )?office|ooo\b|oof\b|away from (?:the )?office|vacation|休假|假期自动回复)",
+    re.IGNORECASE)
+_AUTO_BODY_RE = re.compile(r"假期自动回复|这是一封自动回复|此邮件为自动回复|this is an automatic reply|"
+                           r"i am (?:currently )?out of (?:the )?office", re.IGNORECASE)
+_DAEMON_RE = re.compile(r"^(?:mailer-daemon|postmaster|mail-daemon|noreply-dmarc|bounce[s]?)@",
+                        re.IGNORECASE)
+_HELP_RE = re.compile(r"^\s*(?:帮助|幫助|help|模板|template[s]?|\?|？)\s*[.。!！]?\s*$", re.IGNORECASE)
+_CJK_RE = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+
+
+def language_of(*texts: str) -> str:
+    """zh when the text is meaningfully Chinese, else en."""
+    sample = "".join(texts)[:4000]
+    cjk = len(_CJK_RE.findall(sample))
+    return "zh" if cjk >= 2 or (cjk and cjk * 4 >= len(sample.strip())) else "en"
+
+
+def _is_own(msg: Inbound, ctx: ClassifyContext) -> str | None:
+    local = ctx.inbox_address.partition("@")[0]
+    sender_local = msg.from_addr.partition("@")[0].split("+")[0]
+    if msg.header("x-maild-item") or msg.header("x-maild-kind"):
+        return "carries maild's own headers"
+    if msg.from_addr.partition("@")[2] == ctx.inbox_address.partition("@")[2] and sender_local == local:
+        return "sent from the collaboration inbox itself"
+    return None
+
+
+def _is_bounce(msg: Inbound, ctx: ClassifyContext) -> str | None:
+    if msg.content_type.lower() == "multipart/report":
+        return "multipart/report delivery notification"
+    if (msg.header("return-path") or "").strip() == "<>":
+        return "null Return-Path"
+    if _DAEMON_RE.match(msg.from_addr):
+        return f"sent by {msg.from_addr}"
+    if _NDR_SUBJECT_RE.search(msg.subject) and not msg.in_reply_to:
+        return "non-delivery subject"
+    return None
+
+
+def _is_auto_reply(msg: Inbound, ctx: ClassifyContext) -> str | None:
+    auto = (msg.header("auto-submitted") or "no").strip().lower()
+    if not auto.startswith("no"):
+        return f"Auto-Submitted: {auto}"
+    for name in ("x-autoreply", "x-autorespond", "x-autoresponder", "x-ms-exchange-generated-message-source"):
+        if msg.header(name):
+            return f"{name} header"
+    if (msg.header("x-auto-response-suppress") or "").strip().lower() in ("all", "oof"):
+        if _AUTO_SUBJECT_RE.search(msg.subject):
+            return "Exchange auto-response"
+    if (msg.header("precedence") or "").strip().lower() in ("bulk", "junk", "list", "auto_reply"):
+        return f"Precedence: {msg.header('precedence')}"
+    if _AUTO_SUBJECT_RE.search(msg.subject):
+        return "auto-reply subject"
+    if _AUTO_BODY_RE.search(msg.text[:2000]):
+        return "auto-reply text"
+    return None
+
+
+def _is_list(msg: Inbound, ctx: ClassifyContext) -> str | None:
+    for name in ("list-id", "list-unsubscribe", "list-post"):
+        if msg.header(name):
+            return f"mailing-list mail ({name})"
+    return None
+
+
+def _is_unauthorized(msg: Inbound, ctx: ClassifyContext) -> str | None:
+    if not msg.from_addr:
+        return "no usable sender address"
+    domain = msg.from_addr.partition("@")[2]
+    if ctx.allowed_domains and domain not in ctx.allowed_domains:
+        return f"sender domain {domain} is not allowed"
+    return None
+
+
+# Order is data: the first check that fires decides; nothing after it may answer the email.
+LOOP_CHECKS: tuple[tuple[str, Callable[[Inbound, ClassifyContext], str | None]], ...] = (
+    ("own", _is_own),
+    ("bounce", _is_bounce),
+    ("auto_reply", _is_auto_reply),
+    ("list", _is_list),
+    ("unauthorized", _is_unauthorized),
+)
+
+
+def classify(msg: Inbound, ctx: ClassifyContext) -> Decision:
+    for kind, check in LOOP_CHECKS:
+        reason = check(msg, ctx)
+        if reason:
+            return Ignore(kind, reason)
+
+    text = reply_new_text(msg.text, msg.html)
+    language = language_of(msg.subject, text)
+    target = _reply_target(msg, ctx)
+    if target:
+        item_id, task_id, via = target
+        return Reply(item_id, task_id, read_command(text), text, language, via)
+
+    form = read_form(msg.subject, msg.text, ctx.form_rules, msg.html)
+    if form.kind is not None:
+        return NewItem(form, language_of(msg.subject, msg.text))
+    subject = normalise(msg.subject)
+    subject = re.sub(r"^\s*(?:(?:re|fw|fwd|回复|答复|转发)\s*[:：]\s*)+", "", subject, flags=re.IGNORECASE)
+    if _HELP_RE.match(subject) or _HELP_RE.match(normalise(text)):
+        return HelpRequest(language)
+    return Unrecognized("neither a form maild knows nor a reply to one of its items", language)
+
+
+def _reply_target(msg: Inbound, ctx: ClassifyContext) -> tuple[str, str | None, str] | None:
+    recipients = msg.delivered_to + msg.to + msg.cc
+    token = tokens.find(ctx.secret, recipients, msg.from_addr)
+    if token and ctx.item_exists(token.item_id):
+        return token.item_id, token.task_id, "token"
+    for message_id in ((msg.in_reply_to,) if msg.in_reply_to else ()) + tuple(reversed(msg.references)):
+        found = ctx.lookup_message(message_id)
+        if found:
+            return found[0], found[1], "thread"
+    unverified = tokens.unverified_item(recipients)
+    if unverified and ctx.item_exists(unverified[0]):
+        # The token names an item but was issued to someone else: authority is checked later.
+        return unverified[0], unverified[1], "token"
+    tag = tokens.subject_tag(msg.subject)
+    if tag and ctx.item_exists(tag[0]):
+        return tag[0], tag[1], "subject"
+    return None
+
+
+def inspect_kind(decision: Decision) -> str:
+    """The `kind` reported by `maild inspect --json` (a stable, documented set)."""
+    if isinstance(decision, NewItem):
+        return "new_item"
+    if isinstance(decision, Reply):
+        return "reply"
+    if isinstance(decision, Ignore) and decision.kind == "bounce":
+        return "bounce"
+    if isinstance(decision, Ignore) and decision.kind in ("auto_reply", "own", "list"):
+        return "auto_reply"
+    return "unrecognized"

@@ -1,0 +1,268 @@
+"""Send what the durable outbox says is due, over SMTP, and record each outcome in the store.
+
+The only module that imports aiosmtplib. One `drain(now)` takes the due entries, sends them over one
+reused connection (opened lazily, closed at the end) and commits the store once.
+
+Surprises:
+- At-least-once, not exactly-once: a crash after the server's 250 but before `store.commit()` sends
+  the email again on the next drain, with the same Message-ID (and, since `Outgoing.date` is fixed
+  at enqueue, the same bytes), which keeps threading right and lets clients that dedupe by
+  Message-ID (e.g. Gmail) show it once. A connection that drops or times out in the
+  middle of a message is treated the same way: outcome unknown, retried.
+- Per-message problems never raise. 5xx → failed at once; 4xx, timeouts and dropped connections →
+  retried with exponential backoff (±20 % jitter) and failed after `max_attempts` tries.
+- When the connection cannot be (re)opened (refused, timeout, or a 4xx/5xx greeting, EHLO, STARTTLS
+  or AUTH: a server or configuration problem, not the email's), or drops a second time in one
+  drain, the rest of the batch is rescheduled without being tried (each counts one attempt), so a
+  dead server is not hammered. With the defaults (8 attempts, 5 s doubling: 5+10+…+320 s) an
+  outage longer than ~11 minutes turns queued mail into failures; raise `max_attempts` for more.
+- A partial refusal (some recipients accepted) counts as sent: retrying would duplicate the email
+  for the accepted ones. The refused recipients are logged and kept in the entry's `last_error`.
+- `now` comes in; the module never reads the clock. Jitter comes from the injected `rng`.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import aiosmtplib
+
+from .model import Outgoing
+from .store import OutboxEntry, Store
+
+log = logging.getLogger(__name__)
+
+SECURITY_MODES = ("tls", "starttls", "plain")
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    host: str
+    port: int
+    security: str  # "tls" (implicit TLS, 465) | "starttls" (required) | "plain"
+    username: str = ""
+    password: str = ""
+    timeout_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.security not in SECURITY_MODES:
+            raise ValueError(
+                f"smtp security must be one of {SECURITY_MODES}, not {self.security!r}"
+            )
+
+
+@dataclass(frozen=True)
+class DrainReport:
+    sent: tuple[str, ...] = ()  # Message-IDs accepted by the server
+    retried: tuple[str, ...] = ()  # Message-IDs rescheduled
+    failed: tuple[tuple[Outgoing, int | None, str], ...] = ()  # marked failed in THIS drain
+
+
+class _ConnectionLost(Exception):
+    """The connection is gone (or unusable); the message's outcome is unknown."""
+
+
+@dataclass
+class _Tally:
+    sent: list[str] = field(default_factory=list)
+    retried: list[str] = field(default_factory=list)
+    failed: list[tuple[Outgoing, int | None, str]] = field(default_factory=list)
+
+    def report(self) -> DrainReport:
+        return DrainReport(tuple(self.sent), tuple(self.retried), tuple(self.failed))
+
+
+def _recipients(out: Outgoing) -> list[str]:
+    return list(dict.fromkeys(a for a in (*out.to, *out.cc) if a))
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, aiosmtplib.SMTPResponseException):
+        return f"{exc.code} {exc.message}".strip()
+    return f"{type(exc).__name__}: {exc}".strip().rstrip(":")
+
+
+class Outbox:
+    def __init__(
+        self,
+        store: Store,
+        settings: SmtpSettings,
+        *,
+        envelope_from: str,
+        build_mime: Callable[[Outgoing], bytes],
+        max_attempts: int = 8,
+        backoff_initial_s: float = 5,
+        backoff_max_s: float = 1800,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.envelope_from = envelope_from
+        self.build_mime = build_mime
+        self.max_attempts = max_attempts
+        self.backoff_initial_s = backoff_initial_s
+        self.backoff_max_s = backoff_max_s
+        self.rng = rng or random.Random()
+        self.connections_opened = 0  # for tests and `maild status`
+
+    # -- connection --------------------------------------------------------------------------
+
+    def _client(self) -> aiosmtplib.SMTP:
+        s = self.settings
+        return aiosmtplib.SMTP(
+            hostname=s.host,
+            port=s.port,
+            use_tls=s.security == "tls",
+            start_tls=s.security == "starttls",
+            username=s.username or None,
+            password=s.password or None,
+            timeout=s.timeout_s,
+        )
+
+    async def _connect(self) -> aiosmtplib.SMTP:
+        client = self._client()
+        self.connections_opened += 1
+        try:
+            await client.connect()  # also STARTTLS and login, per the constructor arguments
+        except BaseException:
+            client.close()
+            raise
+        return client
+
+    @staticmethod
+    async def _hang_up(client: aiosmtplib.SMTP | None) -> None:
+        if client is None:
+            return
+        try:
+            if client.is_connected:
+                await client.quit()
+        except (aiosmtplib.SMTPException, OSError, TimeoutError):
+            pass
+        finally:
+            client.close()
+
+    # -- outcomes ----------------------------------------------------------------------------
+
+    def backoff(self, attempts: int) -> timedelta:
+        """Delay before try number `attempts + 1`: initial·2^(attempts-1), capped, ±20 % jitter."""
+        base = min(self.backoff_initial_s * 2 ** max(attempts - 1, 0), self.backoff_max_s)
+        return timedelta(seconds=base * self.rng.uniform(0.8, 1.2))
+
+    def _fail(
+        self, tally: _Tally, entry: OutboxEntry, now: datetime, code: int | None, error: str
+    ) -> None:
+        out = entry.out
+        self.store.outbox_mark_failed(
+            out.message_id, now=now, code=code, error=error, attempts=entry.attempts + 1
+        )
+        tally.failed.append((out, code, error))
+        log.warning("outbox: %s to %s failed: %s", out.message_id, ",".join(out.to), error)
+
+    def _retry(
+        self, tally: _Tally, entry: OutboxEntry, now: datetime, code: int | None, error: str
+    ) -> None:
+        attempts = entry.attempts + 1
+        if attempts >= self.max_attempts:
+            self._fail(tally, entry, now, code, f"gave up after {attempts} attempts: {error}")
+            return
+        self.store.outbox_mark_retry(
+            entry.out.message_id,
+            attempts=attempts,
+            next_attempt_at=now + self.backoff(attempts),
+            error=error,
+            code=code,
+        )
+        tally.retried.append(entry.out.message_id)
+
+    # -- sending -----------------------------------------------------------------------------
+
+    async def _send_one(
+        self, client: aiosmtplib.SMTP, entry: OutboxEntry, tally: _Tally, now: datetime
+    ) -> None:
+        """Send one email and record the outcome; raises `_ConnectionLost` if the link broke."""
+        out = entry.out
+        recipients = _recipients(out)
+        if not recipients:
+            self._fail(tally, entry, now, None, "no recipients")
+            return
+        try:
+            message = self.build_mime(out)
+        except Exception as exc:  # a rendering bug must not stop the rest of the queue
+            log.exception("outbox: cannot build %s", out.message_id)
+            self._fail(tally, entry, now, None, f"cannot build the message: {_describe(exc)}")
+            return
+        try:
+            refused, _reply = await client.sendmail(self.envelope_from, recipients, message)
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            codes = [r.code for r in exc.recipients]
+            error = "; ".join(f"{r.recipient}: {r.code} {r.message}" for r in exc.recipients)
+            if codes and all(code >= 500 for code in codes):
+                self._fail(tally, entry, now, codes[0], error)
+            else:
+                temp = [c for c in codes if c < 500]
+                self._retry(tally, entry, now, temp[0] if temp else None, error)
+        except aiosmtplib.SMTPResponseException as exc:
+            # SMTPDataError, SMTPSenderRefused, ...; 421 means the server is closing on us.
+            if exc.code >= 500:
+                self._fail(tally, entry, now, exc.code, _describe(exc))
+            else:
+                self._retry(tally, entry, now, exc.code, _describe(exc))
+            if exc.code == 421 or not client.is_connected:
+                raise _ConnectionLost(_describe(exc)) from exc
+        except (ValueError, aiosmtplib.SMTPNotSupported) as exc:
+            # an address aiosmtplib will not put on the wire (injection, non-ASCII without SMTPUTF8)
+            self._fail(tally, entry, now, None, _describe(exc))
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            # disconnects, timeouts, socket errors: the email may or may not have gone through
+            self._retry(tally, entry, now, None, _describe(exc))
+            raise _ConnectionLost(_describe(exc)) from exc
+        else:
+            self.store.outbox_mark_sent(out.message_id, now)
+            tally.sent.append(out.message_id)
+            if refused:
+                note = "; ".join(f"{rcpt}: {r.code} {r.message}" for rcpt, r in refused.items())
+                log.warning("outbox: %s partly refused: %s", out.message_id, note)
+                self.store.outbox_note(out.message_id, f"partly refused: {note}")
+
+    async def drain(self, now: datetime) -> DrainReport:
+        """Send every due email once; record outcomes; commit once. Never raises for SMTP trouble."""
+        due = self.store.outbox_due(now)
+        tally = _Tally()
+        if not due:
+            return tally.report()
+        client: aiosmtplib.SMTP | None = None
+        reconnects_left = 1
+        down: str | None = None  # why we stopped trying for the rest of this drain
+        down_code: int | None = None
+        try:
+            for entry in due:
+                if down is None and client is None:
+                    try:
+                        client = await self._connect()
+                    except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+                        where = f"{self.settings.host}:{self.settings.port}"
+                        down = f"cannot connect to {where}: {_describe(exc)}"
+                        if isinstance(exc, aiosmtplib.SMTPResponseException):
+                            down_code = exc.code
+                        log.warning("outbox: %s; %d emails rescheduled", down, len(due))
+                if down is not None or client is None:
+                    self._retry(tally, entry, now, down_code, down or "not connected")
+                    continue
+                try:
+                    await self._send_one(client, entry, tally, now)
+                except _ConnectionLost as exc:
+                    client.close()  # no polite QUIT: a silent server would make us wait again
+                    client = None
+                    if reconnects_left:
+                        reconnects_left -= 1
+                    else:
+                        down = f"connection lost twice in one drain (last: {exc})"
+                        log.warning("outbox: %s; rest of the batch rescheduled", down)
+        finally:
+            await self._hang_up(client)
+            self.store.commit()
+        return tally.report()

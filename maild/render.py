@@ -1,0 +1,466 @@
+"""Turn a `Notice` into an `Outgoing` email (subject, text and HTML from Jinja2 templates), and an
+`Outgoing` into RFC 5322 bytes (`to_mime`).
+
+Surprises worth knowing:
+
+* Templates are language-neutral: `templates/<kind>.{subject,txt,html}.j2`, extending
+  `_layout.{txt,html}.j2` and using `_macros.{txt,html}.j2`; `_common.j2` (summaries, sentences)
+  is compiled twice, as `_common.txt.j2` and as the autoescaped `_common.html.j2`. Every phrase a user reads comes from
+  the per-language catalog `templates/i18n.toml` through `t("section.key", **values)`. A file
+  `<kind>.<lang>.<part>.j2` overrides the neutral one for that language, when it exists.
+* All template files and the catalog are read once, at construction; `render` does no I/O and
+  never reads the clock (the send date is passed in and is also "now" for date formatting).
+* User text is only ever a value, never compiled as a template. HTML parts are autoescaped, and
+  `t()` escapes the values it interpolates there. Subjects have newlines and control characters
+  replaced by spaces; `to_mime` rejects CR/LF/NUL in any header value.
+* `to_mime` is deterministic (the MIME boundary derives from Message-ID and content), so a resend
+  of the same `Outgoing` is byte-identical.
+
+Context contract (`Notice.context`; keys marked ? are optional):
+
+  item?        {id, kind, title, initiator, initiator_name?, initiator_department?, participants?
+                (list of str or {name, address}), goal?, scope?, created_at? (ISO), tasks?: [task]}
+               Shown as the status table in every email that has it; `[id]` prefixes the subject.
+  task         {id, name, owner, owner_name?, owner_department?, deadline? (ISO), deliverable?,
+                state (a TaskState value), progress? (int %), confirmed_at? (ISO), note?}
+  actor?       {name, address}: who did what the email reports (defaults to the task owner).
+  reason?      str: why (decline, refusal, delay ...).       warnings?  list[str] (receipt).
+  command?     Command.to_dict(): {name, ...args}; args read: percent, deadline, reason, to, note,
+               retrospective, situation, cause, support (command_ack).
+  errors       [FieldError.to_dict()], field_labels? {field: label}, accepted_dates? [str],
+               refilled_form? str, original_subject? str (validation_error).
+  forms        [{name, text, subject?}] (templates).        excerpt?  str (not_understood).
+  recipient, code, server_message, failed_subject? (delivery_failed).
+  action? str, allowed? [str] (refused).
+
+Per template: receipt(item, warnings?), confirm_request(item, task), confirmed(item, task, actor?),
+declined(item, task, reason, actor?), command_ack(item, command, task?, actor?, reason?),
+validation_error(errors, field_labels?, accepted_dates?, refilled_form?, original_subject?),
+templates(forms), delivery_failed(item, recipient, code, server_message, task?, failed_subject?),
+refused(reason?, action?, allowed?, item?), not_understood(item?, excerpt?).
+
+The renderer adds: lang, L (the catalog for lang), t, mailto, now, subject, reply_subject,
+reply_address, inbox_address, action_address (reply_address or inbox_address), from_name,
+example_address, fonts, mailto_max, and the filters `deadline` (ISO datetime → local, e.g.
+"8月10日 周一 18:00" / "Mon Aug 10, 18:00") and `state_label` (→ StateLabel: text + colours).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import tomllib
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+from urllib.parse import quote
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from jinja2 import DictLoader, Environment, StrictUndefined, pass_context, select_autoescape
+from jinja2.runtime import Context
+from markupsafe import Markup, escape
+
+from maild.model import Notice, Outgoing
+
+PARTS = ("subject", "txt", "html")
+MAILTO_MAX = 2000  # longer mailto: URLs are dropped by some clients; such buttons are not shown
+SUBJECT_MAX = 180
+FONTS = (
+    "-apple-system,BlinkMacSystemFont,'Segoe UI','PingFang SC','Hiragino Sans GB',"
+    "'Microsoft YaHei','Noto Sans CJK SC','Source Han Sans SC',Helvetica,Arial,sans-serif"
+)
+# state → (text colour, background); every badge also carries the state's label as text.
+STATE_COLOURS: Mapping[str, tuple[str, str]] = MappingProxyType(
+    {
+        "awaiting_confirmation": ("#7a5200", "#fff3cd"),
+        "not_started": ("#4a5058", "#eceff2"),
+        "in_progress": ("#0b4f9c", "#dcebff"),
+        "done": ("#1a6b2b", "#dcf3e1"),
+        "delayed": ("#9a3a00", "#ffe6d5"),
+        "declined": ("#a3111f", "#fde2e4"),
+        "blocked": ("#8a0f55", "#fbe0ef"),
+    }
+)
+_UNKNOWN_COLOURS = ("#4a5058", "#eceff2")
+_MSGID_BAD = re.compile(r"[\s<>]")
+_ITEM_DEFAULTS: Mapping[str, Any] = MappingProxyType(
+    dict.fromkeys(("initiator_name", "initiator_department", "goal", "scope"), "")
+    | {"kind": "task", "participants": (), "created_at": None, "tasks": ()}
+)
+_TASK_DEFAULTS: Mapping[str, Any] = MappingProxyType(
+    dict.fromkeys(("owner_name", "owner_department", "deliverable", "note"), "")
+    | {"deadline": None, "confirmed_at": None, "progress": 0}
+)
+_CONTEXT_DEFAULTS: Mapping[str, Any] = MappingProxyType(
+    dict.fromkeys(("item", "task", "actor", "command"), None)
+    | dict.fromkeys(("warnings", "errors", "accepted_dates", "forms", "allowed"), ())
+    | dict.fromkeys(("reason", "refilled_form", "original_subject", "excerpt", "action"), "")
+    | dict.fromkeys(("recipient", "code", "server_message", "failed_subject"), "")
+    | {"field_labels": MappingProxyType({})}
+)
+
+
+@dataclass(frozen=True)
+class StateLabel:
+    """A task state as shown to people: its label in one language and its badge colours."""
+
+    state: str
+    text: str
+    colour: str
+    background: str
+
+    def __str__(self) -> str:
+        return self.text
+
+
+class Renderer:
+    """Renders notices with the templates and catalog read from `templates_dir` at construction."""
+
+    def __init__(
+        self, templates_dir: Path, *, timezone: str, inbox_address: str, from_name: str
+    ) -> None:
+        try:
+            self._tz: tzinfo = ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown timezone {timezone!r}") from exc
+        self._inbox = inbox_address
+        self._from_name = from_name
+        templates_dir = Path(templates_dir)
+        self._catalog = _load_catalog(templates_dir / "i18n.toml")
+        sources = _shared_variants(
+            {p.name: p.read_text(encoding="utf-8") for p in templates_dir.glob("*.j2")}
+        )
+        env = Environment(
+            loader=DictLoader(sources),
+            autoescape=select_autoescape(
+                enabled_extensions=("html.j2",), default=False, default_for_string=False
+            ),
+            undefined=StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            auto_reload=False,
+        )
+        env.filters.update(
+            deadline=_deadline_filter, state_label=_state_label_filter, oneline=oneline
+        )
+        env.globals.update(
+            t=_t, mailto=mailto, fonts=Markup(FONTS), mailto_max=MAILTO_MAX, tz=self._tz
+        )
+        for name in sources:  # compile everything now: a broken template fails at start-up
+            env.get_template(name)
+        self._env = env
+        self._kinds = frozenset(
+            name.split(".")[0]
+            for name in sources
+            if not name.startswith("_")
+            and all(f"{name.split('.')[0]}.{part}.j2" in sources for part in PARTS)
+        )
+
+    @property
+    def kinds(self) -> frozenset[str]:
+        """The templates this renderer can render (each has subject, text and HTML parts)."""
+        return self._kinds
+
+    @property
+    def languages(self) -> tuple[str, ...]:
+        return tuple(self._catalog)
+
+    def render(
+        self, notice: Notice, *, message_id: str, date: datetime, reply_address: str | None
+    ) -> Outgoing:
+        """Render `notice`; `date` is the send date (the Date header, and "now" for formatting)."""
+        _check_msgid(message_id)
+        if notice.template not in self._kinds:
+            raise ValueError(f"no template named {notice.template!r}")
+        lang = self._language(notice.language)
+        when = date if date.tzinfo else date.replace(tzinfo=self._tz)
+        ctx = self._context(notice, lang, when.astimezone(self._tz), reply_address)
+        subject = clean_subject(self._part(notice.template, lang, "subject").render(ctx))
+        if ctx["tag"] and not subject.startswith(ctx["tag"]):
+            subject = clean_subject(f"{ctx['tag']} {subject}")
+        ctx["subject"] = subject
+        ctx["reply_subject"] = subject if subject.lower().startswith("re:") else f"Re: {subject}"
+        text = _tidy_text(self._part(notice.template, lang, "txt").render(ctx))
+        html = _newlines(self._part(notice.template, lang, "html").render(ctx)).strip() + "\n"
+        return Outgoing(
+            message_id=message_id,
+            to=tuple(notice.to),
+            subject=subject,
+            text=text,
+            html=html,
+            cc=tuple(notice.cc),
+            in_reply_to=notice.in_reply_to,
+            references=tuple(notice.references),
+            reply_to=reply_address,
+            kind=notice.template,
+            item_id=ctx["item_id"],
+            language=lang,
+            date=format_datetime(when.astimezone(self._tz)),
+        )
+
+    def _language(self, language: str) -> str:
+        lang = re.split(r"[-_]", (language or "").strip().lower())[0]
+        return lang if lang in self._catalog else next(iter(self._catalog))
+
+    def _part(self, kind: str, lang: str, part: str) -> Any:
+        return self._env.select_template([f"{kind}.{lang}.{part}.j2", f"{kind}.{part}.j2"])
+
+    def _context(
+        self, notice: Notice, lang: str, now: datetime, reply_address: str | None
+    ) -> dict[str, Any]:
+        ctx: dict[str, Any] = {**_CONTEXT_DEFAULTS, **notice.context}
+        if ctx["item"] is not None:
+            ctx["item"] = _normalize_item(ctx["item"])
+        if ctx["task"] is not None:
+            ctx["task"] = _normalize_task(ctx["task"])
+        item_id = notice.item_id or (ctx["item"]["id"] if ctx["item"] else None)
+        domain = self._inbox.rpartition("@")[2] or "example.com"
+        ctx.update(
+            kind=notice.template,
+            lang=lang,
+            L=self._catalog[lang],
+            now=now,
+            item_id=item_id,
+            tag=f"[{item_id}]" if item_id else "",
+            subject="",
+            reply_subject="",
+            reply_address=reply_address,
+            inbox_address=self._inbox,
+            action_address=reply_address or self._inbox,
+            from_name=self._from_name,
+            example_address=f"someone@{domain}",
+        )
+        return ctx
+
+
+def mailto(address: str, subject: str, body: str) -> str:
+    """A mailto: URL (RFC 6068) to one address, with subject and body percent-encoded as UTF-8."""
+    if not address or "@" not in address or re.search(r"[\s<>\"?#%,&=\\]|[^\x21-\x7e]", address):
+        raise ValueError(f"not a plain address for mailto: {address!r}")
+    fields = {"subject": subject, "body": _newlines(body).replace("\n", "\r\n")}
+    query = "&".join(f"{k}={quote(v, safe='')}" for k, v in fields.items() if v)
+    return f"mailto:{quote(address, safe='@+')}" + (f"?{query}" if query else "")
+
+
+def to_mime(out: Outgoing, *, from_address: str, from_name: str) -> bytes:
+    """The RFC 5322 bytes of `out`: multipart/alternative (text, HTML), UTF-8, threading headers."""
+    if not out.to:
+        raise ValueError("an email needs at least one recipient")
+    if not out.date:
+        raise ValueError("Outgoing.date is empty: the date is chosen when the email is enqueued")
+    _check_msgid(out.message_id)
+    refs = [r for r in out.references if _is_real_msgid(r)]
+    for ref in refs:
+        _check_msgid(ref)
+    _header("From", f"{from_name} {from_address}")
+    headers: list[tuple[str, str | Address]] = [
+        ("From", Address(display_name=from_name, addr_spec=from_address)),
+        ("To", ", ".join(out.to)),
+    ]
+    if out.cc:
+        headers.append(("Cc", ", ".join(out.cc)))
+    headers += [("Subject", out.subject), ("Date", out.date), ("Message-ID", f"<{out.message_id}>")]
+    if out.in_reply_to and _is_real_msgid(out.in_reply_to):
+        _check_msgid(out.in_reply_to)
+        headers.append(("In-Reply-To", f"<{out.in_reply_to}>"))
+    if refs:
+        headers.append(("References", " ".join(f"<{r}>" for r in refs)))
+    if out.reply_to:
+        headers.append(("Reply-To", out.reply_to))
+    headers += [
+        ("MIME-Version", "1.0"),
+        ("Auto-Submitted", "auto-generated"),
+        ("X-Auto-Response-Suppress", "All"),
+    ]
+    if out.item_id:
+        headers.append(("X-Maild-Item", out.item_id))
+    if out.kind:
+        headers.append(("X-Maild-Kind", out.kind))
+
+    msg = EmailMessage(policy=SMTP)
+    for name, value in headers:
+        msg[name] = value if isinstance(value, Address) else _header(name, value)
+    msg.set_content(out.text, subtype="plain", charset="utf-8", cte=_cte(out.text))
+    msg.add_alternative(out.html, subtype="html", charset="utf-8", cte=_cte(out.html))
+    digest = hashlib.sha256(
+        "\0".join((out.message_id, out.text, out.html)).encode("utf-8")
+    ).hexdigest()
+    msg.set_boundary(f"=_maild_{digest[:32]}")  # "=_" cannot occur in QP or base64 bodies
+    return msg.as_bytes()
+
+
+def clean_subject(subject: str) -> str:
+    """One line: control characters and line breaks become spaces, runs of spaces collapse."""
+    chars = (" " if unicodedata.category(c) in ("Cc", "Zl", "Zp") else c for c in subject)
+    line = " ".join("".join(chars).split())
+    return line if len(line) <= SUBJECT_MAX else line[: SUBJECT_MAX - 1].rstrip() + "…"
+
+
+def oneline(value: Any) -> str:
+    """`value` as text on one line: every run of whitespace, line breaks included, is one space."""
+    return " ".join(str(value).split())
+
+
+def format_deadline(value: Any, *, catalog: Mapping[str, Any], tz: tzinfo, now: datetime) -> str:
+    """An ISO date or datetime in `tz`, in the catalog's language; the year only when not `now`'s."""
+    if value is None or value == "":
+        return str(catalog["none"])
+    date_only = False
+    if isinstance(value, datetime):
+        moment = value
+    else:
+        text = str(value).strip()
+        date_only = len(text) == 10
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            return text
+    moment = moment.replace(tzinfo=tz) if moment.tzinfo is None else moment.astimezone(tz)
+    parts = {
+        "y": moment.year,
+        "m": moment.month,
+        "d": moment.day,
+        "mon": catalog["months"][moment.month - 1],
+        "wd": catalog["weekdays"][moment.weekday()],
+    }
+    same_year = moment.year == now.astimezone(tz).year
+    day = str(catalog["date" if same_year else "date_year"]).format(**parts)
+    if date_only:
+        return day
+    return str(catalog["datetime"]).format(date=day, time=moment.strftime("%H:%M"))
+
+
+def state_label(state: str, catalog: Mapping[str, Any]) -> StateLabel:
+    state = str(getattr(state, "value", state))
+    colour, background = STATE_COLOURS.get(state, _UNKNOWN_COLOURS)
+    return StateLabel(state, str(catalog["state"].get(state, state)), colour, background)
+
+
+@pass_context
+def _deadline_filter(ctx: Context, value: Any) -> str:
+    return format_deadline(value, catalog=ctx["L"], tz=ctx["tz"], now=ctx["now"])
+
+
+@pass_context
+def _state_label_filter(ctx: Context, state: str) -> StateLabel:
+    return state_label(state, ctx["L"])
+
+
+@pass_context
+def _t(ctx: Context, key: str, /, _default: str | None = None, **values: Any) -> str:
+    """The catalog string `key` ("section.name") formatted with `values`, escaped in HTML."""
+    pattern = _lookup(ctx["L"], key)
+    if pattern is None and _default is not None:
+        pattern = _lookup(ctx["L"], _default)
+    if not isinstance(pattern, str):
+        raise KeyError(f"catalog has no string {key!r} for language {ctx['lang']!r}")
+    if ctx.eval_ctx.autoescape:
+        return Markup(escape(pattern)).format(**values)
+    return pattern.format(**values)
+
+
+def _lookup(catalog: Mapping[str, Any], key: str) -> Any:
+    node: Any = catalog
+    for part in key.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _shared_variants(sources: Mapping[str, str]) -> dict[str, str]:
+    """`_x.j2` (macros for both parts) becomes `_x.txt.j2` and `_x.html.j2`: the same source,
+    compiled once plain and once autoescaped, because a macro's output is marked safe by the
+    template that calls it: a plain-text macro called from HTML would otherwise skip escaping."""
+    out: dict[str, str] = {}
+    for name, source in sources.items():
+        shared = name.startswith("_") and not name.endswith((".txt.j2", ".html.j2"))
+        for variant in (name[:-3] + ".txt.j2", name[:-3] + ".html.j2") if shared else (name,):
+            out[variant] = source
+    return out
+
+
+def _load_catalog(path: Path) -> Mapping[str, Any]:
+    with path.open("rb") as fh:
+        catalog = tomllib.load(fh)
+    if not catalog:
+        raise ValueError(f"{path}: no languages")
+    first, *others = catalog
+    for lang in others:
+        missing = _keys(catalog[first]) ^ _keys(catalog[lang])
+        if missing:
+            raise ValueError(f"{path}: [{first}] and [{lang}] differ in keys: {sorted(missing)}")
+    return MappingProxyType(catalog)
+
+
+def _keys(table: Mapping[str, Any], prefix: str = "") -> set[str]:
+    keys: set[str] = set()
+    for key, value in table.items():
+        keys.add(prefix + key)
+        if isinstance(value, Mapping):
+            keys |= _keys(value, f"{prefix}{key}.")
+    return keys
+
+
+def _normalize_task(task: Mapping[str, Any]) -> dict[str, Any]:
+    out = {**_TASK_DEFAULTS, **task}
+    out["owner_name"] = out["owner_name"] or out.get("owner", "")
+    out["state"] = str(getattr(out.get("state"), "value", out.get("state")))
+    return out
+
+
+def _normalize_item(item: Mapping[str, Any]) -> dict[str, Any]:
+    out = {**_ITEM_DEFAULTS, **item}
+    out["kind"] = str(getattr(out["kind"], "value", out["kind"]))
+    out["initiator_name"] = out["initiator_name"] or out.get("initiator", "")
+    out["tasks"] = [_normalize_task(t) for t in out["tasks"] or ()]
+    out["participants"] = [_person_text(p) for p in out["participants"] or ()]
+    return out
+
+
+def _person_text(person: Any) -> str:
+    if isinstance(person, Mapping):
+        return str(person.get("name") or person.get("address") or "")
+    return str(person)
+
+
+def _newlines(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _tidy_text(text: str) -> str:
+    """Trailing spaces off every line (but the "-- " signature separator), at most one blank line."""
+    lines = [line.rstrip() for line in _newlines(text).split("\n")]
+    if "--" in lines:  # the layout's footer separator is the last such line
+        lines[len(lines) - 1 - lines[::-1].index("--")] = "-- "
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip("\n") + "\n"
+
+
+def _is_real_msgid(msgid: str) -> bool:
+    """False for the "sha256:…" stand-ins decode.py invents for emails without a Message-ID."""
+    return bool(msgid) and not msgid.startswith("sha256:")
+
+
+def _check_msgid(msgid: str) -> None:
+    if not msgid or _MSGID_BAD.search(msgid):
+        raise ValueError(f"not a bare Message-ID (no <>, no spaces): {msgid!r}")
+
+
+def _header(name: str, value: str) -> str:
+    if any(c in value for c in "\r\n\0"):
+        raise ValueError(f"header {name} contains a line break or NUL: {value!r}")
+    return value
+
+
+def _cte(body: str) -> str:
+    """Base64 for mostly non-ASCII bodies (Chinese text), quoted-printable otherwise."""
+    wide = sum(1 for c in body if ord(c) > 127)
+    return "base64" if wide * 3 > len(body) else "quoted-printable"

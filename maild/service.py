@@ -1,0 +1,349 @@
+"""The daemon: wires inbox, core, store and outbox together, and is the only place that reads the clock.
+
+One batch goes: fetch what waits in INBOX → decode, classify, apply the workflow (pure) → store
+items, message links, rendered emails and the processed mark in ONE atomic commit → send what the
+outbox holds → move the batch's emails out of INBOX. A crash before the commit means the emails
+are fetched again and handled from scratch; after it, they are found processed (by Message-ID)
+and only moved. `schedule` triggers periodic work; what is due is decided from stored timestamps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import secrets
+import signal
+import subprocess
+import threading
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import schedule
+
+from . import workflow
+from .classify import ClassifyContext, HelpRequest, Ignore, NewItem, Reply, Unrecognized, classify
+from .config import Config, resolve_password
+from .decode import DecodeError, decode
+from .forms import FormRules, load_form_rules
+from .imap import ImapInbox, ImapSettings, Inbox
+from .model import Inbound, Notice, Outgoing
+from .outbox import Outbox, SmtpSettings
+from .people import Directory
+from .render import Renderer, to_mime
+from .store import Store
+
+log = logging.getLogger("maild.service")
+
+# Replies to a sender that are not about a task they own; these are rate-limited per sender.
+UNSOLICITED_TEMPLATES = frozenset({"validation_error", "templates", "not_understood", "refused"})
+CRASHPOINTS = ("after_fetch", "after_parse", "after_commit", "before_move")
+
+
+@dataclass(frozen=True)
+class Rules:
+    form_rules: FormRules
+    people: Directory
+    workflow: Mapping[str, Any]
+
+    @classmethod
+    def load(cls, rules_dir: Path) -> Rules:
+        def read(name: str) -> dict[str, Any]:
+            path = rules_dir / name
+            return tomllib.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+        return cls(form_rules=load_form_rules(read("forms.toml")),
+                   people=Directory.from_toml(read("people.toml")),
+                   workflow=read("workflow.toml"))
+
+
+@dataclass
+class BatchReport:
+    fetched: int = 0
+    processed: int = 0
+    quarantined: int = 0
+    sent: int = 0
+    failed: int = 0
+    outcomes: list[dict[str, Any]] = field(default_factory=list)
+
+
+def load_secret(config: Config, environ: Mapping[str, str]) -> bytes:
+    """The HMAC key: from the environment, else a 0600 file created on first start."""
+    if environ.get(config.secret_env):
+        return environ[config.secret_env].encode()
+    path = config.secret_file
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(32))
+            handle.flush()
+            os.fsync(handle.fileno())
+    return path.read_text().strip().encode()
+
+
+def _run_password_command(command: str) -> str:
+    return subprocess.run(command, shell=True, check=True, capture_output=True, text=True,
+                          timeout=30).stdout
+
+
+class Service:
+    def __init__(self, config: Config, *, inbox: Inbox, store: Store, outbox: Outbox,
+                 renderer: Renderer, rules: Rules, secret: bytes,
+                 clock: Callable[[], datetime] | None = None,
+                 crashpoints: frozenset[str] = frozenset()) -> None:
+        self.config = config
+        self.inbox = inbox
+        self.store = store
+        self.outbox = outbox
+        self.renderer = renderer
+        self.rules = rules
+        self.secret = secret
+        self.clock = clock or (lambda: datetime.now(config.tz))
+        self.crashpoints = crashpoints
+        self.stop_event = threading.Event()
+        self.scheduler = schedule.Scheduler()
+        self.scheduler.every(30).seconds.do(self.tick)
+        self._loop = asyncio.new_event_loop()
+        self.last_contact: datetime | None = None
+
+    # -- wiring ------------------------------------------------------------------------------
+    @classmethod
+    def from_config(cls, config: Config, environ: Mapping[str, str] | None = None,
+                    clock: Callable[[], datetime] | None = None) -> Service:
+        environ = dict(os.environ if environ is None else environ)
+        secret = load_secret(config, environ)
+        store = Store(config.data_dir)
+        rules = Rules.load(config.rules_dir)
+        renderer = Renderer(config.templates_dir, timezone=config.timezone,
+                            inbox_address=config.inbox_address, from_name=config.from_name)
+        imap_password = resolve_password(config.imap, environ, _run_password_command)
+        smtp_password = resolve_password(config.smtp, environ, _run_password_command)
+        holder: dict[str, Service] = {}
+        inbox = ImapInbox(ImapSettings(
+            host=config.imap.host, port=config.imap.port, security=config.imap.security,
+            username=config.imap.username, password=imap_password,
+            folders=(config.processed_folder, config.quarantine_folder),
+            idle_renew_s=config.idle_renew_s, poll_interval_s=config.poll_interval_s,
+        ), on_contact=lambda: holder["service"]._contact() if "service" in holder else None)
+        smtp_user = config.smtp.username if not config.embedded else ""
+        outbox = Outbox(store, SmtpSettings(host=config.smtp.host, port=config.smtp.port,
+                                            security=config.smtp.security, username=smtp_user,
+                                            password=smtp_password),
+                        envelope_from=config.inbox_address,
+                        build_mime=lambda out: to_mime(out, from_address=config.inbox_address,
+                                                       from_name=config.from_name),
+                        max_attempts=config.outbox_max_attempts,
+                        backoff_initial_s=config.outbox_backoff_initial_s,
+                        backoff_max_s=config.outbox_backoff_max_s)
+        crash = frozenset(p for p in environ.get("MAILD_CRASH_AT", "").split(",") if p)
+        service = cls(config, inbox=inbox, store=store, outbox=outbox, renderer=renderer,
+                      rules=rules, secret=secret, clock=clock, crashpoints=crash)
+        holder["service"] = service
+        return service
+
+    def _contact(self) -> None:
+        self.last_contact = self.clock()
+
+    def close(self) -> None:
+        self.inbox.close()
+        self._loop.close()
+        self.store.close()
+
+    def _crash(self, point: str) -> None:
+        if point in self.crashpoints:
+            log.warning("event=crashpoint point=%s", point)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    # -- contexts for the pure core -------------------------------------------------------
+    def classify_context(self) -> ClassifyContext:
+        return ClassifyContext(
+            inbox_address=self.config.inbox_address, secret=self.secret,
+            allowed_domains=self.config.allowed_domains, form_rules=self.rules.form_rules,
+            lookup_message=self.store.lookup_message,
+            item_exists=lambda item_id: self.store.get_item(item_id) is not None)
+
+    def workflow_context(self) -> workflow.WorkflowContext:
+        flow = self.rules.workflow
+        return workflow.WorkflowContext(
+            inbox_address=self.config.inbox_address, secret=self.secret,
+            people=self.rules.people, form_rules=self.rules.form_rules,
+            admins=self.config.admins, workday_end=self.config.workday_end,
+            buffer_days=float(flow.get("buffer", {}).get("days", 1.0)))
+
+    # -- one batch ----------------------------------------------------------------------------
+    def process_batch(self) -> BatchReport:
+        report = BatchReport()
+        batch = self.inbox.fetch_new(self.config.batch_size)
+        report.fetched = len(batch)
+        if batch:
+            self._crash("after_fetch")
+        now = self.clock()
+        moves: dict[str, list[int]] = {}
+        cctx, wctx = self.classify_context(), self.workflow_context()
+        for uid, raw in batch:
+            folder, outcome = self._handle(raw, now, cctx, wctx)
+            moves.setdefault(folder, []).append(uid)
+            report.outcomes.append(outcome)
+            if folder == self.config.quarantine_folder:
+                report.quarantined += 1
+            else:
+                report.processed += 1
+        if batch:
+            self._crash("after_parse")
+            self.store.commit()
+            self._crash("after_commit")
+        sent, failed = self.drain()
+        report.sent, report.failed = sent, failed
+        if batch:
+            self._crash("before_move")
+        for folder, uids in moves.items():
+            self.inbox.move(uids, folder)
+        return report
+
+    def _handle(self, raw: bytes, now: datetime, cctx: ClassifyContext,
+                wctx: workflow.WorkflowContext) -> tuple[str, dict[str, Any]]:
+        try:
+            msg = decode(raw, max_bytes=self.config.max_message_bytes,
+                         max_header_bytes=self.config.max_header_bytes)
+        except DecodeError as exc:
+            message_id = "sha256:" + hashlib.sha256(raw).hexdigest()
+            return self._record(message_id, self.config.quarantine_folder,
+                                f"undecodable: {exc.reason}", now, {})
+        done = self.store.processed(msg.message_id)
+        if done:
+            return done.get("folder", self.config.processed_folder), {
+                "message_id": msg.message_id, "reason": "duplicate", "duplicate": True}
+        try:
+            outcome = self._decide(msg, now, cctx, wctx)
+        except Exception as exc:  # one bad email must not stop the queue; keep it for a person
+            log.exception("event=handle_failed message_id=%s", msg.message_id)
+            return self._record(msg.message_id, self.config.quarantine_folder,
+                                f"internal error: {exc!r}"[:300], now, {})
+        for item in outcome.items:
+            self.store.put_item(item)
+        for message_id, item_id, task_id in outcome.links:
+            self.store.link_message(message_id, item_id, task_id)
+        self._enqueue(outcome.notices, source=msg.message_id, now=now)
+        folder = (self.config.quarantine_folder if outcome.disposition == "quarantine"
+                  else self.config.processed_folder)
+        log.info("event=inbound message_id=%s from=%s disposition=%s reason=%r",
+                 msg.message_id, msg.from_addr, outcome.disposition, outcome.reason)
+        return self._record(msg.message_id, folder, outcome.reason, now, dict(outcome.summary))
+
+    def _record(self, message_id: str, folder: str, reason: str, now: datetime,
+                summary: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        self.store.mark_processed(message_id, {"folder": folder, "reason": reason,
+                                               "at": now.isoformat()})
+        return folder, {"message_id": message_id, "folder": folder, "reason": reason, **summary}
+
+    def _decide(self, msg: Inbound, now: datetime, cctx: ClassifyContext,
+                wctx: workflow.WorkflowContext) -> workflow.Outcome:
+        decision = classify(msg, cctx)
+        if isinstance(decision, Ignore):
+            return workflow.Outcome("processed", f"ignored {decision.kind}: {decision.reason}")
+        if isinstance(decision, NewItem):
+            outcome = workflow.start_item(msg, decision, self.store.peek_item_id(), wctx, now)
+            if outcome.items:
+                self.store.next_item_id()
+            return outcome
+        if isinstance(decision, Reply):
+            item = self.store.get_item(decision.item_id)
+            return workflow.handle_reply(msg, decision, item, wctx, now)
+        if isinstance(decision, HelpRequest):
+            return workflow.help_reply(msg, decision.language, wctx)
+        assert isinstance(decision, Unrecognized)
+        return workflow.unrecognized_reply(msg, decision.language, decision.reason, wctx)
+
+    def _enqueue(self, notices: tuple[Notice, ...] | list[Notice], *, source: str,
+                 now: datetime) -> list[Outgoing]:
+        queued = []
+        for index, notice in enumerate(notices):
+            recipient = notice.to[0] if notice.to else ""
+            if notice.template in UNSOLICITED_TEMPLATES and not self._allow_reply(recipient, now):
+                log.warning("event=reply_rate_limited to=%s template=%s", recipient,
+                            notice.template)
+                continue
+            digest = hashlib.sha256(f"{source}|{index}|{notice.template}|{recipient}".encode())
+            message_id = f"maild.{digest.hexdigest()[:24]}@{self.config.domain}"
+            reply_address = None
+            if notice.reply_token:
+                local, _, domain = self.config.inbox_address.partition("@")
+                reply_address = f"{local}+{notice.reply_token}@{domain}"
+            out = self.renderer.render(notice, message_id=message_id, date=now,
+                                       reply_address=reply_address)
+            self.store.enqueue(out, now=now)
+            if notice.item_id:
+                self.store.link_message(message_id, notice.item_id, notice.task_id)
+            queued.append(out)
+        return queued
+
+    def _allow_reply(self, recipient: str, now: datetime) -> bool:
+        key = f"replies:{recipient}"
+        cutoff = now - timedelta(hours=1)
+        recent = [t for t in self.store.meta_get(key, []) if datetime.fromisoformat(t) > cutoff]
+        if len(recent) >= self.config.replies_per_sender_per_hour:
+            return False
+        self.store.meta_set(key, recent + [now.isoformat()])
+        return True
+
+    # -- sending ------------------------------------------------------------------------------
+    def drain(self) -> tuple[int, int]:
+        """Send what is due; tell initiators once about emails refused for good."""
+        sent = failed = 0
+        for _round in range(3):
+            now = self.clock()
+            report = self._loop.run_until_complete(self.outbox.drain(now))
+            sent += len(report.sent)
+            failed += len(report.failed)
+            notices = []
+            for out, code, error in report.failed:
+                log.warning("event=send_failed message_id=%s to=%s code=%s error=%r",
+                            out.message_id, ",".join(out.to), code, error)
+                item = self.store.get_item(out.item_id) if out.item_id else None
+                if item and out.kind != "delivery_failed":
+                    notices.append((out, workflow.delivery_failed(
+                        item, out.to, out.subject, code, error, self.workflow_context())))
+            for out, notice in notices:
+                self._enqueue([notice], source=out.message_id, now=now)
+            if not notices:
+                break
+            self.store.commit()
+        return sent, failed
+
+    def tick(self) -> None:
+        """Periodic work: retries that came due, housekeeping."""
+        now = self.clock()
+        self.store.prune_outbox(now)
+        self.store.commit()
+        self.drain()
+
+    # -- the loop -------------------------------------------------------------------------------
+    def run(self) -> None:
+        log.info("event=started inbox=%s data_dir=%s", self.config.inbox_address,
+                 self.config.data_dir)
+        self.drain()  # what a previous run committed but did not send
+        while not self.stop_event.is_set():
+            report = self.process_batch()
+            if report.fetched:
+                log.info("event=batch fetched=%d processed=%d quarantined=%d sent=%d failed=%d",
+                         report.fetched, report.processed, report.quarantined, report.sent,
+                         report.failed)
+                continue
+            self.scheduler.run_pending()
+            self.inbox.wait(self._wait_seconds(), self.stop_event.is_set)
+        log.info("event=stopped")
+
+    def _wait_seconds(self) -> float:
+        waits = [self.config.idle_renew_s]
+        idle = self.scheduler.idle_seconds
+        if idle is not None:
+            waits.append(max(0.0, idle))
+        due = self.store.outbox_next_due()
+        if due is not None:
+            waits.append(max(0.0, (due - self.clock()).total_seconds()))
+        return max(0.05, min(waits))

@@ -1,0 +1,435 @@
+"""Durable state for maild: items, intake idempotence, the threading map and the outbox, in one file.
+
+The only module that imports TinyDB. Everything lives in `DATA_DIR/live.json`, a valid TinyDB
+database (`{table: {doc_id: document}}`), guarded by an exclusive `flock` on `DATA_DIR/maild.lock`.
+
+Surprises:
+- Nothing reaches the disk until `commit()`. Writes only change memory; `commit()` writes the
+  whole file once (tmp file + fsync + `os.replace` + fsync of the directory), so a crash leaves
+  either the previous commit or the new one, never a mix. `close()` does NOT commit: uncommitted
+  changes are dropped, which is what a crash would do too. `rollback()` returns to the last commit.
+- TinyDB's `Table` write path copies the whole table on every write (measured here: 5 ms per upsert
+  at 10k documents, 14 s for 10k inserts) and its queries are full scans. So `Store` keeps TinyDB's
+  file layout and `Storage` interface but edits the storage's in-memory dict directly and keeps its
+  own key → doc_id indexes (built at open, maintained on every write). Do not use
+  `TinyDB.table(...)` writes on a `Store`'s database: its cached doc ids would go stale.
+- Documents are copied on the way in and out (a JSON round trip): callers may mutate what they get
+  without changing the store, and a value that JSON cannot hold fails at `put_*`, not at commit.
+- Datetimes are stored as ISO strings; pass aware datetimes consistently (naive and aware do not
+  compare).
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from tinydb import Storage, TinyDB
+
+from .model import Outgoing
+
+DB_FILE = "live.json"
+LOCK_FILE = "maild.lock"
+KEEP_SENT = timedelta(days=7)
+KEEP_FAILED = timedelta(days=30)
+
+Data = dict[str, dict[str, dict[str, Any]]]
+
+
+class LockError(Exception):
+    """Another process already runs on this data directory."""
+
+
+class CorruptDatabaseError(Exception):
+    """The database file exists but cannot be read; maild refuses to start empty over it."""
+
+
+def _copy(value: Any) -> Any:
+    """A deep, JSON-normalised copy (tuples become lists); raises TypeError for non-JSON values."""
+    return json.loads(json.dumps(value, ensure_ascii=False))
+
+
+def _dt(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+class AtomicJSONStorage(Storage):
+    """A TinyDB storage that holds the database in memory and writes it out atomically on `flush()`.
+
+    `read()` returns the live in-memory dict (not a copy); `write()` replaces it and marks the
+    storage dirty; only `flush()` touches the disk. With `path=None` it is a purely in-memory twin
+    whose `flush()` just keeps a snapshot for `reload()`.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        self.path = Path(path) if path is not None else None
+        self._tmp_prefix = f"{self.path.name}." if self.path is not None else ""
+        self.dirty = False
+        self._snapshot = "{}"  # last committed text, only kept for the in-memory twin
+        if self.path is not None:
+            self._remove_stale_tmp()
+        self._data: Data = self._load()
+
+    def _remove_stale_tmp(self) -> None:
+        assert self.path is not None
+        for tmp in self.path.parent.glob(f"{self._tmp_prefix}*.tmp"):
+            tmp.unlink(missing_ok=True)
+
+    def _load(self) -> Data:
+        if self.path is None:
+            return json.loads(self._snapshot)
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            return {}
+        where = f"maild database {self.path}"
+        hint = "restore it from a backup or move it aside; maild will not start empty over it"
+        if not raw.strip():
+            raise CorruptDatabaseError(f"{where} is empty ({len(raw)} bytes): {hint}")
+        try:
+            data = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise CorruptDatabaseError(f"{where} is not valid JSON ({exc}): {hint}") from exc
+        if not isinstance(data, dict) or not all(isinstance(t, dict) for t in data.values()):
+            raise CorruptDatabaseError(f"{where} is not a TinyDB database of tables: {hint}")
+        return data
+
+    def read(self) -> Data:
+        return self._data
+
+    def write(self, data: Data) -> None:
+        self._data = data
+        self.dirty = True
+
+    def reload(self) -> None:
+        """Drop everything since the last flush."""
+        self._data = self._load()
+        self.dirty = False
+
+    def flush(self) -> None:
+        """Write the data atomically: tmp file in the same dir, fsync, replace, fsync the dir."""
+        text = json.dumps(self._data, ensure_ascii=False, separators=(",", ":"))
+        if self.path is None:
+            self._snapshot = text
+        else:
+            tmp = self.path.with_name(f"{self._tmp_prefix}{os.getpid()}.tmp")
+            try:
+                with open(tmp, "wb") as fh:
+                    fh.write(text.encode("utf-8"))
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.replace(tmp, self.path)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
+            dir_fd = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        self.dirty = False
+
+    def close(self) -> None:
+        """Does not flush: uncommitted changes are dropped, as in a crash."""
+
+
+class _Table:
+    """One TinyDB table edited in place, with an in-memory index from a key field to doc_id."""
+
+    def __init__(self, storage: AtomicJSONStorage, name: str, key: str) -> None:
+        self._storage = storage
+        self.name = name
+        self.key = key
+        self.reindex()
+
+    def reindex(self) -> None:
+        docs = self._docs()
+        self.index: dict[str, str] = {doc[self.key]: doc_id for doc_id, doc in docs.items()}
+        self._next = max((int(d) for d in docs), default=0) + 1
+
+    def _docs(self) -> dict[str, dict[str, Any]]:
+        return self._storage.read().setdefault(self.name, {})
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        doc_id = self.index.get(key)
+        return self._docs()[doc_id] if doc_id is not None else None
+
+    def put(self, doc: dict[str, Any]) -> None:
+        """Upsert by key; `doc` must already be a private copy."""
+        key = doc[self.key]
+        doc_id = self.index.get(key)
+        if doc_id is None:
+            doc_id = str(self._next)
+            self._next += 1
+            self.index[key] = doc_id
+        self._docs()[doc_id] = doc
+        self._storage.dirty = True
+
+    def remove(self, key: str) -> None:
+        doc_id = self.index.pop(key, None)
+        if doc_id is not None:
+            del self._docs()[doc_id]
+            self._storage.dirty = True
+
+    def values(self) -> Iterator[dict[str, Any]]:
+        """Documents in insertion order (doc_id order for a freshly loaded file)."""
+        docs = self._docs()
+        return (docs[doc_id] for doc_id in self.index.values())
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    out: Outgoing
+    status: str  # "queued" | "sent" | "failed"
+    attempts: int
+    next_attempt_at: datetime | None
+    last_error: str
+    sent_at: datetime | None
+    code: int | None = None  # last SMTP reply code, when there was one
+
+
+def _entry(doc: dict[str, Any]) -> OutboxEntry:
+    out, when, sent = Outgoing.from_dict(doc["out"]), doc["next_attempt_at"], doc["sent_at"]
+    return OutboxEntry(
+        out, doc["status"], doc["attempts"], _dt(when), doc["last_error"], _dt(sent), doc["code"]
+    )
+
+
+class Store:
+    """maild's state. `Store(None)` is an in-memory twin for tests; otherwise one process per dir."""
+
+    def __init__(self, data_dir: Path | None) -> None:
+        self.data_dir = Path(data_dir) if data_dir is not None else None
+        self._lock_fd: int | None = None
+        path: Path | None = None
+        if self.data_dir is not None:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            self._lock_fd = self._take_lock(self.data_dir)
+            path = self.data_dir / DB_FILE
+        try:
+            self._db = TinyDB(path, storage=AtomicJSONStorage)
+        except BaseException:
+            self._release_lock()
+            raise
+        self._storage: AtomicJSONStorage = self._db.storage  # type: ignore[assignment]
+        self._items = _Table(self._storage, "items", "id")
+        self._processed = _Table(self._storage, "processed", "message_id")
+        self._messages = _Table(self._storage, "messages", "message_id")
+        self._outbox = _Table(self._storage, "outbox", "message_id")
+        self._meta = _Table(self._storage, "meta", "key")
+        self._tables = (self._items, self._processed, self._messages, self._outbox, self._meta)
+        self._build_due_index()
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _take_lock(data_dir: Path) -> int:
+        lock_path = data_dir / LOCK_FILE
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "unknown"
+            os.close(fd)
+            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise
+            raise LockError(
+                f"data directory {data_dir} is in use by another maild (pid {holder}, "
+                f"lock {lock_path}); stop that process first, or use another data directory"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        return fd
+
+    def _release_lock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing the only descriptor releases the flock
+            self._lock_fd = None
+
+    def close(self) -> None:
+        """Release the lock. Does not commit: uncommitted changes are dropped."""
+        self._db.close()
+        self._release_lock()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def commit(self) -> None:
+        """One atomic write of everything changed since the last commit; no-op when unchanged."""
+        if self._storage.dirty:
+            self._storage.flush()
+
+    def rollback(self) -> None:
+        """Forget everything since the last commit (reloads the committed state)."""
+        self._storage.reload()
+        for table in self._tables:
+            table.reindex()
+        self._build_due_index()
+
+    @property
+    def dirty(self) -> bool:
+        return self._storage.dirty
+
+    # -- items -----------------------------------------------------------------------------------
+
+    def peek_item_id(self) -> str:
+        """The id `next_item_id` will return, without taking it (a rejected form takes none)."""
+        return f"MD-{int(self.meta_get('item_seq', 0)) + 1:04d}"
+
+    def next_item_id(self) -> str:
+        """Return "MD-0001", "MD-0002", ...; the counter is part of the next commit."""
+        seq = int(self.meta_get("item_seq", 0)) + 1
+        self.meta_set("item_seq", seq)
+        return f"MD-{seq:04d}"
+
+    def get_item(self, item_id: str) -> dict[str, Any] | None:
+        doc = self._items.get(item_id)
+        return _copy(doc) if doc is not None else None
+
+    def put_item(self, item: dict[str, Any]) -> None:
+        self._items.put(_copy(item))
+
+    def open_items(self) -> list[dict[str, Any]]:
+        """Items in the live table whose `state` is not "closed" (closed ones await archiving)."""
+        return _copy([doc for doc in self._items.values() if doc.get("state") != "closed"])
+
+    def remove_item(self, item_id: str) -> None:
+        self._items.remove(item_id)
+
+    # -- intake idempotence ---------------------------------------------------------------------
+
+    def processed(self, message_id: str) -> dict[str, Any] | None:
+        doc = self._processed.get(message_id)
+        return _copy(doc["outcome"]) if doc is not None else None
+
+    def mark_processed(self, message_id: str, outcome: dict[str, Any]) -> None:
+        self._processed.put({"message_id": message_id, "outcome": _copy(outcome)})
+
+    # -- threading map ----------------------------------------------------------------------------
+
+    def link_message(self, message_id: str, item_id: str, task_id: str | None) -> None:
+        self._messages.put({"message_id": message_id, "item_id": item_id, "task_id": task_id})
+
+    def lookup_message(self, message_id: str) -> tuple[str, str | None] | None:
+        doc = self._messages.get(message_id)
+        return (doc["item_id"], doc["task_id"]) if doc is not None else None
+
+    # -- outbox -----------------------------------------------------------------------------------
+
+    def _build_due_index(self) -> None:
+        # queued message_id -> (next_attempt_at, enqueue sequence): finds due mail without parsing
+        # every entry. The table's insertion order is the enqueue order.
+        self._due: dict[str, tuple[datetime, int]] = {}
+        for seq, doc in enumerate(self._outbox.values()):
+            if doc["status"] == "queued":
+                self._due[doc["message_id"]] = (datetime.fromisoformat(doc["next_attempt_at"]), seq)
+        self._due_seq = len(self._outbox)
+
+    def enqueue(self, out: Outgoing, *, now: datetime) -> None:
+        """Queue an email; a second enqueue of the same Message-ID (in any status) is a no-op.
+
+        Sent entries are pruned after `KEEP_SENT`; re-enqueueing after that would send again.
+        """
+        if self._outbox.get(out.message_id) is not None:
+            return
+        when = now.isoformat()
+        doc = {"message_id": out.message_id, "out": _copy(out.to_dict()), "status": "queued"}
+        doc.update(attempts=0, queued_at=when, next_attempt_at=when, last_error="", code=None)
+        self._outbox.put({**doc, "sent_at": None})
+        self._due[out.message_id] = (now, self._due_seq)
+        self._due_seq += 1
+
+    def outbox_due(self, now: datetime, limit: int = 500) -> list[OutboxEntry]:
+        """Queued entries whose time has come, oldest due first (then in enqueue order)."""
+        due = sorted((when, seq, mid) for mid, (when, seq) in self._due.items() if when <= now)
+        return [_entry(self._outbox.get(mid)) for _, _, mid in due[:limit]]  # type: ignore[arg-type]
+
+    def outbox_next_due(self) -> datetime | None:
+        return min((when for when, _ in self._due.values()), default=None)
+
+    def _set_outbox(
+        self, message_id: str, status: str, attempts: int | None, **changes: Any
+    ) -> None:
+        """Change an entry; `attempts=None` counts one more attempt."""
+        doc = self._outbox.get(message_id)
+        if doc is None:
+            raise KeyError(f"no outbox entry {message_id!r}")
+        attempts = doc["attempts"] + 1 if attempts is None else attempts
+        doc.update(status=status, attempts=attempts, **changes)
+        self._storage.dirty = True
+        if status == "queued":
+            seq = self._due[message_id][1] if message_id in self._due else self._due_seq
+            self._due[message_id] = (datetime.fromisoformat(doc["next_attempt_at"]), seq)
+        else:
+            doc["next_attempt_at"] = None
+            self._due.pop(message_id, None)
+
+    def outbox_mark_sent(self, message_id: str, now: datetime) -> None:
+        self._set_outbox(message_id, "sent", None, sent_at=now.isoformat(), code=250)
+
+    def outbox_mark_retry(
+        self, message_id: str, *, attempts: int, next_attempt_at: datetime, error: str,
+        code: int | None = None,
+    ) -> None:  # fmt: skip
+        when = next_attempt_at.isoformat()
+        self._set_outbox(
+            message_id, "queued", attempts, next_attempt_at=when, last_error=error, code=code
+        )
+
+    def outbox_mark_failed(
+        self, message_id: str, *, now: datetime, code: int | None, error: str,
+        attempts: int | None = None,
+    ) -> None:  # fmt: skip
+        """`attempts` defaults to one more than recorded."""
+        changes = {"failed_at": now.isoformat(), "last_error": error, "code": code}
+        self._set_outbox(message_id, "failed", attempts, **changes)
+
+    def outbox_note(self, message_id: str, error: str) -> None:
+        """Record a remark (e.g. recipients refused in a partial delivery); nothing else changes."""
+        doc = self._outbox.get(message_id)
+        if doc is not None:
+            doc["last_error"] = error
+            self._storage.dirty = True
+
+    def outbox_entries(self, status: str | None = None) -> list[OutboxEntry]:
+        return [_entry(d) for d in self._outbox.values() if status is None or d["status"] == status]
+
+    def prune_outbox(
+        self, now: datetime, *, keep_sent: timedelta = KEEP_SENT, keep_failed: timedelta = KEEP_FAILED
+    ) -> int:  # fmt: skip
+        """Drop sent entries older than `keep_sent`, failed ones older than `keep_failed`."""
+        limits = {"sent": ("sent_at", now - keep_sent), "failed": ("failed_at", now - keep_failed)}
+        old = []
+        for doc in self._outbox.values():
+            field, limit = limits.get(doc["status"], ("", None))
+            if limit is not None and datetime.fromisoformat(doc[field]) < limit:
+                old.append(doc["message_id"])
+        for message_id in old:
+            self._outbox.remove(message_id)
+        return len(old)
+
+    # -- meta -------------------------------------------------------------------------------------
+
+    def meta_get(self, key: str, default: Any = None) -> Any:
+        doc = self._meta.get(key)
+        return _copy(doc["value"]) if doc is not None else default
+
+    def meta_set(self, key: str, value: Any) -> None:
+        self._meta.put({"key": key, "value": _copy(value)})
+
+    def counts(self) -> dict[str, int]:
+        """Documents per table (for `maild status`)."""
+        return {table.name: len(table) for table in self._tables}

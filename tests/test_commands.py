@@ -1,0 +1,49 @@
+"""commands.py: the command in the new text of a reply, both languages, full-width tolerant."""
+
+from __future__ import annotations
+
+import pytest
+
+from maild.commands import read_command
+
+CASES = [
+    ("确认", "confirm", {}),
+    ("收到", "confirm", {}),
+    ("好的，按时交付", "confirm", {"note": "按时交付"}),
+    ("Confirm", "confirm", {}),
+    ("OK, will deliver by Friday.", "confirm", {}),
+    ("拒绝：本周人手不足，建议转给销售部", "decline", {"reason": "本周人手不足，建议转给销售部"}),
+    ("无法承担: 与Q3预算冲突", "decline", {"reason": "与Q3预算冲突"}),
+    ("decline: on leave until September", "decline", {"reason": "on leave until September"}),
+    ("进度 50%", "progress", {"percent": 50}),
+    ("进度：５０％ 素材已完成一半", "progress", {"percent": 50, "note": "素材已完成一半"}),
+    ("progress 75%", "progress", {"percent": 75}),
+    ("完成", "done", {}),
+    ("Done: report attached", "done", {"note": "report attached"}),
+    ("状态：进行中", "status", {"state": "in_progress"}),
+    ("帮助", "help", {}),
+    ("转派 T-2 给 zhao.lei@corp.example", "reassign", {"task": "T-2", "owner": "zhao.lei@corp.example"}),
+    ("延期至 8月20日，原因：设计部人手不足", "delay", {"date": "8月20日", "reason": "设计部人手不足"}),
+]
+
+
+@pytest.mark.parametrize("text, name, args", CASES, ids=[c[0][:24] for c in CASES])
+def test_reads_command(text, name, args):
+    command = read_command(text)
+    assert command is not None and command.name == name
+    for key, value in args.items():
+        assert command.args[key] == value
+
+
+def test_blocker_fields():
+    command = read_command("问题：推广素材制作延迟\n现状：完成30%\n原因：设计部人手不足\n需支持资源：协调1名设计师")
+    assert command is not None and command.name == "blocker"
+    assert command.args == {"situation": "完成30%", "cause": "设计部人手不足",
+                            "support": "协调1名设计师"}
+
+
+@pytest.mark.parametrize("text", ["", "   ", "谢谢", "好的，但我这周做不了", "进度 150%",
+                                  "Let me think about it"],
+                         ids=["empty", "blank", "thanks", "yes-but-no", "over-100", "vague"])
+def test_ambiguous_or_empty_gives_none(text):
+    assert read_command(text) is None

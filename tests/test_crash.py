@@ -1,0 +1,151 @@
+"""The daemon killed with SIGKILL between commit and IMAP move, and between commit and sending.
+
+The daemon runs as a real process (`python -m maild run`) against the embedded mail system of
+the test process, and kills itself at a named point (MAILD_CRASH_AT). After a restart, every
+email must have had its effect exactly once: nothing lost, nothing sent twice.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conversation import Conversation, FakeClock, make_config
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "tests" / "data"
+OWNERS = ("wang.zhe@corp.example", "zhao.lei@corp.example", "chen.jing@corp.example")
+INITIATOR = "li.na@corp.example"
+
+
+def _daemon_config(tmp_path: Path, mail_system) -> Path:
+    path = tmp_path / "daemon.toml"
+    path.write_text(f"""
+[maild]
+data_dir = "{tmp_path / 'var'}"
+secret_file = "{tmp_path / 'var' / 'secret.key'}"
+[mail]
+embedded = false
+inbox_address = "collab@corp.example"
+idle_renew_s = 30
+[imap]
+host = "{mail_system.host}"
+port = {mail_system.imap_port}
+security = "plain"
+username = "collab@corp.example"
+password_env = "TEST_IMAP_PASSWORD"
+[smtp]
+host = "{mail_system.host}"
+port = {mail_system.smtp_port}
+security = "plain"
+username = ""
+[security]
+allowed_domains = ["corp.example"]
+[rules]
+dir = "{ROOT / 'rules'}"
+[templates]
+dir = "{ROOT / 'templates'}"
+""", encoding="utf-8")
+    return path
+
+
+def _start(config: Path, crash_at: str = "") -> subprocess.Popen:
+    env = {**os.environ, "TEST_IMAP_PASSWORD": "collab-demo", "MAILD_SECRET": "crash-test",
+           "MAILD_CRASH_AT": crash_at, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen([sys.executable, "-m", "maild", "-c", str(config), "run"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def _wait_until(condition, timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError("condition not met in time")
+
+
+def _stop(proc: subprocess.Popen) -> str:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        out, _ = proc.communicate(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+    return out.decode("utf-8", "replace")
+
+
+@pytest.fixture
+def reader(mail_system, tmp_path):
+    """A Conversation used only to send and read mail (its own service is never run)."""
+    clock = FakeClock(__import__("datetime").datetime.now(__import__("zoneinfo").ZoneInfo("Asia/Shanghai")))
+    convo = Conversation(mail_system, make_config(mail_system, tmp_path / "reader-var"), clock)
+    yield convo
+    convo.close()
+
+
+def _counts(reader: Conversation) -> dict[str, int]:
+    return {a: len(reader.folder(a)) for a in (INITIATOR, *OWNERS)}
+
+
+@pytest.mark.parametrize("crash_at", ["after_commit", "before_move"],
+                         ids=["commit-then-kill-before-send", "sent-then-kill-before-move"])
+def test_kill_and_restart_loses_nothing_and_repeats_nothing(mail_system, tmp_path, reader,
+                                                            crash_at):
+    config = _daemon_config(tmp_path, mail_system)
+    reader.send_raw(INITIATOR, ["collab@corp.example"], (DATA / "new_project_zh.eml").read_bytes())
+
+    crashed = _start(config, crash_at)
+    assert crashed.wait(timeout=30) == -signal.SIGKILL, _stop(crashed)
+    # Killed before the IMAP move: the email is still in INBOX.
+    assert len(reader.folder("collab@corp.example")) == 1
+    before = _counts(reader)
+    if crash_at == "after_commit":
+        assert before == {a: 0 for a in before}  # committed, nothing sent yet
+    else:
+        assert before == {a: 1 for a in before}  # sent, not yet moved
+
+    daemon = _start(config)
+    try:
+        _wait_until(lambda: _counts(reader) == {a: 1 for a in (INITIATOR, *OWNERS)}
+                    and not reader.folder("collab@corp.example"))
+        time.sleep(1.0)  # room for a duplicate to show up, if the daemon were to send one
+    finally:
+        log = _stop(daemon)
+    assert daemon.returncode == 0, log
+    assert _counts(reader) == {a: 1 for a in (INITIATOR, *OWNERS)}, log
+    assert len(reader.folder("collab@corp.example", "Processed")) == 1
+
+    # An owner's confirmation survives the same kind of crash exactly once as well.
+    request = reader.folder("wang.zhe@corp.example")[0]
+    reader.reply("wang.zhe@corp.example", request, "确认")
+    crashed = _start(config, crash_at)
+    assert crashed.wait(timeout=30) == -signal.SIGKILL, _stop(crashed)
+    daemon = _start(config)
+    try:
+        _wait_until(lambda: len(reader.folder(INITIATOR)) == 2
+                    and not reader.folder("collab@corp.example"))
+        time.sleep(1.0)
+    finally:
+        log = _stop(daemon)
+    assert len(reader.folder(INITIATOR)) == 2, log
+    assert len(reader.folder("wang.zhe@corp.example")) == 2, log  # request + acknowledgement
+
+    from maild.store import Store
+    store = Store(tmp_path / "var")
+    try:
+        item = store.get_item("MD-0001")
+        assert item["tasks"][0]["state"] == "not_started"
+        assert [a["action"] for a in item["audit"]] == ["created", "confirm"]
+        assert {e.status for e in store.outbox_entries()} == {"sent"}
+        assert len(store.outbox_entries()) == 6
+    finally:
+        store.close()

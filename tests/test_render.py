@@ -1,0 +1,638 @@
+"""Rendering: every template in both languages, MIME output, mailto links, escaping, injection."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import re
+import shutil
+from datetime import UTC, datetime
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import pytest
+
+from maild.model import Notice, Outgoing
+from maild.render import Renderer, format_deadline, mailto, to_mime
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+INBOX = "collab@corp.example"
+REPLY = "collab+c3f9a1b2.MD-0012@corp.example"
+FROM_NAME = "maild 协作助手"
+SENT = datetime(2026, 8, 2, 1, 30, tzinfo=UTC)  # 09:30 in Shanghai
+SCRIPT = "<script>alert(1)</script>"
+JINJA = "{{ 7*7 }}"
+LANGS = ("zh", "en")
+STATES = {
+    "awaiting_confirmation": ("待确认", "Awaiting confirmation"),
+    "not_started": ("未开始", "Not started"),
+    "in_progress": ("进行中", "In progress"),
+    "done": ("已完成", "Done"),
+    "delayed": ("延期", "Delayed"),
+    "declined": ("已拒绝", "Declined"),
+    "blocked": ("受阻", "Blocked"),
+}
+
+
+def make_item(states: tuple[str, ...] = ("in_progress", "awaiting_confirmation", "done")) -> dict:
+    people = [
+        ("wang.zhe@corp.example", "王喆", "产品部"),
+        ("ouyang.mingyue@corp.example", "欧阳明月·阿依古丽·买买提", "华东区大客户销售与渠道拓展部"),
+        ("zhao.lei@corp.example", "", ""),
+        ("chen.jing@corp.example", "陈静", "客服部"),
+    ]
+    tasks = []
+    for n, state in enumerate(states, start=1):
+        address, name, dept = people[(n - 1) % len(people)]
+        tasks.append(
+            {
+                "id": f"T-{n}",
+                "name": f"新品核心卖点提炼与用户场景图设计（第{n}轮） {SCRIPT}",
+                "owner": address,
+                "owner_name": name,
+                "owner_department": dept,
+                "deadline": f"2026-08-{9 + n:02d}T18:00:00+08:00",
+                "deliverable": "500字以内卖点说明+用户场景图",
+                "state": state,
+                "progress": 50 if state == "in_progress" else 0,
+                "confirmed_at": "2026-08-01T10:15:00+08:00"
+                if state != "awaiting_confirmation"
+                else None,
+                "note": "需结合用户调研数据",
+            }
+        )
+    return {
+        "id": "MD-0012",
+        "kind": "project",
+        "title": f"Q3新品推广项目 {SCRIPT} {JINJA}",
+        "initiator": "li.na@corp.example",
+        "initiator_name": "李娜",
+        "initiator_department": "市场部",
+        "participants": ["产品部总监", {"name": "销售部主管", "address": "x@corp.example"}],
+        "goal": f"新品3个月内用户增长50%\n第二行目标 {JINJA}",
+        "scope": "市场部、产品部、销售部、客服部",
+        "created_at": "2026-08-01T09:00:00+08:00",
+        "tasks": tasks,
+    }
+
+
+def context_for(kind: str) -> dict[str, Any]:
+    item = make_item()
+    task = item["tasks"][1]
+    owner = {"name": task["owner_name"], "address": task["owner"]}
+    initiator = {"name": "李娜", "address": "li.na@corp.example"}
+    contexts: dict[str, dict[str, Any]] = {
+        "receipt": {"item": item, "warnings": [f"T-1 截止日期没有预留缓冲期 {SCRIPT}"]},
+        "confirm_request": {"item": item, "task": task},
+        "confirmed": {"item": item, "task": item["tasks"][0], "actor": owner},
+        "declined": {
+            "item": item,
+            "task": task,
+            "actor": owner,
+            "reason": f"本周出差 {SCRIPT} {JINJA}\n建议由李娜负责",
+        },
+        "command_ack": {
+            "item": item,
+            "task": item["tasks"][0],
+            "actor": {"name": "王喆", "address": "wang.zhe@corp.example"},
+            "command": {"name": "progress", "percent": 75, "note": f"素材已完成 {SCRIPT}"},
+        },
+        "validation_error": {
+            "errors": [
+                {"field": "title", "code": "missing", "value": "", "task": None},
+                {"field": "deadline", "code": "date_past", "value": "7月1日", "task": 2},
+                {"field": "owner", "code": "owner_unknown", "value": f"张三 {SCRIPT}", "task": 1},
+            ],
+            "field_labels": {"title": "项目名称", "deadline": "截止日期", "owner": "负责人"},
+            "accepted_dates": ["8月10日", "8月10日前", "下周五", "2026-08-10", "Aug 10"],
+            "refilled_form": f"项目名称：\n目标：{JINJA}\n任务：卖点 | 张三 {SCRIPT} | 7月1日 | 说明",
+            "original_subject": "[项目] Q3新品推广",
+        },
+        "templates": {
+            "forms": [
+                {
+                    "name": "跨部门项目",
+                    "subject": "[项目] ",
+                    "text": f"项目名称：\n目标：\n任务：{JINJA}",
+                },
+                {"name": "紧急事务", "text": f"事务类型：□客诉□系统故障 {SCRIPT}"},
+            ]
+        },
+        "delivery_failed": {
+            "item": item,
+            "task": task,
+            "recipient": "ouyang.mingyue@corp.example",
+            "code": 550,
+            "server_message": f"5.1.1 User unknown {SCRIPT}",
+            "failed_subject": "[MD-0012] 请确认任务",
+        },
+        "refused": {
+            "item": item,
+            "action": "转派 T-2",
+            "reason": f"只有发起人可以转派 {SCRIPT} {JINJA}",
+            "allowed": ["李娜 <li.na@corp.example>", "admin@corp.example"],
+            "actor": initiator,
+        },
+        "not_understood": {"item": item, "excerpt": f"这个怎么弄？{SCRIPT} {JINJA}"},
+    }
+    return contexts[kind]
+
+
+KINDS = (
+    "receipt",
+    "confirm_request",
+    "confirmed",
+    "declined",
+    "command_ack",
+    "validation_error",
+    "templates",
+    "delivery_failed",
+    "refused",
+    "not_understood",
+)
+NO_ITEM = {"validation_error", "templates"}
+CASES = [(kind, lang) for kind in KINDS for lang in LANGS]
+CASE_IDS = [f"{kind}-{lang}" for kind, lang in CASES]
+
+
+@pytest.fixture(scope="module")
+def renderer() -> Renderer:
+    return Renderer(TEMPLATES, timezone="Asia/Shanghai", inbox_address=INBOX, from_name=FROM_NAME)
+
+
+def notice(kind: str, lang: str, context: dict[str, Any] | None = None) -> Notice:
+    ctx = context_for(kind) if context is None else context
+    return Notice(
+        template=kind,
+        to=("wang.zhe@corp.example",),
+        cc=("li.na@corp.example",),
+        language=lang,
+        context=ctx,
+        item_id=None if kind in NO_ITEM else "MD-0012",
+        in_reply_to="orig-1@mail.corp.example",
+        references=("root@mail.corp.example", "orig-1@mail.corp.example"),
+    )
+
+
+def render(renderer: Renderer, kind: str, lang: str, **kw: Any) -> Outgoing:
+    reply = None if kind in NO_ITEM else REPLY
+    return renderer.render(
+        notice(kind, lang, **kw), message_id="out-1@corp.example", date=SENT, reply_address=reply
+    )
+
+
+class Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.hrefs: list[str] = []
+        self.tags: set[str] = set()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.add(tag)
+        self.hrefs += [v or "" for k, v in attrs if k == "href"]
+
+
+def parse_html(html: str) -> Links:
+    parser = Links()
+    parser.feed(html)
+    return parser
+
+
+@pytest.mark.parametrize(("kind", "lang"), CASES, ids=CASE_IDS)
+def test_every_template_renders_escaped_and_complete(
+    renderer: Renderer, kind: str, lang: str
+) -> None:
+    out = render(renderer, kind, lang)
+    assert out.kind == kind and out.language == lang
+    assert "\n" not in out.subject and "\r" not in out.subject
+    # hostile text is shown, escaped in HTML, and never evaluated as a template
+    assert SCRIPT not in out.html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in out.html
+    assert SCRIPT in out.text
+    assert JINJA in out.text + out.subject and JINJA in out.html
+    # footer names the inbox in both parts
+    assert INBOX in out.text and INBOX in out.html
+    # HTML is self-contained and fluid
+    links = parse_html(out.html)
+    assert not links.tags & {"script", "style", "img", "link", "iframe", "form"}
+    assert "max-width:640px" in out.html and "width:100%" in out.html
+    assert "Microsoft YaHei" in out.html and "PingFang SC" in out.html
+    assert f'<html lang="{"zh-CN" if lang == "zh" else "en"}">' in out.html
+    if kind in NO_ITEM:
+        assert out.item_id is None and not out.subject.startswith("[")
+    else:
+        assert out.subject.startswith("[MD-0012] ") and out.item_id == "MD-0012"
+        for task in make_item()["tasks"]:  # the one-glance status table, in both parts
+            assert task["id"] in out.text and task["id"] in out.html
+        assert ("状态一览" if lang == "zh" else "Status at a glance") in out.text
+
+
+@pytest.mark.parametrize(("kind", "lang"), CASES, ids=CASE_IDS)
+def test_to_mime_reparses_as_multipart_alternative(
+    renderer: Renderer, kind: str, lang: str
+) -> None:
+    out = render(renderer, kind, lang)
+    raw = to_mime(out, from_address=INBOX, from_name=FROM_NAME)
+    raw.decode("ascii")  # 7-bit clean: no 8BITMIME needed
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    assert msg.get_content_type() == "multipart/alternative"
+    plain, html = msg.get_body(("plain",)), msg.get_body(("html",))
+    assert plain is not None and html is not None
+    assert plain.get_content().replace("\r\n", "\n") == out.text
+    assert html.get_content().replace("\r\n", "\n") == out.html
+    for part in (plain, html):
+        assert part.get_content_charset() == "utf-8"
+        assert part["Content-Transfer-Encoding"] in ("quoted-printable", "base64")
+    assert msg["Subject"] == out.subject
+    assert msg["From"].addresses[0].display_name == FROM_NAME
+    assert msg["From"].addresses[0].addr_spec == INBOX
+    assert msg["To"] == "wang.zhe@corp.example" and msg["Cc"] == "li.na@corp.example"
+    assert msg["Message-ID"] == "<out-1@corp.example>"
+    assert msg["In-Reply-To"] == "<orig-1@mail.corp.example>"
+    assert msg["References"] == "<root@mail.corp.example> <orig-1@mail.corp.example>"
+    assert msg["Date"] == "Sun, 02 Aug 2026 09:30:00 +0800"
+    assert msg["Auto-Submitted"] == "auto-generated"
+    assert msg["X-Auto-Response-Suppress"] == "All"
+    assert msg["X-Maild-Kind"] == kind
+    assert msg["MIME-Version"] == "1.0" and len(msg.get_all("MIME-Version")) == 1
+    assert "Precedence" not in msg
+    if kind in NO_ITEM:
+        assert "X-Maild-Item" not in msg and "Reply-To" not in msg
+    else:
+        assert msg["X-Maild-Item"] == "MD-0012" and msg["Reply-To"] == REPLY
+
+
+def test_to_mime_is_byte_identical_on_resend(renderer: Renderer) -> None:
+    out = render(renderer, "receipt", "zh")
+    again = Outgoing.from_dict(out.to_dict())
+    assert to_mime(out, from_address=INBOX, from_name=FROM_NAME) == to_mime(
+        again, from_address=INBOX, from_name=FROM_NAME
+    )
+
+
+def test_chinese_subject_is_rfc2047_encoded_and_decodes(renderer: Renderer) -> None:
+    out = render(renderer, "confirm_request", "zh")
+    raw = to_mime(out, from_address=INBOX, from_name=FROM_NAME)
+    header_block = raw.split(b"\r\n\r\n", 1)[0]
+    assert b"=?utf-8?" in header_block
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    assert msg["Subject"] == out.subject and "请确认任务 T-2" in msg["Subject"]
+
+
+@pytest.mark.parametrize("lang", LANGS, ids=LANGS)
+def test_subject_injection_adds_no_header(renderer: Renderer, lang: str) -> None:
+    ctx = context_for("receipt")
+    ctx["item"]["title"] = "Q3 推广\r\nBcc: victim@x\r\n\r\nbody"
+    out = renderer.render(
+        notice("receipt", lang, ctx), message_id="inj@corp.example", date=SENT, reply_address=REPLY
+    )
+    assert "\r" not in out.subject and "\n" not in out.subject
+    raw = to_mime(out, from_address=INBOX, from_name=FROM_NAME)
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    assert "Bcc" not in msg
+    assert [k for k in msg.keys() if k.lower() == "bcc"] == []
+    assert "Bcc: victim@x" in msg["Subject"]  # kept as harmless subject text
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"subject": "a\r\nBcc: victim@x"},
+        {"subject": "a\nb"},
+        {"to": ("a@x\r\nBcc: v@x",)},
+        {"reply_to": "r@x\nBcc: v@x"},
+        {"in_reply_to": "a@x\r\nX: y"},
+        {"item_id": "MD-1\rX: y"},
+        {"kind": "receipt\nX: y"},
+        {"date": "Sun, 02 Aug 2026 09:30:00 +0800\r\nBcc: v@x"},
+        {"message_id": "a@x> <b@x"},
+        {"to": ()},
+    ],
+    ids=[
+        "subject-crlf",
+        "subject-lf",
+        "to",
+        "reply-to",
+        "in-reply-to",
+        "item",
+        "kind",
+        "date",
+        "message-id",
+        "no-recipient",
+    ],
+)
+def test_to_mime_rejects_unsafe_headers(change: dict[str, Any]) -> None:
+    base = Outgoing(
+        message_id="m@x",
+        to=("a@corp.example",),
+        subject="s",
+        text="t\n",
+        html="<p>t</p>\n",
+        date="Sun, 02 Aug 2026 09:30:00 +0800",
+    )
+    out = Outgoing.from_dict({**base.to_dict(), **change})
+    with pytest.raises(ValueError):
+        to_mime(out, from_address=INBOX, from_name=FROM_NAME)
+
+
+def test_to_mime_rejects_newline_in_from_name() -> None:
+    out = Outgoing(
+        message_id="m@x",
+        to=("a@corp.example",),
+        subject="s",
+        text="t\n",
+        html="<p>t</p>\n",
+        date="Sun, 02 Aug 2026 09:30:00 +0800",
+    )
+    with pytest.raises(ValueError):
+        to_mime(out, from_address=INBOX, from_name="maild\r\nBcc: v@x")
+
+
+def test_to_mime_skips_stand_in_message_ids() -> None:
+    out = Outgoing(
+        message_id="m@x",
+        to=("a@corp.example",),
+        subject="s",
+        text="t\n",
+        html="<p>t</p>\n",
+        date="Sun, 02 Aug 2026 09:30:00 +0800",
+        in_reply_to="sha256:abc",
+        references=("sha256:abc", "real@x"),
+    )
+    msg = email.message_from_bytes(
+        to_mime(out, from_address=INBOX, from_name="m"), policy=email.policy.default
+    )
+    assert "In-Reply-To" not in msg and msg["References"] == "<real@x>"
+
+
+MAILTO_URL = re.compile(r"mailto:[A-Za-z0-9._~!$'()*+;:@%-]+(\?[A-Za-z0-9._~%=&-]*)?\Z")
+
+
+@pytest.mark.parametrize(("kind", "lang"), CASES, ids=CASE_IDS)
+def test_mailto_links_are_valid_prefilled_replies(renderer: Renderer, kind: str, lang: str) -> None:
+    out = render(renderer, kind, lang)
+    hrefs = [h for h in parse_html(out.html).hrefs if h.lower().startswith("mailto:")]
+    assert hrefs, "every email offers at least one pre-filled reply"
+    for href in hrefs:
+        assert MAILTO_URL.match(href), href
+        url = urlsplit(href)
+        query = parse_qs(url.query, keep_blank_values=True, strict_parsing=True)
+        assert query["body"][0].strip()
+        if kind in NO_ITEM:  # new items go to the inbox, not into a thread
+            assert unquote(url.path) == INBOX
+        else:
+            assert unquote(url.path) == REPLY
+            assert query["subject"] == [f"Re: {out.subject}"]
+
+
+@pytest.mark.parametrize(
+    ("lang", "bodies"), [("zh", ["确认", "拒绝: "]), ("en", ["confirm", "decline: "])], ids=LANGS
+)
+def test_confirm_request_offers_confirm_and_decline(
+    renderer: Renderer, lang: str, bodies: list[str]
+) -> None:
+    out = render(renderer, "confirm_request", lang)
+    hrefs = [h for h in parse_html(out.html).hrefs if h.startswith("mailto:")]
+    assert [parse_qs(urlsplit(h).query)["body"][0] for h in hrefs] == bodies
+    assert ("确认" if lang == "zh" else "confirm") in out.text
+    assert ("拒绝: 原因" if lang == "zh" else "decline: reason") in out.text
+
+
+@pytest.mark.parametrize("lang", LANGS, ids=LANGS)
+def test_declined_gives_the_exact_reassign_reply(renderer: Renderer, lang: str) -> None:
+    out = render(renderer, "declined", lang)
+    line = (
+        "转派 T-2 给 someone@corp.example"
+        if lang == "zh"
+        else "reassign T-2 to someone@corp.example"
+    )
+    assert line in out.text and line in out.html
+    assert "本周出差" in out.text and "建议由李娜负责" in out.html
+
+
+def test_validation_error_names_each_problem_and_refills_the_form(renderer: Renderer) -> None:
+    out = render(renderer, "validation_error", "zh")
+    assert "缺少「项目名称」" in out.text
+    assert "第 2 个任务：「截止日期」的日期“7月1日”已经过去" in out.text
+    assert "第 1 个任务：负责人“张三 <script>" in out.text
+    assert "下周五" in out.text
+    assert "<pre" in out.html and "项目名称：\n目标：{{ 7*7 }}" in out.html
+    href = next(h for h in parse_html(out.html).hrefs if h.startswith("mailto:"))
+    query = parse_qs(urlsplit(href).query)
+    assert query["subject"] == ["[项目] Q3新品推广"]
+    assert (
+        query["body"][0].replace("\r\n", "\n") == context_for("validation_error")["refilled_form"]
+    )
+
+
+CODES = [
+    "missing",
+    "date_unparseable",
+    "date_past",
+    "owner_unknown",
+    "owner_many",
+    "owner_missing",
+    "task_malformed",
+    "no_tasks",
+    "unknown_kind",
+    "something_new",
+]
+
+
+def error_message(renderer: Renderer, code: str, lang: str) -> str:
+    ctx = {
+        "errors": [{"field": "deadline", "code": code, "value": "明天下班前", "task": None}],
+        "field_labels": {"deadline": "截止日期"},
+    }
+    out = renderer.render(
+        notice("validation_error", lang, ctx), message_id="e@x", date=SENT, reply_address=None
+    )
+    return out.text.split("1. ", 1)[1].split("\n", 1)[0]
+
+
+@pytest.mark.parametrize("lang", LANGS, ids=LANGS)
+@pytest.mark.parametrize("code", CODES, ids=CODES)
+def test_every_error_code_has_its_own_message(renderer: Renderer, code: str, lang: str) -> None:
+    message = error_message(renderer, code, lang)
+    fallback = error_message(renderer, "something_new", lang)
+    assert (message == fallback) == (code == "something_new")
+    assert "error." not in message and "{" not in message
+    if code in (
+        "date_unparseable",
+        "date_past",
+        "owner_unknown",
+        "owner_many",
+        "task_malformed",
+        "something_new",
+    ):
+        assert "明天下班前" in message
+
+
+@pytest.mark.parametrize("lang", LANGS, ids=LANGS)
+def test_state_labels_appear_as_text_and_colour_in_both_parts(
+    renderer: Renderer, lang: str
+) -> None:
+    item = make_item(tuple(STATES))
+    out = renderer.render(
+        notice("receipt", lang, {"item": item}), message_id="s@x", date=SENT, reply_address=REPLY
+    )
+    for zh, en in STATES.values():
+        label = zh if lang == "zh" else en
+        assert f"[{label}" in out.text
+        assert re.search(
+            r"background-color:#[0-9a-f]{6};color:#[0-9a-f]{6};[^>]*>&#9679; " + re.escape(label),
+            out.html,
+        )
+
+
+@pytest.mark.parametrize(
+    ("value", "lang", "expected"),
+    [
+        ("2026-08-10T18:00:00+08:00", "zh", "8月10日 周一 18:00"),
+        ("2026-08-10T18:00:00+08:00", "en", "Mon Aug 10, 18:00"),
+        ("2026-08-10T10:00:00+00:00", "zh", "8月10日 周一 18:00"),
+        ("2026-08-10T18:00:00", "en", "Mon Aug 10, 18:00"),
+        ("2026-08-10", "zh", "8月10日 周一"),
+        ("2027-01-05T09:00:00+08:00", "zh", "2027年1月5日 周二 09:00"),
+        ("2027-01-05T09:00:00+08:00", "en", "Tue Jan 5 2027, 09:00"),
+        (None, "zh", "未定"),
+        (None, "en", "not set"),
+        ("下周五", "zh", "下周五"),
+    ],
+    ids=[
+        "zh",
+        "en",
+        "utc-to-local",
+        "naive-is-local",
+        "date-only",
+        "other-year-zh",
+        "other-year-en",
+        "none-zh",
+        "none-en",
+        "unparsed-kept",
+    ],
+)
+def test_deadline_format(renderer: Renderer, value: Any, lang: str, expected: str) -> None:
+    from zoneinfo import ZoneInfo
+
+    catalog = renderer._catalog[lang]  # noqa: SLF001 - the catalog the filter reads
+    assert (
+        format_deadline(value, catalog=catalog, tz=ZoneInfo("Asia/Shanghai"), now=SENT) == expected
+    )
+
+
+def test_mailto_percent_encodes_per_rfc6068() -> None:
+    url = mailto("collab+tok.MD-1@corp.example", "Re: [MD-1] 任务 & 50%", "进度 50%\n第二行 a+b=c")
+    assert url.startswith("mailto:collab+tok.MD-1@corp.example?subject=Re%3A%20%5BMD-1%5D%20")
+    assert "%0D%0A" in url and "%2B" in url and " " not in url
+    query = parse_qs(urlsplit(url).query)
+    assert query["subject"] == ["Re: [MD-1] 任务 & 50%"]
+    assert query["body"] == ["进度 50%\r\n第二行 a+b=c"]
+    assert mailto("a@x", "", "") == "mailto:a@x"
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["", "no-at", "a@x?cc=v@x", "a b@x", "a@x\r\nBcc: v", "a@x,v@x"],
+    ids=["empty", "no-at", "query", "space", "crlf", "comma"],
+)
+def test_mailto_rejects_unsafe_addresses(address: str) -> None:
+    with pytest.raises(ValueError):
+        mailto(address, "s", "b")
+
+
+def test_outgoing_copies_threading_and_metadata(renderer: Renderer) -> None:
+    out = render(renderer, "confirm_request", "en")
+    assert out.message_id == "out-1@corp.example"
+    assert out.to == ("wang.zhe@corp.example",) and out.cc == ("li.na@corp.example",)
+    assert out.in_reply_to == "orig-1@mail.corp.example"
+    assert out.references == ("root@mail.corp.example", "orig-1@mail.corp.example")
+    assert out.reply_to == REPLY and out.kind == "confirm_request" and out.item_id == "MD-0012"
+    assert out.date == "Sun, 02 Aug 2026 09:30:00 +0800"
+
+
+@pytest.mark.parametrize(
+    ("given", "used"),
+    [("zh-CN", "zh"), ("EN_us", "en"), ("fr", "zh"), ("", "zh")],
+    ids=["zh-CN", "en-US", "unknown", "empty"],
+)
+def test_language_is_normalised(renderer: Renderer, given: str, used: str) -> None:
+    assert render(renderer, "refused", given).language == used
+
+
+def test_unknown_template_is_an_error(renderer: Renderer) -> None:
+    for name in ("_layout", "nonexistent", "../etc/passwd"):
+        with pytest.raises(ValueError):
+            renderer.render(
+                Notice(template=name, to=("a@x",), language="zh", context={}),
+                message_id="u@x",
+                date=SENT,
+                reply_address=None,
+            )
+    assert renderer.kinds == frozenset(KINDS)
+
+
+def test_render_reads_no_files_after_construction(tmp_path: Path) -> None:
+    copy = tmp_path / "templates"
+    shutil.copytree(TEMPLATES, copy)
+    renderer = Renderer(copy, timezone="Asia/Shanghai", inbox_address=INBOX, from_name=FROM_NAME)
+    shutil.rmtree(copy)
+    assert render(renderer, "receipt", "en").subject.startswith("[MD-0012] Registered:")
+
+
+def test_catalog_languages_must_have_the_same_keys(tmp_path: Path) -> None:
+    copy = tmp_path / "templates"
+    shutil.copytree(TEMPLATES, copy)
+    toml = copy / "i18n.toml"
+    toml.write_text(
+        toml.read_text(encoding="utf-8").replace('done = "Done"\n', "", 1), encoding="utf-8"
+    )
+    with pytest.raises(ValueError, match="state.done"):
+        Renderer(copy, timezone="Asia/Shanghai", inbox_address=INBOX, from_name=FROM_NAME)
+
+
+def test_unknown_timezone_is_an_error() -> None:
+    with pytest.raises(ValueError):
+        Renderer(TEMPLATES, timezone="Mars/Olympus", inbox_address=INBOX, from_name=FROM_NAME)
+
+
+def test_per_language_override_wins(tmp_path: Path) -> None:
+    copy = tmp_path / "templates"
+    shutil.copytree(TEMPLATES, copy)
+    (copy / "refused.en.subject.j2").write_text("Nope", encoding="utf-8")
+    renderer = Renderer(copy, timezone="Asia/Shanghai", inbox_address=INBOX, from_name=FROM_NAME)
+    assert render(renderer, "refused", "en").subject == "[MD-0012] Nope"
+    assert render(renderer, "refused", "zh").subject == "[MD-0012] 无法执行你的请求"
+
+
+def test_minimal_item_with_enums_renders(renderer: Renderer) -> None:
+    from maild.model import ItemKind, TaskState
+
+    item = {
+        "id": "MD-0001",
+        "kind": ItemKind.TASK,
+        "title": "月度客户满意度报告",
+        "initiator": "li.na@corp.example",
+        "tasks": [
+            {
+                "id": "T-1",
+                "name": "数据分析",
+                "owner": "chen.jing@corp.example",
+                "state": TaskState.DONE,
+            }
+        ],
+    }
+    out = renderer.render(
+        Notice(
+            template="receipt", to=("li.na@corp.example",), language="zh", context={"item": item}
+        ),
+        message_id="min@x",
+        date=SENT,
+        reply_address=None,
+    )
+    assert out.subject == "[MD-0001] 已登记：月度客户满意度报告"
+    assert "[已完成]" in out.text and "chen.jing@corp.example" in out.text and "未定" in out.text
+    hrefs = [h for h in parse_html(out.html).hrefs if h.startswith("mailto:")]
+    assert hrefs and all(unquote(urlsplit(h).path) == INBOX for h in hrefs)  # no token: the inbox

@@ -1,0 +1,345 @@
+"""Store: atomic commits, the data-dir lock, indexes, the outbox queue, and kill -9 survival."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from maild.model import Outgoing
+from maild.store import (
+    DB_FILE,
+    LOCK_FILE,
+    AtomicJSONStorage,
+    CorruptDatabaseError,
+    LockError,
+    Store,
+)
+
+T0 = datetime(2026, 8, 1, 9, 0, tzinfo=UTC)
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def item(n: int, **extra: object) -> dict:
+    return {"id": f"MD-{n:04d}", "title": f"项目 {n}", "state": "open", "tasks": [], **extra}
+
+
+def email(n: int, **extra: object) -> Outgoing:
+    fields = {"message_id": f"m{n}@maild.test", "to": (f"u{n}@example.com",), "subject": f"s{n}"}
+    return Outgoing(**{**fields, "text": "t", "html": "<p>t</p>", **extra})  # type: ignore[arg-type]
+
+
+def tmp_files(data_dir: Path) -> list[Path]:
+    return sorted(data_dir.glob("*.tmp"))
+
+
+# -- atomic storage -------------------------------------------------------------------------------
+
+
+def test_commit_writes_a_valid_tinydb_file_and_no_tmp(tmp_path: Path) -> None:
+    with Store(tmp_path) as store:
+        store.put_item(item(1))
+        store.commit()
+    data = json.loads((tmp_path / DB_FILE).read_text("utf-8"))
+    assert data["items"]["1"]["title"] == "项目 1"
+    assert tmp_files(tmp_path) == []
+    from tinydb import TinyDB  # the file is plain TinyDB, readable by stock TinyDB for inspection
+
+    with TinyDB(tmp_path / DB_FILE) as db:
+        assert db.table("items").all()[0]["id"] == "MD-0001"
+
+
+def test_stale_tmp_removed_at_open(tmp_path: Path) -> None:
+    with Store(tmp_path) as store:
+        store.put_item(item(1))
+        store.commit()
+    (tmp_path / f"{DB_FILE}.99999.tmp").write_text('{"items": {"1": {"id": "half-writ')
+    with Store(tmp_path) as store:
+        assert tmp_files(tmp_path) == []
+        assert store.get_item("MD-0001") is not None
+
+
+def test_many_writes_one_replace_per_commit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[tuple] = []
+    real_replace = os.replace
+    monkeypatch.setattr(os, "replace", lambda *a: (calls.append(a), real_replace(*a))[1])
+    with Store(tmp_path) as store:
+        for n in range(1, 201):
+            store.put_item(item(n))
+            store.mark_processed(f"in{n}@x", {"item": f"MD-{n:04d}"})
+            store.enqueue(email(n), now=T0)
+        assert calls == []
+        store.commit()
+        assert len(calls) == 1
+        store.commit()  # nothing changed: no write
+        store.get_item("MD-0001")
+        store.commit()
+        assert len(calls) == 1
+
+
+def test_failed_flush_keeps_the_old_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    storage = AtomicJSONStorage(tmp_path / DB_FILE)
+    storage.write({"items": {"1": {"id": "MD-0001"}}})
+    storage.flush()
+    before = (tmp_path / DB_FILE).read_bytes()
+    storage.write({"items": {}})
+
+    def broken_replace(*args: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", broken_replace)
+    with pytest.raises(OSError, match="No space"):
+        storage.flush()
+    assert storage.dirty  # still to be written
+    assert (tmp_path / DB_FILE).read_bytes() == before
+    assert tmp_files(tmp_path) == []
+
+
+def test_reopen_sees_committed_and_not_uncommitted(tmp_path: Path) -> None:
+    with Store(tmp_path) as store:
+        store.put_item(item(1))
+        store.link_message("a@x", "MD-0001", None)
+        store.commit()
+        store.put_item(item(2))
+        store.put_item(item(1, title="changed"))
+        store.mark_processed("in@x", {"ok": True})
+        store.enqueue(email(1), now=T0)
+        store.meta_set("k", 1)
+        # closed without commit: as after a crash
+    with Store(tmp_path) as store:
+        assert [i["id"] for i in store.open_items()] == ["MD-0001"]
+        assert store.get_item("MD-0001")["title"] == "项目 1"
+        assert store.get_item("MD-0002") is None
+        assert store.processed("in@x") is None
+        assert store.outbox_entries() == []
+        assert store.meta_get("k") is None
+        assert store.lookup_message("a@x") == ("MD-0001", None)
+
+
+def test_rollback_returns_to_last_commit() -> None:
+    store = Store(None)
+    store.put_item(item(1))
+    store.enqueue(email(1), now=T0)
+    store.commit()
+    store.put_item(item(2))
+    store.outbox_mark_sent("m1@maild.test", T0)
+    store.rollback()
+    assert store.get_item("MD-0002") is None
+    assert [e.out.message_id for e in store.outbox_due(T0)] == ["m1@maild.test"]
+    assert not store.dirty
+
+
+@pytest.mark.parametrize(
+    "content", [b"", b"  \n", b'{"items": {"1": {"id": "MD-0', b"[1, 2]", b"\xff\xfe"]
+)
+def test_corrupt_file_is_a_clear_error(tmp_path: Path, content: bytes) -> None:
+    (tmp_path / DB_FILE).write_bytes(content)
+    with pytest.raises(
+        CorruptDatabaseError, match=r"live\.json.*(empty|not valid JSON|not a TinyDB)"
+    ):
+        Store(tmp_path)
+    assert (tmp_path / DB_FILE).read_bytes() == content  # left alone for the operator
+    (tmp_path / DB_FILE).unlink()
+    Store(tmp_path).close()  # the failed open released its lock
+
+
+def test_in_memory_twin_behaves_the_same() -> None:
+    store = Store(None)
+    assert store.next_item_id() == "MD-0001"
+    store.put_item(item(1))
+    store.commit()
+    assert store.get_item("MD-0001")["state"] == "open"
+    store.close()
+
+
+# -- the lock -------------------------------------------------------------------------------------
+
+HOLD_LOCK = """
+import sys, time
+from pathlib import Path
+from maild.store import Store
+store = Store(Path(sys.argv[1]))
+print("locked", flush=True)
+time.sleep(30)
+"""
+
+
+def test_lock_held_by_another_process(tmp_path: Path) -> None:
+    child = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(tmp_path)], stdout=subprocess.PIPE, cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == b"locked"
+        with pytest.raises(LockError) as info:
+            Store(tmp_path)
+        message = str(info.value)
+        assert f"pid {child.pid}" in message and str(tmp_path) in message and "stop" in message
+    finally:
+        child.kill()
+        child.wait()
+    Store(tmp_path).close()  # the kernel released the dead holder's lock
+
+
+def test_lock_in_the_same_process(tmp_path: Path) -> None:
+    # flock belongs to the open file description, and each Store opens the lock file anew, so a
+    # second Store on the same directory fails even within one process.
+    first = Store(tmp_path)
+    with pytest.raises(LockError, match=f"pid {os.getpid()}"):
+        Store(tmp_path)
+    first.close()
+    second = Store(tmp_path)
+    assert (tmp_path / LOCK_FILE).read_text().strip() == str(os.getpid())
+    second.close()
+
+
+# -- tables and indexes ---------------------------------------------------------------------------
+
+
+def test_indexes_and_sequence_survive_reopen(tmp_path: Path) -> None:
+    with Store(tmp_path) as store:
+        ids = [store.next_item_id() for _ in range(3)]
+        assert ids == ["MD-0001", "MD-0002", "MD-0003"]
+        for n in (1, 2, 3):
+            store.put_item(item(n))
+            store.mark_processed(f"in{n}@x", {"action": "new", "item": f"MD-{n:04d}"})
+            store.link_message(f"out{n}@maild", f"MD-{n:04d}", f"T-{n}")
+        store.remove_item("MD-0002")
+        store.put_item(item(3, state="closed"))
+        store.commit()
+    with Store(tmp_path) as store:
+        assert store.next_item_id() == "MD-0004"
+        assert store.get_item("MD-0002") is None
+        assert [i["id"] for i in store.open_items()] == ["MD-0001"]
+        assert store.get_item("MD-0003")["state"] == "closed"
+        assert store.processed("in2@x") == {"action": "new", "item": "MD-0002"}
+        assert store.processed("nope@x") is None
+        assert store.lookup_message("out3@maild") == ("MD-0003", "T-3")
+        assert store.lookup_message("nope") is None
+        store.put_item(item(5))  # doc ids continue after the highest one on disk
+        store.commit()
+        assert store.counts()["items"] == 3
+    with Store(tmp_path) as store:
+        assert [i["id"] for i in store.open_items()] == ["MD-0001", "MD-0005"]
+
+
+def test_documents_are_copies() -> None:
+    store = Store(None)
+    doc = item(1, tasks=[{"id": "T-1"}])
+    store.put_item(doc)
+    doc["tasks"].append("leak")
+    got = store.get_item("MD-0001")
+    got["title"] = "mutated"
+    assert store.get_item("MD-0001") == item(1, tasks=[{"id": "T-1"}])
+    with pytest.raises(TypeError):
+        store.put_item(item(2, when=T0))  # datetimes must be ISO strings
+
+
+def test_outbox_queue_lifecycle() -> None:
+    store = Store(None)
+    store.enqueue(email(1), now=T0)
+    store.enqueue(email(2), now=T0 + timedelta(seconds=1))
+    store.enqueue(email(1, subject="again"), now=T0)  # idempotent by Message-ID
+    assert [e.out.message_id for e in store.outbox_due(T0)] == ["m1@maild.test"]
+    due = store.outbox_due(T0 + timedelta(seconds=5))
+    assert [(e.out.subject, e.status, e.attempts) for e in due] == [
+        ("s1", "queued", 0),
+        ("s2", "queued", 0),
+    ]
+    assert store.outbox_next_due() == T0
+
+    store.outbox_mark_retry(
+        "m1@maild.test", attempts=1, next_attempt_at=T0 + timedelta(minutes=1), error="451 busy"
+    )
+    store.outbox_mark_sent("m2@maild.test", T0 + timedelta(seconds=5))
+    assert store.outbox_due(T0 + timedelta(seconds=30)) == []
+    assert store.outbox_next_due() == T0 + timedelta(minutes=1)
+    (retry,) = store.outbox_due(T0 + timedelta(minutes=1))
+    assert (retry.attempts, retry.last_error) == (1, "451 busy")
+
+    store.outbox_mark_failed(
+        "m1@maild.test", now=T0 + timedelta(minutes=2), code=550, error="550 no"
+    )
+    assert store.outbox_next_due() is None
+    assert [e.out.message_id for e in store.outbox_entries("failed")] == ["m1@maild.test"]
+    (sent,) = store.outbox_entries("sent")
+    assert sent.sent_at == T0 + timedelta(seconds=5) and sent.out == email(2)
+    store.enqueue(email(2), now=T0 + timedelta(days=1))  # sent already: not queued again
+    assert store.outbox_due(T0 + timedelta(days=1)) == []
+
+    assert store.prune_outbox(T0 + timedelta(days=6)) == 0
+    assert store.prune_outbox(T0 + timedelta(days=8)) == 1  # the sent one
+    assert store.prune_outbox(T0 + timedelta(days=31)) == 1  # the failed one
+    assert store.outbox_entries() == []
+
+
+def test_outbox_due_limit_and_order_survive_reopen(tmp_path: Path) -> None:
+    with Store(tmp_path) as store:
+        for n in range(10):
+            store.enqueue(email(n), now=T0)
+        store.outbox_mark_retry("m0@maild.test", attempts=1, next_attempt_at=T0, error="x")
+        store.commit()
+    with Store(tmp_path) as store:
+        ids = [e.out.message_id for e in store.outbox_due(T0, limit=3)]
+        assert ids == ["m0@maild.test", "m1@maild.test", "m2@maild.test"]
+        assert len(store.outbox_due(T0)) == 10
+
+
+# -- kill -9 torture ------------------------------------------------------------------------------
+
+
+def _writer(data_dir: Path) -> None:
+    """Child: append items and commit in a loop until killed."""
+    store = Store(data_dir)
+    while True:
+        item_id = store.next_item_id()
+        store.put_item({"id": item_id, "state": "open", "pad": "x" * 200})
+        store.enqueue(email(int(item_id[3:])), now=T0)
+        store.commit()
+
+
+def test_kill_minus_nine_never_corrupts(tmp_path: Path) -> None:
+    with Store(tmp_path) as store:  # start from a non-trivial file so writes take a while
+        for _ in range(2000):
+            store.put_item({"id": store.next_item_id(), "state": "open", "pad": "x" * 200})
+        store.commit()
+    rng = random.Random(1)
+    deadline = time.monotonic() + 12
+    iterations = 0
+    last = 2000
+    mid_write = 0
+    while iterations < 100 and time.monotonic() < deadline:
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - child
+            try:
+                _writer(tmp_path)
+            finally:
+                os._exit(1)
+        time.sleep(rng.uniform(0.0, 0.05))
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        iterations += 1
+        mid_write += bool(tmp_files(tmp_path))  # killed between creating the tmp and replace
+        with Store(tmp_path) as store:  # loads, lock released, tmp cleaned
+            assert tmp_files(tmp_path) == []
+            seq = store.meta_get("item_seq")
+            assert seq >= last
+            last = seq
+            items = store.open_items()
+            assert len(items) == seq  # every committed counter step has its item, and no more
+            assert items[-1]["id"] == f"MD-{seq:04d}"
+            assert len(store.outbox_entries()) == seq - 2000
+    assert iterations >= 50
+    assert last > 2000  # the child did commit at times
+    assert mid_write > 0  # ~15 % of kills land inside a flush on these machines
