@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint clean
+.PHONY: install demo test lint clean accuracy bench bench-quick screenshots
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "maild needs Python 3.11+"'
@@ -21,6 +21,18 @@ demo: install
 test: install
 	$(BIN)/ruff check maild tests
 	$(BIN)/pytest -q
+
+accuracy: install
+	$(BIN)/python bench/accuracy.py
+
+bench: install
+	$(BIN)/python -m bench
+
+bench-quick: install
+	$(BIN)/python -m bench --quick
+
+screenshots: install
+	$(BIN)/python tools/screenshots.py --out screenshots
 
 lint: install
 	$(BIN)/ruff check maild tests
