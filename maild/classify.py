@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from . import tokens
 from .commands import normalise, read_command
+from .dsn import bounce_signal
 from .forms import FormRules, read_form
 from .model import Command, FormResult, Inbound
 from .reply import new_text as reply_new_text
@@ -48,6 +49,7 @@ class Reply:
 @dataclass(frozen=True)
 class HelpRequest:
     language: str
+    reason: str = "asks for the blank templates"
 
 
 @dataclass(frozen=True)
@@ -64,18 +66,12 @@ class Unrecognized:
 
 Decision = NewItem | Reply | HelpRequest | Ignore | Unrecognized
 
-_NDR_SUBJECT_RE = re.compile(
-    r"undeliver|delivery status notification|delivery (?:has )?failed|mail delivery failed|"
-    r"returned mail|failure notice|non[- ]?delivery|系统退信|退信|投递失败|无法投递|未能送达|發送失敗",
-    re.IGNORECASE)
 _AUTO_SUBJECT_RE = re.compile(
     r"^\s*(?:自动回复|自動回覆|自动答复|自動答覆|automatic reply|auto(?:matic)?[- ]?reply|autoreply|"
     r"out of (?:the )?office|ooo\b|oof\b|away from (?:the )?office|vacation|休假|假期自动回复)",
     re.IGNORECASE)
 _AUTO_BODY_RE = re.compile(r"假期自动回复|这是一封自动回复|此邮件为自动回复|this is an automatic reply|"
                            r"i am (?:currently )?out of (?:the )?office", re.IGNORECASE)
-_DAEMON_RE = re.compile(r"^(?:mailer-daemon|postmaster|mail-daemon|noreply-dmarc|bounce[s]?)@",
-                        re.IGNORECASE)
 _HELP_RE = re.compile(r"^\s*(?:帮助|幫助|help|模板|template[s]?|\?|？)\s*[.。!！]?\s*$", re.IGNORECASE)
 _CJK_RE = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 
@@ -98,15 +94,8 @@ def _is_own(msg: Inbound, ctx: ClassifyContext) -> str | None:
 
 
 def _is_bounce(msg: Inbound, ctx: ClassifyContext) -> str | None:
-    if msg.content_type.lower() == "multipart/report":
-        return "multipart/report delivery notification"
-    if (msg.header("return-path") or "").strip() == "<>":
-        return "null Return-Path"
-    if _DAEMON_RE.match(msg.from_addr):
-        return f"sent by {msg.from_addr}"
-    if _NDR_SUBJECT_RE.search(msg.subject) and not msg.in_reply_to:
-        return "non-delivery subject"
-    return None
+    return bounce_signal(msg.content_type, msg.header("return-path"), msg.from_addr, msg.subject,
+                         msg.in_reply_to)
 
 
 def _is_auto_reply(msg: Inbound, ctx: ClassifyContext) -> str | None:

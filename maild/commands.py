@@ -27,20 +27,26 @@ _DONE_RE = re.compile(r"^(?:已完成|完成了?|已交付|done|completed|finish
 _STATUS_RE = re.compile(r"^(?:状态|狀態|status)\s*[:：]?\s*(?P<state>未开始|進行中|进行中|已完成|延期|"
                         r"not started|in progress|done|delayed)", re.IGNORECASE)
 _DELAY_RE = re.compile(r"^(?:延期|推迟|推遲|delay(?:ed)?|postpone[d]?)\s*(?:至|到|until|to)?\s*[:：]?\s*"
-                       r"(?P<date>[^,，;；。\n]*)[,，;；。\s]*(?:原因|因为|因|reason|because)?\s*[:：]?\s*"
-                       r"(?P<reason>.*)", re.IGNORECASE | re.DOTALL)
+                       r"(?P<date>.*?)\s*(?:[,，;；。\n]|(?=\s(?:because|reason|due to)\b)|"
+                       r"(?=因为|因為|原因|由于|由於)|$)(?P<reason>.*)", re.IGNORECASE | re.DOTALL)
 _BLOCKER_RE = re.compile(r"^(?:问题|問題|阻塞|受阻|卡住|blocker|blocked|problem|issue)(?![a-z])",
                          re.IGNORECASE)
 _REASSIGN_RE = re.compile(r"^(?:转派|轉派|改派|reassign)\s*(?P<task>T-?\d+)?\s*(?:给|給|to|至)?\s*"
                           r"(?P<owner>.+)", re.IGNORECASE)
 _CLOSE_RE = re.compile(r"^(?:关闭|關閉|结项|結項|结案|close[d]?)(?![a-z])", re.IGNORECASE)
 _HELP_RE = re.compile(r"^(?:帮助|幫助|help|模板|template[s]?|\?|？)$", re.IGNORECASE)
+_REFUSAL_RE = re.compile(r"做不了|无法|無法|不能|拒绝|拒絕|来不及|來不及|can't|cannot|can not|unable|"
+                         r"won't be able", re.IGNORECASE)
+_REASON_LEAD = re.compile(r"^(?:原因|理由|因为|因為|由于|由於|reason|because|due to)\s*[:：,，]?\s*",
+                          re.IGNORECASE)
+_NOTE_LEAD = re.compile(r"^[\s:：,，.。;；!！、-]+")
 _FIELD_RE = re.compile(r"^\s*(?P<label>[^:：\n]{1,20}?)\s*[:：]\s*(?P<value>.*)$")
 
 _BLOCKER_FIELDS = {
     "situation": ("现状", "現狀", "situation", "status", "current"),
     "cause": ("原因", "cause", "reason", "why"),
-    "support": ("需支持资源", "需支持", "需要支持", "需協助", "需支持資源", "support", "need", "needs", "help needed"),
+    "support": ("需支持资源", "需支持", "需要支持", "需要的支持", "需要资源", "support needed",
+                "needed", "需協助", "需支持資源", "support", "need", "needs", "help needed"),
 }
 _RETRO_FIELDS = {
     "achieved": ("是否达成目标", "达成目标", "是否達成目標", "goal achieved", "achieved"),
@@ -73,11 +79,12 @@ def read_command(new_text: str) -> Command | None:
     text = normalise(new_text).strip()
     if not text:
         return None
-    first = text.splitlines()[0].strip().strip("。.!！")
+    line = text.splitlines()[0].strip()
+    first = line.strip("。.!！")
     if _HELP_RE.match(first):
         return Command("help")
     if match := _DECLINE_RE.match(text):
-        return Command("decline", {"reason": _clean(match.group("reason"))})
+        return Command("decline", {"reason": _reason(match.group("reason"))})
     if match := _REASSIGN_RE.match(first):
         task = match.group("task")
         return Command("reassign", {"task": _task_id(task) if task else None,
@@ -88,22 +95,37 @@ def read_command(new_text: str) -> Command | None:
         return Command("blocker", _fields(text, _BLOCKER_FIELDS))
     if match := _DELAY_RE.match(text):
         return Command("delay", {"date": match.group("date").strip(),
-                                 "reason": _clean(match.group("reason"))})
+                                 "reason": _reason(match.group("reason"))})
     if match := _STATUS_RE.match(first):
         return Command("status", {"state": STATE_WORDS[match.group("state").lower()]})
     if match := _PROGRESS_RE.match(first):
         percent = int(match.group("pct"))
         if percent > 100:
             return None
-        return Command("progress", {"percent": percent, "note": _clean(text[match.end():])})
+        return Command("progress", {"percent": percent, "note": _note(text[match.end():])})
     if match := _DONE_RE.match(text):
-        return Command("done", {"note": _clean(match.group("note"))})
-    if _CONFIRM_RE.match(first):
+        return Command("done", {"note": _note(match.group("note"))})
+    if match := _CONFIRM_RE.match(line):
         # "好的，但我这周做不了" is not a yes: a confirmation must not carry a refusal.
-        if re.search(r"做不了|无法|不能|拒绝|can't|cannot|unable", text, re.IGNORECASE):
+        if _REFUSAL_RE.search(_paragraph(text)):
             return None
-        return Command("confirm", {"note": _clean(_CONFIRM_RE.sub("", first, count=1))})
+        return Command("confirm", {"note": _note(line[match.end():])})
     return None
+
+
+def _reason(text: str) -> str:
+    """A reason, without the word that introduces it ("原因：", "because", "due to")."""
+    return _REASON_LEAD.sub("", _note(text)).strip()
+
+
+def _paragraph(text: str) -> str:
+    """The first paragraph of `text` (up to a blank line): what follows is usually a signature."""
+    return re.split(r"\n[ \t]*\n", text.strip(), maxsplit=1)[0]
+
+
+def _note(text: str) -> str:
+    """A command's free text: leading separators dropped, its first non-empty paragraph kept."""
+    return _paragraph(_NOTE_LEAD.sub("", text)).strip()
 
 
 def _task_id(text: str) -> str:

@@ -8,19 +8,23 @@ Surprises, all deliberate:
   minutes on ~40 KB of crafted header). Header values and MIME parameters are read raw
   (`raw_items`) and decoded here: compat32 would hand back `Header` objects for 8-bit bytes and its
   parameter parser is quadratic on `;`-stuffed headers.
-- Chinese charset labels lie: `gb2312` over GBK bytes is normal (王喆, 李堃), so the gb family is
-  decoded as gb18030 and big5 as big5hkscs — in bodies and in headers (encoded-words and raw 8-bit).
-  Decoding never raises: declared charset, utf-8 and gb18030 are tried strictly before replacing.
+- Chinese charset labels lie (`gb2312` over GBK bytes): bodies and headers go through `charsets`,
+  which decodes the gb family as gb18030 and big5 as big5hkscs and never raises.
+- A bounce gets `failed_recipients` (see `dsn`): from its delivery-status part, else from the NDR
+  text when the envelope already says bounce.
 - Addresses are parsed before their encoded-words are decoded (RFC 2047 §6.1), so a decoded name
   cannot inject syntax. A From that is not exactly one clean `local@domain` gives `from_addr ""`
   (CVE-2023-27043: `alice@allowed.org)<attacker@evil.test>` must not pass as alice).
 - The MIME tree is walked iteratively with a depth cap; `message/*` parts are not descended into.
+- Big emails are not handed to the stdlib parser whole: it holds ~9× the email in memory (a
+  20 MB email peaked at 180 MB). Above `SKELETON_BYTES`, every run of base64 lines longer than
+  `ELIDE_BYTES` that is the whole body of a non-text or attachment part is cut out first (the
+  part keeps a marker), and the attachment's size is computed from the cut bytes. Attachment
+  payloads are sized, never kept: only name, type and decoded size reach `Inbound`.
 """
 
 from __future__ import annotations
 
-import binascii
-import codecs
 import hashlib
 import re
 from collections.abc import Iterable
@@ -30,24 +34,23 @@ from email.message import Message
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 from email.utils import decode_params, getaddresses, parsedate_to_datetime, unquote
-from html.parser import HTMLParser
 from types import MappingProxyType
 
+from maild.charsets import decode_bytes, decode_header, decode_raw
+from maild.dsn import bounce_signal, failed_recipients, parse_status_text
+from maild.htmltext import html_to_text
 from maild.model import Attachment, Inbound
 
-MAX_DEPTH = 100  # MIME nesting beyond this is ignored (recorded as a defect)
+__all__ = ["DecodeError", "decode", "decode_bytes", "decode_header", "html_to_text",
+           "normalize_message_id"]
 
-# Charset labels whose declared codec is known to be too narrow for what clients actually send.
-_GB_LABELS = "gb2312 gbk cp936 x-gbk euc-cn x-euc-cn gb-2312-80 gb-2312 csgb2312 chinese gb18030"
-_BIG5_LABELS = "big5 big5-hkscs big5hkscs x-x-big5 cn-big5 csbig5 x-big5 cp950 ms950"
-_CHARSET_ALIASES = MappingProxyType(
-    dict.fromkeys(_GB_LABELS.split(), ("gb18030",))
-    | dict.fromkeys(_BIG5_LABELS.split(), ("big5hkscs", "cp950"))
-)
+MAX_DEPTH = 100  # MIME nesting beyond this is ignored (recorded as a defect)
+SKELETON_BYTES = 512 * 1024  # emails above this are parsed with their big attachments cut out
+ELIDE_BYTES = 64 * 1024  # base64 bodies above this are cut out (sized, never decoded)
+SIZE_BY_COUNTING = 64 * 1024  # base64 payloads above this are sized without decoding
+
 _BLANK_LINE = re.compile(rb"\r?\n\r?\n")
 _NEWLINES = re.compile(r"[\r\n]+")
-_ENCODED_WORD = re.compile(r"=\?([^?\s*]+)(?:\*[^?]*)?\?([bBqQ])\?(.*?)\?=", re.DOTALL)
-_BASE64 = re.compile(rb"[A-Za-z0-9+/]*")
 _ANGLED = re.compile(r"<([^<>]*)>")
 _PARAM = re.compile(r';\s*([^\s=;"]+)\s*=\s*("(?:[^"\\]|\\.)*"?|[^;]*)')
 _CLEAN_ADDRESS = re.compile(
@@ -55,6 +58,10 @@ _CLEAN_ADDRESS = re.compile(
 )
 _QUOTED_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
 _ADDRESS_HEADERS = ("delivered-to", "x-original-to", "envelope-to")
+# A run of base64 text and line breaks (a single character class: no backtracking stack).
+_B64_RUN = re.compile(rb"[A-Za-z0-9+/=\r\n]{%d,}" % (64 * 1024))
+_MARKER = re.compile(r"MAILDCUT(\d{8})")  # 16 base64 characters: decodes to 12 bytes
+_MARKER_DECODED = 12
 
 
 class DecodeError(Exception):
@@ -63,98 +70,6 @@ class DecodeError(Exception):
     def __init__(self, reason: str, detail: str = "") -> None:
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason  # "empty" | "too_large" | "header_too_large" | "not_email"
-
-
-# ── charsets ─────────────────────────────────────────────────────────────────────────────────
-
-
-def _codecs_for(label: str | None) -> tuple[str, ...]:
-    """Codec names to try for a declared charset label, widest first; () when unusable."""
-    if not label:
-        return ()
-    name = label.strip().strip("\"'").lower().replace("_", "-")
-    if name in _CHARSET_ALIASES:
-        return _CHARSET_ALIASES[name]
-    if not name or len(name) > 40:
-        return ()
-    try:
-        found = codecs.lookup(name).name
-    except (LookupError, ValueError, TypeError):
-        return ()
-    return _CHARSET_ALIASES.get(found.replace("_", "-"), (found,))
-
-
-def decode_bytes(data: bytes, declared: str | None) -> str:
-    """Decode text bytes: declared (aliased) charset, utf-8, gb18030 strictly; then replace."""
-    declared_codecs = _codecs_for(declared)
-    for name in (*declared_codecs, "utf-8", "gb18030"):
-        try:
-            return data.decode(name)
-        except (LookupError, ValueError, TypeError):
-            continue
-    for name in (*declared_codecs[:1], "utf-8"):
-        try:
-            return data.decode(name, errors="replace")
-        except (LookupError, ValueError, TypeError):
-            continue
-    return data.decode("utf-8", errors="replace")  # pragma: no cover - utf-8 replace cannot fail
-
-
-def _to_bytes(text: str) -> bytes:
-    """Bytes behind a compat32 string: surrogate escapes back to their 8-bit bytes."""
-    return text.encode("utf-8", "surrogateescape")
-
-
-def _decode_raw(text: str, hint: str | None) -> str:
-    """Header text that may carry raw 8-bit bytes: utf-8 first, then the body's charset."""
-    if text.isascii():
-        return text
-    data = _to_bytes(text)
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return decode_bytes(data, hint)
-
-
-def _decode_word(encoding: str, text: str) -> bytes | None:
-    """The bytes of one encoded-word's payload; None when it is not decodable."""
-    payload = _to_bytes(text)
-    try:
-        if encoding in "bB":
-            payload = re.sub(rb"\s", b"", payload).rstrip(b"=")
-            if not _BASE64.fullmatch(payload) or len(payload) % 4 == 1:
-                return None
-            return binascii.a2b_base64(payload + b"=" * (-len(payload) % 4))
-        return binascii.a2b_qp(re.sub(rb"\s", b"", payload), header=True)
-    except (binascii.Error, ValueError):
-        return None
-
-
-def decode_header(value: str, hint: str | None = None) -> str:
-    """Decode a raw header value: unfold, RFC 2047 encoded-words (adjacent ones joined), raw 8-bit."""
-    value = _NEWLINES.sub("", value)
-    chunks: list[str | tuple[str, bytes]] = []  # raw text, or (charset, bytes) of encoded-words
-    literal_start = 0
-    for match in _ENCODED_WORD.finditer(value):
-        data = _decode_word(match.group(2), match.group(3))
-        if data is None:
-            continue
-        literal = value[literal_start : match.start()]
-        if literal and not (literal.isspace() and chunks and isinstance(chunks[-1], tuple)):
-            chunks.append(literal)
-        charset = match.group(1).lower()
-        previous = chunks[-1] if chunks else None
-        if isinstance(previous, tuple) and previous[0] == charset:
-            chunks[-1] = (charset, previous[1] + data)
-        else:
-            chunks.append((charset, data))
-        literal_start = match.end()
-    chunks.append(value[literal_start:])
-    parts = [
-        decode_bytes(chunk[1], chunk[0]) if isinstance(chunk, tuple) else _decode_raw(chunk, hint)
-        for chunk in chunks
-    ]
-    return _NEWLINES.sub(" ", "".join(parts)).strip()
 
 
 # ── header fields ────────────────────────────────────────────────────────────────────────────
@@ -178,7 +93,7 @@ def _message_ids(value: str | None) -> tuple[str, ...]:
 
 
 def _clean_address(address: str, hint: str | None) -> str:
-    address = _decode_raw(address, hint).strip().lower()
+    address = decode_raw(address, hint).strip().lower()
     return address if _CLEAN_ADDRESS.fullmatch(address) else ""
 
 
@@ -283,6 +198,85 @@ def _leaves(message: Message) -> tuple[list[Message], bool]:
     return leaves, capped
 
 
+def _skeleton(raw: bytes, header_end: int) -> tuple[bytes, list[int]]:
+    """`raw` with each big base64 attachment body replaced by a marker line ("MAILDCUT" + its
+    index), and the decoded size of each cut body. Only bodies that are the whole body of a
+    base64 part that is not a text body (an attachment, or a non-text type) are cut."""
+    pieces: list[bytes] = []
+    sizes: list[int] = []
+    kept = 0
+    for match in _B64_RUN.finditer(raw, header_end):
+        start, end = match.span()
+        if not raw.endswith(b"\n", 0, start):
+            # The run began in the part's last header line ("...: base64"): the body starts
+            # after the blank line that follows.
+            found = [(at, skip) for at, skip in ((raw.find(b"\n\n", start, start + 1024), 2),
+                                                 (raw.find(b"\n\r\n", start, start + 1024), 3))
+                     if at >= 0]
+            if not found:
+                continue
+            at, skip = min(found)
+            start = at + skip
+        if end - start < ELIDE_BYTES or not _is_attachment_body(raw, start, header_end):
+            continue
+        whitespace = raw.count(b"\n", start, end) + raw.count(b"\r", start, end)
+        sizes.append((end - start - whitespace) * 3 // 4 - raw.count(b"=", start, end))
+        pieces += [raw[kept:start], b"MAILDCUT%08d\r\n" % (len(sizes) - 1)]
+        kept = end
+    if not sizes:
+        return raw, sizes
+    pieces.append(raw[kept:])
+    return b"".join(pieces), sizes
+
+
+def _is_attachment_body(raw: bytes, start: int, header_end: int) -> bool:
+    """True when `start` opens the body of a base64 part that is an attachment or not text."""
+    if raw.endswith(b"\n\n", 0, start):
+        blank = start - 2
+    elif raw.endswith(b"\r\n\r\n", 0, start):
+        blank = start - 4
+    else:
+        return False  # the run starts inside a body: leave it alone
+    if blank <= header_end:
+        head_start = 0  # a single-part email whose whole body is this run
+    else:
+        boundary = raw.rfind(b"\n--", max(0, blank - 65536), blank)
+        if boundary < 0:
+            return False
+        head_start = raw.find(b"\n", boundary + 1, blank)
+        if head_start < 0:
+            return False
+        head_start += 1
+    head = BytesHeaderParser(policy=compat32).parsebytes(raw[head_start:blank] + b"\r\n\r\n")
+    if _main_value(_raw_header(head, "content-transfer-encoding")) != "base64":
+        return False
+    attachment = (_main_value(_raw_header(head, "content-disposition")) == "attachment"
+                  or _param(head, "content-disposition", "filename") is not None
+                  or _param(head, "content-type", "name") is not None)
+    return attachment or not _content_type(head).startswith("text/")
+
+
+def _attachment_size(part: Message, cut_sizes: list[int]) -> int:
+    """Decoded size of an attachment without keeping (or, when big, decoding) its payload."""
+    payload = part.get_payload()
+    if isinstance(payload, str) and (
+        _main_value(_raw_header(part, "content-transfer-encoding")) == "base64"
+    ):
+        cuts = _MARKER.findall(payload)
+        if cuts:
+            cut = sum(cut_sizes[int(n)] for n in cuts if int(n) < len(cut_sizes))
+            return cut + _counted_base64_size(_MARKER.sub("", payload))
+        if len(payload) > SIZE_BY_COUNTING:
+            return _counted_base64_size(payload)
+    return len(_payload_bytes(part))
+
+
+def _counted_base64_size(text: str) -> int:
+    """The decoded size of well-formed base64 `text`, by counting (no decoded copy)."""
+    whitespace = text.count("\n") + text.count("\r") + text.count(" ") + text.count("\t")
+    return max(0, (len(text) - whitespace) * 3 // 4 - text.count("="))
+
+
 def _payload_bytes(part: Message) -> bytes:
     payload = part.get_payload()
     if isinstance(payload, list):
@@ -297,6 +291,15 @@ def _payload_bytes(part: Message) -> bytes:
 def _body_text(part: Message) -> str:
     text = decode_bytes(_payload_bytes(part), _param(part, "content-type", "charset"))
     return text.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _status_blocks(part: Message) -> list[dict[str, str]]:
+    """The per-message and per-recipient field blocks of a delivery-status part."""
+    payload = part.get_payload()
+    if isinstance(payload, list):
+        return [{key.lower(): decode_header(str(value)) for key, value in block.items()}
+                for block in payload if isinstance(block, Message)]
+    return parse_status_text(_body_text(part))
 
 
 def _parse(raw: bytes) -> tuple[Message, bool]:
@@ -322,7 +325,13 @@ def decode(
     if header_size > max_header_bytes:
         raise DecodeError("header_too_large", f"header > {max_header_bytes} bytes")
 
-    message, too_deep = _parse(raw)
+    cut_sizes: list[int] = []
+    if len(raw) > SKELETON_BYTES:
+        skeleton, cut_sizes = _skeleton(raw, header_size)
+        message, too_deep = _parse(skeleton)
+        del skeleton
+    else:
+        message, too_deep = _parse(raw)
     raw_headers = [
         (key, value if isinstance(value, str) else str(value)) for key, value in message.raw_items()
     ]
@@ -342,11 +351,15 @@ def decode(
     text: str | None = None
     html: str | None = None
     attachments: list[Attachment] = []
+    status: list[dict[str, str]] | None = None
     for leaf in leaves:
         ctype = _content_type(leaf)
+        if ctype in ("message/delivery-status", "message/global-delivery-status"):
+            status = (status or []) + _status_blocks(leaf)
+            continue
         filename = _filename(leaf, hint)
         if filename or _main_value(_raw_header(leaf, "content-disposition")) == "attachment":
-            attachments.append(Attachment(filename, ctype, len(_payload_bytes(leaf))))
+            attachments.append(Attachment(filename, ctype, _attachment_size(leaf, cut_sizes)))
         elif ctype == "text/plain" and text is None:
             text = _body_text(leaf)
         elif ctype == "text/html" and html is None:
@@ -368,19 +381,23 @@ def decode(
     senders = raw_values("from")
     from_addr, from_name = _single_sender(senders[0], hint) if len(senders) == 1 else ("", "")
     message_id = normalize_message_id(first("message-id"))
+    subject = first("subject") or ""
+    in_reply_to = next(iter(_message_ids(first("in-reply-to"))), None)
+    bounce = bounce_signal(_content_type(message), first("return-path"), from_addr, subject,
+                           in_reply_to)
     defects = [type(defect).__name__ for leaf in (message, *leaves) for defect in leaf.defects]
     flags = {"missing_message_id": not message_id, "unusable_from": not from_addr}
     flags["nesting_too_deep"] = too_deep or capped
     defects += [name for name, bad in flags.items() if bad]
     return Inbound(
         message_id=message_id or "sha256:" + hashlib.sha256(raw).hexdigest(),
-        subject=first("subject") or "",
+        subject=subject,
         from_addr=from_addr,
         from_name=from_name,
         to=_addresses(raw_values("to"), hint),
         cc=_addresses(raw_values("cc"), hint),
         delivered_to=_addresses(raw_values(*_ADDRESS_HEADERS), hint),
-        in_reply_to=next(iter(_message_ids(first("in-reply-to"))), None),
+        in_reply_to=in_reply_to,
         references=_message_ids(" ".join(headers.get("references", ()))),
         date=_parse_date(first("date")),
         headers=MappingProxyType({key: tuple(values) for key, values in headers.items()}),
@@ -390,137 +407,5 @@ def decode(
         content_type=_content_type(message),
         raw_size=len(raw),
         defects=tuple(dict.fromkeys(defects)),
+        failed_recipients=failed_recipients(status, text or "", bounce is not None),
     )
-
-
-# ── HTML to text ─────────────────────────────────────────────────────────────────────────────
-
-_BLOCK_TAGS = frozenset(
-    "address article aside blockquote center dd details dialog div dl dt fieldset figcaption "
-    "figure footer form h1 h2 h3 h4 h5 h6 header hr li main nav ol p section summary ul".split()
-)
-_HIDDEN_TAGS = frozenset("script style title noscript template".split())  # not head: often unclosed
-_HTML_SPACE = re.compile(r"[ \t\n\r\f]+")
-
-
-class _TextExtractor(HTMLParser):
-    """Collects readable lines: blocks break lines, table rows become `cell | cell` lines."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.lines: list[str] = []
-        self.current: list[str] = []
-        self.hidden = 0
-        self.pre = 0
-        self.tables: list[tuple[list[str], list[str] | None]] = []  # (cells of the row, open cell)
-
-    def _cell(self) -> list[str] | None:
-        """The innermost open table cell: text inside a nested table lands in its outer cell."""
-        return next((cell for _row, cell in reversed(self.tables) if cell is not None), None)
-
-    def _write(self, text: str) -> None:
-        cell = self._cell()
-        if cell is not None:
-            cell.append(text.replace("\n", " "))
-            return
-        first, *rest = text.split("\n")
-        self.current.append(first)
-        for line in rest:
-            self._flush(hard=True)
-            self.current.append(line)
-
-    def _flush(self, hard: bool = False) -> None:
-        cell = self._cell()
-        if cell is not None:
-            cell.append(" ")
-        elif hard or "".join(self.current).strip(" "):
-            self.lines.append("".join(self.current))
-            self.current = []
-
-    def _emit_line(self, line: str) -> None:
-        self._flush()
-        cell = self._cell()
-        if cell is not None:
-            cell.append(f" {line} ")
-        else:
-            self.lines.append(line)
-
-    def _end_cell(self) -> None:
-        if self.tables and self.tables[-1][1] is not None:
-            row, cell = self.tables[-1]
-            row.append(_HTML_SPACE.sub(" ", "".join(cell or ())).replace("\xa0", " ").strip())
-            self.tables[-1] = (row, None)
-
-    def _end_row(self) -> None:
-        self._end_cell()
-        if self.tables:
-            row, _ = self.tables[-1]
-            self.tables[-1] = ([], None)
-            if any(row):
-                self._emit_line(" | ".join(row))
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in _HIDDEN_TAGS:
-            self.hidden += 1
-        elif self.hidden:
-            return
-        elif tag == "br":
-            self._flush(hard=True)
-        elif tag == "table":
-            self._flush()
-            self.tables.append(([], None))
-        elif tag == "tr":
-            self._end_row()
-        elif tag in ("td", "th") and self.tables:
-            self._end_cell()
-            self.tables[-1] = (self.tables[-1][0], [])
-        elif tag == "pre":
-            self.pre += 1
-            self._flush()
-        elif tag in _BLOCK_TAGS:
-            self._flush()
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in _HIDDEN_TAGS:
-            self.hidden = max(0, self.hidden - 1)
-        elif self.hidden:
-            return
-        elif tag in ("td", "th"):
-            self._end_cell()
-        elif tag == "tr":
-            self._end_row()
-        elif tag == "table" and self.tables:
-            self._end_row()
-            self.tables.pop()
-        elif tag == "pre":
-            self.pre = max(0, self.pre - 1)
-            self._flush()
-        elif tag in _BLOCK_TAGS:
-            self._flush()
-
-    def handle_data(self, data: str) -> None:
-        if not self.hidden:
-            self._write(data if self.pre else _HTML_SPACE.sub(" ", data))
-
-    def text(self) -> str:
-        while self.tables:
-            self._end_row()
-            self.tables.pop()
-        self._flush()
-        lines = [line.replace("\xa0", " ").strip() for line in self.lines]
-        out: list[str] = []
-        for line in lines:
-            if line or (out and out[-1]):
-                out.append(line)
-        return "\n".join(out).strip("\n")
-
-
-def html_to_text(html: str) -> str:
-    """Readable text from HTML: blocks and <br> break lines, table rows become `a | b` lines."""
-    parser = _TextExtractor()
-    try:
-        parser.feed(html)
-        parser.close()
-    except (AssertionError, ValueError):  # pragma: no cover - malformed markup, keep what we have
-        pass
-    return parser.text()

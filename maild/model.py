@@ -43,6 +43,7 @@ class Inbound:
     content_type: str = "text/plain"  # of the top-level part
     raw_size: int = 0
     defects: tuple[str, ...] = ()
+    failed_recipients: tuple[str, ...] = ()  # a bounce's undeliverable addresses (DSN or NDR text)
 
     def header(self, name: str) -> str | None:
         values = self.headers.get(name.lower())

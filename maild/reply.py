@@ -41,8 +41,11 @@ MARKERS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ),
     ("qq_original_mail", re.compile(rf"^{_H}*-{{6,}}{_H}*原始邮件{_H}*-{{6,}}{_H}*$", _M)),
     ("coremail_original_mail", re.compile(rf"^{_H}*-{{2,}}{_H}*原始邮件{_H}*-{{2,}}{_H}*$", _M)),
-    ("mailmaster_divider", re.compile(rf"^{_H}*-{{2,}}{_H}*回复的原邮件{_H}*-{{2,}}{_H}*$", _M)),
-    ("mailmaster_table", re.compile(rf"^{_H}*\|{_H}*发件人{_H}*\|", _M)),
+    (
+        "mailmaster_divider",
+        re.compile(rf"^{_H}*-{{2,}}{_H}*(?:回复的原邮件|回覆的原郵件|Replied Message){_H}*-{{2,}}{_H}*$", _I),
+    ),
+    ("mailmaster_table", re.compile(rf"^{_H}*\|{_H}*(?:发件人|發件人|From){_H}*\|", _I)),
     (
         "forwarded_message",
         re.compile(
@@ -105,7 +108,7 @@ MARKERS: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
         "mobile_signature",
         re.compile(
-            rf"^{_H}*(?:发自我的(?:iPhone|iPad|华为手机|荣耀手机|小米手机|手机)|从我的(?:iPhone|iPad)发送"
+            rf"^{_H}*(?:发自我的{_H}?(?:iPhone|iPad|华为手机|荣耀手机|小米手机|手机)|从我的(?:iPhone|iPad)发送"
             rf"|Sent from my (?:iPhone|iPad|Android|Huawei|Samsung|Xiaomi)[^\n]*"
             rf"|(?:Get|Sent from) Outlook for (?:iOS|Android)(?:<[^>\n]*>)?"
             rf"|发自网易邮箱大师|发自(?:网易|QQ)邮箱[^\n]{{0,10}}|发自钉钉[^\n]{{0,10}}|发自飞书[^\n]{{0,10}})"
@@ -195,7 +198,7 @@ HTML_CUT: tuple[HtmlRule, ...] = (
 )
 # Text that starts the quoted history when it appears in the HTML (QQ's divider).
 HTML_CUT_TEXT = re.compile(
-    r"-{3,}[\s\xa0]*(?:原始邮件|回复的原邮件|Original Message)[\s\xa0]*-{3,}", re.I
+    r"-{3,}[\s\xa0]*(?:原始邮件|回复的原邮件|Original Message|Replied Message)[\s\xa0]*-{3,}", re.I
 )
 
 

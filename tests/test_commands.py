@@ -24,6 +24,18 @@ CASES = [
     ("帮助", "help", {}),
     ("转派 T-2 给 zhao.lei@corp.example", "reassign", {"task": "T-2", "owner": "zhao.lei@corp.example"}),
     ("延期至 8月20日，原因：设计部人手不足", "delay", {"date": "8月20日", "reason": "设计部人手不足"}),
+    ("Confirm. I will start today.", "confirm", {"note": "I will start today."}),
+    ("ＯＫ，本周五前给初稿", "confirm", {"note": "本周五前给初稿"}),
+    ("Decline: on leave\n\nBest,\nZhao Lei", "decline", {"reason": "on leave"}),
+    ("拒绝\n原因：本周在外地出差", "decline", {"reason": "本周在外地出差"}),
+    ("不接受，原因：与大促冲突", "decline", {"reason": "与大促冲突"}),
+    ("Postpone to next Friday because the data is late", "delay",
+     {"date": "next Friday", "reason": "the data is late"}),
+    ("延期到下周五，因为客户还没反馈", "delay", {"date": "下周五", "reason": "客户还没反馈"}),
+    ("已完成，交付物见附件\n\n王喆\n产品部", "done", {"note": "交付物见附件"}),
+    ("进度 60%，初稿已完成\n\n--\n王喆", "progress", {"percent": 60, "note": "初稿已完成"}),
+    ("状态：未开始", "status", {"state": "not_started"}),
+    ("转派给赵磊", "reassign", {"task": None, "owner": "赵磊"}),
 ]
 
 
@@ -47,3 +59,18 @@ def test_blocker_fields():
                          ids=["empty", "blank", "thanks", "yes-but-no", "over-100", "vague"])
 def test_ambiguous_or_empty_gives_none(text):
     assert read_command(text) is None
+
+
+@pytest.mark.parametrize("text", ["好的，但我这周做不了", "OK but I can't this week", "我看一下",
+                                  "Let me check with my manager first", "进度 150%"],
+                         ids=["zh-refusal", "en-refusal", "zh-vague", "en-vague", "over-100"])
+def test_ambiguous_replies_give_no_command(text):
+    assert read_command(text) is None
+
+
+def test_blocker_support_label_in_english():
+    command = read_command("Blocked\nSituation: tool down\nCause: licence expired\n"
+                           "Support needed: IT to renew")
+    assert command is not None and command.to_dict() == {
+        "name": "blocker", "situation": "tool down", "cause": "licence expired",
+        "support": "IT to renew"}

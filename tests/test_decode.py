@@ -364,3 +364,34 @@ def test_first_text_part_not_attachment_and_crlf_bom() -> None:
     inbound = decode(raw)
     assert inbound.text == "line 1\nline 2"  # the CRLF before a boundary is the boundary's
     assert inbound.attachments == (Attachment("notes.txt", "text/plain", 12),)
+
+
+CORPUS = Path(__file__).parent / "data" / "corpus"
+
+
+@pytest.mark.parametrize(("name", "expected"), [
+    ("bounce/postfix_dsn_en.eml", ("ghost@corp.example",)),
+    ("bounce/gmail_dsn_two_recipients.eml", ("ghost@corp.example", "old.li@corp.example")),
+    ("bounce/dsn_delayed_only.eml", ()),
+    ("bounce/qq_text_bounce_zh.eml", ("ghost@qq.com",)),
+    ("bounce/163_text_bounce_zh.eml", ("zhang.san@corp.example",)),
+    ("bounce/text_ndr_user_unknown_en.eml", ("nobody@partner.example",)),
+    ("outlook/reply_confirm_zh.eml", ()),
+], ids=lambda value: value if isinstance(value, str) else None)
+def test_failed_recipients_of_bounces(name: str, expected: tuple[str, ...]) -> None:
+    assert decode((CORPUS / name).read_bytes()).failed_recipients == expected
+
+
+def test_ndr_words_in_an_ordinary_email_name_nobody() -> None:
+    raw = (b"From: a@corp.example\r\nTo: collab@corp.example\r\nSubject: hi\r\n\r\n"
+           b"<ghost@corp.example>: 550 User unknown, says the old log\r\n")
+    assert decode(raw).failed_recipients == ()
+
+
+@pytest.mark.parametrize(("html", "expected"), [
+    ("<table><tr><td>客诉应对流程<br>培训</td><td>陈静</td></tr></table>", "客诉应对流程培训 | 陈静"),
+    ("<p>新品核心\n卖点提炼</p>", "新品核心卖点提炼"),
+    ("<p>Key selling\npoints</p>", "Key selling points"),
+], ids=["cjk-br-in-cell", "cjk-source-wrap", "latin-source-wrap"])
+def test_a_break_between_cjk_characters_is_no_space(html: str, expected: str) -> None:
+    assert html_to_text(html) == expected

@@ -149,3 +149,13 @@ def test_rules_are_named_once_and_attributions_exist() -> None:
     names = [name for name, _pattern in MARKERS]
     assert len(names) == len(set(names))
     assert ATTRIBUTIONS <= set(names)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("Progress 75%\n\n---- Replied Message ----\n| From | maild<collab@corp.example> |\nconfirm\n",
+     "Progress 75%"),
+    ("完成\n\n| From | maild<collab@corp.example> |\n| Date | 08/03/2026 |\nconfirm\n", "完成"),
+    ("无法承担：出差\n\n发自我的 iPad\n", "无法承担：出差"),
+], ids=["mailmaster-en-divider", "mailmaster-en-table", "ipad-zh-with-space"])
+def test_more_client_markers(text: str, expected: str) -> None:
+    assert new_text(text) == expected
