@@ -5,7 +5,14 @@ after its effects are committed, so no UID bookkeeping survives a restart and a 
 costs nothing (intake is idempotent by Message-ID). Waiting uses IDLE, re-issued at most every
 `idle_renew_s`, with a fetch after every wake-up so a lost push costs one renew interval at worst;
 servers without IDLE are polled. A broken connection (including imapclient's "unterminated line"
-on fragmented responses) is reopened with backoff and jitter.
+on fragmented responses) is reopened with backoff and jitter. imapclient's `idle_check` swallows
+EOF and returns nothing, so a connection cut during IDLE is detected by peeking the socket.
+
+Memory: imapclient turns imaplib's protocol trace on (`debug = 5`), which formats the `repr` of
+every fetched literal (~2.3× a big email, even with logging off); maild turns it off unless the
+"imapclient.imaplib" logger is enabled for DEBUG. `fetch_new` asks for RFC822.SIZE first, fetches
+emails of `BIG_BYTES` or more one at a time, and stops filling a batch at `BATCH_BYTES` (always
+at least one email), so one batch never holds much more than one big email.
 """
 
 from __future__ import annotations
@@ -25,6 +32,11 @@ from imapclient.exceptions import IMAPClientError
 log = logging.getLogger("maild.imap")
 
 FETCH_CHUNK = 200
+BIG_BYTES = 1 * 2**20  # emails at least this big are fetched alone
+BATCH_BYTES = 32 * 2**20  # a batch stops growing here (the rest waits for the next batch)
+# What a broken or refused connection raises; callers outside this module catch exactly these.
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (IMAPClientError, OSError, ssl.SSLError,
+                                                      EOFError)
 
 
 class Inbox(Protocol):
@@ -71,6 +83,8 @@ class ImapInbox:
         client = IMAPClient(s.host, port=s.port, ssl=s.security == "tls",
                             ssl_context=context if s.security == "tls" else None,
                             timeout=s.timeout_s)
+        if not logging.getLogger("imapclient.imaplib").isEnabledFor(logging.DEBUG):
+            client._imap.debug = 0  # no repr() of every fetched email (see the module docstring)
         try:
             sock = client.socket()
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -138,13 +152,13 @@ class ImapInbox:
             client.noop()
             uids = sorted(client.search(["ALL"]))[:limit]
             found: list[tuple[int, bytes]] = []
-            for start in range(0, len(uids), FETCH_CHUNK):
-                chunk = uids[start:start + FETCH_CHUNK]
-                data = client.fetch(chunk, ["BODY.PEEK[]"])
-                for uid in chunk:
+            for group in _fetch_groups(uids, _sizes(client, uids)):
+                data = client.fetch(group, ["BODY.PEEK[]"])
+                for uid in group:
                     body = data.get(uid, {}).get(b"BODY[]")
-                    if body is not None:
-                        found.append((uid, bytes(body)))
+                    if body is not None:  # bytes already: no copy
+                        found.append((uid, body if isinstance(body, bytes) else bytes(body)))
+                del data
             return found
         return self._call(fetch)  # type: ignore[return-value]
 
@@ -187,6 +201,8 @@ class ImapInbox:
                     responses = client.idle_check(timeout=min(1.0, deadline - now))
                     if any(_is_change(r) for r in responses):
                         break
+                    if not responses and _peer_closed(client):
+                        raise EOFError("server closed the connection during IDLE")
             finally:
                 client.idle_done()
             self._on_contact()
@@ -195,12 +211,66 @@ class ImapInbox:
             self._drop(exc)
 
 
+def _sizes(client: IMAPClient, uids: list[int]) -> dict[int, int]:
+    """RFC822.SIZE of each uid (one cheap round trip per 1,000); none needed for a single uid."""
+    sizes: dict[int, int] = {}
+    if len(uids) < 2:
+        return sizes
+    for start in range(0, len(uids), 1000):
+        chunk = uids[start:start + 1000]
+        for uid, item in client.fetch(chunk, ["RFC822.SIZE"]).items():
+            size = item.get(b"RFC822.SIZE")
+            if isinstance(size, int):
+                sizes[uid] = size
+    return sizes
+
+
+def _fetch_groups(uids: list[int], sizes: dict[int, int]) -> list[list[int]]:
+    """`uids` in order, in FETCH groups: at most FETCH_CHUNK small emails per group, big ones
+    (BIG_BYTES or more) alone, and no more uids once BATCH_BYTES is reached (at least one)."""
+    groups: list[list[int]] = []
+    group: list[int] = []
+    total = 0
+    for uid in uids:
+        size = sizes.get(uid, 0)
+        if (groups or group) and total + size > BATCH_BYTES:
+            break
+        if group and (size >= BIG_BYTES or len(group) >= FETCH_CHUNK):
+            groups.append(group)
+            group = []
+        group.append(uid)
+        total += size
+        if size >= BIG_BYTES:
+            groups.append(group)
+            group = []
+    if group:
+        groups.append(group)
+    return groups
+
+
 def _is_change(response: object) -> bool:
+    if isinstance(response, tuple) and response and response[0] == b"BYE":
+        raise EOFError("server said BYE")  # checked first: ("BYE", text) has two parts too
     if isinstance(response, tuple) and len(response) >= 2:
         return response[1] in (b"EXISTS", b"RECENT", b"EXPUNGE", b"FETCH")
-    if isinstance(response, tuple) and response and response[0] == b"BYE":
-        raise EOFError("server said BYE")
     return False
+
+
+def _peer_closed(client: IMAPClient) -> bool:
+    """True when the server has closed the connection. imapclient's `idle_check` swallows EOF
+    and returns nothing, so without this a cut IDLE spins until the renew interval. The TCP
+    socket is peeked through a duplicate descriptor, which works under TLS too and consumes
+    nothing."""
+    try:
+        sock = client.socket()
+        if isinstance(sock, ssl.SSLSocket) and sock.pending():
+            return False
+        with socket.fromfd(sock.fileno(), sock.family, sock.type) as raw:
+            return raw.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except (BlockingIOError, InterruptedError):
+        return False
+    except (OSError, ValueError):
+        return True
 
 
 class MemoryInbox:

@@ -1,7 +1,8 @@
-"""Shared fixtures: the shipped config, the rules, and a running embedded mail system."""
+"""Shared fixtures: the shipped config, the rules, and a running mail system (embedded or Dovecot)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,14 +29,34 @@ def rules(shipped_config):
     return Rules.load(shipped_config.rules_dir)
 
 
-@pytest.fixture
-def mail_system(shipped_config) -> Iterator:
-    """The embedded IMAP+SMTP system with the shipped accounts, on free ports."""
-    from maild.embedded import EmbeddedMailSystem
-    emb = shipped_config.embedded_system
-    system = EmbeddedMailSystem(emb.host, 0, 0, dict(emb.accounts))
+MAIL_SYSTEMS = ("embedded", "dovecot")
+
+
+def make_mail_system(kind: str, accounts: dict[str, str], host: str = "127.0.0.1"):
+    """A started mail system of `kind`; skips (fails under CI=true) when Dovecot is missing."""
+    if kind == "embedded":
+        from maild.embedded import EmbeddedMailSystem
+        system = EmbeddedMailSystem(host, 0, 0, accounts)
+    else:
+        from mailservers import DovecotMailSystem, dovecot_available
+        if not dovecot_available():
+            reason = ("dovecot is not installed (apt-get install dovecot-imapd dovecot-lmtpd; "
+                      ".ci/run does it)")
+            if os.environ.get("CI", "").lower() == "true":
+                pytest.fail(f"CI=true and {reason}: in CI none may skip")
+            pytest.skip(reason)
+        system = DovecotMailSystem(host, 0, 0, accounts)
     system.start()
+    return system
+
+
+@pytest.fixture(params=MAIL_SYSTEMS, ids=MAIL_SYSTEMS)
+def mail_system(request, shipped_config) -> Iterator:
+    """A running mail system with the shipped accounts, on free ports: the embedded one
+    (pymap + aiosmtpd) and Dovecot behind an SMTP-to-LMTP front door (tests/mailservers.py)."""
+    emb = shipped_config.embedded_system
+    system = make_mail_system(request.param, dict(emb.accounts), emb.host)
     try:
         yield system
     finally:
-        system.stop()
+        getattr(system, "remove", system.stop)()

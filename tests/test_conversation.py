@@ -1,4 +1,4 @@
-"""End-to-end conversations over real SMTP and IMAP with the embedded mail system.
+"""End-to-end conversations over real SMTP and IMAP, with each mail system (embedded, Dovecot).
 
 People send email by SMTP; maild's service handles its inbox over IMAP and sends by SMTP; the
 test reads each person's mailbox over IMAP and the stored state.

@@ -1,8 +1,8 @@
 """The daemon killed with SIGKILL between commit and IMAP move, and between commit and sending.
 
-The daemon runs as a real process (`python -m maild run`) against the embedded mail system of
-the test process, and kills itself at a named point (MAILD_CRASH_AT). After a restart, every
-email must have had its effect exactly once: nothing lost, nothing sent twice.
+The daemon runs as a real process (`python -m maild run`) against the mail system of the test
+process (embedded or Dovecot), and kills itself at a named point (MAILD_CRASH_AT). After a
+restart, every email must have had its effect exactly once: nothing lost, nothing sent twice.
 """
 
 from __future__ import annotations
@@ -63,13 +63,13 @@ def _start(config: Path, crash_at: str = "") -> subprocess.Popen:
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
-def _wait_until(condition, timeout_s: float = 20.0) -> None:
+def _wait_until(condition, daemon: subprocess.Popen, timeout_s: float = 30.0) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if condition():
             return
         time.sleep(0.1)
-    raise AssertionError("condition not met in time")
+    raise AssertionError("condition not met in time; daemon log:\n" + _stop(daemon))
 
 
 def _stop(proc: subprocess.Popen) -> str:
@@ -116,7 +116,7 @@ def test_kill_and_restart_loses_nothing_and_repeats_nothing(mail_system, tmp_pat
     daemon = _start(config)
     try:
         _wait_until(lambda: _counts(reader) == {a: 1 for a in (INITIATOR, *OWNERS)}
-                    and not reader.folder("collab@corp.example"))
+                    and not reader.folder("collab@corp.example"), daemon)
         time.sleep(1.0)  # room for a duplicate to show up, if the daemon were to send one
     finally:
         log = _stop(daemon)
@@ -132,7 +132,7 @@ def test_kill_and_restart_loses_nothing_and_repeats_nothing(mail_system, tmp_pat
     daemon = _start(config)
     try:
         _wait_until(lambda: len(reader.folder(INITIATOR)) == 2
-                    and not reader.folder("collab@corp.example"))
+                    and not reader.folder("collab@corp.example"), daemon)
         time.sleep(1.0)
     finally:
         log = _stop(daemon)
