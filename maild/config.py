@@ -56,6 +56,7 @@ class Config:
     path: Path
     base_dir: Path  # relative paths in the file are relative to the file's folder
     data_dir: Path
+    archive_dir: Path
     timezone: str
     workday_end: time
     secret_env: str
@@ -177,6 +178,7 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> Config:
         path=path,
         base_dir=base,
         data_dir=rel(reader.text("maild", "data_dir", "var")),
+        archive_dir=rel(reader.text("maild", "archive_dir", "archive")),
         timezone=timezone,
         workday_end=workday_end,
         secret_env=reader.text("maild", "secret_env", "MAILD_SECRET"),

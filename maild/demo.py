@@ -61,8 +61,10 @@ class Mailbox:
 class Transcript:
     """Prints each email that goes in or out, readably, in the order it happened."""
 
-    def __init__(self, out: TextIO, names: dict[str, str]) -> None:
+    def __init__(self, out: TextIO, names: dict[str, str],
+                 stamp: Callable[[], str] | None = None) -> None:
         self.out, self.names, self.start = out, names, time.monotonic()
+        self.stamp = stamp or (lambda: f"+{time.monotonic() - self.start:5.2f}s")
 
     def who(self, address: str) -> str:
         name = self.names.get(address.lower())
@@ -74,8 +76,7 @@ class Transcript:
         text = body.get_content() if body is not None else ""
         sender = parseaddr(str(msg.get("From", "")))[1]
         lines = [ln for ln in text.strip().splitlines()][:14]
-        elapsed = time.monotonic() - self.start
-        self.out.write(f"\n── +{elapsed:5.2f}s  {direction}  {self.who(sender)} → "
+        self.out.write(f"\n── {self.stamp()}  {direction}  {self.who(sender)} → "
                        f"{', '.join(self.who(parseaddr(a)[1]) for a in str(msg.get('To', '')).split(','))}\n")
         self.out.write(f"   Subject: {msg.get('Subject', '')}\n")
         if msg.get("In-Reply-To"):
@@ -93,20 +94,22 @@ class DemoFailed(Exception):
 
 
 class Scenario:
-    def __init__(self, config: Config, out: TextIO, names: dict[str, str]) -> None:
+    def __init__(self, config: Config, out: TextIO, names: dict[str, str],
+                 transcript: Transcript | None = None) -> None:
         self.config = config
-        self.transcript = Transcript(out, names)
+        self.transcript = transcript or Transcript(out, names)
         accounts = config.embedded_system.accounts
         self.boxes = {a: Mailbox(a, p, set()) for a, p in accounts.items()}
         self.host = config.embedded_system.host
 
     def send(self, sender: str, to: str, subject: str, text: str, *,
-             in_reply_to: str | None = None, references: str | None = None) -> str:
+             in_reply_to: str | None = None, references: str | None = None,
+             date: str | None = None) -> str:
         msg = EmailMessage()
         msg["From"] = f"{self.transcript.names.get(sender, '')} <{sender}>"
         msg["To"] = to
         msg["Subject"] = subject
-        msg["Date"] = formatdate(localtime=True)
+        msg["Date"] = date or formatdate(localtime=True)
         message_id = f"<{uuid.uuid4().hex}@{sender.partition('@')[2]}>"
         msg["Message-ID"] = message_id
         if in_reply_to:
@@ -151,7 +154,7 @@ class Scenario:
 def play(config: Config, out: TextIO, wait_state: Callable[[], dict[str, str]]) -> None:
     """The scripted Q3 project: kickoff, three confirmation requests, three confirmations."""
     from .service import Rules
-    people = Rules.load(config.rules_dir).people
+    people = Rules.load(config.rules_dir, config.timezone).people
     names = {p.address: p.name for p in people.people}
     scenario = Scenario(config, out, names)
     inbox = config.inbox_address

@@ -13,7 +13,9 @@ import asyncio
 import hashlib
 import logging
 import os
+import random
 import secrets
+import shutil
 import signal
 import subprocess
 import threading
@@ -26,17 +28,20 @@ from typing import Any
 
 import schedule
 
-from . import workflow
+from . import archive, intake, planner, tokens, workflow
 from .classify import ClassifyContext, HelpRequest, Ignore, NewItem, Reply, Unrecognized, classify
 from .config import Config, resolve_password
 from .decode import DecodeError, decode
+from .files import atomic_write_bytes
 from .forms import FormRules, load_form_rules
-from .imap import ImapInbox, ImapSettings, Inbox
+from .imap import CONNECTION_ERRORS, ImapInbox, ImapSettings, Inbox
 from .model import Inbound, Notice, Outgoing
 from .outbox import Outbox, SmtpSettings
 from .people import Directory
+from .record import RecordRenderer
 from .render import Renderer, to_mime
 from .store import Store
+from .workcal import WorkCalendar, load_calendar
 
 log = logging.getLogger("maild.service")
 
@@ -47,18 +52,25 @@ CRASHPOINTS = ("after_fetch", "after_parse", "after_commit", "before_move")
 
 @dataclass(frozen=True)
 class Rules:
+    """Everything under `rules/`, parsed and validated: forms, people, workflow, schedules."""
+
     form_rules: FormRules
     people: Directory
     workflow: Mapping[str, Any]
+    schedules: planner.ScheduleRules
+    calendar: WorkCalendar
 
     @classmethod
-    def load(cls, rules_dir: Path) -> Rules:
+    def load(cls, rules_dir: Path, timezone: str = "Asia/Shanghai") -> Rules:
         def read(name: str) -> dict[str, Any]:
             path = rules_dir / name
             return tomllib.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+        schedules = read("schedules.toml")
         return cls(form_rules=load_form_rules(read("forms.toml")),
                    people=Directory.from_toml(read("people.toml")),
-                   workflow=read("workflow.toml"))
+                   workflow=read("workflow.toml"),
+                   schedules=planner.load_schedule_rules(schedules),
+                   calendar=load_calendar(schedules, timezone))
 
 
 @dataclass
@@ -91,6 +103,21 @@ def _run_password_command(command: str) -> str:
                           timeout=30).stdout
 
 
+class _Backoff:
+    """Exponential backoff with jitter for a loop that waits out outages."""
+
+    def __init__(self, initial_s: float = 1.0, max_s: float = 300.0) -> None:
+        self.initial_s, self.max_s, self.failures = initial_s, max_s, 0
+        self._rng = random.Random()
+
+    def next(self) -> float:
+        self.failures += 1
+        return min(self.max_s, self.initial_s * 2 ** (self.failures - 1)) * self._rng.uniform(0.5, 1)
+
+    def reset(self) -> None:
+        self.failures = 0
+
+
 class Service:
     def __init__(self, config: Config, *, inbox: Inbox, store: Store, outbox: Outbox,
                  renderer: Renderer, rules: Rules, secret: bytes,
@@ -106,10 +133,13 @@ class Service:
         self.clock = clock or (lambda: datetime.now(config.tz))
         self.crashpoints = crashpoints
         self.stop_event = threading.Event()
+        self._outage_backoff = _Backoff()
+        self._reload_requested = threading.Event()
         self.scheduler = schedule.Scheduler()
         self.scheduler.every(30).seconds.do(self.tick)
         self._loop = asyncio.new_event_loop()
         self.last_contact: datetime | None = None
+        self.record_renderer = RecordRenderer(config.templates_dir / "archive")
 
     # -- wiring ------------------------------------------------------------------------------
     @classmethod
@@ -118,7 +148,7 @@ class Service:
         environ = dict(os.environ if environ is None else environ)
         secret = load_secret(config, environ)
         store = Store(config.data_dir)
-        rules = Rules.load(config.rules_dir)
+        rules = Rules.load(config.rules_dir, config.timezone)
         renderer = Renderer(config.templates_dir, timezone=config.timezone,
                             inbox_address=config.inbox_address, from_name=config.from_name)
         imap_password = resolve_password(config.imap, environ, _run_password_command)
@@ -185,8 +215,11 @@ class Service:
         now = self.clock()
         moves: dict[str, list[int]] = {}
         cctx, wctx = self.classify_context(), self.workflow_context()
+        closed: list[str] = []
         for uid, raw in batch:
             folder, outcome = self._handle(raw, now, cctx, wctx)
+            if outcome.get("command") == "close":
+                closed.append(outcome["item"])
             moves.setdefault(folder, []).append(uid)
             report.outcomes.append(outcome)
             if folder == self.config.quarantine_folder:
@@ -197,6 +230,7 @@ class Service:
             self._crash("after_parse")
             self.store.commit()
             self._crash("after_commit")
+            self.archive_closed(closed)
         sent, failed = self.drain()
         report.sent, report.failed = sent, failed
         if batch:
@@ -224,6 +258,9 @@ class Service:
             log.exception("event=handle_failed message_id=%s", msg.message_id)
             return self._record(msg.message_id, self.config.quarantine_folder,
                                 f"internal error: {exc!r}"[:300], now, {})
+        touched = {item["id"] for item in outcome.items} | {link[1] for link in outcome.links}
+        for item_id in sorted(touched):
+            self._keep_original(item_id, msg, raw)
         for item in outcome.items:
             self.store.put_item(item)
         for message_id, item_id, task_id in outcome.links:
@@ -234,6 +271,44 @@ class Service:
         log.info("event=inbound message_id=%s from=%s disposition=%s reason=%r",
                  msg.message_id, msg.from_addr, outcome.disposition, outcome.reason)
         return self._record(msg.message_id, folder, outcome.reason, now, dict(outcome.summary))
+
+    def archive_closed(self, item_ids: list[str] | None = None) -> list[Path]:
+        """Move closed items out of the live database into the archive (idempotent).
+
+        Order matters for crashes: the archive folder is complete before the item leaves the
+        live database; a crash in between leaves a closed item that the next call finishes.
+        """
+        written = []
+        if item_ids is None:  # at start: whatever a crash left closed but not archived
+            candidates = [i for i in self.store.all_items() if i.get("state") == "closed"]
+        else:
+            candidates = [i for i in map(self.store.get_item, item_ids)
+                          if i and i.get("state") == "closed"]
+        for item in candidates:
+            closed_at = datetime.fromisoformat(item["closed_at"])
+            emails = [(path.name, path.read_bytes())
+                      for path in sorted(self.mail_dir(item["id"]).glob("*.eml"))]
+            people = {p.address: p.name for p in self.rules.people.people}
+            folder = archive.write_archive(self.config.archive_dir, item, emails,
+                                           closed_at=closed_at, tz=self.config.timezone,
+                                           renderer=self.record_renderer, people_names=people)
+            self.store.remove_item(item["id"])
+            self.store.commit()
+            shutil.rmtree(self.mail_dir(item["id"]), ignore_errors=True)
+            log.info("event=archived item=%s folder=%s", item["id"], folder)
+            written.append(folder)
+        return written
+
+    def mail_dir(self, item_id: str) -> Path:
+        return self.config.data_dir / "mail" / item_id
+
+    def _keep_original(self, item_id: str, msg: Inbound, raw: bytes) -> None:
+        """The inbound email as received, for the item's archive (written before the commit)."""
+        stamp = msg.date.astimezone(self.config.tz).strftime("%Y%m%d-%H%M%S-") if msg.date else ""
+        name = stamp + hashlib.sha256(msg.message_id.encode()).hexdigest()[:12] + ".eml"
+        path = self.mail_dir(item_id) / name
+        if not path.exists():
+            atomic_write_bytes(path, raw)
 
     def _record(self, message_id: str, folder: str, reason: str, now: datetime,
                 summary: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -247,7 +322,7 @@ class Service:
         if isinstance(decision, Ignore):
             return workflow.Outcome("processed", f"ignored {decision.kind}: {decision.reason}")
         if isinstance(decision, NewItem):
-            outcome = workflow.start_item(msg, decision, self.store.peek_item_id(), wctx, now)
+            outcome = intake.start_item(msg, decision, self.store.peek_item_id(), wctx, now)
             if outcome.items:
                 self.store.next_item_id()
             return outcome
@@ -255,9 +330,9 @@ class Service:
             item = self.store.get_item(decision.item_id)
             return workflow.handle_reply(msg, decision, item, wctx, now)
         if isinstance(decision, HelpRequest):
-            return workflow.help_reply(msg, decision.language, wctx)
+            return intake.help_reply(msg, decision.language, wctx)
         assert isinstance(decision, Unrecognized)
-        return workflow.unrecognized_reply(msg, decision.language, decision.reason, wctx)
+        return intake.unrecognized_reply(msg, decision.language, decision.reason, wctx)
 
     def _enqueue(self, notices: tuple[Notice, ...] | list[Notice], *, source: str,
                  now: datetime) -> list[Outgoing]:
@@ -310,33 +385,108 @@ class Service:
                         item, out.to, out.subject, code, error, self.workflow_context())))
             for out, notice in notices:
                 self._enqueue([notice], source=out.message_id, now=now)
+            # The sent marks (and any failure notices) are durable before the batch's emails
+            # leave INBOX, so a crash after this point re-sends nothing.
+            self.store.commit()
             if not notices:
                 break
-            self.store.commit()
         return sent, failed
 
+    def plan(self, now: datetime) -> tuple[list[planner.Planned], dict[str, Any]]:
+        """What digests, reminders and escalations are due at `now` (nothing is changed)."""
+        return planner.plan(self.store.open_items(), now, self.rules.schedules,
+                            self.rules.calendar, self.rules.people,
+                            self.store.meta_get("planner", {}))
+
+    def run_schedules(self, now: datetime) -> list[Outgoing]:
+        """Enqueue what is due and record it as sent, in the same commit: each level once."""
+        planned, state = self.plan(now)
+        items: dict[str, dict[str, Any]] = {}
+        queued: list[Outgoing] = []
+        for entry in planned:
+            kind, who, key = entry.record
+            notice = entry.notice
+            if notice.item_id and notice.reply_token is None and notice.to:
+                notice = Notice(**{**notice.__dict__, "reply_token": tokens.issue(
+                    self.secret, tokens.ReplyToken(notice.item_id, notice.task_id, notice.to[0]))})
+            if kind not in ("digest", "owner_digest"):
+                item = items.get(kind) or self.store.get_item(kind)
+                if item is None:
+                    continue
+                items[kind] = item
+                target = next((t for t in item["tasks"] if t["id"] == who), item) if who else item
+                target.setdefault("sent", {})[key] = now.isoformat()
+            queued += self._enqueue([notice], source="plan|" + "|".join(map(str, entry.record)),
+                                    now=now)
+        for item in items.values():
+            self.store.put_item(item)
+        self.store.meta_set("planner", state)
+        if planned:
+            log.info("event=schedules planned=%d queued=%d", len(planned), len(queued))
+        return queued
+
     def tick(self) -> None:
-        """Periodic work: retries that came due, housekeeping."""
+        """Periodic work: schedules, retries that came due, housekeeping, `status` facts."""
         now = self.clock()
+        self.run_schedules(now)
         self.store.prune_outbox(now)
+        if self.last_contact is not None:
+            self.store.meta_set("last_imap_contact", self.last_contact.isoformat())
+        self.store.meta_set("next_runs", {
+            "tick": (now + timedelta(seconds=max(0.0, self.scheduler.idle_seconds or 0))).isoformat(),
+        })
         self.store.commit()
         self.drain()
+
+    def request_reload(self) -> None:
+        """Ask the loop to re-read rules and templates at its next turn (SIGHUP)."""
+        self._reload_requested.set()
+
+    def _reload(self) -> None:
+        self._reload_requested.clear()
+        try:
+            rules = Rules.load(self.config.rules_dir, self.config.timezone)
+            renderer = Renderer(self.config.templates_dir, timezone=self.config.timezone,
+                                inbox_address=self.config.inbox_address,
+                                from_name=self.config.from_name)
+        except Exception as exc:  # a broken edit must not take the daemon down: keep the old ones
+            log.error("event=reload_failed error=%r", exc)
+            return
+        self.rules, self.renderer = rules, renderer
+        log.info("event=reloaded rules_dir=%s templates_dir=%s", self.config.rules_dir,
+                 self.config.templates_dir)
 
     # -- the loop -------------------------------------------------------------------------------
     def run(self) -> None:
         log.info("event=started inbox=%s data_dir=%s", self.config.inbox_address,
                  self.config.data_dir)
+        archive.clean_partial(self.config.archive_dir)
+        self.archive_closed()  # what a previous run closed but did not archive
         self.drain()  # what a previous run committed but did not send
         while not self.stop_event.is_set():
-            report = self.process_batch()
-            if report.fetched:
-                log.info("event=batch fetched=%d processed=%d quarantined=%d sent=%d failed=%d",
-                         report.fetched, report.processed, report.quarantined, report.sent,
-                         report.failed)
+            if self._reload_requested.is_set():
+                self._reload()
+            try:
+                report = self.process_batch()
+                if report.fetched:
+                    log.info("event=batch fetched=%d processed=%d quarantined=%d sent=%d "
+                             "failed=%d", report.fetched, report.processed, report.quarantined,
+                             report.sent, report.failed)
+                    continue
+                self.scheduler.run_pending()
+                self.inbox.wait(self._wait_seconds(), self._should_wake)
+            except CONNECTION_ERRORS as exc:
+                # A mail server outage is waited out, never fatal; the inbox backs off itself.
+                # Uncommitted work of the batch is dropped and redone from INBOX next turn.
+                self.store.rollback()
+                log.warning("event=loop_error error=%r", exc)
+                self.stop_event.wait(self._outage_backoff.next())
                 continue
-            self.scheduler.run_pending()
-            self.inbox.wait(self._wait_seconds(), self.stop_event.is_set)
+            self._outage_backoff.reset()
         log.info("event=stopped")
+
+    def _should_wake(self) -> bool:
+        return self.stop_event.is_set() or self._reload_requested.is_set()
 
     def _wait_seconds(self) -> float:
         waits = [self.config.idle_renew_s]

@@ -8,17 +8,16 @@ Nothing here reads the clock, the database or the network.
 from __future__ import annotations
 
 import copy
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, time
 from typing import Any
 
 from . import tokens
-from .classify import NewItem, Reply
-from .dates import ACCEPTED_FORMS, parse_deadline
-from .forms import FormRules, blank_form, refill_form
-from .model import FieldError, Inbound, ItemKind, Notice, TaskState
+from .classify import Reply
+from .dates import parse_deadline
+from .forms import FormRules
+from .model import Inbound, Notice, TaskState
 from .people import Directory
 
 OPEN_STATES = {s.value for s in TaskState} - {TaskState.DONE.value, TaskState.DECLINED.value}
@@ -45,16 +44,16 @@ class Outcome:
     summary: Mapping[str, Any] = field(default_factory=dict)
 
 
-def _thread(msg: Inbound, root: str | None = None) -> tuple[str, tuple[str, ...]]:
+def thread_of(msg: Inbound, root: str | None = None) -> tuple[str, tuple[str, ...]]:
     refs = [r for r in (root, *msg.references, msg.message_id) if r and not r.startswith("sha256:")]
     return msg.message_id, tuple(dict.fromkeys(refs))
 
 
-def _token(ctx: WorkflowContext, item_id: str, task_id: str | None, address: str) -> str:
+def issue_token(ctx: WorkflowContext, item_id: str, task_id: str | None, address: str) -> str:
     return tokens.issue(ctx.secret, tokens.ReplyToken(item_id, task_id, address))
 
 
-def _audit(item: dict[str, Any], now: datetime, who: str, action: str, msg: Inbound,
+def add_audit(item: dict[str, Any], now: datetime, who: str, action: str, msg: Inbound,
            task_id: str | None = None, **detail: Any) -> None:
     item.setdefault("audit", []).append({"at": now.isoformat(), "who": who, "action": action,
                                          "task": task_id, "message_id": msg.message_id,
@@ -62,138 +61,33 @@ def _audit(item: dict[str, Any], now: datetime, who: str, action: str, msg: Inbo
 
 
 # --------------------------------------------------------------------------------------------
-# New items
-
-
-def start_item(msg: Inbound, decision: NewItem, item_id: str, ctx: WorkflowContext,
-               now: datetime) -> Outcome:
-    """A new item from a form: stored and confirmation requests sent, or one reply listing fixes."""
-    form, language = decision.form, decision.language
-    errors = list(form.errors)
-    tasks: list[dict[str, Any]] = []
-    warnings: list[str] = []
-    for number, draft in enumerate(form.tasks, start=1):
-        task_errors: list[FieldError] = []
-        if not draft.name.strip():
-            task_errors.append(FieldError("title", "missing", "", number))
-        owners = ctx.people.resolve(draft.owner)
-        if not draft.owner.strip():
-            task_errors.append(FieldError("owner", "owner_missing", "", number))
-        elif not owners:
-            task_errors.append(FieldError("owner", "owner_unknown", draft.owner, number))
-        elif len(owners) > 1 or not owners[0].address:
-            task_errors.append(FieldError("owner", "owner_many", draft.owner, number))
-        deadline = parse_deadline(draft.deadline, now, workday_end=ctx.workday_end)
-        if not draft.deadline.strip():
-            task_errors.append(FieldError("deadline", "missing", "", number))
-        elif deadline.error:
-            code = "date_past" if deadline.error == "past" else "date_unparseable"
-            task_errors.append(FieldError("deadline", code, draft.deadline, number))
-        errors.extend(task_errors)
-        if task_errors:
-            continue
-        owner = owners[0]
-        assert deadline.value is not None
-        if (deadline.value - now).total_seconds() < ctx.buffer_days * 86400:
-            warnings.append(f"buffer:T-{number}")
-        tasks.append({
-            "id": f"T-{number}", "name": draft.name.strip(), "owner": owner.address,
-            "owner_name": owner.name, "owner_department": owner.department,
-            "deadline": deadline.value.isoformat(), "deadline_text": draft.deadline,
-            "deliverable": draft.deliverable.strip(), "note": draft.note.strip(),
-            "state": TaskState.AWAITING_CONFIRMATION.value, "progress": 0,
-            "confirmed_at": None, "confirmed_by": None, "updated_at": now.isoformat(),
-            "round": 1,
-        })
-    if errors:
-        return _validation_reply(msg, form, errors, language, ctx)
-
-    sender = ctx.people.by_address(msg.from_addr)
-    fields = dict(form.fields)
-    item: dict[str, Any] = {
-        "id": item_id, "kind": form.kind.value if form.kind else ItemKind.TASK.value,
-        "title": fields.get("title") or (tasks[0]["name"] if tasks else msg.subject),
-        "language": language, "state": "open",
-        "initiator": msg.from_addr,
-        "initiator_name": sender.name if sender else (msg.from_name or msg.from_addr),
-        "initiator_department": sender.department if sender else "",
-        "initiator_text": fields.get("initiator", ""),
-        "participants": _split_people(fields.get("participants", "")),
-        "goal": fields.get("goal", ""),
-        "scope": fields.get("scope", ""), "fields": fields,
-        "created_at": now.isoformat(), "updated_at": now.isoformat(),
-        "subject": msg.subject, "root_message_id": msg.message_id,
-        "tasks": tasks, "audit": [],
-    }
-    _audit(item, now, msg.from_addr, "created", msg, tasks=len(tasks))
-    in_reply_to, references = _thread(msg)
-    notices = [Notice(
-        template="receipt", to=(msg.from_addr,), language=language,
-        context={"item": item, "warnings": warnings}, item_id=item_id,
-        in_reply_to=in_reply_to, references=references,
-        reply_token=_token(ctx, item_id, None, msg.from_addr),
-    )]
-    for task in tasks:
-        notices.append(Notice(
-            template="confirm_request", to=(task["owner"],), language=language,
-            context={"item": item, "task": task}, item_id=item_id, task_id=task["id"],
-            in_reply_to=in_reply_to, references=references,
-            reply_token=_token(ctx, item_id, task["id"], task["owner"]),
-        ))
-    return Outcome("processed", "new item", items=(item,), notices=tuple(notices),
-                   links=((msg.message_id, item_id, None),),
-                   summary={"item": item_id, "tasks": len(tasks)})
-
-
-def _split_people(text: str) -> list[str]:
-    return [part.strip() for part in re.split(r"[、,，;；]+", text) if part.strip()]
-
-
-def _validation_reply(msg: Inbound, form: Any, errors: list[FieldError], language: str,
-                      ctx: WorkflowContext) -> Outcome:
-    in_reply_to, references = _thread(msg)
-    notice = Notice(
-        template="validation_error", to=(msg.from_addr,), language=language,
-        context={"errors": [e.to_dict() for e in errors],
-                 "field_labels": {e.field: ctx.form_rules.label(e.field, language)
-                                  for e in errors if e.field in ctx.form_rules.labels},
-                 "refilled_form": refill_form(form, language, ctx.form_rules),
-                 "accepted_dates": list(ACCEPTED_FORMS.get(language, ACCEPTED_FORMS["en"])),
-                 "original_subject": msg.subject},
-        in_reply_to=in_reply_to, references=references,
-    )
-    return Outcome("processed", "validation errors", notices=(notice,),
-                   summary={"errors": [f"{e.field}:{e.code}" for e in errors]})
-
-
-def help_reply(msg: Inbound, language: str, ctx: WorkflowContext) -> Outcome:
-    in_reply_to, references = _thread(msg)
-    forms = [{"name": kind.value, "text": blank_form(kind, language, ctx.form_rules)}
-             for kind in ItemKind]
-    notice = Notice(template="templates", to=(msg.from_addr,), language=language,
-                    context={"forms": forms}, in_reply_to=in_reply_to, references=references)
-    return Outcome("processed", "help", notices=(notice,))
-
-
-def unrecognized_reply(msg: Inbound, language: str, reason: str, ctx: WorkflowContext) -> Outcome:
-    """An email maild cannot read: kept in quarantine, the sender gets the templates once."""
-    outcome = help_reply(msg, language, ctx)
-    return Outcome("quarantine", reason, notices=outcome.notices)
-
-
-# --------------------------------------------------------------------------------------------
 # Replies
+
+# The close reply the initiator is asked to send; `commands.read_command` reads these labels.
+RETRO_FORM = {"zh": "结项\n是否达成目标：\n未达目标原因：\n可优化点：",
+              "en": "close\nGoal achieved:\nReason:\nImprovements:"}
+OWNER_COMMANDS = ("confirm", "decline", "progress", "status", "done", "blocker", "delay")
+INITIATOR_COMMANDS = ("reassign", "close")
+Link = tuple[tuple[str, str, str | None], ...]
+
+
+def may_manage(item: Mapping[str, Any], address: str, ctx: WorkflowContext) -> bool:
+    """The initiator and configured admins reassign, change deadlines, accept delays and close."""
+    return address == item["initiator"] or address in ctx.admins
 
 
 def handle_reply(msg: Inbound, decision: Reply, item: dict[str, Any] | None, ctx: WorkflowContext,
                  now: datetime) -> Outcome:
-    if item is None:
+    """A reply about an item: check who may do what the command asks, then do it."""
+    from .intake import help_reply, unrecognized_reply
+
+    if item is None or item.get("state") == "closed":
         return unrecognized_reply(msg, decision.language, f"no open item {decision.item_id}", ctx)
     item = copy.deepcopy(item)
     language = item.get("language", decision.language)
     sender = msg.from_addr
     command = decision.command
-    link = ((msg.message_id, item["id"], decision.task_id),)
+    link: Link = ((msg.message_id, item["id"], decision.task_id),)
     if command is None:
         return Outcome("processed", "command not understood", notices=(
             _notice(msg, item, "not_understood", sender, language, ctx,
@@ -201,47 +95,82 @@ def handle_reply(msg: Inbound, decision: Reply, item: dict[str, Any] | None, ctx
     if command.name == "help":
         return Outcome("processed", "help", notices=help_reply(msg, language, ctx).notices,
                        links=link)
+    args = dict(command.args)
+    manager = may_manage(item, sender, ctx)
+
+    if command.name == "close":
+        if not manager:
+            return _refuse(msg, item, sender, language, ctx, "close", [item["initiator"]], link)
+        return _close(msg, item, args, language, ctx, now, link)
+    if command.name == "reassign":
+        task = _task_by_id(item, args.get("task") or decision.task_id)
+        if not manager:
+            return _refuse(msg, item, sender, language, ctx, "reassign", [item["initiator"]], link)
+        if task is None:
+            return _ask(msg, item, sender, language, ctx, "which_task", link)
+        return _reassign(msg, item, task, args.get("owner", ""), language, ctx, now, link)
 
     task = _task_for(item, decision.task_id, sender)
-    if command.name in ("confirm", "decline", "progress", "done", "status"):
-        if task is None:
-            return _refuse(msg, item, sender, language, ctx, command.name,
-                           allowed=[t["owner"] for t in item["tasks"]], link=link)
-        if task["owner"] != sender:
-            return _refuse(msg, item, sender, language, ctx, command.name,
-                           allowed=[task["owner"]], link=link)
-        return _owner_command(msg, item, task, command.name, dict(command.args), language, ctx,
-                              now, link)
-    # Reassign, close, delay, blocker and the rest belong to later workflow work.
-    return Outcome("processed", f"command {command.name} not handled yet", notices=(
-        _notice(msg, item, "not_understood", sender, language, ctx,
-                {"excerpt": decision.new_text[:500]}),), links=link)
+    if manager and task is not None and task["owner"] != sender:
+        # The initiator answering about someone else's task: accept a delay or move a deadline.
+        if command.name == "confirm" and task.get("requested_deadline"):
+            return _accept_delay(msg, item, task, task["requested_deadline"], language, ctx, now,
+                                 link)
+        if command.name == "delay":
+            return _accept_delay(msg, item, task, args.get("date", ""), language, ctx, now, link)
+    if task is None:
+        owners = [t["owner"] for t in item["tasks"]]
+        if sender in owners:
+            return _ask(msg, item, sender, language, ctx, "which_task", link)
+        return _refuse(msg, item, sender, language, ctx, command.name, owners, link)
+    if task["owner"] != sender:
+        return _refuse(msg, item, sender, language, ctx, command.name, [task["owner"]], link)
+    return _owner_command(msg, item, task, command.name, args, language, ctx, now, link)
+
+
+def _task_by_id(item: Mapping[str, Any], task_id: str | None) -> dict[str, Any] | None:
+    if not task_id:
+        return None
+    wanted = task_id.upper().replace(" ", "")
+    return next((t for t in item["tasks"] if t["id"] == wanted), None)
 
 
 def _task_for(item: Mapping[str, Any], task_id: str | None, sender: str) -> dict[str, Any] | None:
     if task_id:
-        return next((t for t in item["tasks"] if t["id"] == task_id), None)
+        return _task_by_id(item, task_id)
     mine = [t for t in item["tasks"] if t["owner"] == sender and t["state"] in OPEN_STATES]
-    return mine[0] if len(mine) == 1 else None
+    if len(mine) == 1:
+        return mine[0]
+    if len(item["tasks"]) == 1:
+        return item["tasks"][0]
+    return None
+
+
+def _touch(item: dict[str, Any], task: dict[str, Any] | None, now: datetime) -> None:
+    if task is not None:
+        task["updated_at"] = now.isoformat()
+    item["updated_at"] = now.isoformat()
 
 
 def _owner_command(msg: Inbound, item: dict[str, Any], task: dict[str, Any], name: str,
                    args: dict[str, Any], language: str, ctx: WorkflowContext, now: datetime,
-                   link: tuple[tuple[str, str, str | None], ...]) -> Outcome:
+                   link: Link) -> Outcome:
     sender = msg.from_addr
     notices: list[Notice] = []
     changed = True
+    detail = {k: v for k, v in args.items() if v not in (None, "", {})}
+    initiator = item["initiator"]
     if name == "confirm":
-        if task["state"] == TaskState.AWAITING_CONFIRMATION.value:
+        if task["state"] in (TaskState.AWAITING_CONFIRMATION.value, TaskState.DECLINED.value):
             task.update(state=TaskState.NOT_STARTED.value, confirmed_at=now.isoformat(),
                         confirmed_by=sender)
-            notices.append(_notice(msg, item, "confirmed", item["initiator"], language, ctx,
+            notices.append(_notice(msg, item, "confirmed", initiator, language, ctx,
                                    {"task": task, "actor": _actor(ctx, sender)}, task["id"]))
         else:
             changed = False
     elif name == "decline":
         task.update(state=TaskState.DECLINED.value, declined_reason=args.get("reason", ""))
-        notices.append(_notice(msg, item, "declined", item["initiator"], language, ctx,
+        notices.append(_notice(msg, item, "declined", initiator, language, ctx,
                                {"task": task, "actor": _actor(ctx, sender),
                                 "reason": args.get("reason", "")}, task["id"]))
     elif name == "progress":
@@ -249,13 +178,46 @@ def _owner_command(msg: Inbound, item: dict[str, Any], task: dict[str, Any], nam
         task.update(progress=percent, state=(TaskState.DONE.value if percent >= 100
                                              else TaskState.IN_PROGRESS.value))
     elif name == "status":
-        task.update(state=args["state"])
+        task["state"] = args["state"]
+        if args["state"] == TaskState.DONE.value:
+            task["progress"] = 100
     elif name == "done":
         task.update(state=TaskState.DONE.value, progress=100, done_note=args.get("note", ""))
+        if msg.attachments:
+            detail["attachments"] = [a.filename for a in msg.attachments]
+    elif name == "blocker":
+        missing = [key for key in ("situation", "cause", "support") if not args.get(key)]
+        if missing:
+            return _ask(msg, item, sender, language, ctx, "blocker_fields", link,
+                        missing=missing, task=task)
+        blocker = {"at": now.isoformat(), "situation": args["situation"], "cause": args["cause"],
+                   "support": args["support"]}
+        task.setdefault("blockers", []).append(blocker)
+        task["state"] = TaskState.BLOCKED.value
+        notices.append(_notice(msg, item, "blocker_alert", initiator, language, ctx,
+                               {"task": task, "actor": _actor(ctx, sender), "blocker": blocker},
+                               task["id"]))
+    elif name == "delay":
+        deadline = parse_deadline(args.get("date", ""), now, workday_end=ctx.workday_end)
+        if deadline.value is None or deadline.error:
+            return _ask(msg, item, sender, language, ctx, "delay_date", link, task=task,
+                        value=args.get("date", ""))
+        task.update(state=TaskState.DELAYED.value, requested_deadline=deadline.value.isoformat(),
+                    delay_reason=args.get("reason", ""))
+        notices.append(_notice(msg, item, "delay_request", initiator, language, ctx,
+                               {"task": task, "actor": _actor(ctx, sender),
+                                "requested_deadline": deadline.value.isoformat(),
+                                "reason": args.get("reason", "")}, task["id"]))
     if changed:
-        task["updated_at"] = now.isoformat()
-        item["updated_at"] = now.isoformat()
-        _audit(item, now, sender, name, msg, task["id"], **{k: v for k, v in args.items() if v})
+        task.pop("unreachable", None)
+        _touch(item, task, now)
+        add_audit(item, now, sender, name, msg, task["id"], **detail)
+        if name in ("done", "progress", "status") and _all_done(item) and not item.get(
+                "retrospective_requested_at"):
+            item["retrospective_requested_at"] = now.isoformat()
+            notices.append(_notice(msg, item, "retrospective_request", initiator, language, ctx,
+                                   {"retro_form": RETRO_FORM.get(language, RETRO_FORM["en"])},
+                                   None))
     notices.append(_notice(msg, item, "command_ack", sender, language, ctx,
                            {"task": task, "command": {"name": name, **args},
                             "changed": changed, "actor": _actor(ctx, sender)}, task["id"]))
@@ -264,13 +226,119 @@ def _owner_command(msg: Inbound, item: dict[str, Any], task: dict[str, Any], nam
                    summary={"item": item["id"], "task": task["id"], "command": name})
 
 
+def _all_done(item: Mapping[str, Any]) -> bool:
+    return all(t["state"] == TaskState.DONE.value for t in item["tasks"])
+
+
+def _accept_delay(msg: Inbound, item: dict[str, Any], task: dict[str, Any], date_text: str,
+                  language: str, ctx: WorkflowContext, now: datetime, link: Link) -> Outcome:
+    """The initiator sets a new deadline: an accepted delay request, or a deadline change."""
+    sender = msg.from_addr
+    if date_text and "T" in date_text and date_text[:4].isdigit():
+        new_deadline = datetime.fromisoformat(date_text)
+    else:
+        parsed = parse_deadline(date_text, now, workday_end=ctx.workday_end)
+        if parsed.value is None or parsed.error:
+            return _ask(msg, item, sender, language, ctx, "delay_date", link, task=task,
+                        value=date_text)
+        new_deadline = parsed.value
+    old = task["deadline"]
+    task.update(deadline=new_deadline.isoformat(), deadline_text=date_text)
+    task.pop("requested_deadline", None)
+    if task["state"] == TaskState.DELAYED.value:
+        task["state"] = (TaskState.IN_PROGRESS.value if task.get("progress") else
+                         TaskState.NOT_STARTED.value)
+    # Reminders and escalations start over against the new deadline.
+    task["sent"] = {k: v for k, v in task.get("sent", {}).items() if k.startswith("unconfirmed")}
+    _touch(item, task, now)
+    add_audit(item, now, sender, "deadline", msg, task["id"], old=old, new=task["deadline"])
+    command = {"name": "delay", "deadline": task["deadline"]}
+    notices = [
+        _notice(msg, item, "command_ack", task["owner"], language, ctx,
+                {"task": task, "command": command, "changed": True,
+                 "actor": _actor(ctx, sender)}, task["id"]),
+        _notice(msg, item, "command_ack", sender, language, ctx,
+                {"task": task, "command": command, "changed": True,
+                 "actor": _actor(ctx, sender)}, task["id"]),
+    ]
+    return Outcome("processed", f"deadline {task['id']}", items=(item,), notices=tuple(notices),
+                   links=link, summary={"item": item["id"], "task": task["id"],
+                                        "command": "deadline"})
+
+
+def _reassign(msg: Inbound, item: dict[str, Any], task: dict[str, Any], owner_text: str,
+              language: str, ctx: WorkflowContext, now: datetime, link: Link) -> Outcome:
+    """A new owner for a task: a new confirmation round, the previous owner told."""
+    sender = msg.from_addr
+    people = ctx.people.resolve(owner_text)
+    if len(people) != 1 or not people[0].address:
+        return _ask(msg, item, sender, language, ctx, "reassign_owner", link, task=task,
+                    value=owner_text, count=len(people))
+    new = people[0]
+    previous = task["owner"]
+    task.update(owner=new.address, owner_name=new.name, owner_department=new.department,
+                state=TaskState.AWAITING_CONFIRMATION.value, confirmed_at=None,
+                confirmed_by=None, progress=0, round=int(task.get("round", 1)) + 1, sent={},
+                assigned_at=now.isoformat())
+    task.pop("unreachable", None)
+    task.pop("requested_deadline", None)
+    _touch(item, task, now)
+    add_audit(item, now, sender, "reassign", msg, task["id"], previous=previous, owner=new.address)
+    notices = [_notice(msg, item, "confirm_request", new.address, language, ctx, {"task": task},
+                       task["id"])]
+    if previous != new.address:
+        notices.append(_notice(msg, item, "command_ack", previous, language, ctx,
+                               {"task": task, "command": {"name": "reassign", "to": new.name},
+                                "changed": True, "actor": _actor(ctx, sender)}, task["id"]))
+    notices.append(_notice(msg, item, "command_ack", sender, language, ctx,
+                           {"task": task, "command": {"name": "reassign", "to": new.name},
+                            "changed": True, "actor": _actor(ctx, sender)}, task["id"]))
+    return Outcome("processed", f"reassign {task['id']}", items=(item,), notices=tuple(notices),
+                   links=link, summary={"item": item["id"], "task": task["id"],
+                                        "command": "reassign"})
+
+
+def _close(msg: Inbound, item: dict[str, Any], args: Mapping[str, Any], language: str,
+           ctx: WorkflowContext, now: datetime, link: Link) -> Outcome:
+    """Close with the retrospective; the service archives the item after the commit."""
+    retro = {key: str(args.get(key, "")) for key in ("achieved", "shortfall", "improvements")}
+    item.update(state="closed", closed_at=now.isoformat(), closed_by=msg.from_addr,
+                retrospective=retro)
+    _touch(item, None, now)
+    add_audit(item, now, msg.from_addr, "close", msg, None, **{k: v for k, v in retro.items() if v})
+    recipients = [item["initiator"]] + [t["owner"] for t in item["tasks"]]
+    retro_text = "\n".join(f"{label}{value}" for label, value in zip(
+        RETRO_FORM.get(language, RETRO_FORM["en"]).splitlines()[1:], retro.values(), strict=True)
+        if value)
+    notices = [_notice(msg, item, "command_ack", address, language, ctx,
+                       {"command": {"name": "close", "retrospective": retro_text},
+                        "changed": True,
+                        "actor": _actor(ctx, msg.from_addr)}, None)
+               for address in dict.fromkeys(recipients)]
+    return Outcome("processed", "close", items=(item,), notices=tuple(notices), links=link,
+                   summary={"item": item["id"], "command": "close"})
+
+
+def _ask(msg: Inbound, item: dict[str, Any], sender: str, language: str, ctx: WorkflowContext,
+         question: str, link: Link, **facts: Any) -> Outcome:
+    """A short question back instead of a guess (which task? which owner? which date?)."""
+    notice = _notice(msg, item, "question", sender, language, ctx,
+                     {"ask": question, **facts})
+    return Outcome("processed", f"asked {question}", notices=(notice,), links=link)
+
+
 def _refuse(msg: Inbound, item: dict[str, Any], sender: str, language: str, ctx: WorkflowContext,
-            command: str, allowed: list[str], link: tuple[tuple[str, str, str | None], ...]
-            ) -> Outcome:
+            command: str, allowed: list[str], link: Link) -> Outcome:
     people = [_actor(ctx, a) for a in dict.fromkeys(allowed)]
-    notice = _notice(msg, item, "refused", sender, language, ctx,
+    # Someone outside the item must not see its status table.
+    insider = sender in {item["initiator"], *(t["owner"] for t in item["tasks"])}
+    notice = _notice(msg, item if insider else {"id": item["id"], "initiator": item["initiator"]},
+                     "refused", sender, language, ctx,
                      {"action": command,
                       "allowed": [f"{p['name']} <{p['address']}>" for p in people]})
+    if not insider:
+        notice = Notice(**{**notice.__dict__, "context": {k: v for k, v in notice.context.items()
+                                                          if k != "item"}})
     return Outcome("processed", f"{sender} may not {command}", notices=(notice,), links=link)
 
 
@@ -282,12 +350,15 @@ def _actor(ctx: WorkflowContext, address: str) -> dict[str, str]:
 
 def _notice(msg: Inbound, item: Mapping[str, Any], template: str, to: str, language: str,
             ctx: WorkflowContext, extra: Mapping[str, Any], task_id: str | None = None) -> Notice:
-    in_reply_to, references = _thread(msg, item.get("root_message_id"))
-    token_task = task_id if to != item["initiator"] else None
+    in_reply_to, references = thread_of(msg, item.get("root_message_id"))
     return Notice(template=template, to=(to,), language=language,
                   context={"item": item, **extra}, item_id=item["id"], task_id=task_id,
                   in_reply_to=in_reply_to, references=references,
-                  reply_token=_token(ctx, item["id"], token_task, to))
+                  reply_token=issue_token(ctx, item["id"], task_id, to))
+
+
+# --------------------------------------------------------------------------------------------
+# Delivery trouble
 
 
 def delivery_failed(item: Mapping[str, Any], failed_to: tuple[str, ...], subject: str,
@@ -299,4 +370,30 @@ def delivery_failed(item: Mapping[str, Any], failed_to: tuple[str, ...], subject
                            "failed_subject": subject, "code": code, "server_message": error[:500]},
                   item_id=item["id"], in_reply_to=item.get("root_message_id"),
                   references=tuple(r for r in (item.get("root_message_id"),) if r),
-                  reply_token=_token(ctx, item["id"], None, item["initiator"]))
+                  reply_token=issue_token(ctx, item["id"], None, item["initiator"]))
+
+
+def owners_unreachable(msg: Inbound, failed: tuple[str, ...], items: list[dict[str, Any]],
+                       ctx: WorkflowContext, now: datetime) -> Outcome:
+    """A bounce for owners' addresses: mark those tasks unreachable and tell each initiator once."""
+    changed: list[dict[str, Any]] = []
+    notices: list[Notice] = []
+    failed_set = {a.lower() for a in failed}
+    for original in items:
+        item = copy.deepcopy(original)
+        hit = [t for t in item["tasks"] if t["owner"] in failed_set and t["state"] in OPEN_STATES
+               and not t.get("unreachable")]
+        if not hit:
+            continue
+        for task in hit:
+            task["unreachable"] = now.isoformat()
+            add_audit(item, now, msg.from_addr or "mailer-daemon", "unreachable", msg, task["id"],
+                      address=task["owner"])
+        _touch(item, None, now)
+        changed.append(item)
+        notices.append(_notice(msg, item, "owner_unreachable", item["initiator"],
+                               item.get("language", "zh"), ctx,
+                               {"tasks": hit, "addresses": sorted({t["owner"] for t in hit})},
+                               hit[0]["id"] if len(hit) == 1 else None))
+    reason = f"bounce for {', '.join(sorted(failed_set))}" if failed_set else "bounce"
+    return Outcome("processed", reason, items=tuple(changed), notices=tuple(notices))

@@ -1,0 +1,200 @@
+"""workflow.py and intake.py: state transitions and authority, as pure functions of (item, email, now)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+from conversation import TZ
+
+from maild import intake, tokens, workflow
+from maild.classify import NewItem, Reply
+from maild.commands import read_command
+from maild.forms import read_form
+from maild.model import Attachment, Inbound, Notice
+
+NOW = datetime(2026, 8, 3, 9, 0, tzinfo=TZ)
+SECRET = b"workflow-test"
+INITIATOR, WANG, ZHAO, CHEN = ("li.na@corp.example", "wang.zhe@corp.example",
+                               "zhao.lei@corp.example", "chen.jing@corp.example")
+PROJECT = """项目名称：Q3新品推广项目
+目标/背景：新品3个月内用户增长50%
+任务：
+新品核心卖点提炼 | 王喆 | 8月10日前 | 500字以内卖点说明+用户场景图
+渠道推广方案 | 赵磊 | 8月15日前 | 包含预算、渠道选择、投放节奏
+客诉应对流程培训 | 陈静 | 8月3日 | FAQ文档
+"""
+
+
+@pytest.fixture
+def ctx(rules):
+    return workflow.WorkflowContext(inbox_address="collab@corp.example", secret=SECRET,
+                                    people=rules.people, form_rules=rules.form_rules,
+                                    admins=("alex.morgan@corp.example",))
+
+
+def email(sender: str, text: str, subject: str = "Re: [MD-0001]", **extra) -> Inbound:
+    return Inbound(message_id=f"m{abs(hash((sender, text, subject)))}@corp.example",
+                   subject=subject, from_addr=sender, from_name="", text=text, **extra)
+
+
+@pytest.fixture
+def item(ctx, rules):
+    msg = email(INITIATOR, PROJECT, "[项目] Q3新品推广项目")
+    form = read_form(msg.subject, msg.text, rules.form_rules)
+    outcome = intake.start_item(msg, NewItem(form, "zh"), "MD-0001", ctx, NOW)
+    assert outcome.disposition == "processed" and len(outcome.items) == 1
+    return outcome.items[0]
+
+
+@pytest.fixture(scope="module")
+def renderer():
+    from pathlib import Path
+
+    from maild.render import Renderer, to_mime
+    built = Renderer(Path(__file__).parent.parent / "templates", timezone="Asia/Shanghai",
+                     inbox_address="collab@corp.example", from_name="maild")
+
+    def render_all(outcome):
+        """Every notice a transition produces renders in both languages (the context contract)."""
+        for n, notice in enumerate(outcome.notices):
+            for language in ("zh", "en"):
+                out = built.render(Notice(**{**notice.__dict__, "language": language}),
+                                   message_id=f"t{n}@corp.example", date=NOW,
+                                   reply_address="collab+x@corp.example")
+                assert out.text.strip() and out.html.strip()
+                to_mime(out, from_address="collab@corp.example", from_name="maild")
+        return outcome
+    return render_all
+
+
+@pytest.fixture
+def reply(renderer):
+    def send(item, ctx, sender, text, task_id=None, when=NOW + timedelta(hours=1), **extra):
+        msg = email(sender, text, **extra)
+        decision = Reply("MD-0001", task_id, read_command(text), text, "zh", "token")
+        return renderer(workflow.handle_reply(msg, decision, item, ctx, when))
+    return send
+
+
+def templates_to(outcome):
+    return sorted((n.template, n.to[0]) for n in outcome.notices)
+
+
+def test_start_item_receipt_requests_tokens_and_buffer_warning(item, ctx, rules):
+    msg = email(INITIATOR, PROJECT, "[项目] Q3新品推广项目")
+    outcome = intake.start_item(msg, NewItem(read_form(msg.subject, msg.text, rules.form_rules),
+                                             "zh"), "MD-0001", ctx, NOW)
+    assert templates_to(outcome) == sorted([("receipt", INITIATOR), ("confirm_request", WANG),
+                                            ("confirm_request", ZHAO), ("confirm_request", CHEN)])
+    receipt = outcome.notices[0]
+    assert receipt.context["warnings"] == ["buffer:T-3"]  # due today: less than a day of buffer
+    for notice in outcome.notices[1:]:
+        token = tokens.find(SECRET, [f"collab+{notice.reply_token}@corp.example"], notice.to[0])
+        assert token == tokens.ReplyToken("MD-0001", notice.task_id, notice.to[0])
+        assert notice.in_reply_to == msg.message_id
+    assert [t["deadline"][:16] for t in item["tasks"]] == [
+        "2026-08-10T18:00", "2026-08-15T18:00", "2026-08-03T18:00"]
+    assert item["participants"] == [] and item["audit"][0]["action"] == "created"
+
+
+@pytest.mark.parametrize("row, code", [
+    ("渠道调研 | 王喆、赵磊 | 8月10日 | 报告", "owner_many"),
+    ("渠道调研 | 张三 | 8月10日 | 报告", "owner_unknown"),
+    ("渠道调研 | 王喆 | 尽快 | 报告", "date_unparseable"),
+    ("渠道调研 | 王喆 | 2026-07-01 | 报告", "date_past"),
+], ids=["two-owners", "unknown-owner", "vague-date", "past-date"])
+def test_invalid_tasks_get_one_validation_reply(ctx, rules, row, code):
+    text = f"项目名称：渠道拓展\n目标/背景：两个新渠道\n任务：\n{row}\n"
+    msg = email(INITIATOR, text, "[项目] 渠道拓展")
+    outcome = intake.start_item(msg, NewItem(read_form(msg.subject, text, rules.form_rules), "zh"),
+                                "MD-0002", ctx, NOW)
+    assert outcome.items == ()
+    assert [n.template for n in outcome.notices] == ["validation_error"]
+    assert code in {e["code"] for e in outcome.notices[0].context["errors"]}
+    assert "渠道拓展" in outcome.notices[0].context["refilled_form"]
+
+
+def test_confirm_by_owner_records_who_and_when_and_tells_initiator(item, ctx, reply):
+    outcome = reply(item, ctx, WANG, "确认", "T-1")
+    task = outcome.items[0]["tasks"][0]
+    assert task["state"] == "not_started" and task["confirmed_by"] == WANG
+    assert task["confirmed_at"] == (NOW + timedelta(hours=1)).isoformat()
+    assert templates_to(outcome) == [("command_ack", WANG), ("confirmed", INITIATOR)]
+    again = reply(outcome.items[0], ctx, WANG, "确认", "T-1")
+    assert again.items == () and templates_to(again) == [("command_ack", WANG)]
+
+
+@pytest.mark.parametrize("sender, text, task_id", [
+    (ZHAO, "确认", "T-1"), (CHEN, "进度 50%", "T-1"), ("alex.morgan@corp.example", "完成", "T-2"),
+    (WANG, "关闭", None), (ZHAO, "转派 T-1 给 陈静", None),
+], ids=["other-owner-confirms", "other-owner-progress", "admin-cannot-complete",
+        "owner-cannot-close", "owner-cannot-reassign"])
+def test_only_those_allowed_may_act(item, ctx, sender, text, task_id, reply):
+    outcome = reply(item, ctx, sender, text, task_id)
+    assert outcome.items == ()
+    assert templates_to(outcome) == [("refused", sender)]
+
+
+def test_decline_then_reassign_starts_a_new_round(item, ctx, reply):
+    declined = reply(item, ctx, ZHAO, "拒绝：本周出差", "T-2")
+    assert declined.items[0]["tasks"][1]["state"] == "declined"
+    notice = next(n for n in declined.notices if n.template == "declined")
+    assert notice.to == (INITIATOR,) and notice.context["reason"] == "本周出差"
+    moved = reply(declined.items[0], ctx, INITIATOR, "转派 T-2 给 陈静", "T-2")
+    task = moved.items[0]["tasks"][1]
+    assert (task["owner"], task["state"], task["round"]) == (CHEN, "awaiting_confirmation", 2)
+    assert ("confirm_request", CHEN) in templates_to(moved)
+    assert moved.items[0]["audit"][-1]["detail"] == {"previous": ZHAO, "owner": CHEN}
+
+
+def test_blocker_needs_all_three_parts_and_reaches_initiator_at_once(item, ctx, reply):
+    partial = reply(item, ctx, WANG, "问题：素材延迟\n现状：完成30%", "T-1")
+    assert partial.items == () and templates_to(partial) == [("question", WANG)]
+    assert partial.notices[0].context["missing"] == ["cause", "support"]
+    full = reply(item, ctx, WANG, "问题：素材延迟\n现状：完成30%\n原因：设计部人手不足\n需支持资源：协调1名设计师",
+                 "T-1")
+    task = full.items[0]["tasks"][0]
+    assert task["state"] == "blocked" and task["blockers"][0]["support"] == "协调1名设计师"
+    assert ("blocker_alert", INITIATOR) in templates_to(full)
+
+
+def test_delay_is_requested_by_owner_and_accepted_by_initiator(item, ctx, reply):
+    asked = reply(item, ctx, ZHAO, "延期至 8月20日，原因：预算未批", "T-2")
+    task = asked.items[0]["tasks"][1]
+    assert task["state"] == "delayed" and task["requested_deadline"].startswith("2026-08-20")
+    assert ("delay_request", INITIATOR) in templates_to(asked)
+    accepted = reply(asked.items[0], ctx, INITIATOR, "同意", "T-2")
+    task = accepted.items[0]["tasks"][1]
+    assert task["deadline"].startswith("2026-08-20") and "requested_deadline" not in task
+    assert accepted.items[0]["audit"][-1]["action"] == "deadline"
+
+
+def test_all_done_asks_for_the_retrospective_once_then_close_records_it(item, ctx, reply):
+    current = item
+    for task_id, owner in (("T-1", WANG), ("T-2", ZHAO), ("T-3", CHEN)):
+        outcome = reply(current, ctx, owner, "完成：见附件", task_id,
+                        attachments=(Attachment("卖点说明.docx", "application/msword", 1000),))
+        current = outcome.items[0]
+    assert ("retrospective_request", INITIATOR) in templates_to(outcome)
+    assert current["audit"][-1]["detail"]["attachments"] == ["卖点说明.docx"]
+    closed = reply(current, ctx, INITIATOR,
+                   "结项\n是否达成目标：是\n可优化点：提前3天同步培训时间", None)
+    done = closed.items[0]
+    assert done["state"] == "closed"
+    assert done["retrospective"] == {"achieved": "是", "shortfall": "",
+                                     "improvements": "提前3天同步培训时间"}
+
+
+def test_bounce_marks_owner_unreachable_and_tells_initiator_once(item, ctx, renderer):
+    bounce = email("mailer-daemon@corp.example", "user unknown", "系统退信")
+    outcome = renderer(workflow.owners_unreachable(bounce, (ZHAO,), [item], ctx, NOW))
+    assert templates_to(outcome) == [("owner_unreachable", INITIATOR)]
+    assert outcome.items[0]["tasks"][1]["unreachable"]
+    again = workflow.owners_unreachable(bounce, (ZHAO,), list(outcome.items), ctx, NOW)
+    assert again.notices == () and again.items == ()
+
+
+def test_ambiguous_reply_gets_a_question_not_a_guess(item, ctx, reply):
+    outcome = reply(item, ctx, WANG, "好的，但我这周做不了", "T-1")
+    assert outcome.items == () and templates_to(outcome) == [("not_understood", WANG)]
