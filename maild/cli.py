@@ -13,13 +13,16 @@ from pathlib import Path
 from typing import Any
 
 from .config import ConfigError, load_config
+from .ops import OPS_EXAMPLES, add_ops_commands, run_ops_command
 
 EXAMPLES = {
     "run": "maild run -c config.toml",
     "demo": "maild demo            # play the Q3 project, then keep serving\n"
-            "  maild demo --once     # play it and exit (non-zero if a step failed)",
+            "  maild demo --once     # play it and exit (non-zero if a step failed)\n"
+            "  maild demo --once --scenario full   # a simulated week, through to the archive",
     "mailserver": "maild mailserver -c config.toml   # embedded IMAP+SMTP only",
     "inspect": "maild inspect tests/data/new_project_zh.eml --json",
+    **OPS_EXAMPLES,
 }
 
 
@@ -80,11 +83,16 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--once", action="store_true", help="exit after the scenario (0 = all steps happened)")
     demo.add_argument("--free-ports", action="store_true",
                       help="let the OS pick the ports instead of those in the config")
+    demo.add_argument("--scenario", choices=("basic", "full"), default="basic",
+                      help="basic: kickoff and confirmations, in real time; full: the project's "
+                           "whole life over a simulated week (digests, reminders, escalation, "
+                           "close and archive) — always exits when done")
     add("mailserver", "Run only the embedded mail system (IMAP+SMTP on 127.0.0.1), so the daemon "
                       "can be stopped and restarted while the mail stays.")
     inspect = add("inspect", "Show how maild reads an email, without touching any state.")
     inspect.add_argument("file", type=Path, help="an .eml file ('-' for standard input)")
     inspect.add_argument("--json", action="store_true", help="print the stable JSON schema")
+    add_ops_commands(add)
     return parser
 
 
@@ -98,12 +106,17 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
+    if args.command in OPS_EXAMPLES:
+        return run_ops_command(args)
     if args.command == "inspect":
         return _inspect(args)
     config = load_config(args.config)
     if args.command == "demo":
         from .demo import run_demo
         setup_logging(config.log_format, logging.WARNING)
+        if args.scenario == "full":
+            from .demo_full import run_full_demo
+            return run_full_demo(args.config, sys.stdout, free_ports=True)
         return run_demo(args.config, once=args.once, free_ports=args.free_ports)
     setup_logging(config.log_format)
     if args.command == "mailserver":
@@ -144,6 +157,7 @@ def _run(config: Any) -> int:
         return 75  # EX_TEMPFAIL
     signal.signal(signal.SIGTERM, lambda *_: service.stop_event.set())
     signal.signal(signal.SIGINT, lambda *_: service.stop_event.set())
+    signal.signal(signal.SIGHUP, lambda *_: service.request_reload())
     try:
         service.run()
     finally:
@@ -155,13 +169,22 @@ def _run(config: Any) -> int:
 
 def inspect_email(raw: bytes, config: Any, now: datetime) -> dict[str, Any]:
     """The stable `inspect --json` reading of one email (no state read or written)."""
-    from . import workflow
-    from .classify import ClassifyContext, NewItem, Reply, classify, inspect_kind, language_of
+    from . import intake, workflow
+    from .classify import (
+        ClassifyContext,
+        HelpRequest,
+        NewItem,
+        Reply,
+        Unrecognized,
+        classify,
+        inspect_kind,
+        language_of,
+    )
     from .decode import DecodeError, decode
     from .reply import new_text
     from .service import Rules
 
-    rules = Rules.load(config.rules_dir)
+    rules = Rules.load(config.rules_dir, config.timezone)
     try:
         msg = decode(raw, max_bytes=config.max_message_bytes,
                      max_header_bytes=config.max_header_bytes)
@@ -188,7 +211,7 @@ def inspect_email(raw: bytes, config: Any, now: datetime) -> dict[str, Any]:
         wctx = workflow.WorkflowContext(inbox_address=config.inbox_address, secret=secret,
                                         people=rules.people, form_rules=rules.form_rules,
                                         workday_end=config.workday_end)
-        outcome = workflow.start_item(msg, decision, "MD-0000", wctx, now)
+        outcome = intake.start_item(msg, decision, "MD-0000", wctx, now)
         tasks = [{"name": t.name, "owner": t.owner, "deadline": t.deadline,
                   "deliverable": t.deliverable} for t in form.tasks]
         if outcome.items:
@@ -199,10 +222,10 @@ def inspect_email(raw: bytes, config: Any, now: datetime) -> dict[str, Any]:
         for notice in outcome.notices:
             if notice.template == "validation_error":
                 result["errors"] = list(notice.context["errors"])
-    elif hasattr(decision, "reason"):
-        result["errors"] = [decision.reason] if inspect_kind(decision) == "unrecognized" else []
-        if decision.__class__.__name__ == "HelpRequest":
-            result["command"] = {"name": "help"}
+    elif isinstance(decision, HelpRequest):
+        result["command"] = {"name": "help"}
+    elif isinstance(decision, Unrecognized):
+        result["errors"] = [decision.reason]
     return result
 
 

@@ -15,8 +15,17 @@ Surprises:
   `TinyDB.table(...)` writes on a `Store`'s database: its cached doc ids would go stale.
 - Documents are copied on the way in and out (a JSON round trip): callers may mutate what they get
   without changing the store, and a value that JSON cannot hold fails at `put_*`, not at commit.
+- A commit re-encodes only what changed: the JSON text is cached in chunks of 512 documents per
+  table (filled at open), and a chunk is re-encoded when a document in it was put, removed or
+  changed in place. Code in this module that edits a document in place must call
+  `_Table.touch(key)`, or the next commit would write the old text.
+- Sent outbox entries keep no bodies (headers, recipients, subject, Message-ID only); processed
+  Message-IDs older than 30 days are dropped by `prune_processed` (the service's tick calls it).
 - Datetimes are stored as ISO strings; pass aware datetimes consistently (naive and aware do not
   compare).
+- `Store.open_readonly(dir)` (for `maild status/items/show/outbox` next to a running daemon) takes
+  no lock, creates nothing, never removes the daemon's tmp files, and raises `ReadOnlyError` on
+  any write. It sees the last commit, as of the moment it was opened.
 """
 
 from __future__ import annotations
@@ -39,12 +48,18 @@ DB_FILE = "live.json"
 LOCK_FILE = "maild.lock"
 KEEP_SENT = timedelta(days=7)
 KEEP_FAILED = timedelta(days=30)
+KEEP_PROCESSED = timedelta(days=30)
 
 Data = dict[str, dict[str, dict[str, Any]]]
+CHUNK_DOCS = 512  # documents per cached JSON chunk (see AtomicJSONStorage.serialize)
 
 
 class LockError(Exception):
     """Another process already runs on this data directory."""
+
+
+class ReadOnlyError(Exception):
+    """A write to a store opened with `Store.open_readonly`."""
 
 
 class CorruptDatabaseError(Exception):
@@ -54,6 +69,10 @@ class CorruptDatabaseError(Exception):
 def _copy(value: Any) -> Any:
     """A deep, JSON-normalised copy (tuples become lists); raises TypeError for non-JSON values."""
     return json.loads(json.dumps(value, ensure_ascii=False))
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def _dt(text: str | None) -> datetime | None:
@@ -68,12 +87,17 @@ class AtomicJSONStorage(Storage):
     whose `flush()` just keeps a snapshot for `reload()`.
     """
 
-    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+    def __init__(self, path: str | os.PathLike[str] | None = None, readonly: bool = False) -> None:
         self.path = Path(path) if path is not None else None
+        self.readonly = readonly
         self._tmp_prefix = f"{self.path.name}." if self.path is not None else ""
         self.dirty = False
         self._snapshot = "{}"  # last committed text, only kept for the in-memory twin
-        if self.path is not None:
+        # Serialised JSON per table, in chunks of CHUNK_DOCS consecutive documents, reused by the
+        # next flush when the chunk's doc ids are the same and none of them was touched.
+        self._chunks: dict[str, list[tuple[tuple[str, ...], str]]] = {}
+        self._touched: dict[str, set[str]] = {}
+        if self.path is not None and not readonly:  # a reader must not touch the writer's tmp
             self._remove_stale_tmp()
         self._data: Data = self._load()
 
@@ -106,16 +130,55 @@ class AtomicJSONStorage(Storage):
 
     def write(self, data: Data) -> None:
         self._data = data
+        self._forget_chunks()
         self.dirty = True
+
+    def touch(self, table: str, doc_id: str) -> None:
+        """Record that a document was added, replaced, changed in place or removed."""
+        self._touched.setdefault(table, set()).add(doc_id)
+        self.dirty = True
+
+    def _forget_chunks(self) -> None:
+        self._chunks.clear()
+        self._touched.clear()
 
     def reload(self) -> None:
         """Drop everything since the last flush."""
         self._data = self._load()
+        self._forget_chunks()
         self.dirty = False
+
+    def serialize(self) -> str:
+        """The database as compact JSON, exactly `json.dumps(data, ensure_ascii=False,
+        separators=(",", ":"))`, re-encoding only the chunks of documents touched since the last
+        call (a commit at 200k thread links re-encoded 18 MB: 240 ms; now the new links only)."""
+        tables = [f"{_dumps(name)}:{self._table_json(name, docs)}"
+                  for name, docs in self._data.items()]
+        for name in set(self._chunks) - set(self._data):
+            del self._chunks[name]
+        self._touched.clear()
+        return "{" + ",".join(tables) + "}"
+
+    def _table_json(self, name: str, docs: dict[str, Any]) -> str:
+        keys = list(docs)
+        touched = self._touched.get(name, set())
+        old = self._chunks.get(name, [])
+        new: list[tuple[tuple[str, ...], str]] = []
+        for n, start in enumerate(range(0, len(keys), CHUNK_DOCS)):
+            chunk = tuple(keys[start:start + CHUNK_DOCS])
+            if n < len(old) and old[n][0] == chunk and touched.isdisjoint(chunk):
+                new.append(old[n])
+            else:
+                text = _dumps({key: docs[key] for key in chunk})[1:-1]
+                new.append((chunk, text))
+        self._chunks[name] = new
+        return "{" + ",".join(text for _, text in new) + "}"
 
     def flush(self) -> None:
         """Write the data atomically: tmp file in the same dir, fsync, replace, fsync the dir."""
-        text = json.dumps(self._data, ensure_ascii=False, separators=(",", ":"))
+        if self.readonly:
+            raise ReadOnlyError(f"{self.path} was opened read-only")
+        text = self.serialize()
         if self.path is None:
             self._snapshot = text
         else:
@@ -161,8 +224,13 @@ class _Table:
         doc_id = self.index.get(key)
         return self._docs()[doc_id] if doc_id is not None else None
 
+    def writable(self) -> None:
+        if self._storage.readonly:
+            raise ReadOnlyError(f"the store is read-only (table {self.name!r})")
+
     def put(self, doc: dict[str, Any]) -> None:
         """Upsert by key; `doc` must already be a private copy."""
+        self.writable()
         key = doc[self.key]
         doc_id = self.index.get(key)
         if doc_id is None:
@@ -170,13 +238,20 @@ class _Table:
             self._next += 1
             self.index[key] = doc_id
         self._docs()[doc_id] = doc
-        self._storage.dirty = True
+        self._storage.touch(self.name, doc_id)
+
+    def touch(self, key: str) -> None:
+        """Say that the document of `key` was changed in place (so the next commit writes it)."""
+        doc_id = self.index.get(key)
+        if doc_id is not None:
+            self._storage.touch(self.name, doc_id)
 
     def remove(self, key: str) -> None:
+        self.writable()
         doc_id = self.index.pop(key, None)
         if doc_id is not None:
             del self._docs()[doc_id]
-            self._storage.dirty = True
+            self._storage.touch(self.name, doc_id)
 
     def values(self) -> Iterator[dict[str, Any]]:
         """Documents in insertion order (doc_id order for a freshly loaded file)."""
@@ -208,16 +283,18 @@ def _entry(doc: dict[str, Any]) -> OutboxEntry:
 class Store:
     """maild's state. `Store(None)` is an in-memory twin for tests; otherwise one process per dir."""
 
-    def __init__(self, data_dir: Path | None) -> None:
+    def __init__(self, data_dir: Path | None, *, readonly: bool = False) -> None:
         self.data_dir = Path(data_dir) if data_dir is not None else None
+        self.readonly = readonly
         self._lock_fd: int | None = None
         path: Path | None = None
         if self.data_dir is not None:
-            self.data_dir.mkdir(parents=True, exist_ok=True)
-            self._lock_fd = self._take_lock(self.data_dir)
+            if not readonly:
+                self.data_dir.mkdir(parents=True, exist_ok=True)
+                self._lock_fd = self._take_lock(self.data_dir)
             path = self.data_dir / DB_FILE
         try:
-            self._db = TinyDB(path, storage=AtomicJSONStorage)
+            self._db = TinyDB(path, storage=AtomicJSONStorage, readonly=readonly)
         except BaseException:
             self._release_lock()
             raise
@@ -229,6 +306,33 @@ class Store:
         self._meta = _Table(self._storage, "meta", "key")
         self._tables = (self._items, self._processed, self._messages, self._outbox, self._meta)
         self._build_due_index()
+        if not readonly and path is not None:
+            self._storage.serialize()  # fill the JSON chunk cache now, not in the first commit
+
+    @classmethod
+    def open_readonly(cls, data_dir: Path) -> Store:
+        """The last committed state of `data_dir`, without the lock (the daemon may hold it).
+
+        A missing directory or database reads as empty; every write raises `ReadOnlyError`.
+        """
+        return cls(Path(data_dir), readonly=True)
+
+    @staticmethod
+    def lock_holder(data_dir: Path) -> str | None:
+        """The pid text of the process holding `data_dir`'s lock, or None when it is free."""
+        lock_path = Path(data_dir) / LOCK_FILE
+        try:
+            fd = os.open(lock_path, os.O_RDONLY)
+        except FileNotFoundError:
+            return None
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError:
+                return os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "unknown"
+            return None  # closing the descriptor drops the shared lock we just took
+        finally:
+            os.close(fd)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -269,6 +373,8 @@ class Store:
 
     def commit(self) -> None:
         """One atomic write of everything changed since the last commit; no-op when unchanged."""
+        if self.readonly and self._storage.dirty:
+            raise ReadOnlyError(f"{self.data_dir} was opened read-only")
         if self._storage.dirty:
             self._storage.flush()
 
@@ -302,6 +408,10 @@ class Store:
     def put_item(self, item: dict[str, Any]) -> None:
         self._items.put(_copy(item))
 
+    def all_items(self) -> list[dict[str, Any]]:
+        """Every item in the live table, closed ones awaiting archiving included, oldest first."""
+        return _copy(list(self._items.values()))
+
     def open_items(self) -> list[dict[str, Any]]:
         """Items in the live table whose `state` is not "closed" (closed ones await archiving)."""
         return _copy([doc for doc in self._items.values() if doc.get("state") != "closed"])
@@ -317,6 +427,28 @@ class Store:
 
     def mark_processed(self, message_id: str, outcome: dict[str, Any]) -> None:
         self._processed.put({"message_id": message_id, "outcome": _copy(outcome)})
+
+    def prune_processed(self, now: datetime, *, keep_days: float = KEEP_PROCESSED.days) -> int:
+        """Forget intake marks older than `keep_days` (by their outcome's "at"); returns how many.
+
+        Idempotence only needs recent marks: a handled email leaves INBOX right after the commit
+        that marks it, so a mark matters only while a move may still be pending or a sender's
+        client may still resend. An email delivered again after `keep_days` is handled again.
+        Marks without a readable "at" are kept.
+        """
+        limit = now - timedelta(days=keep_days)
+        old = []
+        for doc in self._processed.values():
+            at = doc.get("outcome", {}).get("at") if isinstance(doc.get("outcome"), dict) else None
+            try:
+                when = datetime.fromisoformat(at) if isinstance(at, str) else None
+            except ValueError:
+                when = None
+            if when is not None and when < limit:
+                old.append(doc["message_id"])
+        for message_id in old:
+            self._processed.remove(message_id)
+        return len(old)
 
     # -- threading map ----------------------------------------------------------------------------
 
@@ -364,12 +496,13 @@ class Store:
         self, message_id: str, status: str, attempts: int | None, **changes: Any
     ) -> None:
         """Change an entry; `attempts=None` counts one more attempt."""
+        self._outbox.writable()
         doc = self._outbox.get(message_id)
         if doc is None:
             raise KeyError(f"no outbox entry {message_id!r}")
         attempts = doc["attempts"] + 1 if attempts is None else attempts
         doc.update(status=status, attempts=attempts, **changes)
-        self._storage.dirty = True
+        self._outbox.touch(message_id)
         if status == "queued":
             seq = self._due[message_id][1] if message_id in self._due else self._due_seq
             self._due[message_id] = (datetime.fromisoformat(doc["next_attempt_at"]), seq)
@@ -378,7 +511,13 @@ class Store:
             self._due.pop(message_id, None)
 
     def outbox_mark_sent(self, message_id: str, now: datetime) -> None:
+        """Mark sent and drop the bodies: a sent entry keeps its headers, recipients, subject and
+        Message-ID (for `maild outbox`, idempotent enqueue and pruning), not ~10 KB of text+HTML
+        rewritten on every commit. Its `out.text` and `out.html` read back as ""."""
         self._set_outbox(message_id, "sent", None, sent_at=now.isoformat(), code=250)
+        out = self._outbox.get(message_id)["out"]  # type: ignore[index]
+        out["text"] = out["html"] = ""
+        self._outbox.touch(message_id)
 
     def outbox_mark_retry(
         self, message_id: str, *, attempts: int, next_attempt_at: datetime, error: str,
@@ -399,10 +538,24 @@ class Store:
 
     def outbox_note(self, message_id: str, error: str) -> None:
         """Record a remark (e.g. recipients refused in a partial delivery); nothing else changes."""
+        self._outbox.writable()
         doc = self._outbox.get(message_id)
         if doc is not None:
             doc["last_error"] = error
-            self._storage.dirty = True
+            self._outbox.touch(message_id)
+
+    def outbox_requeue(self, message_id: str, now: datetime) -> None:
+        """A failed entry back to the queue, due `now`, with a fresh attempt count (`--retry`)."""
+        doc = self._outbox.get(message_id)
+        if doc is None:
+            raise KeyError(f"no outbox entry {message_id!r}")
+        if doc["status"] != "failed":
+            raise ValueError(f"outbox entry {message_id!r} is {doc['status']}, not failed")
+        self._set_outbox(message_id, "queued", 0, next_attempt_at=now.isoformat())
+
+    def outbox_entry(self, message_id: str) -> OutboxEntry | None:
+        doc = self._outbox.get(message_id)
+        return _entry(doc) if doc is not None else None
 
     def outbox_entries(self, status: str | None = None) -> list[OutboxEntry]:
         return [_entry(d) for d in self._outbox.values() if status is None or d["status"] == status]

@@ -82,3 +82,14 @@ def test_inspect_invalid_project_lists_errors():
 def test_inspect_loops(name, kind):
     result = _inspect(name)
     assert result["kind"] == kind and result["command"] is None
+
+
+def test_readme_cli_section_is_generated_from_help():
+    """README's CLI reference is `maild --help` verbatim: regenerate with tools/readme_cli.py."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("readme_cli", ROOT / "tools" / "readme_cli.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.section() in (ROOT / "README.md").read_text(encoding="utf-8"), (
+        "README.md's CLI section is stale: run .venv/bin/python tools/readme_cli.py")

@@ -1,0 +1,712 @@
+"""What an operator asks a running maild: is the config right and are the servers reachable
+(`check`), how is it doing (`status`), what is open (`items`, `show`), what is stuck (`outbox`).
+
+Each command is a function that returns plain data, a formatter that turns that data into a human
+table, and `--json` that prints the data as it is. Exit codes: 0 ok; 1 a check failed; 66 no such
+item or outbox entry; 75 the daemon holds the lock (only `outbox --retry` writes); 78 config error.
+
+Surprises:
+- Everything but `outbox --retry` reads the store with `Store.open_readonly`: no lock is taken, so
+  these commands work next to the running daemon and show its last commit.
+- "Last IMAP contact" and "next scheduled runs" are whatever the daemon last committed under the
+  meta keys `last_imap_contact` (ISO time) and `next_runs` ({name: ISO time}); "unknown" without.
+- `check` talks to the real servers: IMAP login, folder creation, IDLE; SMTP EHLO, TLS, AUTH. It
+  sends an email only with `--send-test ADDRESS`. Passwords are used, never printed.
+- The functions take `now`; only `run_ops_command` reads the clock.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import ssl
+import subprocess
+import sys
+import unicodedata
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime, tzinfo
+from pathlib import Path
+from typing import Any, TextIO
+
+from .config import Config, ConfigError, ServerConfig, load_config, resolve_password
+from .store import LockError, OutboxEntry, Store
+
+EX_OK, EX_FAILED, EX_NOINPUT, EX_TEMPFAIL, EX_CONFIG = 0, 1, 66, 75, 78
+UNKNOWN = "unknown"
+
+OPS_EXAMPLES = {
+    "check": "maild check -c config.toml   # config, IMAP login/folders/IDLE, SMTP; exit 0 = all pass\n"
+             "  maild check --send-test li.na@corp.example",
+    "status": "maild status -c config.toml\n  maild status --json | jq .outbox",
+    "items": "maild items --state open --owner wang.zhe@corp.example\n"
+             "  maild items --state awaiting_confirmation --json",
+    "show": "maild show MD-0001\n  maild show MD-0001 --json",
+    "outbox": "maild outbox --failed\n  maild outbox --retry maild.3f2a9c@corp.example",
+}
+HELP = {
+    "check": "Validate the config, then test IMAP login, folder creation, IDLE support and SMTP "
+             "submission; print a green/red summary (exit 0 all pass, 1 a check failed, 78 bad config).",
+    "status": "Show queue depth, outbox backlog and failures, last IMAP contact, next scheduled "
+              "runs and items by state (reads the store without the daemon's lock).",
+    "items": "List items in the live database, optionally by state (item or task state) and owner.",
+    "show": "Show one item: its fields, tasks, audit trail and its emails in the outbox "
+            "(exit 66 when there is no such item).",
+    "outbox": "List outgoing emails (queued first), or only failed ones; --retry ID puts a failed "
+              "email back in the queue (needs the daemon stopped: exit 75 while it runs).",
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# CLI wiring
+
+
+def add_ops_commands(add: Callable[[str, str], argparse.ArgumentParser]) -> None:
+    """Register check/status/items/show/outbox with cli.py's `add(name, help)` helper (which
+    adds -c and an epilog from `EXAMPLES[name]`, so cli.py must merge `OPS_EXAMPLES` first)."""
+    check = add("check", HELP["check"])
+    check.add_argument("--send-test", metavar="ADDRESS",
+                       help="also send one test email to ADDRESS (nothing is sent without this)")
+    check.add_argument("--timeout", type=float, default=15.0, metavar="S",
+                       help="seconds per network step (default 15)")
+    status = add("status", HELP["status"])
+    items = add("items", HELP["items"])
+    items.add_argument("--state", action="append", metavar="STATE",
+                       help="open, closed, or a task state such as awaiting_confirmation, "
+                            "in_progress, delayed, declined, blocked, done (repeatable)")
+    items.add_argument("--owner", metavar="WHO", help="task owner: address or part of the name")
+    show = add("show", HELP["show"])
+    show.add_argument("item_id", metavar="ID", help="item ID, e.g. MD-0001")
+    outbox = add("outbox", HELP["outbox"])
+    group = outbox.add_mutually_exclusive_group()
+    group.add_argument("--failed", action="store_true", help="only emails that failed for good")
+    group.add_argument("--retry", metavar="ID", help="Message-ID of a failed email to queue again")
+    for sub in (check, status, items, show, outbox):
+        sub.add_argument("--json", action="store_true", help="print JSON for scripts")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """A stand-alone parser with only the ops commands (`python -m maild.ops`, tests)."""
+    parser = argparse.ArgumentParser(prog="maild")
+    parser.add_argument("-c", "--config", default=Path("config.toml"), type=Path)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter,
+                                  epilog="example:\n  " + OPS_EXAMPLES[name])
+        sub.add_argument("-c", "--config", type=Path, default=argparse.SUPPRESS,
+                         help="configuration file (default: ./config.toml)")
+        return sub
+
+    add_ops_commands(add)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_ops_command(build_parser().parse_args(argv))
+
+
+def run_ops_command(args: argparse.Namespace, *, out: TextIO | None = None,
+                    err: TextIO | None = None, environ: Mapping[str, str] | None = None) -> int:
+    """Carry out one ops subcommand; returns the exit code. The only place here that reads the
+    clock and the environment."""
+    out, err = out or sys.stdout, err or sys.stderr
+    environ = os.environ if environ is None else environ
+    paint = Painter(out.isatty() and not environ.get("NO_COLOR"))
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        if args.command == "check" and not args.json:
+            print(paint.line(False, "config", str(exc)), file=out)
+        print(f"maild: configuration error: {exc}", file=err)
+        return EX_CONFIG
+    now = datetime.now(config.tz)
+    if args.command == "check":
+        checks = run_checks(config, environ=environ, send_test=args.send_test,
+                            timeout=args.timeout)
+        emit(out, args.json, [asdict(c) for c in checks], lambda: format_checks(checks, paint))
+        return EX_OK if all(c.ok for c in checks) else EX_FAILED
+    if args.command == "outbox" and args.retry:
+        return _retry(config, args.retry, now, out, err)
+    with Store.open_readonly(config.data_dir) as store:
+        if args.command == "status":
+            data = status(store, config, now)
+            emit(out, args.json, data, lambda: format_status(data, config.tz, now))
+        elif args.command == "items":
+            rows = items(store, states=args.state, owner=args.owner)
+            emit(out, args.json, rows, lambda: format_items(rows, config.tz, now))
+        elif args.command == "show":
+            detail = show(store, args.item_id)
+            if detail is None:
+                print(f"maild: no item {args.item_id!r} in {config.data_dir} (closed items "
+                      f"leave the live database; try `maild items`)", file=err)
+                return EX_NOINPUT
+            emit(out, args.json, detail, lambda: format_show(detail, config.tz, now))
+        elif args.command == "outbox":
+            rows = outbox(store, failed_only=args.failed)
+            emit(out, args.json, rows, lambda: format_outbox(rows, config.tz, now))
+        else:
+            raise AssertionError(args.command)
+    return EX_OK
+
+
+def _retry(config: Config, message_id: str, now: datetime, out: TextIO, err: TextIO) -> int:
+    message_id = message_id.strip().strip("<>")
+    try:
+        store = Store(config.data_dir)
+    except LockError as exc:
+        print(f"maild: cannot retry while the daemon runs: {exc}. Stop it (systemctl stop "
+              f"maild), retry, start it again.", file=err)
+        return EX_TEMPFAIL
+    with store:
+        entry = store.outbox_entry(message_id)
+        if entry is None:
+            print(f"maild: no outbox entry {message_id!r} (see `maild outbox --failed`)", file=err)
+            return EX_NOINPUT
+        if entry.status != "failed":
+            print(f"maild: {message_id} is {entry.status}, not failed; nothing to retry", file=err)
+            return EX_FAILED
+        store.outbox_requeue(message_id, now)
+        store.commit()
+    print(f"queued again: {message_id} (to {', '.join(entry.out.to)}); the daemon sends it on "
+          f"its next run", file=out)
+    return EX_OK
+
+
+def emit(out: TextIO, as_json: bool, data: Any, human: Callable[[], str]) -> None:
+    if as_json:
+        print(json.dumps(data, ensure_ascii=False, indent=2, default=str), file=out)
+    else:
+        print(human(), file=out)
+
+
+# ---------------------------------------------------------------------------------------------
+# check
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+def _run_command(command: str) -> str:
+    return subprocess.run(command, shell=True, check=True, capture_output=True, text=True,
+                          timeout=30).stdout
+
+
+def run_checks(config: Config, *, environ: Mapping[str, str], send_test: str | None = None,
+               timeout: float = 15.0,
+               run_command: Callable[[str], str] = _run_command) -> list[Check]:
+    """Every check in order; network checks are skipped (failed) when their password is missing."""
+    checks = [Check("config", True, f"{config.path} is valid")]
+    checks += check_local(config, environ)
+    passwords: dict[str, str | None] = {}
+    for name, server in (("imap", config.imap), ("smtp", config.smtp)):
+        password, problem = _password(name, server, environ, run_command)
+        passwords[name] = password
+        if problem:
+            checks.append(Check(f"{name} password", False, problem))
+    if passwords["imap"] is not None:
+        checks += check_imap(config.imap, passwords["imap"],
+                             (config.processed_folder, config.quarantine_folder), timeout=timeout)
+    if passwords["smtp"] is not None:
+        # the daemon does not AUTH to the embedded system (it has no TLS); neither does check
+        checks += check_smtp(config.smtp, passwords["smtp"], auth=not config.embedded,
+                             sender=config.inbox_address, send_test=send_test, timeout=timeout)
+    if config.embedded and not all(c.ok for c in checks if c.name.endswith("connect")):
+        checks.append(Check("embedded", False,
+                            "[mail] embedded = true: the mail system runs inside `maild run`; "
+                            "start `maild mailserver -c ...` to check it on its own"))
+    return checks
+
+
+def _password(name: str, server: ServerConfig, environ: Mapping[str, str],
+              run_command: Callable[[str], str]) -> tuple[str | None, str]:
+    """(password, problem): None and a message saying what to set when it cannot be had."""
+    try:
+        password = resolve_password(server, environ, run_command)
+    except (subprocess.SubprocessError, OSError, IndexError) as exc:
+        kind = type(exc).__name__  # never the output: it would be the password
+        return None, (f"[{name}] password_command failed ({kind}); run it by hand "
+                      f"(example: password_command = \"pass show mail/collab\")")
+    if password:
+        return password, ""
+    if server.password_env:
+        return None, (f"[{name}] password_env: ${server.password_env} is not set "
+                      f"(example: export {server.password_env}=... or set password_command)")
+    return None, (f"[{name}] no password: set password_env or password_command "
+                  f"(example: password_env = \"MAILD_{name.upper()}_PASSWORD\")")
+
+
+def check_local(config: Config, environ: Mapping[str, str]) -> list[Check]:
+    """Templates, rules, secret and data directory: what `maild run` needs before the network."""
+    from .render import Renderer
+    from .service import Rules
+
+    checks = []
+    try:
+        renderer = Renderer(config.templates_dir, timezone=config.timezone,
+                            inbox_address=config.inbox_address, from_name=config.from_name)
+        checks.append(Check("templates", True, f"{len(renderer.kinds)} templates in "
+                            f"{', '.join(renderer.languages)} from {config.templates_dir}"))
+    except Exception as exc:  # any template error: report it, keep checking
+        checks.append(Check("templates", False, f"[templates] dir {config.templates_dir}: {exc}"))
+    try:
+        rules = Rules.load(config.rules_dir)
+        checks.append(Check("rules", True, f"{len(rules.people.people)} people in "
+                            f"{config.rules_dir}"))
+    except Exception as exc:
+        checks.append(Check("rules", False, f"[rules] dir {config.rules_dir}: {exc}"))
+    if environ.get(config.secret_env):
+        checks.append(Check("secret", True, f"from ${config.secret_env}"))
+    elif config.secret_file.exists():
+        ok = os.access(config.secret_file, os.R_OK)
+        checks.append(Check("secret", ok, f"{config.secret_file}"
+                            + ("" if ok else " is not readable by this user")))
+    else:
+        parent = _existing_parent(config.secret_file)
+        ok = os.access(parent, os.W_OK)
+        checks.append(Check("secret", ok, f"{config.secret_file} will be created on first start"
+                            if ok else f"[maild] secret_file: cannot create {config.secret_file} "
+                            f"({parent} is not writable); set ${config.secret_env} instead"))
+    data_dir = config.data_dir
+    target = data_dir if data_dir.exists() else _existing_parent(data_dir)
+    if not os.access(target, os.W_OK):
+        checks.append(Check("data dir", False, f"[maild] data_dir: {target} is not writable "
+                            f"(example: data_dir = \"/var/lib/maild\")"))
+    else:
+        holder = Store.lock_holder(data_dir) if data_dir.exists() else None
+        checks.append(Check("data dir", True, f"{data_dir}" + (
+            f" (in use by maild pid {holder})" if holder else "")))
+    return checks
+
+
+def _existing_parent(path: Path) -> Path:
+    for parent in (path, *path.parents):
+        if parent.exists():
+            return parent
+    return Path("/")
+
+
+def check_imap(server: ServerConfig, password: str, folders: Sequence[str], *,
+               timeout: float = 15.0, ssl_context: ssl.SSLContext | None = None) -> list[Check]:
+    """Connect (TLS/STARTTLS as configured), log in, create or find `folders`, look for IDLE."""
+    from imapclient import IMAPClient
+    from imapclient.exceptions import IMAPClientError, LoginError
+
+    where = f"{server.host}:{server.port} ({server.security})"
+    context = ssl_context or ssl.create_default_context()
+    checks: list[Check] = []
+    try:
+        client = IMAPClient(server.host, port=server.port, ssl=server.security == "tls",
+                            ssl_context=context if server.security == "tls" else None,
+                            timeout=timeout)
+        if server.security == "starttls":
+            client.starttls(context)
+    except (OSError, ssl.SSLError, IMAPClientError) as exc:
+        return [Check("imap connect", False, f"{where}: {_reason(exc)}; check [imap] host, port "
+                      f"and security (example: port = 993, security = \"tls\")")]
+    checks.append(Check("imap connect", True, where))
+    try:
+        try:
+            client.login(server.username, password)
+        except LoginError as exc:
+            checks.append(Check("imap login", False, f"{server.username}: {_reason(exc)}; check "
+                                "[imap] username and the password (app password for Gmail)"))
+            return checks
+        checks.append(Check("imap login", True, server.username))
+        for folder in folders:
+            try:
+                if client.folder_exists(folder):
+                    checks.append(Check(f"imap folder {folder}", True, "exists"))
+                else:
+                    client.create_folder(folder)
+                    checks.append(Check(f"imap folder {folder}", True, "created"))
+            except IMAPClientError as exc:
+                checks.append(Check(f"imap folder {folder}", False, f"cannot create: "
+                                    f"{_reason(exc)}; create it by hand or set [mail] "
+                                    f"processed_folder/quarantine_folder to an existing folder"))
+        idle = client.has_capability("IDLE")
+        checks.append(Check("imap idle", idle, "IDLE supported: new mail arrives at once" if idle
+                            else "no IDLE: maild polls every [mail] poll_interval_s seconds"))
+    except (OSError, ssl.SSLError, IMAPClientError) as exc:
+        checks.append(Check("imap session", False, f"{where}: {_reason(exc)}"))
+    finally:
+        try:
+            client.logout()
+        except (OSError, ssl.SSLError, IMAPClientError):
+            pass
+    return checks
+
+
+def check_smtp(server: ServerConfig, password: str, *, sender: str, auth: bool = True,
+               send_test: str | None = None, timeout: float = 15.0,
+               ssl_context: ssl.SSLContext | None = None) -> list[Check]:
+    """EHLO, STARTTLS or implicit TLS as configured, AUTH when offered, optionally one email."""
+    import smtplib
+
+    where = f"{server.host}:{server.port} ({server.security})"
+    context = ssl_context or ssl.create_default_context()
+    checks: list[Check] = []
+    try:
+        if server.security == "tls":
+            smtp: smtplib.SMTP = smtplib.SMTP_SSL(server.host, server.port, timeout=timeout,
+                                                  context=context)
+        else:
+            smtp = smtplib.SMTP(server.host, server.port, timeout=timeout)
+    except (OSError, smtplib.SMTPException) as exc:
+        return [Check("smtp connect", False, f"{where}: {_reason(exc)}; check [smtp] host, port "
+                      f"and security (example: port = 587, security = \"starttls\")")]
+    checks.append(Check("smtp connect", True, where))
+    try:
+        code, _ = smtp.ehlo()
+        checks.append(Check("smtp ehlo", code == 250, f"{code}"))
+        if server.security == "starttls":
+            if not smtp.has_extn("starttls"):
+                checks.append(Check("smtp starttls", False, "the server does not offer STARTTLS; "
+                                    "use security = \"tls\" on port 465"))
+                return checks
+            smtp.starttls(context=context)
+            smtp.ehlo()
+            checks.append(Check("smtp starttls", True, "TLS established"))
+        if auth and server.username and password:
+            if not smtp.has_extn("auth"):
+                checks.append(Check("smtp auth", False, "the server offers no AUTH"
+                                    + (" before TLS" if server.security == "plain" else "")))
+            else:
+                try:
+                    smtp.login(server.username, password)
+                    checks.append(Check("smtp auth", True, server.username))
+                except smtplib.SMTPAuthenticationError as exc:
+                    checks.append(Check("smtp auth", False, f"{server.username}: "
+                                        f"{_reason(exc)}; check [smtp] username and password"))
+                    return checks
+        if send_test:
+            checks.append(_send_test(smtp, sender, send_test))
+    except (OSError, smtplib.SMTPException) as exc:
+        checks.append(Check("smtp session", False, f"{where}: {_reason(exc)}"))
+    finally:
+        try:
+            smtp.quit()
+        except (OSError, smtplib.SMTPException):
+            pass
+    return checks
+
+
+def _send_test(smtp: Any, sender: str, to: str) -> Check:
+    import smtplib
+    from email.message import EmailMessage
+    from email.utils import format_datetime, make_msgid
+
+    msg = EmailMessage()
+    msg["From"], msg["To"] = sender, to
+    msg["Subject"] = "maild check: test message / 测试邮件"
+    msg["Date"] = format_datetime(datetime.now().astimezone())
+    msg["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
+    msg["Auto-Submitted"] = "auto-generated"
+    msg["X-Auto-Response-Suppress"] = "All"
+    msg.set_content("maild check sent this to test SMTP submission. No reply needed.\n"
+                    "maild check 发送此邮件以测试 SMTP 提交，无需回复。\n")
+    try:
+        refused = smtp.send_message(msg, from_addr=sender, to_addrs=[to])
+    except smtplib.SMTPException as exc:
+        return Check("smtp send", False, f"to {to}: {_reason(exc)}")
+    return Check("smtp send", not refused, f"accepted for {to}" if not refused
+                 else f"refused: {refused}")
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc)
+    if isinstance(exc, bytes | bytearray):  # pragma: no cover
+        text = exc.decode("utf-8", "replace")
+    args = getattr(exc, "args", ())
+    if args and isinstance(args[-1], bytes):
+        text = args[-1].decode("utf-8", "replace")
+    return f"{type(exc).__name__}: {text}".strip().rstrip(":")
+
+
+def format_checks(checks: Sequence[Check], paint: Painter) -> str:
+    width = max((_width(c.name) for c in checks), default=0)
+    lines = [paint.line(c.ok, _pad(c.name, width), c.detail) for c in checks]
+    failed = [c.name for c in checks if not c.ok]
+    summary = (f"all {len(checks)} checks passed" if not failed
+               else f"{len(failed)} of {len(checks)} checks failed: {', '.join(failed)}")
+    lines += ["", paint.line(not failed, summary, "")]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+class Painter:
+    """Green/red marks; ANSI colour only for a terminal."""
+
+    def __init__(self, colour: bool) -> None:
+        self.colour = colour
+
+    def line(self, ok: bool, name: str, detail: str) -> str:
+        mark = "✓ ok  " if ok else "✗ FAIL"
+        if self.colour:
+            mark = f"\033[{'32' if ok else '31'}m{mark}\033[0m"
+        return f"{mark} {name}  {detail}"
+
+
+# ---------------------------------------------------------------------------------------------
+# status, items, show, outbox: plain data
+
+
+def status(store: Store, config: Config, now: datetime) -> dict[str, Any]:
+    entries = store.outbox_entries()
+    queued = [e for e in entries if e.status == "queued"]
+    due = [e for e in queued if e.next_attempt_at is not None and e.next_attempt_at <= now]
+    failed = [e for e in entries if e.status == "failed"]
+    oldest = min((e.next_attempt_at for e in due if e.next_attempt_at), default=None)
+    all_items = store.all_items()
+    tasks = [t for item in all_items for t in item.get("tasks") or ()]
+    next_runs = store.meta_get("next_runs")
+    if isinstance(next_runs, list):  # [{name, at}] is accepted too
+        next_runs = {str(r.get("name")): r.get("at") for r in next_runs if isinstance(r, dict)}
+    holder = Store.lock_holder(config.data_dir) if config.data_dir.exists() else None
+    return {
+        "data_dir": str(config.data_dir),
+        "daemon": {"running": holder is not None, "pid": holder},
+        "queue_depth": len(queued),
+        "outbox": {"queued": len(queued), "due_now": len(due), "failed": len(failed),
+                   "sent_kept": sum(1 for e in entries if e.status == "sent"),
+                   "oldest_due_since": oldest.isoformat() if oldest else None,
+                   "next_attempt_at": _iso(store.outbox_next_due())},
+        "last_imap_contact": store.meta_get("last_imap_contact") or UNKNOWN,
+        "next_runs": next_runs if isinstance(next_runs, dict) and next_runs else UNKNOWN,
+        "items": dict(sorted(Counter(str(i.get("state", "open")) for i in all_items).items())),
+        "tasks": dict(sorted(Counter(str(t.get("state")) for t in tasks).items())),
+        "overdue_tasks": sum(1 for t in tasks if _overdue(t, now)),
+        "processed_emails": store.counts().get("processed", 0),
+    }
+
+
+TASK_DONE = {"done", "declined"}
+
+
+def _overdue(task: Mapping[str, Any], now: datetime) -> bool:
+    deadline = _parse(task.get("deadline"))
+    return bool(deadline and task.get("state") not in TASK_DONE and deadline < now)
+
+
+def items(store: Store, *, states: Sequence[str] | None = None,
+          owner: str | None = None) -> list[dict[str, Any]]:
+    """One row per item; `states` matches the item's state or any of its tasks' states."""
+    wanted = {s.strip().lower() for s in states or () if s.strip()}
+    who = (owner or "").strip().lower()
+    rows = []
+    for item in store.all_items():
+        tasks = item.get("tasks") or []
+        task_states = {str(t.get("state")) for t in tasks}
+        if wanted and not (wanted & ({str(item.get("state", "open"))} | task_states)):
+            continue
+        if who and not any(who == str(t.get("owner", "")).lower()
+                           or who in str(t.get("owner_name", "")).lower() for t in tasks):
+            continue
+        open_deadlines = [d for t in tasks if t.get("state") not in TASK_DONE
+                          and (d := _parse(t.get("deadline")))]
+        rows.append({
+            "id": item["id"], "kind": item.get("kind", ""), "state": item.get("state", "open"),
+            "title": item.get("title", ""), "initiator": item.get("initiator", ""),
+            "tasks": len(tasks),
+            "task_states": dict(sorted(Counter(str(t.get("state")) for t in tasks).items())),
+            "owners": sorted({str(t.get("owner", "")) for t in tasks}),
+            "next_deadline": _iso(min(open_deadlines)) if open_deadlines else None,
+            "updated_at": item.get("updated_at"),
+        })
+    return rows
+
+
+def show(store: Store, item_id: str) -> dict[str, Any] | None:
+    item = store.get_item(item_id.strip().upper())
+    if item is None:
+        return None
+    item["emails"] = [_outbox_row(e) for e in store.outbox_entries()
+                      if e.out.item_id == item["id"]]
+    return item
+
+
+def outbox(store: Store, *, failed_only: bool = False) -> list[dict[str, Any]]:
+    order = {"failed": 0, "queued": 1, "sent": 2}
+    entries = store.outbox_entries("failed" if failed_only else None)
+    return [_outbox_row(e) for e in sorted(entries, key=lambda e: order.get(e.status, 3))]
+
+
+def _outbox_row(entry: OutboxEntry) -> dict[str, Any]:
+    return {"message_id": entry.out.message_id, "status": entry.status,
+            "to": list(entry.out.to), "subject": entry.out.subject, "kind": entry.out.kind,
+            "item_id": entry.out.item_id, "attempts": entry.attempts,
+            "next_attempt_at": _iso(entry.next_attempt_at), "sent_at": _iso(entry.sent_at),
+            "code": entry.code, "last_error": entry.last_error}
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _parse(value: Any) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+
+
+# ---------------------------------------------------------------------------------------------
+# human formatting
+
+
+def _width(text: str) -> int:
+    """Terminal columns: CJK (wide and full-width) characters take two."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 0
+               if unicodedata.combining(c) else 1 for c in text)
+
+
+def _pad(text: str, width: int) -> str:
+    return text + " " * max(0, width - _width(text))
+
+
+def _cut(text: Any, width: int) -> str:
+    text = " ".join(str(text if text is not None else "").split())
+    if _width(text) <= width:
+        return text
+    out = ""
+    for char in text:
+        if _width(out + char) > width - 1:
+            break
+        out += char
+    return out + "…"
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], *,
+          max_widths: Mapping[int, int] | None = None) -> str:
+    """A plain aligned table; cells are single lines, cut at `max_widths[column]` columns."""
+    limits = max_widths or {}
+    cells = [[_cut(cell, limits.get(i, 60)) for i, cell in enumerate(row)] for row in rows]
+    widths = [max([_width(h)] + [_width(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    lines = ["  ".join(_pad(h, w) for h, w in zip(headers, widths, strict=True)).rstrip(),
+             "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(_pad(c, w) for c, w in zip(r, widths, strict=True)).rstrip()
+              for r in cells]
+    return "\n".join(lines)
+
+
+def when(value: Any, tz: tzinfo, now: datetime) -> str:
+    """An ISO time as local "2026-08-01 10:00 (3h ago)"; other values as they are."""
+    moment = _parse(value) if not isinstance(value, datetime) else value
+    if moment is None:
+        return str(value) if value else "-"
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=tz)
+    seconds = (moment - now).total_seconds()
+    span = abs(seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if span >= size or unit == "s":
+            amount = f"{int(span // size)}{unit}"
+            break
+    rel = f"in {amount}" if seconds > 0 else f"{amount} ago"
+    return f"{moment.astimezone(tz):%Y-%m-%d %H:%M} ({rel})"
+
+
+def _counts(counter: Mapping[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in counter.items()) or "none"
+
+
+def format_status(data: Mapping[str, Any], tz: tzinfo, now: datetime) -> str:
+    box = data["outbox"]
+    daemon = data["daemon"]
+    runs = data["next_runs"]
+    lines = [
+        ("daemon", f"running (pid {daemon['pid']})" if daemon["running"] else "not running"),
+        ("data dir", data["data_dir"]),
+        ("queue depth", f"{data['queue_depth']} email(s) queued"),
+        ("outbox backlog", f"{box['due_now']} due now"
+         + (f", oldest due since {when(box['oldest_due_since'], tz, now)}"
+            if box["oldest_due_since"] else "")
+         + (f"; next attempt {when(box['next_attempt_at'], tz, now)}"
+            if box["next_attempt_at"] and not box["due_now"] else "")),
+        ("outbox failures", f"{box['failed']} failed" + (" — see `maild outbox --failed`"
+                                                          if box["failed"] else "")),
+        ("sent (kept 7d)", str(box["sent_kept"])),
+        ("last IMAP contact", when(data["last_imap_contact"], tz, now)
+         if data["last_imap_contact"] != UNKNOWN else UNKNOWN),
+        ("next runs", UNKNOWN if runs == UNKNOWN else "; ".join(
+            f"{name} {when(at, tz, now)}" for name, at in sorted(runs.items()))),
+        ("items", _counts(data["items"])),
+        ("tasks", _counts(data["tasks"]) + (f"; {data['overdue_tasks']} overdue"
+                                            if data["overdue_tasks"] else "")),
+        ("emails processed", str(data["processed_emails"])),
+    ]
+    width = max(_width(k) for k, _ in lines)
+    return "\n".join(f"{_pad(k, width)}  {v}" for k, v in lines)
+
+
+def format_items(rows: Sequence[Mapping[str, Any]], tz: tzinfo, now: datetime) -> str:
+    if not rows:
+        return "no items match"
+    body = [[r["id"], r["kind"], r["state"], r["title"], r["tasks"],
+             _counts(r["task_states"]), when(r["next_deadline"], tz, now)] for r in rows]
+    return table(["ID", "KIND", "STATE", "TITLE", "TASKS", "TASK STATES", "NEXT DEADLINE"],
+                 body, max_widths={3: 36, 5: 44}) + f"\n{len(rows)} item(s)"
+
+
+def format_show(item: Mapping[str, Any], tz: tzinfo, now: datetime) -> str:
+    head = [
+        ("item", f"{item['id']}  {item.get('kind', '')}  {item.get('state', 'open')}"),
+        ("title", item.get("title", "")),
+        ("initiator", f"{item.get('initiator_name', '')} <{item.get('initiator', '')}>"
+                      + (f" / {item['initiator_department']}"
+                         if item.get("initiator_department") else "")),
+        ("goal", item.get("goal", "")), ("scope", item.get("scope", "")),
+        ("created", when(item.get("created_at"), tz, now)),
+        ("updated", when(item.get("updated_at"), tz, now)),
+    ]
+    width = max(_width(k) for k, _ in head)
+    parts = ["\n".join(f"{_pad(k, width)}  {_cut(v, 100)}" for k, v in head if v)]
+    tasks = item.get("tasks") or []
+    parts.append("tasks\n" + table(
+        ["ID", "TASK", "OWNER", "DEADLINE", "STATE", "%"],
+        [[t.get("id"), t.get("name"), f"{t.get('owner_name', '')} <{t.get('owner', '')}>",
+          when(t.get("deadline"), tz, now) + (" OVERDUE" if _overdue(t, now) else ""),
+          t.get("state"), t.get("progress", 0)] for t in tasks],
+        max_widths={1: 30, 2: 36}) if tasks else "tasks: none")
+    audit = item.get("audit") or []
+    parts.append("audit trail\n" + table(
+        ["AT", "WHO", "ACTION", "TASK", "DETAIL"],
+        [[when(a.get("at"), tz, now), a.get("who"), a.get("action"), a.get("task") or "",
+          " ".join(f"{k}={v}" for k, v in (a.get("detail") or {}).items())] for a in audit],
+        max_widths={1: 32, 4: 50}) if audit else "audit trail: empty")
+    emails = item.get("emails") or []
+    if emails:
+        parts.append("emails\n" + _outbox_table(emails, tz, now))
+    return "\n\n".join(parts)
+
+
+def _outbox_table(rows: Sequence[Mapping[str, Any]], tz: tzinfo, now: datetime) -> str:
+    def state(r: Mapping[str, Any]) -> str:
+        if r["status"] == "sent":
+            return f"sent {when(r['sent_at'], tz, now)}"
+        if r["status"] == "queued":
+            return f"queued, try {r['attempts'] + 1} {when(r['next_attempt_at'], tz, now)}"
+        return f"failed after {r['attempts']}: {r['last_error']}"
+
+    return table(["MESSAGE-ID", "TO", "SUBJECT", "STATUS"],
+                 [[r["message_id"], ", ".join(r["to"]), r["subject"], state(r)] for r in rows],
+                 max_widths={0: 44, 1: 32, 2: 40, 3: 60})
+
+
+def format_outbox(rows: Sequence[Mapping[str, Any]], tz: tzinfo, now: datetime) -> str:
+    if not rows:
+        return "outbox is empty"
+    tally = Counter(r["status"] for r in rows)
+    return _outbox_table(rows, tz, now) + "\n" + _counts(dict(sorted(tally.items())))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
