@@ -1,14 +1,23 @@
 """Send what the durable outbox says is due, over SMTP, and record each outcome in the store.
 
-The only module that imports aiosmtplib. One `drain(now)` takes the due entries, sends them over one
-reused connection (opened lazily, closed at the end) and commits the store once.
+The only module that imports aiosmtplib. One `drain(now)` takes the due entries and sends them over
+one connection, opened lazily and kept open after the drain for up to `keep_alive_s` (30 s) of
+idleness so that the next drain reuses it (checked with a NOOP first; a dead one is replaced
+without costing any email an attempt). `await close()` hangs up; the owner calls it at shutdown.
 
 Surprises:
+- `drain` does NOT commit: it records outcomes (sent / retry / failed) in the store's memory and
+  returns the report; the caller commits (once, together with whatever else it changed). A caller
+  that never commits loses nothing but those marks: at the next start the entries are still
+  queued and are sent again, which is the at-least-once contract below.
 - At-least-once, not exactly-once: a crash after the server's 250 but before `store.commit()` sends
   the email again on the next drain, with the same Message-ID (and, since `Outgoing.date` is fixed
   at enqueue, the same bytes), which keeps threading right and lets clients that dedupe by
   Message-ID (e.g. Gmail) show it once. A connection that drops or times out in the
   middle of a message is treated the same way: outcome unknown, retried.
+- A kept connection belongs to the event loop that opened it: a drain on another loop (e.g. one
+  `asyncio.run` per drain) drops it and connects afresh. Idleness is measured with that loop's
+  monotonic clock; `now` is still never read from a clock.
 - Per-message problems never raise. 5xx → failed at once; 4xx, timeouts and dropped connections →
   retried with exponential backoff (±20 % jitter) and failed after `max_attempts` tries.
 - When the connection cannot be (re)opened (refused, timeout, or a 4xx/5xx greeting, EHLO, STARTTLS
@@ -23,8 +32,10 @@ Surprises:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -98,6 +109,7 @@ class Outbox:
         backoff_initial_s: float = 5,
         backoff_max_s: float = 1800,
         rng: random.Random | None = None,
+        keep_alive_s: float = 30.0,
     ) -> None:
         self.store = store
         self.settings = settings
@@ -107,7 +119,11 @@ class Outbox:
         self.backoff_initial_s = backoff_initial_s
         self.backoff_max_s = backoff_max_s
         self.rng = rng or random.Random()
+        self.keep_alive_s = keep_alive_s  # 0: hang up at the end of every drain
         self.connections_opened = 0  # for tests and `maild status`
+        self._kept: aiosmtplib.SMTP | None = None  # the connection kept between drains
+        self._kept_loop: asyncio.AbstractEventLoop | None = None
+        self._kept_since = 0.0  # loop.time() of its last use
 
     # -- connection --------------------------------------------------------------------------
 
@@ -144,6 +160,47 @@ class Outbox:
             pass
         finally:
             client.close()
+
+    async def _reuse(self) -> aiosmtplib.SMTP | None:
+        """The connection kept from an earlier drain if it is still usable, else None."""
+        client, loop = self._kept, self._kept_loop
+        self._kept = self._kept_loop = None
+        if client is None:
+            return None
+        running = asyncio.get_running_loop()
+        if loop is not running or loop is None or loop.is_closed():
+            _abandon(client)
+            return None
+        if running.time() - self._kept_since > self.keep_alive_s or not client.is_connected:
+            await self._hang_up(client)
+            return None
+        try:
+            await client.noop()  # the server may have timed us out while we were idle
+        except (aiosmtplib.SMTPException, OSError, TimeoutError):
+            client.close()
+            return None
+        return client
+
+    async def _keep(self, client: aiosmtplib.SMTP | None) -> None:
+        """After a drain: keep a healthy connection for the next one, or hang up."""
+        if client is None:
+            return
+        if self.keep_alive_s <= 0 or not client.is_connected:
+            await self._hang_up(client)
+            return
+        self._kept, self._kept_loop = client, asyncio.get_running_loop()
+        self._kept_since = self._kept_loop.time()
+
+    async def close(self) -> None:
+        """Hang up the connection kept between drains (politely, with QUIT). Idempotent."""
+        client, loop = self._kept, self._kept_loop
+        self._kept = self._kept_loop = None
+        if client is None:
+            return
+        if loop is not asyncio.get_running_loop() or loop is None or loop.is_closed():
+            _abandon(client)
+        else:
+            await self._hang_up(client)
 
     # -- outcomes ----------------------------------------------------------------------------
 
@@ -229,12 +286,18 @@ class Outbox:
                 self.store.outbox_note(out.message_id, f"partly refused: {note}")
 
     async def drain(self, now: datetime) -> DrainReport:
-        """Send every due email once; record outcomes; commit once. Never raises for SMTP trouble."""
+        """Send every due email once and record the outcomes in the store, WITHOUT committing
+        (the caller commits). Never raises for SMTP trouble."""
         due = self.store.outbox_due(now)
         tally = _Tally()
         if not due:
+            if self._kept is not None and (
+                self._kept_loop is not asyncio.get_running_loop()
+                or asyncio.get_running_loop().time() - self._kept_since > self.keep_alive_s
+            ):
+                await self.close()  # idle too long: do not hold the server's slot
             return tally.report()
-        client: aiosmtplib.SMTP | None = None
+        client: aiosmtplib.SMTP | None = await self._reuse()
         reconnects_left = 1
         down: str | None = None  # why we stopped trying for the rest of this drain
         down_code: int | None = None
@@ -262,7 +325,24 @@ class Outbox:
                     else:
                         down = f"connection lost twice in one drain (last: {exc})"
                         log.warning("outbox: %s; rest of the batch rescheduled", down)
-        finally:
+        except BaseException:
             await self._hang_up(client)
-            self.store.commit()
+            raise
+        await self._keep(client)
         return tally.report()
+
+
+def _abandon(client: aiosmtplib.SMTP) -> None:
+    """Drop a connection whose event loop is gone or not running: no QUIT is possible, so shut
+    the socket down (the server sees the close) and forget it."""
+    transport = client.transport
+    try:
+        sock = transport.get_extra_info("socket") if transport is not None else None
+        if sock is not None:
+            sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    try:
+        client.close()
+    except RuntimeError:  # "Event loop is closed": the socket goes with the transport
+        pass

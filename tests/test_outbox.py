@@ -164,7 +164,8 @@ def test_sent_are_marked_and_arrive_with_their_message_id(server: CountingContro
     assert report == DrainReport(sent=("m1@maild.test", "m2@maild.test"))
     assert message_ids(server.handler) == ["<m1@maild.test>", "<m2@maild.test>"]
     assert [e.status for e in store.outbox_entries()] == ["sent", "sent"]
-    assert not store.dirty  # the drain committed
+    assert store.dirty  # the drain does not commit: its caller does
+    store.commit()
     assert drain(outbox(store, server.port), T0 + timedelta(hours=1)) == DrainReport()
 
 
@@ -178,6 +179,61 @@ def test_one_connection_for_a_batch_of_50(server: CountingController) -> None:
     assert len(report.sent) == 50
     assert server.connections == 1 and box.connections_opened == 1
     assert len(server.handler.received) == 50
+
+
+@pytest.mark.integration
+def test_connection_is_kept_between_drains_then_closed(server: CountingController) -> None:
+    store = Store(None)
+    box = outbox(store, server.port)
+
+    async def scenario() -> None:
+        store.enqueue(email(1), now=T0)
+        assert (await box.drain(T0)).sent == ("m1@maild.test",)
+        store.enqueue(email(2), now=T0)
+        assert (await box.drain(T0)).sent == ("m2@maild.test",)  # same loop: reused
+        assert box.connections_opened == 1 and server.connections == 1
+        await box.close()
+        await box.close()  # idempotent
+        store.enqueue(email(3), now=T0)
+        assert (await box.drain(T0)).sent == ("m3@maild.test",)
+        assert box.connections_opened == 2
+        await box.close()
+
+    asyncio.run(scenario())
+    assert message_ids(server.handler) == ["<m1@maild.test>", "<m2@maild.test>", "<m3@maild.test>"]
+
+
+@pytest.mark.integration
+def test_kept_connection_that_died_or_idled_costs_no_attempt(server: CountingController) -> None:
+    store = Store(None)
+    box = outbox(store, server.port, keep_alive_s=0.2)
+
+    async def scenario() -> None:
+        store.enqueue(email(1), now=T0)
+        await box.drain(T0)
+        box._kept.transport.close()  # the server (or a NAT) dropped it while we were idle
+        await asyncio.sleep(0.05)
+        store.enqueue(email(2), now=T0)
+        assert (await box.drain(T0)).sent == ("m2@maild.test",)
+        await asyncio.sleep(0.3)  # longer than keep_alive_s: hung up, a new one is opened
+        store.enqueue(email(3), now=T0)
+        assert (await box.drain(T0)).sent == ("m3@maild.test",)
+        await box.close()
+
+    asyncio.run(scenario())
+    assert box.connections_opened == 3
+    assert all(e.attempts == 1 for e in store.outbox_entries("sent"))
+
+
+@pytest.mark.integration
+def test_a_drain_on_another_loop_reconnects(server: CountingController) -> None:
+    store = Store(None)
+    box = outbox(store, server.port)
+    for n in (1, 2):
+        store.enqueue(email(n), now=T0)
+        assert drain(box, T0).sent == (f"m{n}@maild.test",)  # one asyncio.run per drain
+    assert box.connections_opened == 2
+    asyncio.run(box.close())
 
 
 @pytest.mark.integration

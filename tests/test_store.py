@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import random
@@ -274,7 +275,9 @@ def test_outbox_queue_lifecycle() -> None:
     assert store.outbox_next_due() is None
     assert [e.out.message_id for e in store.outbox_entries("failed")] == ["m1@maild.test"]
     (sent,) = store.outbox_entries("sent")
-    assert sent.sent_at == T0 + timedelta(seconds=5) and sent.out == email(2)
+    # a sent entry keeps its headers and recipients, not its bodies
+    assert sent.sent_at == T0 + timedelta(seconds=5)
+    assert sent.out == dataclasses.replace(email(2), text="", html="")
     store.enqueue(email(2), now=T0 + timedelta(days=1))  # sent already: not queued again
     assert store.outbox_due(T0 + timedelta(days=1)) == []
 
@@ -282,6 +285,63 @@ def test_outbox_queue_lifecycle() -> None:
     assert store.prune_outbox(T0 + timedelta(days=8)) == 1  # the sent one
     assert store.prune_outbox(T0 + timedelta(days=31)) == 1  # the failed one
     assert store.outbox_entries() == []
+
+
+def test_prune_processed_forgets_only_old_marks() -> None:
+    store = Store(None)
+    for n, age in enumerate((40, 31, 29, 0)):
+        at = (T0 - timedelta(days=age)).isoformat()
+        store.mark_processed(f"<p{n}@x>", {"folder": "Processed", "reason": "ok", "at": at})
+    store.mark_processed("<no-at@x>", {"folder": "Processed", "reason": "ok"})
+    store.commit()
+    assert store.prune_processed(T0, keep_days=30) == 2
+    assert store.dirty
+    assert [store.processed(f"<p{n}@x>") is not None for n in range(4)] == [False, False, True, True]
+    assert store.processed("<no-at@x>") is not None
+    assert store.prune_processed(T0, keep_days=30) == 0
+
+
+def test_sent_entries_keep_no_bodies_on_disk(tmp_path: Path) -> None:
+    with Store(tmp_path) as store:
+        store.enqueue(email(1, text="正文" * 500, html="<p>正文</p>" * 500), now=T0)
+        store.commit()
+        store.outbox_mark_sent("m1@maild.test", T0)
+        store.commit()
+    raw = (tmp_path / DB_FILE).read_text(encoding="utf-8")
+    assert "正文" not in raw and "m1@maild.test" in raw and "u1@example.com" in raw
+    with Store(tmp_path) as store:
+        (entry,) = store.outbox_entries("sent")
+        assert (entry.out.subject, entry.out.to, entry.out.text) == ("s1", ("u1@example.com",), "")
+        store.enqueue(email(1), now=T0)  # still idempotent by Message-ID
+        assert store.outbox_due(T0) == []
+
+
+def test_incremental_serialisation_equals_a_full_dump(tmp_path: Path) -> None:
+    """The per-chunk JSON cache never writes anything but what a full json.dumps would."""
+    rng = random.Random(5)
+    with Store(tmp_path) as store:
+        for step in range(60):
+            for _ in range(rng.randint(1, 40)):
+                n = rng.randint(0, 2000)
+                choice = rng.random()
+                if choice < 0.5:
+                    store.link_message(f"<m{n}@x>", f"MD-{n % 97:04d}", None)
+                elif choice < 0.6:
+                    store._messages.remove(f"<m{n}@x>")
+                elif choice < 0.8:
+                    store.enqueue(email(n), now=T0)
+                elif store.outbox_entry(f"m{n}@maild.test") is not None:
+                    entry = store.outbox_entry(f"m{n}@maild.test")
+                    if entry.status == "queued":
+                        store.outbox_mark_sent(f"m{n}@maild.test", T0)  # changed in place
+                    store.outbox_note(f"m{n}@maild.test", f"note {step}")
+            store.commit()
+            expected = json.dumps(store._storage.read(), ensure_ascii=False, separators=(",", ":"))
+            assert (tmp_path / DB_FILE).read_text(encoding="utf-8") == expected, step
+            if step % 20 == 19:
+                store.link_message("<dropped@x>", "MD-9999", None)
+                store.rollback()
+                assert store.lookup_message("<dropped@x>") is None
 
 
 def test_outbox_due_limit_and_order_survive_reopen(tmp_path: Path) -> None:

@@ -1,0 +1,194 @@
+"""`python -m bench [--quick] [--only PHASES]`: run every phase, print one table, then one JSON line.
+
+Progress goes to stderr; stdout carries the table and, last, the JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+
+from . import backlog, bigmail, growth, latency, parse, peer, schedules
+from .harness import run_child
+from .progress import note
+from .servers import MailServers
+
+SIZES = {
+    "full": dict(lat_rounds=60, lat_blocks=3, backlog=10000, backlog_reps=1,
+                 growth=(0, 10000, 50000), open_items=2000, growth_batch=400, growth_reps=3,
+                 owners=2000, tasks=20000, big=20 * 2**20, big_reps=3, parse_iter=200,
+                 peer=200, peer_reps=2),
+    "quick": dict(lat_rounds=8, lat_blocks=2, backlog=150, backlog_reps=1,
+                  growth=(0, 2000, 10000), open_items=200, growth_batch=40, growth_reps=1,
+                  owners=100, tasks=500, big=20 * 2**20, big_reps=1, parse_iter=30,
+                  peer=20, peer_reps=1),
+}
+TARGETS = {"latency_added_p50_ms": ("<=", 20), "latency_added_p99_ms": ("<=", 100),
+           "backlog_ratio_to_floor": (">=", 0.6), "roundup_ratio": (">=", 10),
+           "growth_ratio": ("<=", 1.2), "schedule_plan_render_s": ("<=", 3),
+           "peak_rss_mb": ("<=", 150), "big_email_rss_ratio": ("<=", 4), "parse_ms": ("<=", 3)}
+
+
+def _fmt(value, unit="", digits=1) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}{unit}"
+
+
+def _verdict(key: str, value) -> str:
+    if value is None:
+        return "n/a"
+    op, limit = TARGETS[key]
+    ok = value <= limit if op == "<=" else value >= limit
+    return ("met" if ok else "MISSED") + f" ({op} {limit})"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    ap.add_argument("--quick", action="store_true", help="smaller sizes, under a minute")
+    ap.add_argument("--only", default="latency,backlog,growth,schedules,bigmail,parse,peer",
+                    help="comma-separated phases to run (default: all)")
+    args = ap.parse_args(argv)
+    mode = "quick" if args.quick else "full"
+    s = SIZES[mode]
+    only = set(args.only.split(","))
+    started = time.monotonic()
+    res: dict = {}
+    servers = MailServers().start()
+    try:
+        if "latency" in only:
+            note("phase 1: latency")
+            res["latency"] = latency.run(servers, s["lat_rounds"], s["lat_blocks"])
+        if "backlog" in only:
+            note(f"phase 2: backlog of {s['backlog']}")
+            res["backlog"] = backlog.run(servers, s["backlog"], s["backlog_reps"])
+        if "growth" in only:
+            note(f"phase 3: growth {s['growth']}")
+            res["growth"] = growth.run(servers, s["growth"], s["open_items"], s["growth_batch"],
+                                       s["growth_reps"])
+        if "schedules" in only:
+            note("phase 4: schedules")
+            if schedules.available():
+                try:
+                    res["schedules"] = run_child(schedules.run, s["owners"], s["tasks"])
+                except Exception as exc:  # the planner's API is still moving: say so, carry on
+                    res["schedules"] = {"error": repr(exc)[:200]}
+            else:
+                res["schedules"] = {"error": "n/a (planner not available)"}
+        if "bigmail" in only:
+            note("phase 5: a 20 MB email")
+            res["bigmail"] = bigmail.run(servers, s["big"], s["big_reps"])
+        if "parse" in only:
+            note("phase 6: parse cost")
+            res["parse"] = run_child(parse.run, s["parse_iter"])
+        if "peer" in only:
+            note("phase 7: Roundup's mail gateway")
+            res["peer"] = peer.run(servers, s["peer"], s["peer_reps"])
+    finally:
+        servers.stop()
+    summary = summarize(res, s)
+    summary.update(mode=mode, elapsed_s=round(time.monotonic() - started, 1),
+                   cpus=os.cpu_count(), python=platform.python_version())
+    print_table(res, summary, s)
+    print(json.dumps(summary, ensure_ascii=False, sort_keys=False))
+    return 0
+
+
+def summarize(res: dict, s: dict) -> dict:
+    lat, bl, gr = res.get("latency", {}), res.get("backlog", {}), res.get("growth", {})
+    sch, big, prs, peer_ = (res.get("schedules", {}), res.get("bigmail", {}),
+                            res.get("parse", {}), res.get("peer", {}))
+    last = max(s["growth"]) if gr else None
+    typical = [v["ms"] for k, v in prs.items() if not k.startswith("file:")]
+    peaks = [x for x in (bl.get("peak_rss_mb"), gr.get("peak_rss_mb")) if x is not None]
+    maild_ms = bl.get("maild_ms_per_email")
+    roundup_ms = peer_.get("roundup_ms_per_email")
+
+    def r(x, d=2):
+        return None if x is None else round(x, d)
+
+    return {
+        "latency_added_p50_ms": r(lat.get("added_p50_ms"), 1),
+        "latency_added_p99_ms": r(lat.get("added_p99_ms"), 1),
+        "latency_maild_p50_ms": r(lat.get("maild_p50_ms"), 1),
+        "latency_floor_p50_ms": r(lat.get("floor_p50_ms"), 1),
+        "backlog_emails": bl.get("emails"),
+        "backlog_emails_per_s": r(bl.get("maild_emails_per_s"), 1),
+        "backlog_floor_emails_per_s": r(bl.get("floor_emails_per_s"), 1),
+        "backlog_ratio_to_floor": r(bl.get("ratio_to_floor"), 3),
+        "roundup_ms_per_email": r(roundup_ms),
+        "maild_ms_per_email": r(maild_ms),
+        "roundup_ratio": r(roundup_ms / maild_ms if roundup_ms and maild_ms else None),
+        "growth_sizes": list(s["growth"]) if gr else None,
+        "growth_ms_per_email": {str(k): r(v["ms_per_email"]) for k, v in gr.get("by_size", {}).items()} or None,
+        # the ratio at the largest size measured (10k in quick mode, 50k in full mode)
+        "growth_ratio": r(gr.get("ratio", {}).get(last), 3) if gr else None,
+        "growth_ratio_size": last,
+        "growth_ratio_50k": r(gr.get("ratio", {}).get(50000), 3) if gr and 50000 in gr.get("ratio", {}) else None,
+        "growth_archive_module_present": gr.get("archive"),
+        "growth_note": gr.get("note") if gr else None,
+        "schedule_plan_render_s": r(sch.get("total_s"), 3),
+        "schedule_notices": sch.get("notices"),
+        "schedule_note": sch.get("error"),
+        "peak_rss_mb": r(max(peaks), 1) if peaks else None,
+        "backlog_peak_rss_mb": r(bl.get("peak_rss_mb"), 1),
+        "growth_peak_rss_mb": r(gr.get("peak_rss_mb"), 1),
+        "big_email_rss_ratio": r(big.get("ratio")),
+        "big_email_added_mb": r(big.get("added_mb"), 1),
+        "parse_ms": r(max(typical), 3) if typical else None,
+        "parse_ms_by_template": {k: r(v["ms"], 3) for k, v in prs.items()} or None,
+    }
+
+
+def print_table(res: dict, j: dict, s: dict) -> None:
+    rows = []
+
+    def row(name, maild, floor, ratio, key=None, value=None):
+        rows.append((name, maild, floor, ratio, _verdict(key, value) if key else ""))
+
+    lat = res.get("latency", {})
+    row("1 latency p50 (ms)", _fmt(lat.get("maild_p50_ms")), _fmt(lat.get("floor_p50_ms")),
+        "added " + _fmt(j["latency_added_p50_ms"]), "latency_added_p50_ms", j["latency_added_p50_ms"])
+    row("1 latency p99 (ms)", _fmt(lat.get("maild_p99_ms")), _fmt(lat.get("floor_p99_ms")),
+        "added " + _fmt(j["latency_added_p99_ms"]), "latency_added_p99_ms", j["latency_added_p99_ms"])
+    bl = res.get("backlog", {})
+    row(f"2 backlog {bl.get('emails', '-')} (emails/s)", _fmt(j["backlog_emails_per_s"]),
+        _fmt(j["backlog_floor_emails_per_s"]), _fmt(j["backlog_ratio_to_floor"], "", 3),
+        "backlog_ratio_to_floor", j["backlog_ratio_to_floor"])
+    gr = res.get("growth", {})
+    for size, v in gr.get("by_size", {}).items():
+        ratio = gr["ratio"][size]
+        key = "growth_ratio" if size == max(s["growth"]) else None
+        row(f"3 growth {size} (ms/email)", _fmt(v["ms_per_email"], "", 2),
+            f"live {v['live_json_mb']:.1f} MB", _fmt(ratio, "x", 2), key, ratio if key else None)
+    sch = res.get("schedules", {})
+    row(f"4 schedules {s['owners']}/{s['tasks']} (s)",
+        sch.get("error") or _fmt(sch.get("total_s"), "", 3),
+        "", f"{sch.get('notices', '-')} emails", "schedule_plan_render_s", j["schedule_plan_render_s"])
+    row("5 peak RSS backlog (MB)", _fmt(j["backlog_peak_rss_mb"]), "", "", "peak_rss_mb",
+        j["backlog_peak_rss_mb"])
+    row("5 peak RSS growth (MB)", _fmt(j["growth_peak_rss_mb"]), "", "", "peak_rss_mb",
+        j["growth_peak_rss_mb"])
+    big = res.get("bigmail", {})
+    row(f"5 {big.get('bytes', 0) / 2**20:.0f} MB email (added MB)", _fmt(j["big_email_added_mb"]),
+        "", _fmt(j["big_email_rss_ratio"], "x size", 2), "big_email_rss_ratio", j["big_email_rss_ratio"])
+    for name, v in res.get("parse", {}).items():
+        if not name.startswith("file:"):
+            row(f"6 parse {name} (ms)", _fmt(v["ms"], "", 2), "", v["kind"])
+    row("6 parse, worst typical (ms)", _fmt(j["parse_ms"], "", 2), "", "", "parse_ms", j["parse_ms"])
+    row("7 batch ms/email maild | Roundup", _fmt(j["maild_ms_per_email"], "", 2),
+        _fmt(j["roundup_ms_per_email"], "", 2), _fmt(j["roundup_ratio"], "x", 1),
+        "roundup_ratio", j["roundup_ratio"])
+    head = ("figure", "maild", "floor / peer", "ratio", "target")
+    widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(5)]
+    line = "  ".join(f"{{:<{w}}}" for w in widths)
+    print(line.format(*head))
+    print("  ".join("-" * w for w in widths))
+    for r in rows:
+        print(line.format(*r))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,239 @@
+"""What runs inside spawned child processes: maild itself, and the raw-protocol floors.
+
+Each worker gets plain arguments, puts one result dict on `out` and exits, so its
+`ru_maxrss` is its own peak (maild's, without the mail servers or the bench's corpus).
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SECRET = {"MAILD_SECRET": "bench-secret"}
+
+
+def peak_rss_mb() -> float:
+    """This process's own peak RSS: VmHWM of its memory map. Not `ru_maxrss`: on Linux that
+    survives exec, so a spawned child would report the bench parent's peak (servers, corpus)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def config(imap_port: int, smtp_port: int, data_dir: str, **extra):
+    from maild.config import load_config
+    values = {"mail.embedded": True, "embedded.imap_port": imap_port,
+              "embedded.smtp_port": smtp_port, "maild.data_dir": data_dir,
+              "maild.secret_file": str(Path(data_dir) / "secret.key")}
+    values.update(extra)
+    return load_config(ROOT / "config.toml", values)
+
+
+def service(cfg):
+    import logging
+    logging.disable(logging.WARNING)  # maild's per-email info/warning lines are not the bench
+    from maild.service import Service
+    return Service.from_config(cfg, environ=dict(SECRET))
+
+
+# -- maild ---------------------------------------------------------------------------------------
+
+def maild_backlog(out, imap_port: int, smtp_port: int, data_dir: str, total: int,
+                  label: str = "maild backlog", connect_first: bool = False) -> None:
+    """Start the daemon over a waiting backlog; time until INBOX is empty and the outbox drained."""
+    from .progress import Progress
+    t0 = time.monotonic()
+    svc = service(config(imap_port, smtp_port, data_dir))
+    if connect_first:  # growth: per-email cost without start-up
+        svc.inbox.connect()
+        t0 = time.monotonic()
+    bar = Progress(label, total)
+    processed = sent = 0
+    svc.drain()
+    while True:
+        report = svc.process_batch()
+        processed += report.processed + report.quarantined
+        sent += report.sent
+        bar.update(processed)
+        if not report.fetched:
+            break
+    elapsed = time.monotonic() - t0
+    bar.close()
+    svc.close()
+    out.put({"elapsed": elapsed, "processed": processed, "sent": sent,
+             "peak_rss_mb": peak_rss_mb()})
+
+
+def maild_daemon(out, stop, imap_port: int, smtp_port: int, data_dir: str) -> None:
+    """The real loop (`Service.run`, IDLE) until `stop` is set."""
+    import threading
+    svc = service(config(imap_port, smtp_port, data_dir))
+    signal.signal(signal.SIGTERM, lambda *_: svc.stop_event.set())
+    threading.Thread(target=lambda: (stop.wait(), svc.stop_event.set()), daemon=True).start()
+    svc.inbox.connect()
+    out.put({"ready": True})
+    svc.run()
+    svc.close()
+    out.put({"peak_rss_mb": peak_rss_mb()})
+
+
+def maild_big(out, go, imap_port: int, smtp_port: int, data_dir: str, size: int) -> None:
+    """Warm up on a small email, then handle one `size`-byte email; peak RSS above the baseline."""
+    import gc
+    svc = service(config(imap_port, smtp_port, data_dir, **{"security.max_message_bytes": 64 * 2**20}))
+    while svc.process_batch().fetched:
+        pass
+    gc.collect()
+    base, peak_before = rss_mb(), peak_rss_mb()
+    out.put({"warm": True})
+    go.wait(60)
+    t0 = time.monotonic()
+    report = svc.process_batch()
+    elapsed = time.monotonic() - t0
+    peak = peak_rss_mb()
+    svc.close()
+    out.put({"base_mb": base, "peak_before_mb": peak_before, "peak_mb": peak,
+             "elapsed": elapsed, "fetched": report.fetched, "sent": report.sent,
+             "outcomes": [o.get("reason") for o in report.outcomes]})
+
+
+HISTORY_DAYS = 365  # archived emails are spread evenly over this many past days
+
+
+def preload_store(out, imap_port: int, smtp_port: int, data_dir: str, archived: int,
+                  open_items: int, sample: list[bytes]) -> None:
+    """Fill a live store with `open_items` open items (3 tasks each) and what `archived` emails'
+    history leaves in it once their items are closed and archived.
+
+    The items themselves live in the archive (files, never read when mail comes in), so what
+    history leaves in the live store is: 4 thread links per email (kept, so a late reply to an
+    archived item is still recognised), its processed Message-ID and one sent outbox entry per
+    10 emails. The emails are dated evenly over the past `HISTORY_DAYS`, and the daemon's own
+    housekeeping (what `Service.tick` runs: `prune_processed`, `prune_outbox`) is applied, so
+    only the recent marks stay. Documents are clones of what maild itself stored for `sample`
+    (bench-only use of the store's internal tables).
+    """
+    import copy
+    from datetime import datetime, timedelta
+
+    from maild.imap import MemoryInbox
+    svc = service(config(imap_port, smtp_port, data_dir))
+    svc.inbox = MemoryInbox()
+    for raw in sample:
+        svc.inbox.deliver(raw)
+    while svc.process_batch().fetched:
+        pass
+    store = svc.store
+    items = [it for it in store.open_items() if len(it.get("tasks", [])) >= 1]
+    template_item = max(items, key=lambda it: len(it.get("tasks", [])))
+    template_sent = next(d for d in store._outbox.values() if d["status"] == "sent")
+    processed_doc = next(iter(store._processed.values()))
+    now = datetime.now(svc.config.tz)
+    for i in range(open_items):
+        item = copy.deepcopy(template_item)
+        item["id"] = f"MD-O{i:05d}"
+        store._items.put(item)
+    for i in range(archived):
+        when = now - timedelta(days=HISTORY_DAYS * (archived - i) / max(archived, 1))
+        mid = f"<archived-{i}@corp.example>"
+        outcome = {**copy.deepcopy(processed_doc["outcome"]), "at": when.isoformat()}
+        store._processed.put({"message_id": mid, "outcome": outcome})
+        for k in range(4):
+            store._messages.put({"message_id": f"{mid}/{k}", "item_id": f"MD-A{i:05d}",
+                                 "task_id": f"t{k}" if k else None})
+        if i % 10 == 0:
+            doc = copy.deepcopy(template_sent)
+            doc["message_id"] = f"<maild-archived-{i}@corp.example>"
+            doc["out"]["message_id"] = doc["message_id"]
+            doc.update(status="sent", sent_at=when.isoformat())
+            store._outbox.put(doc)
+    pruned = {"outbox": store.prune_outbox(now)}
+    if hasattr(store, "prune_processed"):
+        pruned["processed"] = store.prune_processed(now)
+    store.meta_set("item_seq", 900000)
+    store.commit()
+    size = (Path(data_dir) / "live.json").stat().st_size
+    counts = store.counts()
+    svc.close()
+    out.put({"live_json_mb": size / 2**20, "counts": counts, "pruned": pruned})
+
+
+def _filler(size: int) -> bytes:
+    line = b"x" * 76 + b"\r\n"
+    return line * max(1, size // len(line))
+
+
+# -- floors --------------------------------------------------------------------------------------
+
+def floor_backlog(out, imap_port: int, smtp_port: int, n_out: int, out_size: int) -> None:
+    """Raw UID FETCH of the waiting emails (chunks of 200) + raw sending of `n_out` emails."""
+    import asyncio
+
+    import aiosmtplib
+    from imapclient import IMAPClient
+    t0 = time.monotonic()
+    client = IMAPClient("127.0.0.1", port=imap_port, ssl=False, timeout=60)
+    client.login("collab@corp.example", "collab-demo")
+    client.select_folder("INBOX")
+    uids = sorted(client.search(["ALL"]))
+    fetched = 0
+    for start in range(0, len(uids), 200):
+        data = client.fetch(uids[start:start + 200], ["BODY.PEEK[]"])
+        fetched += sum(1 for v in data.values() if b"BODY[]" in v)
+    client.logout()
+    t_fetch = time.monotonic() - t0
+    body = _filler(out_size - 400)
+
+    async def send() -> None:
+        smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=smtp_port)
+        await smtp.connect()
+        for i in range(n_out):
+            msg = (f"From: collab@corp.example\r\nTo: wang.zhe@corp.example\r\n"
+                   f"Subject: floor {i}\r\nMessage-ID: <floor-{i}@bench>\r\n\r\n").encode() + body
+            await smtp.sendmail("collab@corp.example", ["wang.zhe@corp.example"], msg)
+        await smtp.quit()
+
+    asyncio.run(send())
+    out.put({"elapsed": time.monotonic() - t0, "fetch_s": t_fetch, "fetched": fetched})
+
+
+def floor_idle(out, stop, imap_port: int, smtp_port: int, out_size: int) -> None:
+    """IDLE on INBOX; on each new email, send 4 emails over one new SMTP connection."""
+    import smtplib
+
+    from imapclient import IMAPClient
+    client = IMAPClient("127.0.0.1", port=imap_port, ssl=False, timeout=60)
+    client.login("collab@corp.example", "collab-demo")
+    client.select_folder("INBOX")
+    body = _filler(out_size - 400)
+    client.idle()
+    out.put({"ready": True})
+    n = 0
+    while not stop.is_set():
+        responses = client.idle_check(timeout=0.5)
+        if not any(isinstance(r, tuple) and len(r) > 1 and r[1] == b"EXISTS" for r in responses):
+            continue
+        with smtplib.SMTP("127.0.0.1", smtp_port) as smtp:
+            for k in range(4):
+                n += 1
+                msg = (f"From: collab@corp.example\r\nTo: wang.zhe@corp.example\r\nSubject: f{n}"
+                       f"\r\nMessage-ID: <floor-idle-{n}@bench>\r\n\r\n").encode() + body
+                smtp.sendmail("collab@corp.example", ["wang.zhe@corp.example"], msg)
+                del k
+    client.idle_done()
+    client.logout()
+    out.put({"done": True})

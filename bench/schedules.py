@@ -1,0 +1,65 @@
+"""Phase 4: 2,000 owners, 20,000 open tasks: plan and render every digest and escalation due at 09:00.
+
+Uses `maild.planner.plan(items, now, rules, cal, people, state)` when it is importable; until then
+the phase reports n/a. Runs in a child so that the planner's memory is its own.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+
+def available() -> bool:
+    return importlib.util.find_spec("maild.planner") is not None
+
+
+def run(out, owners: int, tasks: int) -> None:
+    import time
+    import tomllib
+    from datetime import datetime, timedelta
+
+    from maild.model import Person
+    from maild.people import Directory
+    from maild.planner import load_schedule_rules, plan
+    from maild.render import Renderer
+    from maild.workcal import load_calendar
+
+    from .child import config
+
+    cfg = config(1, 1, "/tmp/maild-bench-sched-unused")
+    data = tomllib.loads((cfg.rules_dir / "schedules.toml").read_text("utf-8"))
+    rules, cal = load_schedule_rules(data), load_calendar(data, cfg.timezone)
+    people = Directory(tuple(
+        Person(f"Person {i}", f"p{i}@corp.example", f"D{i % 40}",
+               manager=f"p{i // 10}@corp.example" if i >= 10 else "")
+        for i in range(owners)))
+    now = datetime(2026, 9, 7, 9, 0, tzinfo=cfg.tz)  # a Monday (workday), 09:00
+    created = now - timedelta(days=10)
+    items, per_item = [], 5
+    for n in range(tasks // per_item):
+        item_tasks = []
+        for k in range(per_item):
+            state = ("awaiting_confirmation", "confirmed", "in_progress")[(n + k) % 3]
+            due = now + timedelta(days=(n + k) % 21 - 7, hours=9)
+            item_tasks.append({
+                "id": f"T-{k + 1}", "name": f"任务 {n}-{k}", "owner": f"p{(n * per_item + k) % owners}@corp.example",
+                "owner_name": "Person", "deadline": due.isoformat(), "state": state,
+                "progress": (n * 7 + k * 13) % 100,
+                "confirmed_at": None if state == "awaiting_confirmation" else created.isoformat(),
+                "updated_at": created.isoformat(), "round": 1})
+        items.append({"id": f"MD-{n + 1:05d}", "kind": "project", "title": f"项目 {n}",
+                      "language": "zh" if n % 2 else "en", "state": "open",
+                      "initiator": f"p{(n * 7) % owners}@corp.example", "initiator_name": "Person",
+                      "created_at": created.isoformat(),
+                      "root_message_id": f"MD-{n + 1:05d}@corp.example", "tasks": item_tasks})
+    renderer = Renderer(cfg.templates_dir, timezone=cfg.timezone, inbox_address=cfg.inbox_address,
+                        from_name=cfg.from_name)
+    t0 = time.perf_counter()
+    planned, _state = plan(items, now, rules, cal, people, {})
+    t_plan = time.perf_counter() - t0
+    kinds: dict[str, int] = {}
+    for i, p in enumerate(planned):
+        renderer.render(p.notice, message_id=f"plan-{i}@bench", date=now, reply_address=None)
+        kinds[p.notice.template] = kinds.get(p.notice.template, 0) + 1
+    total = time.perf_counter() - t0
+    out.put({"plan_s": t_plan, "total_s": total, "notices": len(planned), "kinds": kinds})
