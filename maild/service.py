@@ -320,6 +320,9 @@ class Service:
                 wctx: workflow.WorkflowContext) -> workflow.Outcome:
         decision = classify(msg, cctx)
         if isinstance(decision, Ignore):
+            if decision.kind == "bounce" and msg.failed_recipients:
+                return workflow.owners_unreachable(msg, msg.failed_recipients,
+                                                   self.store.open_items(), wctx, now)
             return workflow.Outcome("processed", f"ignored {decision.kind}: {decision.reason}")
         if isinstance(decision, NewItem):
             outcome = intake.start_item(msg, decision, self.store.peek_item_id(), wctx, now)

@@ -187,3 +187,21 @@ def test_english_task_is_answered_in_english(convo):
     assert "Monthly customer satisfaction report" in text_of(request)
     assert "confirm" in text_of(request).lower()
     assert not re.search(r"[\u4e00-\u9fff]{4,}", str(receipt["Subject"]))
+
+
+def test_bounce_for_an_owner_marks_them_unreachable_and_tells_the_initiator_once(convo):
+    _kickoff(convo)
+    for address in (INITIATOR, *OWNERS):
+        convo.inbox(address)
+    dsn = (DATA / "bounce_dsn.eml").read_bytes().replace(b"nobody@corp.example",
+                                                         b"zhao.lei@corp.example")
+    for n in range(2):  # the same bounce delivered twice, and a second one for the same address
+        convo.send_raw("mailer-daemon@corp.example", [convo.config.inbox_address],
+                       dsn.replace(b"bounce-0001", b"bounce-000%d" % n))
+    convo.process()
+    told = convo.inbox(INITIATOR)
+    assert len(told) == 1 and told[0]["X-Maild-Kind"] == "owner_unreachable"
+    assert "zhao.lei@corp.example" in text_of(told[0])
+    assert convo.service.store.get_item("MD-0001")["tasks"][1]["unreachable"]
+    for owner in OWNERS:
+        assert convo.inbox(owner) == []
