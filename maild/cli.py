@@ -14,6 +14,7 @@ from typing import Any
 
 from .config import ConfigError, load_config
 from .ops import OPS_EXAMPLES, add_ops_commands, run_ops_command
+from .reports import REPORT_EXAMPLES, add_report_commands, run_report_command
 
 EXAMPLES = {
     "run": "maild run -c config.toml",
@@ -23,6 +24,7 @@ EXAMPLES = {
     "mailserver": "maild mailserver -c config.toml   # embedded IMAP+SMTP only",
     "inspect": "maild inspect tests/data/new_project_zh.eml --json",
     **OPS_EXAMPLES,
+    **REPORT_EXAMPLES,
 }
 
 
@@ -93,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("file", type=Path, help="an .eml file ('-' for standard input)")
     inspect.add_argument("--json", action="store_true", help="print the stable JSON schema")
     add_ops_commands(add)
+    add_report_commands(add)
     return parser
 
 
@@ -108,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command in OPS_EXAMPLES:
         return run_ops_command(args)
+    if args.command in REPORT_EXAMPLES:
+        return run_report_command(args)
     if args.command == "inspect":
         return _inspect(args)
     config = load_config(args.config)

@@ -39,7 +39,8 @@ class FakeClock:
 def make_config(mail_system, data_dir: Path, **overrides) -> Config:
     values = {"embedded.imap_port": mail_system.imap_port,
               "embedded.smtp_port": mail_system.smtp_port,
-              "maild.data_dir": str(data_dir), "maild.secret_file": str(data_dir / "secret.key")}
+              "maild.data_dir": str(data_dir), "maild.secret_file": str(data_dir / "secret.key"),
+              "maild.archive_dir": str(data_dir.parent / "archive")}
     values.update(overrides)
     return load_config(ROOT / "config.toml", values)
 

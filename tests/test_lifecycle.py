@@ -111,3 +111,31 @@ def test_full_demo_runs_a_simulated_week_to_the_archive():
     assert "2026-Q3-Q3新品推广项目" in transcript
     for moment in ("李娜 reassigns T-2", "blocker", "escalated to the manager", "archived"):
         assert moment in transcript
+
+
+def test_digest_preview_shows_what_is_due_without_sending_or_recording(convo):
+    from maild.reports import digest_preview
+
+    _kickoff(convo)
+    convo.service.store.commit()
+    at = datetime(2026, 8, 6, 9, 5, tzinfo=TZ)  # T-1 overdue, T-2 unconfirmed
+    first = digest_preview(convo.config, at)
+    assert {(p["kind"], p["to"][0]) for p in first} >= {("reminder", WANG), ("digest", LI)}
+    assert digest_preview(convo.config, at) == first  # nothing was recorded
+    assert [convo.inbox(a) for a in (LI, WANG, ZHAO)] == [[], [], []]  # nothing was sent
+
+
+def test_lessons_page_collects_improvements_of_closed_projects(convo):
+    from maild import archive
+
+    _kickoff(convo)
+    receipt = convo.folder(LI)[0]
+    convo.reply(LI, receipt, "结项\n是否达成目标：否\n未达目标原因：合同未签\n可优化点：谈判前先确认预算上限")
+    convo.process()
+    assert convo.service.store.open_items() == []
+    folder = next(p for p in convo.config.archive_dir.iterdir() if p.name.startswith("2026-Q3"))
+    assert folder.name == "2026-Q3-渠道拓展项目"
+    assert {"record.md", "record.html", "item.json"} <= {p.name for p in folder.iterdir()}
+    assert any(p.suffix == ".eml" for p in folder.iterdir())
+    md, html = archive.lessons(convo.config.archive_dir, language="zh")
+    assert "谈判前先确认预算上限" in md and "渠道拓展项目" in md and "谈判前先确认预算上限" in html

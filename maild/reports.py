@@ -1,0 +1,97 @@
+"""Read-only reports for people: `maild digest --preview` and `maild lessons`.
+
+Both read committed state only (the live store without its lock, the archive index) and send
+nothing: the preview shows exactly what the daemon's next schedule tick would send now, the
+lessons page collects the 可优化点 of closed projects so the next initiator learns from the last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from . import archive, planner, tokens
+from .config import Config, load_config
+from .model import Notice
+from .record import RecordRenderer
+from .render import Renderer
+from .store import Store
+
+REPORT_EXAMPLES = {
+    "digest": "maild digest --preview            # what the next tick would send, not sent\n"
+              "  maild digest --preview --at 2026-08-04T09:00 --json",
+    "lessons": "maild lessons                     # 可优化点 of closed projects, newest first\n"
+               "  maild lessons --lang en --html lessons.html",
+}
+
+
+def add_report_commands(add: Callable[[str, str], argparse.ArgumentParser]) -> None:
+    digest = add("digest", "Preview the digests, reminders and escalations due now, rendered "
+                           "as they would be sent (nothing is sent or recorded).")
+    digest.add_argument("--preview", action="store_true", required=True,
+                        help="required: only preview (sending is the daemon's job)")
+    digest.add_argument("--at", metavar="ISO", help="plan as if it were this local time")
+    digest.add_argument("--json", action="store_true", help="print JSON for scripts")
+    lessons = add("lessons", "Collect the retrospectives' 可优化点 of closed projects into one "
+                             "knowledge page (from the archive index).")
+    lessons.add_argument("--lang", choices=("zh", "en"), default="zh", help="page language")
+    lessons.add_argument("--html", type=Path, metavar="FILE", help="also write the HTML page")
+    lessons.add_argument("--limit", type=int, default=200, help="newest N projects (default 200)")
+
+
+def run_report_command(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+    config = load_config(args.config)
+    if args.command == "digest":
+        now = (datetime.fromisoformat(args.at).replace(tzinfo=config.tz) if args.at
+               else datetime.now(config.tz))
+        previews = digest_preview(config, now)
+        if args.json:
+            out.write(json.dumps(previews, ensure_ascii=False, indent=2) + "\n")
+        elif not previews:
+            out.write(f"nothing is due at {now:%Y-%m-%d %H:%M %Z}\n")
+        for entry in [] if args.json else previews:
+            out.write(f"\n── {entry['kind']} → {', '.join(entry['to'])}"
+                      f"{'  (cc ' + ', '.join(entry['cc']) + ')' if entry['cc'] else ''}\n"
+                      f"   Subject: {entry['subject']}\n\n{entry['text']}\n")
+        return 0
+    md, html = archive.lessons(config.archive_dir, language=args.lang, limit=args.limit,
+                               renderer=RecordRenderer(config.templates_dir / "archive"))
+    out.write(md if md.endswith("\n") else md + "\n")
+    if args.html:
+        args.html.write_text(html, encoding="utf-8")
+    return 0
+
+
+def digest_preview(config: Config, now: datetime) -> list[dict[str, Any]]:
+    """Everything the schedule would send at `now`, rendered; the store is only read."""
+    from .service import Rules, load_secret
+
+    rules = Rules.load(config.rules_dir, config.timezone)
+    store = Store.open_readonly(config.data_dir)
+    try:
+        planned, _state = planner.plan(store.open_items(), now, rules.schedules, rules.calendar,
+                                       rules.people, store.meta_get("planner", {}))
+    finally:
+        store.close()
+    renderer = Renderer(config.templates_dir, timezone=config.timezone,
+                        inbox_address=config.inbox_address, from_name=config.from_name)
+    secret = load_secret(config, {}) if config.secret_file.exists() else b"preview"
+    local, _, domain = config.inbox_address.partition("@")
+    previews = []
+    for n, entry in enumerate(planned):
+        notice = entry.notice
+        reply_address = None
+        if notice.item_id and notice.to:
+            token = tokens.issue(secret, tokens.ReplyToken(notice.item_id, notice.task_id,
+                                                           notice.to[0]))
+            reply_address = f"{local}+{token}@{domain}"
+        out = renderer.render(Notice(**notice.__dict__), message_id=f"preview.{n}@{domain}",
+                              date=now, reply_address=reply_address)
+        previews.append({"kind": out.kind, "to": list(out.to), "cc": list(out.cc),
+                         "subject": out.subject, "text": out.text, "record": list(entry.record)})
+    return previews
