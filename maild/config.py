@@ -64,6 +64,7 @@ class Config:
     log_format: str
     embedded: bool
     inbox_address: str
+    plus_addressing: bool
     processed_folder: str
     quarantine_folder: str
     idle_renew_s: float
@@ -186,6 +187,7 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> Config:
         log_format=log_format,
         embedded=embedded,
         inbox_address=inbox,
+        plus_addressing=reader.boolean("mail", "plus_addressing", True),
         processed_folder=reader.text("mail", "processed_folder", "Processed"),
         quarantine_folder=reader.text("mail", "quarantine_folder", "Quarantine"),
         idle_renew_s=reader.number("mail", "idle_renew_s", 540, low=5, high=1740),

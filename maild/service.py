@@ -349,7 +349,7 @@ class Service:
             digest = hashlib.sha256(f"{source}|{index}|{notice.template}|{recipient}".encode())
             message_id = f"maild.{digest.hexdigest()[:24]}@{self.config.domain}"
             reply_address = None
-            if notice.reply_token:
+            if notice.reply_token and self.config.plus_addressing:
                 local, _, domain = self.config.inbox_address.partition("@")
                 reply_address = f"{local}+{notice.reply_token}@{domain}"
             out = self.renderer.render(notice, message_id=message_id, date=now,

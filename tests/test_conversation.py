@@ -205,3 +205,20 @@ def test_bounce_for_an_owner_marks_them_unreachable_and_tells_the_initiator_once
     assert convo.service.store.get_item("MD-0001")["tasks"][1]["unreachable"]
     for owner in OWNERS:
         assert convo.inbox(owner) == []
+
+
+def test_without_plus_addressing_replies_match_by_threading(mail_system, tmp_path):
+    """Where the server lacks plus-addressing, replies go to the inbox and match by In-Reply-To."""
+    clock = FakeClock(datetime(2026, 8, 3, 9, 15, tzinfo=TZ))
+    config = make_config(mail_system, tmp_path / "var", **{"mail.plus_addressing": False})
+    convo = Conversation(mail_system, config, clock)
+    try:
+        _kickoff(convo)
+        request = convo.inbox("wang.zhe@corp.example")[0]
+        assert str(request["Reply-To"] or request["From"]).endswith("<collab@corp.example>")
+        assert "+" not in str(request["Reply-To"] or "")
+        convo.reply("wang.zhe@corp.example", request, "确认")
+        convo.process()
+        assert convo.service.store.get_item("MD-0001")["tasks"][0]["state"] == "not_started"
+    finally:
+        convo.close()
