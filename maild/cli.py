@@ -153,6 +153,12 @@ def _run(config: Any) -> int:
                   f"{emb.smtp_port}: {exc}. Is `maild mailserver` already running? Then set "
                   f"[mail] embedded = false and point [imap]/[smtp] at it.", file=sys.stderr)
             return 69  # EX_UNAVAILABLE
+        if (emb.imap_port, emb.smtp_port) != (mail.imap_port, mail.smtp_port):
+            # Port 0 in the file means "any free port": point the daemon at the ones taken.
+            config = load_config(config.path, {"embedded.imap_port": mail.imap_port,
+                                               "embedded.smtp_port": mail.smtp_port})
+        print(f"embedded mail system: IMAP {emb.host}:{mail.imap_port}  SMTP "
+              f"{emb.host}:{mail.smtp_port}", flush=True)
     try:
         service = Service.from_config(config)
     except LockError as exc:

@@ -1,0 +1,166 @@
+"""The `maild run` and `maild mailserver` processes: signals, the embedded system, restarts.
+
+SIGTERM finishes the current batch and exits 0; SIGHUP re-reads rules and templates without a
+restart; `maild mailserver` keeps the mail while the daemon is killed and restarted.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import smtplib
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from imapclient import IMAPClient
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parent.parent
+PROJECT = (ROOT / "tests" / "data" / "new_project_zh.eml").read_bytes()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _config(tmp_path: Path, *, embedded: bool, imap_port: int, smtp_port: int) -> Path:
+    """A config for this test: the shipped accounts and rules, its own ports and directories."""
+    from maild.config import load_config
+
+    shipped = load_config(ROOT / "config.toml")
+    accounts = "".join(f'[[embedded.account]]\naddress = "{a}"\npassword = "{p}"\n'
+                       for a, p in shipped.embedded_system.accounts.items())
+    servers = "" if embedded else (
+        f'[imap]\nhost = "127.0.0.1"\nport = {imap_port}\nsecurity = "plain"\n'
+        f'username = "{shipped.inbox_address}"\npassword_env = "MAILD_IMAP_PASSWORD"\n'
+        f'[smtp]\nhost = "127.0.0.1"\nport = {smtp_port}\nsecurity = "plain"\nusername = ""\n')
+    path = tmp_path / "config.toml"
+    path.write_text(f"""
+[maild]
+data_dir = "{tmp_path / 'var'}"
+archive_dir = "{tmp_path / 'archive'}"
+secret_file = "{tmp_path / 'secret.key'}"
+[mail]
+embedded = {str(embedded).lower()}
+inbox_address = "{shipped.inbox_address}"
+{servers}
+[embedded]
+host = "127.0.0.1"
+imap_port = {imap_port}
+smtp_port = {smtp_port}
+{accounts}
+[security]
+allowed_domains = ["corp.example"]
+[rules]
+dir = "{ROOT / 'rules'}"
+[templates]
+dir = "{ROOT / 'templates'}"
+""", encoding="utf-8")
+    return path
+
+
+def _spawn(config: Path, command: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MAILD_IMAP_PASSWORD": "collab-demo",
+           "MAILD_SECRET": "daemon-test"}
+    return subprocess.Popen([sys.executable, "-m", "maild", "-c", str(config), command], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _wait_for(predicate, timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError("timed out")
+
+
+def _mailbox(port: int, address: str, password: str = "demo") -> int:
+    with IMAPClient("127.0.0.1", port=port, ssl=False, timeout=5) as client:
+        client.login(address, password)
+        client.select_folder("INBOX", readonly=True)
+        return len(client.search(["ALL"]))
+
+
+def _send(port: int) -> None:
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:
+        smtp.sendmail("li.na@corp.example", ["collab@corp.example"], PROJECT)
+
+
+def _stop(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> str:
+    proc.send_signal(sig)
+    out, _ = proc.communicate(timeout=20)
+    return out
+
+
+def test_run_with_embedded_mail_reloads_on_sighup_and_stops_on_sigterm(tmp_path):
+    imap_port, smtp_port = _free_port(), _free_port()
+    daemon = _spawn(_config(tmp_path, embedded=True, imap_port=imap_port, smtp_port=smtp_port),
+                    "run")
+    try:
+        _wait_for(lambda: _mailbox(imap_port, "li.na@corp.example") == 0)
+        _send(smtp_port)
+        _wait_for(lambda: _mailbox(imap_port, "wang.zhe@corp.example") == 1)
+        daemon.send_signal(signal.SIGHUP)
+        time.sleep(1.5)
+    finally:
+        log = _stop(daemon)
+    assert daemon.returncode == 0, log
+    assert "event=reloaded" in log and "event=stopped" in log
+
+
+def test_mailserver_keeps_mail_while_the_daemon_is_killed_and_restarted(tmp_path):
+    imap_port, smtp_port = _free_port(), _free_port()
+    server_config = _config(tmp_path, embedded=True, imap_port=imap_port, smtp_port=smtp_port)
+    server = _spawn(server_config, "mailserver")
+    try:
+        _wait_for(lambda: _mailbox(imap_port, "li.na@corp.example") == 0)
+        daemon_dir = tmp_path / "daemon"
+        daemon_dir.mkdir()
+        config = _config(daemon_dir, embedded=False, imap_port=imap_port, smtp_port=smtp_port)
+        daemon = _spawn(config, "run")
+        _send(smtp_port)
+        _wait_for(lambda: _mailbox(imap_port, "wang.zhe@corp.example") == 1)
+        daemon.kill()
+        daemon.wait(timeout=10)
+        _send(smtp_port)  # arrives while the daemon is down: waits in INBOX
+        assert _mailbox(imap_port, "collab@corp.example", "collab-demo") == 1
+        daemon = _spawn(config, "run")
+        _wait_for(lambda: _mailbox(imap_port, "collab@corp.example", "collab-demo") == 0)
+        log = _stop(daemon)
+        assert daemon.returncode == 0, log
+        # The second copy has the same Message-ID: handled once, no second request.
+        assert _mailbox(imap_port, "wang.zhe@corp.example") == 1
+    finally:
+        server_log = _stop(server)
+    assert server.returncode == 0, server_log
+
+
+def test_a_second_daemon_on_the_same_data_is_refused_clearly(tmp_path):
+    imap_port, smtp_port = _free_port(), _free_port()
+    config = _config(tmp_path, embedded=True, imap_port=imap_port, smtp_port=smtp_port)
+    first = _spawn(config, "run")
+    try:
+        _wait_for(lambda: _mailbox(imap_port, "li.na@corp.example") == 0)
+        other = tmp_path / "other"
+        other.mkdir()
+        other_config = _config(other, embedded=True, imap_port=_free_port(),
+                               smtp_port=_free_port())
+        other_config.write_text(other_config.read_text().replace(str(other / "var"),
+                                                                 str(tmp_path / "var")))
+        second = _spawn(other_config, "run")
+        out, _ = second.communicate(timeout=20)
+        assert second.returncode == 75, out
+        assert "lock" in out.lower() and str(first.pid) in out
+    finally:
+        _stop(first)
