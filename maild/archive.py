@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from .files import atomic_write_bytes, fsync_dir
 from .record import RecordRenderer
 
 INDEX_FILE = "index.jsonl"
@@ -224,7 +225,7 @@ def append_index(root: Path, entry: Mapping[str, Any]) -> None:
     finally:
         os.close(fd)
     if created:
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
 
 
 def _recovered(root: Path, base: str, item_id: str) -> str | None:
@@ -261,34 +262,18 @@ def _write_folder(root: Path, folder: str, item_id: str, files: Sequence[tuple[s
                 fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
-        _fsync_dir(tmp)
+        fsync_dir(tmp)
         os.rename(tmp, root / folder)
     except Exception:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    _fsync_dir(root)
+    fsync_dir(root)
 
 
 def _write_marker(root: Path, item_id: str, folder: str) -> None:
     ids = root / IDS_DIR
     ids.mkdir(exist_ok=True)
-    marker = ids / (safe_name(item_id) or "_")
-    (root / TMP_DIR).mkdir(exist_ok=True)
-    tmp = root / TMP_DIR / f"marker-{secrets.token_hex(4)}"
-    with open(tmp, "wb") as fh:
-        fh.write(folder.encode("utf-8"))
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, marker)
-    _fsync_dir(ids)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    atomic_write_bytes(ids / (safe_name(item_id) or "_"), folder.encode("utf-8"))
 
 
 # --------------------------------------------------------------------------------------------

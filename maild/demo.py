@@ -22,11 +22,14 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate, parseaddr
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from imapclient import IMAPClient
 
 from .config import Config, load_config
+
+if TYPE_CHECKING:
+    from .embedded import EmbeddedMailSystem
 
 PROJECT_EMAIL_ZH = """\
 项目名称：Q3新品推广项目
@@ -184,21 +187,31 @@ def play(config: Config, out: TextIO, wait_state: Callable[[], dict[str, str]]) 
         raise DemoFailed(f"expected three confirmed tasks, found {states}")
 
 
-def run_demo(config_path: Path, *, once: bool, free_ports: bool, out: TextIO = sys.stdout) -> int:
+def start_demo_mail(config_path: Path, *, free_ports: bool, prefix: str
+                    ) -> tuple[EmbeddedMailSystem, Config, Path]:
+    """The embedded mail system of the config (or on free ports), and a config for a daemon
+    that uses it with its data in a fresh temporary folder."""
     from .embedded import EmbeddedMailSystem
-    from .service import Service
 
-    base = load_config(config_path)
-    emb = base.embedded_system
+    emb = load_config(config_path).embedded_system
     mail = EmbeddedMailSystem(emb.host, 0 if free_ports else emb.imap_port,
                               0 if free_ports else emb.smtp_port, dict(emb.accounts))
     mail.start()
-    data_dir = Path(tempfile.mkdtemp(prefix="maild-demo-"))
+    work = Path(tempfile.mkdtemp(prefix=prefix))
     config = load_config(config_path, {
         "mail.embedded": True,
         "embedded.imap_port": mail.imap_port, "embedded.smtp_port": mail.smtp_port,
-        "maild.data_dir": str(data_dir), "maild.secret_file": str(data_dir / "secret.key"),
-    })
+        "maild.data_dir": str(work / "var"), "maild.secret_file": str(work / "var" / "secret.key"),
+        "maild.archive_dir": str(work / "archive")})
+    return mail, config, work
+
+
+def run_demo(config_path: Path, *, once: bool, free_ports: bool, out: TextIO = sys.stdout) -> int:
+    from .service import Service
+
+    mail, config, data_dir = start_demo_mail(config_path, free_ports=free_ports,
+                                             prefix="maild-demo-")
+    emb = config.embedded_system
     out.write(f"maild demo: embedded mail on {emb.host} (IMAP {mail.imap_port}, SMTP "
               f"{mail.smtp_port}); data in {data_dir}\n")
     service = Service.from_config(config, environ={})

@@ -11,7 +11,6 @@ from __future__ import annotations
 import email
 import email.policy
 import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -21,8 +20,8 @@ from pathlib import Path
 from typing import TextIO
 from zoneinfo import ZoneInfo
 
-from .config import Config, load_config
-from .demo import DemoFailed, Scenario, Transcript
+from .config import Config
+from .demo import DemoFailed, Scenario, Transcript, start_demo_mail
 
 LI, WANG, ZHAO, CHEN, ALEX = ("li.na@corp.example", "wang.zhe@corp.example",
                               "zhao.lei@corp.example", "chen.jing@corp.example",
@@ -161,20 +160,11 @@ def steps(start: datetime) -> list[Step]:
 
 
 def run_full_demo(config_path: Path, out: TextIO, *, free_ports: bool = True) -> int:
-    from .embedded import EmbeddedMailSystem
     from .service import Rules, Service
 
-    base = load_config(config_path)
-    emb = base.embedded_system
-    mail = EmbeddedMailSystem(emb.host, 0 if free_ports else emb.imap_port,
-                              0 if free_ports else emb.smtp_port, dict(emb.accounts))
-    mail.start()
-    work = Path(tempfile.mkdtemp(prefix="maild-demo-full-"))
-    config = load_config(config_path, {
-        "mail.embedded": True, "embedded.imap_port": mail.imap_port,
-        "embedded.smtp_port": mail.smtp_port, "maild.data_dir": str(work / "var"),
-        "maild.secret_file": str(work / "var" / "secret.key"),
-        "maild.archive_dir": str(work / "archive")})
+    mail, config, work = start_demo_mail(config_path, free_ports=free_ports,
+                                         prefix="maild-demo-full-")
+    emb = config.embedded_system
     tz = ZoneInfo(config.timezone)
     start = datetime(2026, 8, 3, 8, 30, tzinfo=tz)  # a Monday, no holidays that week
     clock = FakeClock(start)
