@@ -32,7 +32,7 @@ from . import archive, intake, planner, tokens, workflow
 from .classify import ClassifyContext, HelpRequest, Ignore, NewItem, Reply, Unrecognized, classify
 from .config import Config, resolve_password
 from .decode import DecodeError, decode
-from .files import atomic_write_bytes
+from .files import atomic_write_bytes, fsync_dir
 from .forms import FormRules, load_form_rules
 from .imap import CONNECTION_ERRORS, ImapInbox, ImapSettings, Inbox
 from .model import Inbound, Notice, Outgoing
@@ -47,7 +47,8 @@ log = logging.getLogger("maild.service")
 
 # Replies to a sender that are not about a task they own; these are rate-limited per sender.
 UNSOLICITED_TEMPLATES = frozenset({"validation_error", "templates", "not_understood", "refused"})
-CRASHPOINTS = ("after_fetch", "after_parse", "after_commit", "before_move")
+CRASHPOINTS = ("after_fetch", "after_parse", "mid_db_write", "after_commit", "after_outbox_write",
+               "after_smtp_250", "before_move")
 
 
 @dataclass(frozen=True)
@@ -132,12 +133,16 @@ class Service:
         self.secret = secret
         self.clock = clock or (lambda: datetime.now(config.tz))
         self.crashpoints = crashpoints
+        if crashpoints:  # tests (MAILD_CRASH_AT): the store and outbox kill at theirs too
+            store.set_crash_hook(self._crash)
+            outbox.crash_hook = self._crash
         self.stop_event = threading.Event()
         self._outage_backoff = _Backoff()
         self._reload_requested = threading.Event()
         self.scheduler = schedule.Scheduler()
         self.scheduler.every(30).seconds.do(self.tick)
         self._loop = asyncio.new_event_loop()
+        self._unsynced_dirs: set[Path] = set()  # folders of originals written since the commit
         self.last_contact: datetime | None = None
         self.record_renderer = RecordRenderer(config.templates_dir / "archive")
 
@@ -181,7 +186,10 @@ class Service:
 
     def close(self) -> None:
         self.inbox.close()
-        self._loop.close()
+        try:
+            self._loop.run_until_complete(self.outbox.close())  # the SMTP connection kept open
+        finally:
+            self._loop.close()
         self.store.close()
 
     def _crash(self, point: str) -> None:
@@ -228,8 +236,10 @@ class Service:
                 report.processed += 1
         if batch:
             self._crash("after_parse")
+            self._sync_originals()
             self.store.commit()
             self._crash("after_commit")
+            self._crash("after_outbox_write")  # the commit holds the batch's outbox entries
             self.archive_closed(closed)
         sent, failed = self.drain()
         report.sent, report.failed = sent, failed
@@ -308,7 +318,18 @@ class Service:
         name = stamp + hashlib.sha256(msg.message_id.encode()).hexdigest()[:12] + ".eml"
         path = self.mail_dir(item_id) / name
         if not path.exists():
-            atomic_write_bytes(path, raw)
+            # The file's own fsync stays; the folder fsyncs (its entry, and a new item folder's
+            # entry in mail/) are batched in `_sync_originals`, just before the commit.
+            new_dirs = [d for d in (path.parent.parent, path.parent) if not d.exists()]
+            atomic_write_bytes(path, raw, sync_dir=False)
+            self._unsynced_dirs.update([path.parent, *(d.parent for d in new_dirs)])
+
+    def _sync_originals(self) -> None:
+        """Make the batch's originals durable (their folders' entries) before the commit that
+        refers to them: one fsync per touched folder, not one per email."""
+        for folder in sorted(self._unsynced_dirs, key=lambda p: len(p.parts), reverse=True):
+            fsync_dir(folder)
+        self._unsynced_dirs.clear()
 
     def _record(self, message_id: str, folder: str, reason: str, now: datetime,
                 summary: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -433,6 +454,7 @@ class Service:
         now = self.clock()
         self.run_schedules(now)
         self.store.prune_outbox(now)
+        self.store.prune_processed(now)  # intake marks older than 30 days
         if self.last_contact is not None:
             self.store.meta_set("last_imap_contact", self.last_contact.isoformat())
         self.store.meta_set("next_runs", {

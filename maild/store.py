@@ -34,7 +34,7 @@ import errno
 import fcntl
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -91,6 +91,7 @@ class AtomicJSONStorage(Storage):
         self.path = Path(path) if path is not None else None
         self.readonly = readonly
         self._tmp_prefix = f"{self.path.name}." if self.path is not None else ""
+        self.crash_hook: Callable[[str], None] | None = None  # set by the service
         self.dirty = False
         self._snapshot = "{}"  # last committed text, only kept for the in-memory twin
         # Serialised JSON per table, in chunks of CHUNK_DOCS consecutive documents, reused by the
@@ -188,6 +189,8 @@ class AtomicJSONStorage(Storage):
                     fh.write(text.encode("utf-8"))
                     fh.flush()
                     os.fsync(fh.fileno())
+                if self.crash_hook is not None:  # tests: a kill between write and replace
+                    self.crash_hook("mid_db_write")
                 os.replace(tmp, self.path)
             except BaseException:
                 tmp.unlink(missing_ok=True)
@@ -389,6 +392,10 @@ class Store:
     def dirty(self) -> bool:
         return self._storage.dirty
 
+    def set_crash_hook(self, hook: Callable[[str], None] | None) -> None:
+        """Tests: `hook("mid_db_write")` runs between the tmp file's fsync and the replace."""
+        self._storage.crash_hook = hook
+
     # -- items -----------------------------------------------------------------------------------
 
     def peek_item_id(self) -> str:
@@ -417,7 +424,12 @@ class Store:
         return _copy([doc for doc in self._items.values() if doc.get("state") != "closed"])
 
     def remove_item(self, item_id: str) -> None:
+        """Drop an item (archived) and the message links that pointed at it, so the live
+        database keeps open work only; a late reply to it then reads as about no open item."""
         self._items.remove(item_id)
+        for message_id in [d["message_id"] for d in self._messages.values()
+                           if d.get("item_id") == item_id]:
+            self._messages.remove(message_id)
 
     # -- intake idempotence ---------------------------------------------------------------------
 

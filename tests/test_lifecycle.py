@@ -133,6 +133,7 @@ def test_lessons_page_collects_improvements_of_closed_projects(convo):
     convo.reply(LI, receipt, "结项\n是否达成目标：否\n未达目标原因：合同未签\n可优化点：谈判前先确认预算上限")
     convo.process()
     assert convo.service.store.open_items() == []
+    assert convo.service.store.counts()["messages"] == 0  # no links to archived work stay live
     folder = next(p for p in convo.config.archive_dir.iterdir() if p.name.startswith("2026-Q3"))
     assert folder.name == "2026-Q3-渠道拓展项目"
     assert {"record.md", "record.html", "item.json"} <= {p.name for p in folder.iterdir()}
