@@ -112,6 +112,7 @@ class Person:
     department: str = ""
     aliases: tuple[str, ...] = ()
     manager: str = ""  # address of the manager, for escalations
+    timezone: str = ""  # IANA zone the person reads times in; "" = the configured one
 
 
 @dataclass(frozen=True)

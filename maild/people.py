@@ -34,6 +34,7 @@ class Directory:
                 department=str(entry.get("department", "")),
                 aliases=tuple(str(a) for a in entry.get("aliases", ())),
                 manager=str(entry.get("manager", "")).lower(),
+                timezone=str(entry.get("timezone", "")),
             ))
         return cls(tuple(people))
 

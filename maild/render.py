@@ -245,6 +245,14 @@ class Renderer:
             from_name=self._from_name,
             example_address=f"someone@{domain}",
         )
+        reader_tz = notice.context.get("reader_timezone")
+        if reader_tz:
+            # Deadlines and times in the reader's own zone (people.toml `timezone`).
+            try:
+                ctx["tz"] = ZoneInfo(str(reader_tz))
+                ctx["now"] = now.astimezone(ctx["tz"])
+            except (ZoneInfoNotFoundError, ValueError):
+                pass
         return ctx
 
 

@@ -373,6 +373,10 @@ class Service:
             if notice.reply_token and self.config.plus_addressing:
                 local, _, domain = self.config.inbox_address.partition("@")
                 reply_address = f"{local}+{notice.reply_token}@{domain}"
+            reader = self.rules.people.by_address(recipient)
+            if reader is not None and reader.timezone:
+                notice = Notice(**{**notice.__dict__,
+                                   "context": {**notice.context, "reader_timezone": reader.timezone}})
             out = self.renderer.render(notice, message_id=message_id, date=now,
                                        reply_address=reply_address)
             self.store.enqueue(out, now=now)

@@ -641,3 +641,16 @@ def test_minimal_item_with_enums_renders(renderer: Renderer) -> None:
     assert "[已完成]" in out.text and "chen.jing@corp.example" in out.text and "未定" in out.text
     hrefs = [h for h in parse_html(out.html).hrefs if h.startswith("mailto:")]
     assert hrefs and all(unquote(urlsplit(h).path) == INBOX for h in hrefs)  # no token: the inbox
+
+
+def test_deadlines_are_shown_in_the_readers_timezone(renderer: Renderer) -> None:
+    item = {"id": "MD-0007", "title": "t", "initiator": "li.na@corp.example",
+            "tasks": [{"id": "T-1", "name": "n", "owner": "alex.morgan@corp.example",
+                       "state": "not_started", "deadline": "2026-08-10T18:00:00+08:00"}]}
+    notice = Notice(template="confirm_request", to=("alex.morgan@corp.example",), language="en",
+                    context={"item": item, "task": item["tasks"][0]}, item_id="MD-0007")
+    shanghai = renderer.render(notice, message_id="a@x", date=SENT, reply_address=None)
+    london = renderer.render(Notice(**{**notice.__dict__, "context": {
+        **notice.context, "reader_timezone": "Europe/London"}}), message_id="b@x", date=SENT,
+        reply_address=None)
+    assert "18:00" in shanghai.text and "11:00" in london.text and "11:00" not in shanghai.text
