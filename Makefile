@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint clean accuracy bench bench-quick screenshots
+.PHONY: install demo test lint clean accuracy bench bench-quick screenshots reliability
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "maild needs Python 3.11+"'
@@ -33,6 +33,9 @@ bench-quick: install
 
 screenshots: install
 	$(BIN)/python tools/screenshots.py --out screenshots
+
+reliability: install
+	$(BIN)/pytest -q -s -m slow tests/test_crash_consistency.py tests/test_fuzz.py
 
 lint: install
 	$(BIN)/ruff check maild tests

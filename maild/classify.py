@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 
 from . import tokens
 from .commands import normalise, read_command
@@ -28,6 +29,12 @@ class ClassifyContext:
     form_rules: FormRules
     lookup_message: Callable[[str], tuple[str, str | None] | None]  # Message-ID → (item, task)
     item_exists: Callable[[str], bool]
+    # [security] authserv_id / require_authentication: when required, only mail that the receiving
+    # server (named by its authserv-id) found dmarc=pass, or dkim=pass for the From domain, counts.
+    authserv_id: str = ""
+    require_authentication: bool = False
+    today: date | None = None  # for reply-token expiry; None: dated tokens never expire
+    token_max_age_days: int = tokens.MAX_AGE_DAYS
 
 
 @dataclass(frozen=True)
@@ -54,7 +61,7 @@ class HelpRequest:
 
 @dataclass(frozen=True)
 class Ignore:
-    kind: str  # own | bounce | auto_reply | list | unauthorized
+    kind: str  # own | bounce | auto_reply | list | unauthorized | unauthenticated
     reason: str
 
 
@@ -133,6 +140,62 @@ def _is_unauthorized(msg: Inbound, ctx: ClassifyContext) -> str | None:
     return None
 
 
+_COMMENT_RE = re.compile(r"\([^()]*\)")
+_RESULT_RE = re.compile(r"^\s*([a-z0-9_-]+)\s*=\s*([a-z]+)\b(.*)$", re.IGNORECASE | re.DOTALL)
+_PROPERTY_RE = re.compile(r"\b(header\.(?:d|i|from))\s*=\s*\"?([^\s;\"]+)", re.IGNORECASE)
+
+
+def _aligned(domain: str, other: str) -> bool:
+    """Relaxed alignment: the same domain, or one a subdomain of the other."""
+    other = other.lower().lstrip("@").rpartition("@")[2].rstrip(".")
+    return bool(other) and (domain == other or domain.endswith("." + other)
+                            or other.endswith("." + domain))
+
+
+def authentication_results(value: str) -> tuple[str, list[tuple[str, str, dict[str, str]]]]:
+    """(authserv-id, [(method, result, {property: value})]) of one Authentication-Results value
+    (RFC 8601); comments are dropped."""
+    text = value
+    for _ in range(4):  # nested comments, a few levels deep
+        text = _COMMENT_RE.sub(" ", text)
+    first, *results = text.split(";")
+    authserv = (first.split() or [""])[0].lower()
+    parsed = []
+    for result in results:
+        match = _RESULT_RE.match(result)
+        if match:
+            props = {k.lower(): v.lower() for k, v in _PROPERTY_RE.findall(match.group(3))}
+            parsed.append((match.group(1).lower(), match.group(2).lower(), props))
+    return authserv, parsed
+
+
+def _is_unauthenticated(msg: Inbound, ctx: ClassifyContext) -> str | None:
+    """When required, the receiving server must vouch for the From domain.
+
+    Only the topmost Authentication-Results field counts: the receiving server prepends its own,
+    so every copy below it came with the email from outside, and one with another authserv-id
+    is someone else's claim. It must show dmarc=pass for the From domain, or dkim=pass with a
+    signing domain aligned with it.
+    """
+    if not ctx.require_authentication:
+        return None
+    values = msg.headers.get("authentication-results", ())
+    if not values:
+        return "no Authentication-Results from the receiving server"
+    authserv, results = authentication_results(values[0])
+    if not ctx.authserv_id or authserv != ctx.authserv_id.lower():
+        return f"Authentication-Results from {authserv or 'nobody'!r}, not our server"
+    domain = msg.from_addr.partition("@")[2]
+    for method, result, props in results:
+        if result != "pass" or not domain:
+            continue
+        if method == "dmarc" and _aligned(domain, props.get("header.from", domain)):
+            return None
+        if method == "dkim" and _aligned(domain, props.get("header.d") or props.get("header.i", "")):
+            return None
+    return f"neither dmarc=pass nor an aligned dkim=pass for {domain or 'the sender'}"
+
+
 # Order is data: the first check that fires decides; nothing after it may answer the email.
 LOOP_CHECKS: tuple[tuple[str, Callable[[Inbound, ClassifyContext], str | None]], ...] = (
     ("own", _is_own),
@@ -140,6 +203,7 @@ LOOP_CHECKS: tuple[tuple[str, Callable[[Inbound, ClassifyContext], str | None]],
     ("auto_reply", _is_auto_reply),
     ("list", _is_list),
     ("unauthorized", _is_unauthorized),
+    ("unauthenticated", _is_unauthenticated),
 )
 
 
@@ -168,7 +232,8 @@ def classify(msg: Inbound, ctx: ClassifyContext) -> Decision:
 
 def _reply_target(msg: Inbound, ctx: ClassifyContext) -> tuple[str, str | None, str] | None:
     recipients = msg.delivered_to + msg.to + msg.cc
-    token = tokens.find(ctx.secret, recipients, msg.from_addr)
+    token = tokens.find(ctx.secret, recipients, msg.from_addr, today=ctx.today,
+                        max_age_days=ctx.token_max_age_days)
     if token and ctx.item_exists(token.item_id):
         return token.item_id, token.task_id, "token"
     for message_id in ((msg.in_reply_to,) if msg.in_reply_to else ()) + tuple(reversed(msg.references)):

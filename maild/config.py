@@ -85,6 +85,8 @@ class Config:
     rules_dir: Path
     templates_dir: Path
     extra: Mapping[str, Any] = field(default_factory=dict)
+    authserv_id: str = ""  # [security]: the receiving server's Authentication-Results id
+    require_authentication: bool = False  # [security]: ignore mail it did not authenticate
 
     @property
     def tz(self) -> ZoneInfo:
@@ -175,6 +177,12 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> Config:
             raise ConfigError(reader.file, f"{section}.host", "missing", 'host = "mail.corp.example"')
         return cfg
 
+    authserv_id = reader.text("security", "authserv_id", "").strip().lower()
+    require_authentication = reader.boolean("security", "require_authentication", False)
+    if require_authentication and not authserv_id:
+        raise ConfigError(reader.file, "security.authserv_id",
+                          "require_authentication = true needs the receiving server's authserv-id",
+                          'authserv_id = "mx.corp.example"')
     return Config(
         path=path,
         base_dir=base,
@@ -208,6 +216,8 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> Config:
         outbox_backoff_max_s=reader.number("outbox", "backoff_max_s", 1800, low=0.01),
         rules_dir=rel(reader.text("rules", "dir", "rules")),
         templates_dir=rel(reader.text("templates", "dir", "templates")),
+        authserv_id=authserv_id,
+        require_authentication=require_authentication,
     )
 
 

@@ -45,6 +45,7 @@ __all__ = ["DecodeError", "decode", "decode_bytes", "decode_header", "html_to_te
            "normalize_message_id"]
 
 MAX_DEPTH = 100  # MIME nesting beyond this is ignored (recorded as a defect)
+MAX_COMMENT_DEPTH = 50  # address headers with deeper nested (comments) are unusable
 SKELETON_BYTES = 512 * 1024  # emails above this are parsed with their big attachments cut out
 ELIDE_BYTES = 64 * 1024  # base64 bodies above this are cut out (sized, never decoded)
 SIZE_BY_COUNTING = 64 * 1024  # base64 payloads above this are sized without decoding
@@ -56,7 +57,6 @@ _PARAM = re.compile(r';\s*([^\s=;"]+)\s*=\s*("(?:[^"\\]|\\.)*"?|[^;]*)')
 _CLEAN_ADDRESS = re.compile(
     r"[^\s@<>()\[\],;:\"\\]+@[^\s@<>()\[\],;:\"\\.]+(?:\.[^\s@<>()\[\],;:\"\\.]+)*"
 )
-_QUOTED_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
 _ADDRESS_HEADERS = ("delivered-to", "x-original-to", "envelope-to")
 # A run of base64 text and line breaks (a single character class: no backtracking stack).
 _B64_RUN = re.compile(rb"[A-Za-z0-9+/=\r\n]{%d,}" % (64 * 1024))
@@ -97,21 +97,63 @@ def _clean_address(address: str, hint: str | None) -> str:
     return address if _CLEAN_ADDRESS.fullmatch(address) else ""
 
 
+def _getaddresses(values: list[str]) -> list[tuple[str, str]]:
+    """`getaddresses`, bounded: its comment parser recurses once per nested `(`, so a header of
+    thousands of `(` raised RecursionError out of decode (found by tests/test_hostile.py).
+    Nesting deeper than MAX_COMMENT_DEPTH makes the header unusable."""
+    for value in values:
+        depth = deepest = 0
+        for char in value:
+            if char == "(":
+                depth += 1
+                deepest = max(deepest, depth)
+            elif char == ")":
+                depth = max(0, depth - 1)
+        if deepest > MAX_COMMENT_DEPTH:
+            return []
+    try:
+        return getaddresses(values)
+    except RecursionError:
+        return []
+
+
 def _addresses(values: Iterable[str], hint: str | None) -> tuple[str, ...]:
     """Clean lower-cased addresses from address headers; unusable entries are dropped."""
-    found = (_clean_address(addr, hint) for _name, addr in getaddresses(list(values)))
+    found = (_clean_address(addr, hint) for _name, addr in _getaddresses(list(values)))
     return tuple(dict.fromkeys(addr for addr in found if addr))
+
+
+def _without_quoted_strings(raw: str) -> str:
+    """`raw` with each quoted string replaced by `""`; an unterminated one is kept as it is.
+
+    A linear scan: the regex `"(?:[^"\\]|\\.)*"` it replaces was quadratic on an unterminated
+    quote (240 KB of `"a\\` took 184 s of CPU; found by tests/test_hostile.py)."""
+    out: list[str] = []
+    at = 0
+    while True:
+        start = raw.find('"', at)
+        if start < 0:
+            out.append(raw[at:])
+            return "".join(out)
+        end = start + 1
+        while end < len(raw) and raw[end] != '"':
+            end += 2 if raw[end] == "\\" else 1
+        if end >= len(raw):  # unterminated: nothing after it is quoted
+            out.append(raw[at:])
+            return "".join(out)
+        out.append(raw[at:start] + '""')
+        at = end + 1
 
 
 def _single_sender(raw: str, hint: str | None) -> tuple[str, str]:
     """(address, name) of a From header that is exactly one clean mailbox, else ("", "")."""
     raw = _NEWLINES.sub("", raw)
-    pairs = [(name, addr) for name, addr in getaddresses([raw]) if name or addr]
+    pairs = [(name, addr) for name, addr in _getaddresses([raw]) if name or addr]
     if len(pairs) != 1:
         return "", ""
     name, addr = pairs[0]
     address = _clean_address(addr, hint)
-    bare = _QUOTED_STRING.sub('""', raw)
+    bare = _without_quoted_strings(raw)
     if not address or bare.count("@") != 1 or bare.count("(") != bare.count(")"):
         return "", ""
     if "<" in bare or ">" in bare:
@@ -179,6 +221,15 @@ def _filename(part: Message, hint: str | None) -> str:
     return decode_header(value, hint) if value else ""
 
 
+def _get_payload(part: Message) -> list[Message] | str | None:
+    """`part.get_payload()`, or None when compat32 cannot even look up the part's charset to
+    hand back 8-bit text (a NUL in `charset=` raised ValueError; found by fuzz/fuzz_decode.py)."""
+    try:
+        return part.get_payload()
+    except (ValueError, LookupError):
+        return None
+
+
 def _leaves(message: Message) -> tuple[list[Message], bool]:
     """Non-multipart parts in document order, walked iteratively; True when nesting was capped."""
     leaves: list[Message] = []
@@ -186,7 +237,7 @@ def _leaves(message: Message) -> tuple[list[Message], bool]:
     stack: list[tuple[Message, int]] = [(message, 0)]
     while stack:
         part, depth = stack.pop()
-        payload = part.get_payload()
+        payload = _get_payload(part)
         if not isinstance(payload, list) or _content_type(part).startswith("message/"):
             leaves.append(part)
         elif depth >= MAX_DEPTH:
@@ -258,7 +309,7 @@ def _is_attachment_body(raw: bytes, start: int, header_end: int) -> bool:
 
 def _attachment_size(part: Message, cut_sizes: list[int]) -> int:
     """Decoded size of an attachment without keeping (or, when big, decoding) its payload."""
-    payload = part.get_payload()
+    payload = _get_payload(part)
     if isinstance(payload, str) and (
         _main_value(_raw_header(part, "content-transfer-encoding")) == "base64"
     ):
@@ -278,7 +329,7 @@ def _counted_base64_size(text: str) -> int:
 
 
 def _payload_bytes(part: Message) -> bytes:
-    payload = part.get_payload()
+    payload = _get_payload(part)
     if isinstance(payload, list):
         try:
             return b"".join(child.as_bytes() for child in payload if isinstance(child, Message))
@@ -295,7 +346,7 @@ def _body_text(part: Message) -> str:
 
 def _status_blocks(part: Message) -> list[dict[str, str]]:
     """The per-message and per-recipient field blocks of a delivery-status part."""
-    payload = part.get_payload()
+    payload = _get_payload(part)
     if isinstance(payload, list):
         return [{key.lower(): decode_header(str(value)) for key, value in block.items()}
                 for block in payload if isinstance(block, Message)]

@@ -125,8 +125,11 @@ def html_tables(html: str) -> tuple[list[list[list[str]]], list[str]]:
     """Every table as rows of cell texts (spans expanded, empty rows dropped), and the lines of
     text outside the tables."""
     parser = _HTMLTables()
-    parser.feed(html)
-    parser.close()
+    try:
+        parser.feed(html)
+        parser.close()
+    except (AssertionError, ValueError):
+        pass  # html.parser gives up on some malformed markup: keep what it read so far
     while parser.open:  # unclosed tables still count
         parser.handle_endtag("table")
     grids = [[cells for cells in _grid(table) if any(cells)] for table in parser.tables]

@@ -124,6 +124,7 @@ class Outbox:
         self._kept: aiosmtplib.SMTP | None = None  # the connection kept between drains
         self._kept_loop: asyncio.AbstractEventLoop | None = None
         self._kept_since = 0.0  # loop.time() of its last use
+        self.crash_hook: Callable[[str], None] | None = None  # set by the service
 
     # -- connection --------------------------------------------------------------------------
 
@@ -278,6 +279,8 @@ class Outbox:
             self._retry(tally, entry, now, None, _describe(exc))
             raise _ConnectionLost(_describe(exc)) from exc
         else:
+            if self.crash_hook is not None:  # tests: a kill after the 250, before the mark
+                self.crash_hook("after_smtp_250")
             self.store.outbox_mark_sent(out.message_id, now)
             tally.sent.append(out.message_id)
             if refused:

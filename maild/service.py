@@ -203,6 +203,9 @@ class Service:
             inbox_address=self.config.inbox_address, secret=self.secret,
             allowed_domains=self.config.allowed_domains, form_rules=self.rules.form_rules,
             lookup_message=self.store.lookup_message,
+            authserv_id=self.config.authserv_id,
+            require_authentication=self.config.require_authentication,
+            today=self.clock().date(),
             item_exists=lambda item_id: self.store.get_item(item_id) is not None)
 
     def workflow_context(self) -> workflow.WorkflowContext:
@@ -211,7 +214,8 @@ class Service:
             inbox_address=self.config.inbox_address, secret=self.secret,
             people=self.rules.people, form_rules=self.rules.form_rules,
             admins=self.config.admins, workday_end=self.config.workday_end,
-            buffer_days=float(flow.get("buffer", {}).get("days", 1.0)))
+            buffer_days=float(flow.get("buffer", {}).get("days", 1.0)),
+            today=self.clock().date())
 
     # -- one batch ----------------------------------------------------------------------------
     def process_batch(self) -> BatchReport:
@@ -258,6 +262,11 @@ class Service:
             message_id = "sha256:" + hashlib.sha256(raw).hexdigest()
             return self._record(message_id, self.config.quarantine_folder,
                                 f"undecodable: {exc.reason}", now, {})
+        except Exception as exc:  # a decoder bug must not block the queue: keep the email
+            log.exception("event=decode_failed")
+            message_id = "sha256:" + hashlib.sha256(raw).hexdigest()
+            return self._record(message_id, self.config.quarantine_folder,
+                                f"undecodable: internal error {exc!r}"[:300], now, {})
         done = self.store.processed(msg.message_id)
         if done:
             return done.get("folder", self.config.processed_folder), {
@@ -436,7 +445,8 @@ class Service:
             notice = entry.notice
             if notice.item_id and notice.reply_token is None and notice.to:
                 notice = Notice(**{**notice.__dict__, "reply_token": tokens.issue(
-                    self.secret, tokens.ReplyToken(notice.item_id, notice.task_id, notice.to[0]))})
+                    self.secret, tokens.ReplyToken(notice.item_id, notice.task_id, notice.to[0],
+                                                   now.date()))})
             if kind not in ("digest", "owner_digest"):
                 item = items.get(kind) or self.store.get_item(kind)
                 if item is None:

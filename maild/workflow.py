@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, time
+from datetime import date, datetime, time
 from typing import Any
 
 from . import tokens
@@ -32,6 +32,7 @@ class WorkflowContext:
     admins: tuple[str, ...] = ()
     workday_end: time = time(18, 0)
     buffer_days: float = 1.0  # the guide's advice: leave 1–2 days of buffer on complex tasks
+    today: date | None = None  # reply tokens carry their issue day (and expire) when set
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ def thread_of(msg: Inbound, root: str | None = None) -> tuple[str, tuple[str, ..
 
 
 def issue_token(ctx: WorkflowContext, item_id: str, task_id: str | None, address: str) -> str:
-    return tokens.issue(ctx.secret, tokens.ReplyToken(item_id, task_id, address))
+    return tokens.issue(ctx.secret, tokens.ReplyToken(item_id, task_id, address, ctx.today))
 
 
 def add_audit(item: dict[str, Any], now: datetime, who: str, action: str, msg: Inbound,

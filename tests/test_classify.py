@@ -51,7 +51,7 @@ def test_loops_are_ignored_whatever_they_say(name: str, kind: str, ctx) -> None:
 
 def test_loop_checks_run_in_a_fixed_order() -> None:
     assert [name for name, _ in LOOP_CHECKS] == ["own", "bounce", "auto_reply", "list",
-                                                 "unauthorized"]
+                                                 "unauthorized", "unauthenticated"]
 
 
 def test_a_reply_to_a_token_address_reads_only_the_new_text(ctx) -> None:
@@ -116,3 +116,62 @@ def test_inspect_kinds_are_the_documented_set() -> None:
     assert inspect_kind(Ignore("list", "x")) == "auto_reply"
     assert inspect_kind(Ignore("bounce", "x")) == "bounce"
     assert inspect_kind(HelpRequest("zh")) == "unrecognized"
+
+
+# ── sender authentication (Authentication-Results of the receiving server) ─────────────────────
+
+AUTHSERV = "mx.corp.example"
+
+
+def _authenticated_email(*results: str, sender: str = "li.na@corp.example") -> bytes:
+    fields = "".join(f"Authentication-Results: {value}\r\n" for value in results)
+    return (f"{fields}Received: from mail.outside.test by mx.corp.example; Mon, 3 Aug 2026 09:12:40 +0800\r\n"
+            f"From: {sender}\r\nTo: collab@corp.example\r\nSubject: help\r\n"
+            f"Message-ID: <auth@corp.example>\r\n\r\nhelp\r\n").encode()
+
+
+@pytest.fixture
+def strict(ctx) -> ClassifyContext:
+    import dataclasses
+    return dataclasses.replace(ctx, authserv_id=AUTHSERV, require_authentication=True)
+
+
+@pytest.mark.parametrize(("results", "accepted"), [
+    ((f"{AUTHSERV}; dmarc=pass (p=reject) header.from=corp.example",), True),
+    ((f"{AUTHSERV}; dkim=pass header.d=corp.example header.s=s1; spf=fail",), True),
+    ((f"{AUTHSERV}; dkim=pass header.i=@mail.corp.example",), True),
+    ((f"{AUTHSERV}; spf=pass smtp.mailfrom=corp.example",), False),  # SPF alone is not alignment
+    ((f"{AUTHSERV}; dkim=pass header.d=evil.test; dmarc=fail header.from=corp.example",), False),
+    ((f"{AUTHSERV}; dkim=fail header.d=corp.example",), False),
+    (("mx.evil.test; dmarc=pass header.from=corp.example",), False),  # another server's claim
+    # Ours on top says fail; a forged copy below it (it came with the email) is ignored.
+    ((f"{AUTHSERV}; dmarc=fail header.from=corp.example",
+      f"{AUTHSERV}; dmarc=pass header.from=corp.example"), False),
+    ((f"{AUTHSERV} 1; dmarc=pass (comment; with = signs) header.from=corp.example",), True),
+    ((), False),
+], ids=["dmarc-pass", "dkim-pass-aligned", "dkim-subdomain", "spf-only", "dkim-unaligned",
+        "dkim-fail", "other-authserv", "forged-below-ours", "version-and-comment", "none"])
+def test_required_authentication(strict, ctx, results, accepted) -> None:
+    msg = decode(_authenticated_email(*results))
+    decision = classify(msg, strict)
+    if accepted:
+        assert not isinstance(decision, Ignore), decision
+    else:
+        assert isinstance(decision, Ignore) and decision.kind == "unauthenticated", decision
+    # Not required (the default): the header is not even looked at.
+    assert not isinstance(classify(msg, ctx), Ignore)
+
+
+def test_a_reply_with_an_expired_token_does_not_match_by_token(ctx) -> None:
+    import dataclasses
+    from datetime import date
+
+    from maild import tokens
+    token = tokens.ReplyToken("MD-0012", "T-1", "wang.zhe@corp.example", date(2026, 1, 1))
+    address = tokens.reply_address("collab@corp.example", tokens.issue(b"test", token))
+    raw = (f"From: wang.zhe@corp.example\r\nTo: {address}\r\nSubject: ok\r\n"
+           f"Message-ID: <exp@corp.example>\r\n\r\n确认\r\n").encode()
+    fresh = dataclasses.replace(ctx, today=date(2026, 2, 1))
+    assert classify(decode(raw), fresh).matched_by == "token"
+    old = dataclasses.replace(ctx, today=date(2027, 6, 1), item_exists=lambda _i: False)
+    assert not isinstance(classify(decode(raw), old), Reply)

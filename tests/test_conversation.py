@@ -64,7 +64,7 @@ def test_project_email_brings_receipt_and_one_confirmation_request_per_owner(con
         assert request["X-Auto-Response-Suppress"] == "All"
         reply_to = str(request["Reply-To"])
         token = tokens.find(b"conversation-test", [reply_to], owner)
-        assert token == tokens.ReplyToken("MD-0001", task_id, owner)
+        assert token == tokens.ReplyToken("MD-0001", task_id, owner, convo.clock().date())
         for part in (text_of(request), html_of(request)):
             assert name in part and deliverable in part and "李娜" in part and "确认" in part
         assert f"mailto:{reply_to}".lower() in html_of(request).lower()

@@ -38,3 +38,43 @@ def test_subject_tag():
     assert tokens.subject_tag("Re: [MD-0012 T-2] 请确认") == ("MD-0012", "T-2")
     assert tokens.subject_tag("回复：[md-0007] Q3") == ("MD-0007", None)
     assert tokens.subject_tag("no tag here [MD-]") is None
+
+
+def test_dated_token_round_trip_and_expiry():
+    from datetime import date
+    token = tokens.ReplyToken("MD-0012", "T-3", "wang.zhe@corp.example", date(2026, 8, 1))
+    address = tokens.reply_address("collab@corp.example", tokens.issue(SECRET, token))
+    assert len(address.partition("@")[0]) <= 64
+    assert tokens.find(SECRET, [address], "wang.zhe@corp.example", today=date(2026, 8, 2)) == token
+    assert tokens.find(SECRET, [address], "wang.zhe@corp.example",
+                       today=date(2027, 8, 1)) == token  # 365 days: still valid
+    assert tokens.find(SECRET, [address], "wang.zhe@corp.example", today=date(2027, 8, 2)) is None
+    assert tokens.find(SECRET, [address], "wang.zhe@corp.example", today=date(2026, 9, 1),
+                       max_age_days=30) is None
+    # The day is signed: moving it forward to dodge expiry breaks the signature.
+    local, _, domain = address.partition("@")
+    parts = local.split("-")
+    parts[2] = tokens._day_text(date(2027, 8, 1))
+    assert tokens.find(SECRET, ["-".join(parts) + "@" + domain], "wang.zhe@corp.example",
+                       today=date(2027, 8, 2)) is None
+
+
+def test_undated_tokens_from_before_expiry_are_still_read():
+    from datetime import date
+    token = tokens.ReplyToken("MD-0012", None, "wang.zhe@corp.example")
+    address = tokens.reply_address("collab@corp.example", tokens.issue(SECRET, token))
+    assert tokens.find(SECRET, [address], "wang.zhe@corp.example", today=date(2040, 1, 1)) == token
+
+
+def test_cross_item_and_cross_task_tokens_are_refused():
+    token = tokens.ReplyToken("MD-0012", "T-3", "wang.zhe@corp.example")
+    text = tokens.issue(SECRET, token)
+    other_item = text.replace("md0012", "md0013")
+    other_task = text.replace("-t3-", "-i-")
+    for forged in (other_item, other_task, text[:-1] + ("a" if text[-1] != "a" else "b")):
+        address = f"collab+{forged}@corp.example"
+        assert tokens.find(SECRET, [address], "wang.zhe@corp.example") is None, forged
+    # The longest item and task numbers still fit a local part.
+    long = tokens.ReplyToken("MD-999999999", "T-9999", "x@corp.example",
+                             __import__("datetime").date(2099, 12, 31))
+    assert len("collab+" + tokens.issue(SECRET, long)) <= 64

@@ -30,7 +30,7 @@ PROJECT = """项目名称：Q3新品推广项目
 def ctx(rules):
     return workflow.WorkflowContext(inbox_address="collab@corp.example", secret=SECRET,
                                     people=rules.people, form_rules=rules.form_rules,
-                                    admins=("alex.morgan@corp.example",))
+                                    admins=("alex.morgan@corp.example",), today=NOW.date())
 
 
 def email(sender: str, text: str, subject: str = "Re: [MD-0001]", **extra) -> Inbound:
@@ -91,7 +91,7 @@ def test_start_item_receipt_requests_tokens_and_buffer_warning(item, ctx, rules)
     assert receipt.context["warnings"] == ["buffer:T-3"]  # due today: less than a day of buffer
     for notice in outcome.notices[1:]:
         token = tokens.find(SECRET, [f"collab+{notice.reply_token}@corp.example"], notice.to[0])
-        assert token == tokens.ReplyToken("MD-0001", notice.task_id, notice.to[0])
+        assert token == tokens.ReplyToken("MD-0001", notice.task_id, notice.to[0], NOW.date())
         assert notice.in_reply_to == msg.message_id
     assert [t["deadline"][:16] for t in item["tasks"]] == [
         "2026-08-10T18:00", "2026-08-15T18:00", "2026-08-03T18:00"]

@@ -1,0 +1,231 @@
+"""Trust nothing in an email, through the whole daemon: forged senders, unauthenticated mail,
+borrowed and tampered reply tokens, replayed emails, and user text that tries to become HTML,
+a template or a header. Each case sends real email to the embedded mail system and reads what
+maild answered (or that it answered nothing).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+from email.header import Header
+
+import pytest
+from conftest import make_mail_system
+from conversation import TZ, Conversation, FakeClock, html_of, make_config, text_of
+
+from maild import tokens
+from maild.config import ConfigError, load_config
+
+pytestmark = pytest.mark.integration
+
+DATA = __import__("pathlib").Path(__file__).parent / "data"
+INITIATOR = "li.na@corp.example"
+OWNER = "wang.zhe@corp.example"
+OTHER = "zhao.lei@corp.example"
+PEOPLE = (INITIATOR, OWNER, OTHER, "chen.jing@corp.example", "alex.morgan@corp.example")
+AUTHSERV = "mx.corp.example"
+
+
+@pytest.fixture(scope="module")
+def system(shipped_config):
+    emb = shipped_config.embedded_system
+    mail = make_mail_system("embedded", dict(emb.accounts), emb.host)
+    yield mail
+    mail.stop()
+
+
+def _fresh(convo: Conversation) -> None:
+    """Empty everyone's INBOX view: later `inbox()` calls return only new mail."""
+    for person in PEOPLE:
+        convo.inbox(person)
+
+
+@pytest.fixture
+def convo(system, tmp_path):
+    clock = FakeClock(datetime(2026, 8, 3, 9, 15, tzinfo=TZ))
+    conversation = Conversation(system, make_config(system, tmp_path / "var"), clock)
+    _fresh(conversation)  # the mail system is shared by the module: start from here
+    conversation.process()
+    yield conversation
+    conversation.close()
+
+
+def _require_authentication(convo: Conversation) -> None:
+    """What the lead wires from [security]: the classify context carries the two settings."""
+    service = convo.service
+    make = service.classify_context
+    service.classify_context = lambda: dataclasses.replace(   # type: ignore[method-assign]
+        make(), authserv_id=AUTHSERV, require_authentication=True)
+
+
+def _project(convo: Conversation, title: str = "安全测试项目", subject: str | None = None) -> None:
+    body = (f"项目名称：{title}\n发起人/部门：李娜 / 市场部\n目标/背景：测试\n范围：测试\n\n任务：\n"
+            "任务名称 | 负责人 | 截止日期 | 交付标准\n卖点提炼 | 王喆 | 8月10日前 | 卖点说明\n")
+    convo.say(INITIATOR, subject or f"[项目] {title}", body)
+    convo.process()
+
+
+def _task(convo: Conversation) -> dict:
+    item = convo.service.store.get_item("MD-0001")
+    assert item is not None
+    return item["tasks"][0]
+
+
+# ── (a) sender authentication ──────────────────────────────────────────────────────────────
+
+
+def test_cve_2023_27043_sender_is_not_answered(convo):
+    """`alice@allowed.org)<attacker@evil.test>` must not read as a corp.example sender."""
+    raw = (b"From: li.na@corp.example)<attacker@evil.test>\r\nTo: collab@corp.example\r\n"
+           b"Subject: help\r\nMessage-ID: <cve-2023-27043@evil.test>\r\n\r\nhelp\r\n")
+    convo.send_raw("attacker@evil.test", [convo.config.inbox_address], raw)
+    convo.process()
+    assert all(convo.inbox(p) == [] for p in PEOPLE)
+    outcome = convo.service.store.processed("cve-2023-27043@evil.test")
+    assert outcome and outcome["reason"].startswith("ignored unauthorized"), outcome
+    assert convo.service.store.outbox_entries() == []
+
+
+@pytest.mark.parametrize(("results", "answered"), [
+    ((), False),
+    (("mx.evil.test; dmarc=pass header.from=corp.example",), False),
+    ((f"{AUTHSERV}; dmarc=fail header.from=corp.example",
+      f"{AUTHSERV}; dmarc=pass header.from=corp.example"), False),
+    ((f"{AUTHSERV}; dkim=pass header.d=corp.example",), True),
+], ids=["no-header", "other-authserv", "forged-copy-below-ours", "dkim-pass"])
+def test_required_authentication_through_the_daemon(convo, results, answered):
+    _require_authentication(convo)
+    headers = {}
+    raw_fields = "".join(f"Authentication-Results: {value}\r\n" for value in results)
+    # Put the fields on top as the receiving server would (EmailMessage appends at the bottom).
+    msg_id = convo.say(INITIATOR, "帮助", "帮助", headers=headers) if not results else None
+    if results:
+        raw = (f"{raw_fields}Received: from out.example by {AUTHSERV}; Mon, 3 Aug 2026 09:00 +0800\r\n"
+               f"From: {INITIATOR}\r\nTo: collab@corp.example\r\nSubject: help\r\n"
+               f"Message-ID: <auth-{len(results)}-{answered}@corp.example>\r\n\r\nhelp\r\n")
+        convo.send_raw(INITIATOR, [convo.config.inbox_address], raw.encode())
+    convo.process()
+    got = convo.inbox(INITIATOR)
+    assert len(got) == (1 if answered else 0), [str(m["Subject"]) for m in got]
+    if not answered:
+        assert convo.folder("collab@corp.example") == []  # handled (ignored), not stuck
+        assert msg_id is None or convo.service.store.processed(msg_id.strip("<>"))
+
+
+def test_security_keys_in_the_config(shipped_config_path):
+    config = load_config(shipped_config_path)
+    assert (config.authserv_id, config.require_authentication) == ("", False)
+    with pytest.raises(ConfigError, match="authserv_id"):
+        load_config(shipped_config_path, {"security.require_authentication": True})
+    strict = load_config(shipped_config_path, {"security.require_authentication": True,
+                                               "security.authserv_id": "MX.Corp.Example"})
+    assert strict.authserv_id == AUTHSERV
+
+
+# ── (b) owner binding, tokens and replays ──────────────────────────────────────────────────
+
+
+def _request(convo: Conversation):
+    got = [m for m in convo.inbox(OWNER) if "MD-0001" in str(m["Subject"])]
+    assert got, "no confirmation request"
+    return got[0]
+
+
+def test_someone_elses_token_does_not_confirm_a_task(convo):
+    _project(convo)
+    request = _request(convo)
+    reply_to = str(request["Reply-To"])
+    assert tokens.find(b"conversation-test", [reply_to], OWNER)
+    # Another allowed person replies to the owner's token address: refused, state unchanged.
+    convo.say(OTHER, "Re: " + str(request["Subject"]), "确认", to=reply_to)
+    convo.process()
+    assert _task(convo)["state"] == "awaiting_confirmation"
+    # A tampered token (another task number) from the other person: refused too.
+    tampered = reply_to.replace("-t1-", "-t7-")
+    convo.say(OTHER, "Re: [MD-0001 T-1] 确认", "确认", to=tampered)
+    convo.process()
+    assert _task(convo)["state"] == "awaiting_confirmation"
+    # A token for another item does not reach this one.
+    other_item = reply_to.replace("md0001", "md0002")
+    convo.say(OWNER, "Re: 确认", "确认", to=other_item)
+    convo.process()
+    assert _task(convo)["state"] == "awaiting_confirmation"
+    assert [a["action"] for a in convo.service.store.get_item("MD-0001")["audit"]] == ["created"]
+
+
+def test_an_expired_token_is_refused_by_the_classifier(convo):
+    from datetime import date
+
+    _project(convo)
+    dated = tokens.issue(b"conversation-test",
+                         tokens.ReplyToken("MD-0001", "T-1", OWNER, date(2025, 1, 1)))
+    context = dataclasses.replace(convo.service.classify_context(), today=date(2026, 8, 3))
+    address = tokens.reply_address(convo.config.inbox_address, dated)
+    assert tokens.find(context.secret, [address], OWNER, today=context.today) is None
+    fresh = tokens.issue(b"conversation-test",
+                         tokens.ReplyToken("MD-0001", "T-1", OWNER, date(2026, 8, 1)))
+    assert tokens.find(context.secret, [tokens.reply_address(convo.config.inbox_address, fresh)],
+                       OWNER, today=context.today)
+
+
+def test_a_replayed_email_has_no_second_effect(convo):
+    _project(convo)
+    request = _request(convo)
+    message_id = convo.reply(OWNER, request, "确认")
+    convo.process()
+    assert _task(convo)["state"] == "not_started"
+    first = {p: len(convo.inbox(p)) for p in (INITIATOR, OWNER)}
+    # The same email again (same Message-ID), e.g. a re-delivery or an attacker's replay.
+    raw = _raw_processed(convo, message_id)
+    convo.send_raw(OWNER, [convo.config.inbox_address], raw)
+    convo.process()
+    audit = [a["action"] for a in convo.service.store.get_item("MD-0001")["audit"]]
+    assert audit.count("confirm") == 1, audit
+    assert {p: len(convo.inbox(p)) for p in (INITIATOR, OWNER)} == {INITIATOR: 0, OWNER: 0}
+    assert first[INITIATOR] >= 1
+
+
+def _raw_processed(convo: Conversation, message_id: str) -> bytes:
+    from imapclient import IMAPClient
+    inbox = convo.config.inbox_address
+    with IMAPClient(convo.mail.host, port=convo.mail.imap_port, ssl=False, timeout=10) as client:
+        client.login(inbox, convo.config.embedded_system.accounts[inbox])
+        client.select_folder("Processed", readonly=True)
+        uids = client.search(["HEADER", "Message-ID", message_id.strip("<>")])
+        assert uids, message_id
+        return bytes(client.fetch(uids[:1], ["BODY.PEEK[]"])[uids[0]][b"BODY[]"])
+
+
+# ── (d) output safety ──────────────────────────────────────────────────────────────────────
+
+
+def test_user_text_is_escaped_in_html_and_never_a_template(convo):
+    title = "<script>alert(1)</script>{{ 7*7 }}{% if true %}X{% endif %}"
+    _project(convo, title=title, subject="[项目] 转义测试")
+    item = convo.service.store.get_item("MD-0001")
+    assert item and item["title"] == title
+    receipt = convo.inbox(INITIATOR)[0]
+    html = html_of(receipt)
+    assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "{{ 7*7 }}" in html and "{% if true %}X{% endif %}" in html
+    assert "{{ 7*7 }}" in text_of(receipt) and "49" not in text_of(receipt).replace("2049", "")
+
+
+def test_no_header_injection_through_an_encoded_subject(convo):
+    title = "注入\r\nBcc: chen.jing@corp.example\r\nX-Injected: yes"
+    subject = "[项目] " + Header(title, "utf-8").encode()
+    body = ("发起人/部门：李娜 / 市场部\n目标/背景：测试\n范围：测试\n\n任务：\n"
+            "任务名称 | 负责人 | 截止日期 | 交付标准\n卖点提炼 | 王喆 | 8月10日前 | 卖点说明\n")
+    raw = (f"From: {INITIATOR}\r\nTo: collab@corp.example\r\nSubject: {subject}\r\n"
+           f"Message-ID: <inject@corp.example>\r\nContent-Type: text/plain; charset=utf-8\r\n"
+           f"Content-Transfer-Encoding: 8bit\r\n\r\n{body}").encode()
+    convo.send_raw(INITIATOR, [convo.config.inbox_address], raw)
+    convo.process()
+    assert convo.folder("collab@corp.example") == []  # handled, not stuck
+    assert convo.inbox("chen.jing@corp.example") == []  # the injected Bcc got nothing
+    got = convo.inbox(INITIATOR) + convo.inbox(OWNER)
+    assert got, "maild answered nothing: the case would prove nothing"
+    for msg in got:
+            assert msg["X-Injected"] is None and msg["Bcc"] is None
+            assert "\r" not in str(msg["Subject"]) and "\n" not in str(msg["Subject"])
