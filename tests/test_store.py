@@ -375,11 +375,11 @@ def test_kill_minus_nine_never_corrupts(tmp_path: Path) -> None:
             store.put_item({"id": store.next_item_id(), "state": "open", "pad": "x" * 200})
         store.commit()
     rng = random.Random(1)
-    deadline = time.monotonic() + 12
+    deadline = time.monotonic() + 40
     iterations = 0
     last = 2000
     mid_write = 0
-    while iterations < 100 and time.monotonic() < deadline:
+    while iterations < 300 and time.monotonic() < deadline:
         pid = os.fork()
         if pid == 0:  # pragma: no cover - child
             try:
@@ -400,6 +400,6 @@ def test_kill_minus_nine_never_corrupts(tmp_path: Path) -> None:
             assert len(items) == seq  # every committed counter step has its item, and no more
             assert items[-1]["id"] == f"MD-{seq:04d}"
             assert len(store.outbox_entries()) == seq - 2000
-    assert iterations >= 50
+    assert iterations >= 200  # hundreds of kills, even on a slow, shared machine
     assert last > 2000  # the child did commit at times
     assert mid_write > 0  # ~15 % of kills land inside a flush on these machines
