@@ -11,7 +11,7 @@ from __future__ import annotations
 from html.parser import HTMLParser
 from typing import Any
 
-from .htmltext import squash
+from .htmltext import feed_html, squash
 
 _MAX_SPAN = 50
 
@@ -125,11 +125,7 @@ def html_tables(html: str) -> tuple[list[list[list[str]]], list[str]]:
     """Every table as rows of cell texts (spans expanded, empty rows dropped), and the lines of
     text outside the tables."""
     parser = _HTMLTables()
-    try:
-        parser.feed(html)
-        parser.close()
-    except (AssertionError, ValueError):
-        pass  # html.parser gives up on some malformed markup: keep what it read so far
+    feed_html(parser, html)
     while parser.open:  # unclosed tables still count
         parser.handle_endtag("table")
     grids = [[cells for cells in _grid(table) if any(cells)] for table in parser.tables]

@@ -145,12 +145,18 @@ class _TextExtractor(HTMLParser):
         return "\n".join(out).strip("\n")
 
 
-def html_to_text(html: str) -> str:
-    """Readable text from HTML: blocks and <br> break lines, table rows become `a | b` lines."""
-    parser = _TextExtractor()
+def feed_html(parser: HTMLParser, html: str) -> None:
+    """Run `parser` over `html`; stdlib html.parser gives up on some malformed markup (marked
+    sections, bad character references) with AssertionError/ValueError: keep what it read."""
     try:
         parser.feed(html)
         parser.close()
-    except (AssertionError, ValueError):  # pragma: no cover - malformed markup, keep what we have
+    except (AssertionError, ValueError):
         pass
+
+
+def html_to_text(html: str) -> str:
+    """Readable text from HTML: blocks and <br> break lines, table rows become `a | b` lines."""
+    parser = _TextExtractor()
+    feed_html(parser, html)
     return parser.text()

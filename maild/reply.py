@@ -23,7 +23,7 @@ from html import escape
 from html.parser import HTMLParser
 from typing import NamedTuple
 
-from maild.decode import html_to_text
+from maild.htmltext import feed_html, html_to_text
 
 _H = r"[ \t\u3000\xa0]"  # horizontal space, including full-width space and NBSP
 _C = r"[:：]"  # ASCII or full-width colon
@@ -265,9 +265,5 @@ class _QuoteStripper(HTMLParser):
 def strip_html_quotes(html: str) -> str:
     """The HTML with quoted history removed (see HTML_REMOVE, HTML_CUT, HTML_CUT_TEXT)."""
     parser = _QuoteStripper()
-    try:
-        parser.feed(html)
-        parser.close()
-    except (AssertionError, ValueError):  # pragma: no cover - malformed markup, keep what we have
-        pass
+    feed_html(parser, html)
     return "".join(parser.out)
