@@ -24,7 +24,6 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from datetime import datetime, tzinfo
-from pathlib import Path
 from typing import Any, TextIO
 
 from .checks import Painter, _pad, _width, format_checks, run_checks
@@ -82,28 +81,6 @@ def add_ops_commands(add: Callable[[str, str], argparse.ArgumentParser]) -> None
     group.add_argument("--retry", metavar="ID", help="Message-ID of a failed email to queue again")
     for sub in (check, status, items, show, outbox):
         sub.add_argument("--json", action="store_true", help="print JSON for scripts")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """A stand-alone parser with only the ops commands (`python -m maild.ops`, tests)."""
-    parser = argparse.ArgumentParser(prog="maild")
-    parser.add_argument("-c", "--config", default=Path("config.toml"), type=Path)
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    def add(name: str, help_text: str) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help_text, description=help_text,
-                                  formatter_class=argparse.RawDescriptionHelpFormatter,
-                                  epilog="example:\n  " + OPS_EXAMPLES[name])
-        sub.add_argument("-c", "--config", type=Path, default=argparse.SUPPRESS,
-                         help="configuration file (default: ./config.toml)")
-        return sub
-
-    add_ops_commands(add)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    return run_ops_command(build_parser().parse_args(argv))
 
 
 def run_ops_command(args: argparse.Namespace, *, out: TextIO | None = None,
@@ -424,7 +401,3 @@ def format_outbox(rows: Sequence[Mapping[str, Any]], tz: tzinfo, now: datetime) 
         return "outbox is empty"
     tally = Counter(r["status"] for r in rows)
     return _outbox_table(rows, tz, now) + "\n" + _counts(dict(sorted(tally.items())))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

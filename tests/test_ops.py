@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from maild import ops
+from maild import cli, ops
 from maild.model import Outgoing
 from maild.store import ReadOnlyError, Store
 
@@ -101,7 +101,7 @@ def populated(tmp_path: Path) -> Path:
 
 
 def run(config: Path, *argv: str, environ: dict | None = None) -> tuple[int, str, str]:
-    args = ops.build_parser().parse_args(["-c", str(config), *argv])
+    args = cli.build_parser().parse_args(["-c", str(config), *argv])
     out, err = io.StringIO(), io.StringIO()
     code = ops.run_ops_command(args, out=out, err=err, environ=environ or {})
     return code, out.getvalue(), err.getvalue()
@@ -304,7 +304,7 @@ def test_colour_only_on_a_terminal():
 @pytest.mark.parametrize("command", sorted(ops.OPS_EXAMPLES))
 def test_every_ops_command_has_help_with_an_example(command, capsys):
     with pytest.raises(SystemExit) as info:
-        ops.main([command, "--help"])
+        cli.main([command, "--help"])
     assert info.value.code == 0
     out = capsys.readouterr().out
     assert "example" in out and f"maild {command}" in out and "--json" in out
