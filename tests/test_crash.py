@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from conversation import Conversation, FakeClock, make_config
+from daemonproc import write_daemon_config
 
 pytestmark = pytest.mark.integration
 
@@ -26,34 +27,8 @@ INITIATOR = "li.na@corp.example"
 
 
 def _daemon_config(tmp_path: Path, mail_system) -> Path:
-    path = tmp_path / "daemon.toml"
-    path.write_text(f"""
-[maild]
-data_dir = "{tmp_path / 'var'}"
-secret_file = "{tmp_path / 'var' / 'secret.key'}"
-[mail]
-embedded = false
-inbox_address = "collab@corp.example"
-idle_renew_s = 30
-[imap]
-host = "{mail_system.host}"
-port = {mail_system.imap_port}
-security = "plain"
-username = "collab@corp.example"
-password_env = "TEST_IMAP_PASSWORD"
-[smtp]
-host = "{mail_system.host}"
-port = {mail_system.smtp_port}
-security = "plain"
-username = ""
-[security]
-allowed_domains = ["corp.example"]
-[rules]
-dir = "{ROOT / 'rules'}"
-[templates]
-dir = "{ROOT / 'templates'}"
-""", encoding="utf-8")
-    return path
+    return write_daemon_config(tmp_path, host=mail_system.host, imap_port=mail_system.imap_port,
+                               smtp_port=mail_system.smtp_port)
 
 
 def _start(config: Path, crash_at: str = "") -> subprocess.Popen:

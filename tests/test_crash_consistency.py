@@ -30,6 +30,7 @@ from pathlib import Path
 
 import pytest
 from conftest import make_mail_system
+from daemonproc import write_daemon_config
 from imapclient import IMAPClient
 
 from maild import tokens
@@ -63,36 +64,9 @@ PROJECT = """项目名称：{title}
 
 
 def _config(tmp_path: Path, system) -> Path:
-    path = tmp_path / "daemon.toml"
-    path.write_text(f"""
-[maild]
-data_dir = "{tmp_path / 'var'}"
-secret_file = "{tmp_path / 'var' / 'secret.key'}"
-archive_dir = "{tmp_path / 'archive'}"
-[mail]
-embedded = false
-inbox_address = "{INBOX}"
-idle_renew_s = 30
-[imap]
-host = "{system.host}"
-port = {system.imap_port}
-security = "plain"
-username = "{INBOX}"
-password_env = "TEST_IMAP_PASSWORD"
-[smtp]
-host = "{system.host}"
-port = {system.smtp_port}
-security = "plain"
-username = ""
-[security]
-allowed_domains = ["corp.example"]
-replies_per_sender_per_hour = 10000
-[rules]
-dir = "{ROOT / 'rules'}"
-[templates]
-dir = "{ROOT / 'templates'}"
-""", encoding="utf-8")
-    return path
+    return write_daemon_config(tmp_path, host=system.host, imap_port=system.imap_port,
+                               smtp_port=system.smtp_port,
+                               security="replies_per_sender_per_hour = 10000")
 
 
 class Campaign:

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from daemonproc import write_daemon_config
 from imapclient import IMAPClient
 
 pytestmark = pytest.mark.integration
@@ -31,43 +32,16 @@ def _free_port() -> int:
 
 
 def _config(tmp_path: Path, *, embedded: bool, imap_port: int, smtp_port: int) -> Path:
-    """A config for this test: the shipped accounts and rules, its own ports and directories."""
+    """The shipped accounts and rules, this test's own ports and directories."""
     from maild.config import load_config
 
-    shipped = load_config(ROOT / "config.toml")
-    accounts = "".join(f'[[embedded.account]]\naddress = "{a}"\npassword = "{p}"\n'
-                       for a, p in shipped.embedded_system.accounts.items())
-    servers = "" if embedded else (
-        f'[imap]\nhost = "127.0.0.1"\nport = {imap_port}\nsecurity = "plain"\n'
-        f'username = "{shipped.inbox_address}"\npassword_env = "MAILD_IMAP_PASSWORD"\n'
-        f'[smtp]\nhost = "127.0.0.1"\nport = {smtp_port}\nsecurity = "plain"\nusername = ""\n')
-    path = tmp_path / "config.toml"
-    path.write_text(f"""
-[maild]
-data_dir = "{tmp_path / 'var'}"
-archive_dir = "{tmp_path / 'archive'}"
-secret_file = "{tmp_path / 'secret.key'}"
-[mail]
-embedded = {str(embedded).lower()}
-inbox_address = "{shipped.inbox_address}"
-{servers}
-[embedded]
-host = "127.0.0.1"
-imap_port = {imap_port}
-smtp_port = {smtp_port}
-{accounts}
-[security]
-allowed_domains = ["corp.example"]
-[rules]
-dir = "{ROOT / 'rules'}"
-[templates]
-dir = "{ROOT / 'templates'}"
-""", encoding="utf-8")
-    return path
+    accounts = load_config(ROOT / "config.toml").embedded_system.accounts
+    return write_daemon_config(tmp_path, host="127.0.0.1", imap_port=imap_port,
+                               smtp_port=smtp_port, embedded=embedded, accounts=accounts)
 
 
 def _spawn(config: Path, command: str) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "MAILD_IMAP_PASSWORD": "collab-demo",
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TEST_IMAP_PASSWORD": "collab-demo",
            "MAILD_SECRET": "daemon-test"}
     return subprocess.Popen([sys.executable, "-m", "maild", "-c", str(config), command], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

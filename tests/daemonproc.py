@@ -1,0 +1,61 @@
+"""The config file a test daemon process (`python -m maild run`) reads, written in one place.
+
+The crash, crash-consistency and daemon tests each start real maild processes; they differ only
+in which mail system the daemon talks to and in a few extra keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+INBOX = "collab@corp.example"
+
+
+def write_daemon_config(folder: Path, *, host: str, imap_port: int, smtp_port: int,
+                        embedded: bool = False, accounts: Mapping[str, str] | None = None,
+                        security: str = "") -> Path:
+    """`folder/daemon.toml`: data under `folder`; either the embedded system on the given ports
+    (with `accounts`), or an external one there, whose IMAP password is in TEST_IMAP_PASSWORD.
+    `security` adds lines to the [security] table."""
+    servers = "" if embedded else f"""
+[imap]
+host = "{host}"
+port = {imap_port}
+security = "plain"
+username = "{INBOX}"
+password_env = "TEST_IMAP_PASSWORD"
+[smtp]
+host = "{host}"
+port = {smtp_port}
+security = "plain"
+username = ""
+"""
+    account_lines = "".join(f'[[embedded.account]]\naddress = "{a}"\npassword = "{p}"\n'
+                            for a, p in (accounts or {}).items())
+    path = folder / "daemon.toml"
+    path.write_text(f"""
+[maild]
+data_dir = "{folder / 'var'}"
+secret_file = "{folder / 'var' / 'secret.key'}"
+archive_dir = "{folder / 'archive'}"
+[mail]
+embedded = {str(embedded).lower()}
+inbox_address = "{INBOX}"
+idle_renew_s = 30
+{servers}
+[embedded]
+host = "{host}"
+imap_port = {imap_port}
+smtp_port = {smtp_port}
+{account_lines}
+[security]
+allowed_domains = ["corp.example"]
+{security}
+[rules]
+dir = "{ROOT / 'rules'}"
+[templates]
+dir = "{ROOT / 'templates'}"
+""", encoding="utf-8")
+    return path
