@@ -51,6 +51,7 @@ class Reply:
     new_text: str
     language: str
     matched_by: str  # token | thread | subject
+    token: tokens.TokenReading | None = None  # what its reply address said, if it had a token
 
 
 @dataclass(frozen=True)
@@ -217,8 +218,8 @@ def classify(msg: Inbound, ctx: ClassifyContext) -> Decision:
     language = language_of(msg.subject, text)
     target = _reply_target(msg, ctx)
     if target:
-        item_id, task_id, via = target
-        return Reply(item_id, task_id, read_command(text), text, language, via)
+        item_id, task_id, via, reading = target
+        return Reply(item_id, task_id, read_command(text), text, language, via, reading)
 
     form = read_form(msg.subject, msg.text, ctx.form_rules, msg.html)
     if form.kind is not None:
@@ -230,23 +231,24 @@ def classify(msg: Inbound, ctx: ClassifyContext) -> Decision:
     return Unrecognized("neither a form maild knows nor a reply to one of its items", language)
 
 
-def _reply_target(msg: Inbound, ctx: ClassifyContext) -> tuple[str, str | None, str] | None:
+def _reply_target(msg: Inbound, ctx: ClassifyContext
+                  ) -> tuple[str, str | None, str, tokens.TokenReading | None] | None:
     recipients = msg.delivered_to + msg.to + msg.cc
-    token = tokens.find(ctx.secret, recipients, msg.from_addr, today=ctx.today,
-                        max_age_days=ctx.token_max_age_days)
-    if token and ctx.item_exists(token.item_id):
-        return token.item_id, token.task_id, "token"
+    reading = tokens.read(ctx.secret, recipients, msg.from_addr, today=ctx.today,
+                          max_age_days=ctx.token_max_age_days)
+    if reading and reading.token and ctx.item_exists(reading.item_id):
+        return reading.item_id, reading.task_id, "token", reading
     for message_id in ((msg.in_reply_to,) if msg.in_reply_to else ()) + tuple(reversed(msg.references)):
         found = ctx.lookup_message(message_id)
         if found:
-            return found[0], found[1], "thread"
-    unverified = tokens.unverified_item(recipients)
-    if unverified and ctx.item_exists(unverified[0]):
-        # The token names an item but was issued to someone else: authority is checked later.
-        return unverified[0], unverified[1], "token"
+            return found[0], found[1], "thread", reading
+    if reading and ctx.item_exists(reading.item_id):
+        # The token names an item but does not count for this sender (issued to someone else,
+        # tampered with, or expired): the workflow decides what it may still do.
+        return reading.item_id, reading.task_id, "token", reading
     tag = tokens.subject_tag(msg.subject)
     if tag and ctx.item_exists(tag[0]):
-        return tag[0], tag[1], "subject"
+        return tag[0], tag[1], "subject", reading
     return None
 
 

@@ -34,6 +34,9 @@ _BLOCKER_RE = re.compile(r"^(?:问题|問題|阻塞|受阻|卡住|blocker|blocke
 _REASSIGN_RE = re.compile(r"^(?:转派|轉派|改派|reassign)\s*(?P<task>T-?\d+)?\s*(?:给|給|to|至)?\s*"
                           r"(?P<owner>.+)", re.IGNORECASE)
 _CLOSE_RE = re.compile(r"^(?:关闭|關閉|结项|結項|结案|close[d]?)(?![a-z])", re.IGNORECASE)
+# The "Status" button's body, or a question about where things stand: answered, nothing changes.
+_SHOW_RE = re.compile(r"^(?:状态|狀態|查看状态|查看狀態|查询状态|查詢狀態|进展如何|進展如何|status|"
+                      r"show status|what(?:'s| is) the status)\s*[?？]?$", re.IGNORECASE)
 _HELP_RE = re.compile(r"^(?:帮助|幫助|help|模板|template[s]?|\?|？)$", re.IGNORECASE)
 _REFUSAL_RE = re.compile(r"做不了|无法|無法|不能|拒绝|拒絕|来不及|來不及|can't|cannot|can not|unable|"
                          r"won't be able", re.IGNORECASE)
@@ -83,6 +86,8 @@ def read_command(new_text: str) -> Command | None:
     first = line.strip("。.!！")
     if _HELP_RE.match(first):
         return Command("help")
+    if _SHOW_RE.match(first) and len(text.splitlines()) == 1:
+        return Command("show")
     if match := _DECLINE_RE.match(text):
         return Command("decline", {"reason": _reason(match.group("reason"))})
     if match := _REASSIGN_RE.match(first):

@@ -87,6 +87,7 @@ class Config:
     extra: Mapping[str, Any] = field(default_factory=dict)
     authserv_id: str = ""  # [security]: the receiving server's Authentication-Results id
     require_authentication: bool = False  # [security]: ignore mail it did not authenticate
+    require_token: bool = False  # [security]: owner commands only through their reply address
 
     @property
     def tz(self) -> ZoneInfo:
@@ -183,6 +184,12 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> Config:
         raise ConfigError(reader.file, "security.authserv_id",
                           "require_authentication = true needs the receiving server's authserv-id",
                           'authserv_id = "mx.corp.example"')
+    plus_addressing = reader.boolean("mail", "plus_addressing", True)
+    require_token = reader.boolean("security", "require_token", False)
+    if require_token and not plus_addressing:
+        raise ConfigError(reader.file, "security.require_token",
+                          "require_token = true needs reply tokens, which ride in plus addresses",
+                          "require_token = false  # or [mail] plus_addressing = true")
     return Config(
         path=path,
         base_dir=base,
@@ -195,7 +202,7 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> Config:
         log_format=log_format,
         embedded=embedded,
         inbox_address=inbox,
-        plus_addressing=reader.boolean("mail", "plus_addressing", True),
+        plus_addressing=plus_addressing,
         processed_folder=reader.text("mail", "processed_folder", "Processed"),
         quarantine_folder=reader.text("mail", "quarantine_folder", "Quarantine"),
         idle_renew_s=reader.number("mail", "idle_renew_s", 540, low=5, high=1740),
@@ -218,6 +225,7 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> Config:
         templates_dir=rel(reader.text("templates", "dir", "templates")),
         authserv_id=authserv_id,
         require_authentication=require_authentication,
+        require_token=require_token,
     )
 
 

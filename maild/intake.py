@@ -15,7 +15,7 @@ from .classify import NewItem
 from .dates import ACCEPTED_FORMS, parse_deadline
 from .forms import blank_form, refill_form
 from .model import FieldError, Inbound, ItemKind, Notice, TaskState
-from .workflow import Outcome, WorkflowContext, add_audit, issue_token, thread_of
+from .workflow import Outcome, WorkflowContext, add_audit, thread_of
 
 
 def start_item(msg: Inbound, decision: NewItem, item_id: str, ctx: WorkflowContext,
@@ -88,14 +88,12 @@ def start_item(msg: Inbound, decision: NewItem, item_id: str, ctx: WorkflowConte
         template="receipt", to=(msg.from_addr,), language=language,
         context={"item": item, "warnings": warnings}, item_id=item_id,
         in_reply_to=in_reply_to, references=references,
-        reply_token=issue_token(ctx, item_id, None, msg.from_addr),
     )]
     for task in tasks:
         notices.append(Notice(
             template="confirm_request", to=(task["owner"],), language=language,
             context={"item": item, "task": task}, item_id=item_id, task_id=task["id"],
             in_reply_to=in_reply_to, references=references,
-            reply_token=issue_token(ctx, item_id, task["id"], task["owner"]),
         ))
     return Outcome("processed", "new item", items=(item,), notices=tuple(notices),
                    links=((msg.message_id, item_id, None),),

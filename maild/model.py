@@ -139,7 +139,6 @@ class Notice:
     task_id: str | None = None
     in_reply_to: str | None = None  # Message-ID this email answers (threading)
     references: tuple[str, ...] = ()
-    reply_token: str | None = None  # goes into the reply address and subject tag
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,8 @@ templates(forms), delivery_failed(item, recipient, code, server_message, task?, 
 refused(reason?, action?, allowed?, item?), not_understood(item?, excerpt?).
 
 The renderer adds: lang, L (the catalog for lang), t, mailto, now, subject, reply_subject,
-reply_address, inbox_address, action_address (reply_address or inbox_address), from_name,
+reply_address, inbox_address, action_address (reply_address or inbox_address), button_addresses
+(button label → its action-bound reply address), from_name,
 example_address, fonts, mailto_max, and the filters `deadline` (ISO datetime → local, e.g.
 "8月10日 周一 18:00" / "Mon Aug 10, 18:00") and `state_label` (→ StateLabel: text + colours).
 """
@@ -104,7 +105,8 @@ _CONTEXT_DEFAULTS: Mapping[str, Any] = MappingProxyType(
     | dict.fromkeys(("warnings", "errors", "accepted_dates", "forms", "allowed"), ())
     | dict.fromkeys(("reason", "refilled_form", "original_subject", "excerpt", "action"), "")
     | dict.fromkeys(("recipient", "code", "server_message", "failed_subject"), "")
-    | {"field_labels": MappingProxyType({})}
+    | dict.fromkeys(("token_problem",), "")
+    | {"field_labels": MappingProxyType({}), "button_addresses": MappingProxyType({})}
 )
 
 
@@ -178,15 +180,22 @@ class Renderer:
         return tuple(self._catalog)
 
     def render(
-        self, notice: Notice, *, message_id: str, date: datetime, reply_address: str | None
+        self, notice: Notice, *, message_id: str, date: datetime, reply_address: str | None,
+        action_addresses: Mapping[str, str] | None = None,
     ) -> Outgoing:
-        """Render `notice`; `date` is the send date (the Date header, and "now" for formatting)."""
+        """Render `notice`; `date` is the send date (the Date header, and "now" for formatting).
+        `action_addresses` (action → reply address) give each reply button its own address."""
         _check_msgid(message_id)
         if notice.template not in self._kinds:
             raise ValueError(f"no template named {notice.template!r}")
         lang = self._language(notice.language)
         when = date if date.tzinfo else date.replace(tzinfo=self._tz)
         ctx = self._context(notice, lang, when.astimezone(self._tz), reply_address)
+        if action_addresses:
+            labels = ctx["L"]["action"]
+            ctx["button_addresses"] = {labels[action]: address
+                                       for action, address in action_addresses.items()
+                                       if action in BUTTON_ACTIONS and action in labels}
         subject = clean_subject(self._part(notice.template, lang, "subject").render(ctx))
         if ctx["tag"] and not subject.startswith(ctx["tag"]):
             subject = clean_subject(f"{ctx['tag']} {subject}")
@@ -254,6 +263,10 @@ class Renderer:
             except (ZoneInfoNotFoundError, ValueError):
                 pass
         return ctx
+
+
+# Buttons that get an action-bound address; the others (status, help) use the reply address.
+BUTTON_ACTIONS = ("confirm", "decline", "progress", "done", "reassign", "close")
 
 
 def mailto(address: str, subject: str, body: str) -> str:

@@ -81,17 +81,19 @@ def digest_preview(config: Config, now: datetime) -> list[dict[str, Any]]:
     renderer = Renderer(config.templates_dir, timezone=config.timezone,
                         inbox_address=config.inbox_address, from_name=config.from_name)
     secret = load_secret(config, {}) if config.secret_file.exists() else b"preview"
-    local, _, domain = config.inbox_address.partition("@")
+    domain = config.inbox_address.partition("@")[2]
     previews = []
     for n, entry in enumerate(planned):
         notice = entry.notice
-        reply_address = None
-        if notice.item_id and notice.to:
-            token = tokens.issue(secret, tokens.ReplyToken(notice.item_id, notice.task_id,
-                                                           notice.to[0]))
-            reply_address = f"{local}+{token}@{domain}"
-        out = renderer.render(Notice(**notice.__dict__), message_id=f"preview.{n}@{domain}",
-                              date=now, reply_address=reply_address)
+        message_id = f"preview.{n}@{domain}"
+        addresses: dict[str, str] = {}
+        if notice.item_id and notice.to and config.plus_addressing:
+            addresses = tokens.action_addresses(secret, config.inbox_address, notice.item_id,
+                                                notice.task_id, notice.to[0], now.date(),
+                                                message_id)
+        out = renderer.render(Notice(**notice.__dict__), message_id=message_id, date=now,
+                              reply_address=addresses.pop("reply", None),
+                              action_addresses=addresses)
         previews.append({"kind": out.kind, "to": list(out.to), "cc": list(out.cc),
                          "subject": out.subject, "text": out.text, "record": list(entry.record)})
     return previews

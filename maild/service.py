@@ -215,7 +215,7 @@ class Service:
             people=self.rules.people, form_rules=self.rules.form_rules,
             admins=self.config.admins, workday_end=self.config.workday_end,
             buffer_days=float(flow.get("buffer", {}).get("days", 1.0)),
-            today=self.clock().date())
+            require_token=self.config.require_token)
 
     # -- one batch ----------------------------------------------------------------------------
     def process_batch(self) -> BatchReport:
@@ -378,16 +378,18 @@ class Service:
                 continue
             digest = hashlib.sha256(f"{source}|{index}|{notice.template}|{recipient}".encode())
             message_id = f"maild.{digest.hexdigest()[:24]}@{self.config.domain}"
-            reply_address = None
-            if notice.reply_token and self.config.plus_addressing:
-                local, _, domain = self.config.inbox_address.partition("@")
-                reply_address = f"{local}+{notice.reply_token}@{domain}"
+            addresses: dict[str, str] = {}
+            if notice.item_id and recipient and self.config.plus_addressing:
+                addresses = tokens.action_addresses(
+                    self.secret, self.config.inbox_address, notice.item_id, notice.task_id,
+                    recipient, now.date(), message_id)
+            reply_address = addresses.pop("reply", None)
             reader = self.rules.people.by_address(recipient)
             if reader is not None and reader.timezone:
                 notice = Notice(**{**notice.__dict__,
                                    "context": {**notice.context, "reader_timezone": reader.timezone}})
             out = self.renderer.render(notice, message_id=message_id, date=now,
-                                       reply_address=reply_address)
+                                       reply_address=reply_address, action_addresses=addresses)
             self.store.enqueue(out, now=now)
             if notice.item_id:
                 self.store.link_message(message_id, notice.item_id, notice.task_id)
@@ -443,10 +445,6 @@ class Service:
         for entry in planned:
             kind, who, key = entry.record
             notice = entry.notice
-            if notice.item_id and notice.reply_token is None and notice.to:
-                notice = Notice(**{**notice.__dict__, "reply_token": tokens.issue(
-                    self.secret, tokens.ReplyToken(notice.item_id, notice.task_id, notice.to[0],
-                                                   now.date()))})
             if kind not in ("digest", "owner_digest"):
                 item = items.get(kind) or self.store.get_item(kind)
                 if item is None:

@@ -1,14 +1,17 @@
-"""HMAC-signed reply tokens: which item, task and person a reply address belongs to.
+"""HMAC-signed reply tokens: which item, task, person and action a reply address belongs to.
 
-A token rides in the reply address (`collab+md0012-t1-k3j5h2m9qa@corp.example`) so a reply finds
-its task even when the subject was edited and threading headers were dropped. It is bound to the
-item, the task (or `i` for the item itself) and the address it was sent to; the signature is
-lower-case base32 because some servers lower-case local parts.
+A token rides in the reply address (`collab+md0012-t1-1y2-cab3d-k3j5h2m9qa@corp.example`) so a
+reply finds its task even when the subject was edited and threading headers were dropped. It is
+bound to the item, the task (or `i` for the item itself), the address it was sent to, its issue
+day (days since 2020-01-01, base 36) and an action part: one letter for the action it may carry
+(`r` any reply, `c` confirm, `x` decline, `p` progress, `d` done, …) plus a 4-letter nonce taken
+from the Message-ID of the email it came in, so every email's tokens are its own. The signature
+is lower-case base32 because some servers lower-case local parts.
 
-A token issued with a date carries its issue day (days since 2020-01-01, base 36:
-`collab+md0012-t1-1y2-k3j5h2m9qa@`), covered by the signature; `find` refuses it once it is older
-than `max_age_days` on the `today` it is given (no clock is read here). Tokens from before dates
-were added have no day: they are still read (they are signed all the same) and never expire.
+`find` refuses a dated token once it is older than `max_age_days` on the `today` it is given (no
+clock is read here). Tokens from before dates or actions were added are still read (they are
+signed all the same): they carry any reply and, without a date, never expire. Whether a token was
+already used is the workflow's business (`ReplyToken.use_key`); this module only reads and signs.
 """
 
 from __future__ import annotations
@@ -17,14 +20,21 @@ import base64
 import hashlib
 import hmac
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 SIGNATURE_LENGTH = 10
+NONCE_LENGTH = 4
 MAX_AGE_DAYS = 365
 EPOCH = date(2020, 1, 1)
-TOKEN_RE = re.compile(r"\+(md\d{1,9})-(t\d{1,4}|i)-(?:([0-9a-z]{1,4})-)?([a-z2-7]{"
-                      + str(SIGNATURE_LENGTH) + r"})@", re.IGNORECASE)
+# The command an action-bound token may carry, by the letter in its address. "reply" carries any.
+ACTION_CODES = {"reply": "r", "confirm": "c", "decline": "x", "progress": "p", "status": "s",
+                "done": "d", "blocker": "b", "delay": "l", "reassign": "a", "close": "z"}
+_ACTION_BY_CODE = {code: action for action, code in ACTION_CODES.items()}
+TOKEN_RE = re.compile(r"\+(md\d{1,9})-(t\d{1,4}|i)-(?:([0-9a-z]{1,4})-)?"
+                      r"(?:([" + "".join(ACTION_CODES.values()) + r"])([a-z2-7]{"
+                      + str(NONCE_LENGTH) + r"})-)?([a-z2-7]{" + str(SIGNATURE_LENGTH) + r"})@",
+                      re.IGNORECASE)
 _DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
 SUBJECT_TAG_RE = re.compile(r"\[\s*(MD-\d{1,9})(?:\s+(T-\d{1,4}))?\s*\]", re.IGNORECASE)
 
@@ -35,6 +45,31 @@ class ReplyToken:
     task_id: str | None  # "T-1", or None for the item itself
     address: str  # whom it was issued to
     issued: date | None = None  # the day it was issued; None for tokens without a date
+    action: str = "reply"  # the one command it may carry; "reply" carries any
+    nonce: str = ""  # from the email it came in; "" for tokens from before actions were added
+    signature: str = field(default="", compare=False)  # set by `find`
+
+    @property
+    def use_key(self) -> str:
+        """What marks this token used: its signature, unique to its email and action."""
+        return self.signature
+
+
+@dataclass(frozen=True)
+class TokenReading:
+    """What the recipient addresses of a reply say about its item, checked against its sender."""
+
+    item_id: str
+    task_id: str | None
+    token: ReplyToken | None  # valid for the sender and not expired; None otherwise
+    problem: str  # "" | "expired" | "unverified" (issued to someone else, or tampered with)
+    text: str  # the token as found, for `issued_to`
+
+
+def nonce_for(message_id: str) -> str:
+    """The nonce of the tokens in the email with this Message-ID."""
+    digest = hashlib.sha256(message_id.encode("utf-8", "replace")).digest()
+    return base64.b32encode(digest).decode().lower()[:NONCE_LENGTH]
 
 
 def _day_text(day: date) -> str:
@@ -48,27 +83,70 @@ def _day_text(day: date) -> str:
 
 
 def _signature(secret: bytes, item_id: str, task_id: str | None, address: str,
-               day: str | None = None) -> str:
+               day: str | None = None, action_part: str | None = None) -> str:
     message = f"{item_id.upper()}|{task_id or 'item'}|{address.lower()}"
     if day is not None:
         message += f"|{day}"
+    if action_part is not None:
+        message += f"|{action_part}"
     digest = hmac.new(secret, message.encode(), hashlib.sha256).digest()
     return base64.b32encode(digest).decode().lower()[:SIGNATURE_LENGTH]
 
 
 def issue(secret: bytes, token: ReplyToken) -> str:
-    """The token text for a reply address: `md0012-t1-<day>-<signature>` (`md0012-t1-<signature>`
-    when the token has no issue day)."""
+    """The token text for a reply address: `md0012-t1-<day>-<action><nonce>-<signature>`; the
+    day part is left out for tokens without an issue day, the action part for tokens that carry
+    any reply and have no nonce."""
+    if token.action not in ACTION_CODES:
+        raise ValueError(f"no token action {token.action!r}")
     item_part = token.item_id.replace("-", "").lower()
     task_part = token.task_id.replace("-", "").lower() if token.task_id else "i"
     day = _day_text(token.issued) if token.issued is not None else None
-    signature = _signature(secret, token.item_id, token.task_id, token.address, day)
-    return f"{item_part}-{task_part}-{day}-{signature}" if day else f"{item_part}-{task_part}-{signature}"
+    action_part = None
+    if token.nonce or token.action != "reply":
+        nonce = (token.nonce or "a" * NONCE_LENGTH).lower()
+        if len(nonce) != NONCE_LENGTH or not re.fullmatch(r"[a-z2-7]+", nonce):
+            raise ValueError(f"bad token nonce {token.nonce!r}")
+        action_part = ACTION_CODES[token.action] + nonce
+    signature = _signature(secret, token.item_id, token.task_id, token.address, day, action_part)
+    return "-".join(p for p in (item_part, task_part, day, action_part, signature) if p)
 
 
 def reply_address(inbox: str, token_text: str) -> str:
     local, _, domain = inbox.partition("@")
     return f"{local}+{token_text}@{domain}"
+
+
+def action_addresses(secret: bytes, inbox: str, item_id: str, task_id: str | None, to: str,
+                     issued: date | None, message_id: str) -> dict[str, str]:
+    """Every reply address of one email: `reply` (carries any command) and one per action."""
+    nonce = nonce_for(message_id)
+    return {action: reply_address(inbox, issue(secret, ReplyToken(
+                item_id, task_id, to, issued, action, nonce)))
+            for action in ACTION_CODES}
+
+
+def _parse(match: re.Match[str]) -> tuple[str, str | None, str | None, str | None, str, str]:
+    item_part, task_part, day, code, nonce, signature = (
+        g.lower() if g else None for g in match.groups())
+    assert item_part and task_part and signature
+    item_id = "MD-" + item_part[2:]
+    task_id = None if task_part == "i" else "T-" + task_part[1:]
+    return item_id, task_id, day, (code + nonce if code and nonce else None), nonce or "", signature
+
+
+def _verify(secret: bytes, match: re.Match[str], sender: str) -> ReplyToken | None:
+    item_id, task_id, day, action_part, nonce, signature = _parse(match)
+    expected = _signature(secret, item_id, task_id, sender, day, action_part)
+    if not hmac.compare_digest(expected, signature):
+        return None
+    issued = EPOCH + timedelta(days=int(day, 36)) if day else None
+    action = _ACTION_BY_CODE[action_part[0]] if action_part else "reply"
+    return ReplyToken(item_id, task_id, sender.lower(), issued, action, nonce, signature)
+
+
+def _expired(token: ReplyToken, today: date | None, max_age_days: int) -> bool:
+    return bool(token.issued and today and (today - token.issued).days > max_age_days)
 
 
 def find(secret: bytes, addresses: tuple[str, ...] | list[str], sender: str, *,
@@ -77,19 +155,40 @@ def find(secret: bytes, addresses: tuple[str, ...] | list[str], sender: str, *,
     skipped, and so are dated ones older than `max_age_days` on `today` (when given)."""
     for address in addresses:
         match = TOKEN_RE.search(address)
+        token = _verify(secret, match, sender) if match else None
+        if token is not None and not _expired(token, today, max_age_days):
+            return token
+    return None
+
+
+def read(secret: bytes, addresses: tuple[str, ...] | list[str], sender: str, *,
+         today: date | None = None, max_age_days: int = MAX_AGE_DAYS) -> TokenReading | None:
+    """What the first token among `addresses` says: a valid token for `sender` when there is
+    one, else the item the first token names and why it does not count."""
+    first: TokenReading | None = None
+    for address in addresses:
+        match = TOKEN_RE.search(address)
         if not match:
             continue
-        item_part, task_part, day, signature = (g.lower() if g else None for g in match.groups())
-        assert item_part and task_part and signature
-        item_id = "MD-" + item_part[2:]
-        task_id = None if task_part == "i" else "T-" + task_part[1:]
-        expected = _signature(secret, item_id, task_id, sender, day)
-        if not hmac.compare_digest(expected, signature):
-            continue
-        issued = EPOCH + timedelta(days=int(day, 36)) if day else None
-        if issued and today and (today - issued).days > max_age_days:
-            continue  # expired
-        return ReplyToken(item_id, task_id, sender.lower(), issued)
+        text = match.group(0)[1:-1]
+        token = _verify(secret, match, sender)
+        if token is not None and not _expired(token, today, max_age_days):
+            return TokenReading(token.item_id, token.task_id, token, "", text)
+        if first is None:
+            item_id, task_id = _parse(match)[:2]
+            first = TokenReading(item_id, task_id, None,
+                                 "expired" if token is not None else "unverified", text)
+    return first
+
+
+def issued_to(secret: bytes, text: str, candidates: tuple[str, ...] | list[str]) -> str | None:
+    """Which of `candidates` the token `text` was issued to; None when none (tampered with)."""
+    match = TOKEN_RE.search(f"+{text}@")
+    if not match:
+        return None
+    for candidate in candidates:
+        if _verify(secret, match, candidate) is not None:
+            return candidate.lower()
     return None
 
 
@@ -98,8 +197,7 @@ def unverified_item(addresses: tuple[str, ...] | list[str]) -> tuple[str, str | 
     for address in addresses:
         match = TOKEN_RE.search(address)
         if match:
-            item_part, task_part = match.group(1).lower(), match.group(2).lower()
-            return "MD-" + item_part[2:], (None if task_part == "i" else "T-" + task_part[1:])
+            return _parse(match)[:2]
     return None
 
 

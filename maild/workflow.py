@@ -8,9 +8,10 @@ Nothing here reads the clock, the database or the network.
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from datetime import datetime, time
 from typing import Any
 
 from . import tokens
@@ -32,7 +33,9 @@ class WorkflowContext:
     admins: tuple[str, ...] = ()
     workday_end: time = time(18, 0)
     buffer_days: float = 1.0  # the guide's advice: leave 1–2 days of buffer on complex tasks
-    today: date | None = None  # reply tokens carry their issue day (and expire) when set
+    # [security] require_token: owner commands count only through a valid, unused reply token
+    # (the reply address maild gave that owner), not through threading headers or the subject.
+    require_token: bool = False
 
 
 @dataclass(frozen=True)
@@ -48,10 +51,6 @@ class Outcome:
 def thread_of(msg: Inbound, root: str | None = None) -> tuple[str, tuple[str, ...]]:
     refs = [r for r in (root, *msg.references, msg.message_id) if r and not r.startswith("sha256:")]
     return msg.message_id, tuple(dict.fromkeys(refs))
-
-
-def issue_token(ctx: WorkflowContext, item_id: str, task_id: str | None, address: str) -> str:
-    return tokens.issue(ctx.secret, tokens.ReplyToken(item_id, task_id, address, ctx.today))
 
 
 def add_audit(item: dict[str, Any], now: datetime, who: str, action: str, msg: Inbound,
@@ -96,14 +95,81 @@ def handle_reply(msg: Inbound, decision: Reply, item: dict[str, Any] | None, ctx
     if command.name == "help":
         return Outcome("processed", "help", notices=help_reply(msg, language, ctx).notices,
                        links=link)
-    args = dict(command.args)
+    if command.name == "show":
+        return _show(msg, item, decision.task_id, language, ctx, link)
+    reading = decision.token if decision.token and decision.token.item_id == item["id"] else None
+    problem = _token_problem(item, sender, command.name, dict(command.args), reading, ctx)
+    if problem:
+        return _refuse(msg, item, sender, language, ctx, command.name, [], link,
+                       token_problem=problem)
+    outcome = _dispatch(msg, decision, item, command.name, dict(command.args), language, ctx,
+                        now, link)
+    if reading is not None and reading.token is not None:
+        for changed in outcome.items:
+            if changed.get("id") == item["id"]:
+                key = _use_key(reading.token, command.name, dict(command.args))
+                changed.setdefault("used_tokens", {})[key] = now.isoformat()
+    return outcome
+
+
+# State-changing commands: the ones a reply token is checked for.
+TOKEN_CHECKED = frozenset(("confirm", "decline", "progress", "status", "done", "blocker", "delay",
+                           "reassign", "close"))
+
+
+def _use_key(token: tokens.ReplyToken, name: str, args: Mapping[str, Any]) -> str:
+    """An action-bound token is used once; a reply token once per distinct command, so a second
+    reply to the same email still works but the same reply sent again (a replay) does not."""
+    if token.action != "reply":
+        return token.use_key
+    return f"{token.use_key}|{name}|{json.dumps(args, sort_keys=True, ensure_ascii=False)}"
+
+
+def _token_holders(item: Mapping[str, Any], ctx: WorkflowContext) -> list[str]:
+    """Everyone maild may have given a reply address for this item."""
+    people = [item["initiator"], *(t["owner"] for t in item["tasks"]), *ctx.admins]
+    for entry in item.get("audit", ()):
+        people += [entry.get("who", ""), (entry.get("detail") or {}).get("previous", "")]
+    for address in list(people):
+        person = ctx.people.by_address(address) if address else None
+        if person is not None and person.manager:
+            people.append(person.manager)
+    return [p for p in dict.fromkeys(people) if p]
+
+
+def _token_problem(item: Mapping[str, Any], sender: str, name: str, args: Mapping[str, Any],
+                   reading: tokens.TokenReading | None, ctx: WorkflowContext) -> str:
+    """Why this reply's token does not allow `name`: "" when it does (or no token is needed)."""
+    if name not in TOKEN_CHECKED:
+        return ""
+    owner_command = name in OWNER_COMMANDS
+    if reading is None:
+        return "missing" if ctx.require_token and owner_command else ""
+    if reading.token is None:
+        if reading.problem == "unverified" and tokens.issued_to(
+                ctx.secret, reading.text, _token_holders(item, ctx)) is None:
+            return "tampered"
+        if ctx.require_token and owner_command:
+            return "expired" if reading.problem == "expired" else "not_yours"
+        return ""
+    if reading.token.action not in ("reply", name):
+        return "wrong_action"
+    if _use_key(reading.token, name, args) in item.get("used_tokens", {}):
+        return "used"
+    return ""
+
+
+def _dispatch(msg: Inbound, decision: Reply, item: dict[str, Any], name: str,
+              args: dict[str, Any], language: str, ctx: WorkflowContext, now: datetime,
+              link: Link) -> Outcome:
+    sender = msg.from_addr
     manager = may_manage(item, sender, ctx)
 
-    if command.name == "close":
+    if name == "close":
         if not manager:
             return _refuse(msg, item, sender, language, ctx, "close", [item["initiator"]], link)
         return _close(msg, item, args, language, ctx, now, link)
-    if command.name == "reassign":
+    if name == "reassign":
         task = _task_by_id(item, args.get("task") or decision.task_id)
         if not manager:
             return _refuse(msg, item, sender, language, ctx, "reassign", [item["initiator"]], link)
@@ -114,19 +180,33 @@ def handle_reply(msg: Inbound, decision: Reply, item: dict[str, Any] | None, ctx
     task = _task_for(item, decision.task_id, sender)
     if manager and task is not None and task["owner"] != sender:
         # The initiator answering about someone else's task: accept a delay or move a deadline.
-        if command.name == "confirm" and task.get("requested_deadline"):
+        if name == "confirm" and task.get("requested_deadline"):
             return _accept_delay(msg, item, task, task["requested_deadline"], language, ctx, now,
                                  link)
-        if command.name == "delay":
+        if name == "delay":
             return _accept_delay(msg, item, task, args.get("date", ""), language, ctx, now, link)
     if task is None:
         owners = [t["owner"] for t in item["tasks"]]
         if sender in owners:
             return _ask(msg, item, sender, language, ctx, "which_task", link)
-        return _refuse(msg, item, sender, language, ctx, command.name, owners, link)
+        return _refuse(msg, item, sender, language, ctx, name, owners, link)
     if task["owner"] != sender:
-        return _refuse(msg, item, sender, language, ctx, command.name, [task["owner"]], link)
-    return _owner_command(msg, item, task, command.name, args, language, ctx, now, link)
+        return _refuse(msg, item, sender, language, ctx, name, [task["owner"]], link)
+    return _owner_command(msg, item, task, name, args, language, ctx, now, link)
+
+
+def _show(msg: Inbound, item: dict[str, Any], task_id: str | None, language: str,
+          ctx: WorkflowContext, link: Link) -> Outcome:
+    """Where the item stands, for the people on it (the "Status" button); others are refused."""
+    sender = msg.from_addr
+    insider = sender in {item["initiator"], *(t["owner"] for t in item["tasks"]), *ctx.admins}
+    if not insider:
+        return _refuse(msg, item, sender, language, ctx, "status", [item["initiator"]], link)
+    task = _task_by_id(item, task_id)
+    return Outcome("processed", "status shown", notices=(
+        _notice(msg, item, "command_ack", sender, language, ctx,
+                {"task": task, "command": {"name": "show"}, "changed": False,
+                 "actor": _actor(ctx, sender)}, task["id"] if task else None),), links=link)
 
 
 def _task_by_id(item: Mapping[str, Any], task_id: str | None) -> dict[str, Any] | None:
@@ -329,18 +409,22 @@ def _ask(msg: Inbound, item: dict[str, Any], sender: str, language: str, ctx: Wo
 
 
 def _refuse(msg: Inbound, item: dict[str, Any], sender: str, language: str, ctx: WorkflowContext,
-            command: str, allowed: list[str], link: Link) -> Outcome:
+            command: str, allowed: list[str], link: Link, *, token_problem: str = "") -> Outcome:
+    """Nothing changes; the sender is told why: who may do it, or what was wrong with the reply
+    address they used (`token_problem`)."""
     people = [_actor(ctx, a) for a in dict.fromkeys(allowed)]
     # Someone outside the item must not see its status table.
     insider = sender in {item["initiator"], *(t["owner"] for t in item["tasks"])}
     notice = _notice(msg, item if insider else {"id": item["id"], "initiator": item["initiator"]},
                      "refused", sender, language, ctx,
-                     {"action": command,
+                     {"action": command, "token_problem": token_problem,
                       "allowed": [f"{p['name']} <{p['address']}>" for p in people]})
     if not insider:
         notice = Notice(**{**notice.__dict__, "context": {k: v for k, v in notice.context.items()
                                                           if k != "item"}})
-    return Outcome("processed", f"{sender} may not {command}", notices=(notice,), links=link)
+    reason = (f"reply token {token_problem} for {command}" if token_problem
+              else f"{sender} may not {command}")
+    return Outcome("processed", reason, notices=(notice,), links=link)
 
 
 def _actor(ctx: WorkflowContext, address: str) -> dict[str, str]:
@@ -354,8 +438,7 @@ def _notice(msg: Inbound, item: Mapping[str, Any], template: str, to: str, langu
     in_reply_to, references = thread_of(msg, item.get("root_message_id"))
     return Notice(template=template, to=(to,), language=language,
                   context={"item": item, **extra}, item_id=item["id"], task_id=task_id,
-                  in_reply_to=in_reply_to, references=references,
-                  reply_token=issue_token(ctx, item["id"], task_id, to))
+                  in_reply_to=in_reply_to, references=references)
 
 
 # --------------------------------------------------------------------------------------------
@@ -370,8 +453,7 @@ def delivery_failed(item: Mapping[str, Any], failed_to: tuple[str, ...], subject
                   context={"item": item, "recipient": ", ".join(failed_to),
                            "failed_subject": subject, "code": code, "server_message": error[:500]},
                   item_id=item["id"], in_reply_to=item.get("root_message_id"),
-                  references=tuple(r for r in (item.get("root_message_id"),) if r),
-                  reply_token=issue_token(ctx, item["id"], None, item["initiator"]))
+                  references=tuple(r for r in (item.get("root_message_id"),) if r))
 
 
 def owners_unreachable(msg: Inbound, failed: tuple[str, ...], items: list[dict[str, Any]],

@@ -36,6 +36,11 @@ CASES = [
     ("进度 60%，初稿已完成\n\n--\n王喆", "progress", {"percent": 60, "note": "初稿已完成"}),
     ("状态：未开始", "status", {"state": "not_started"}),
     ("转派给赵磊", "reassign", {"task": None, "owner": "赵磊"}),
+    ("状态", "show", {}),
+    ("查看状态？", "show", {}),
+    ("Status", "show", {}),
+    ("what is the status?", "show", {}),
+    ("状态：进行中", "status", {"state": "in_progress"}),
 ]
 
 

@@ -404,6 +404,24 @@ def test_confirm_request_offers_confirm_and_decline(
 
 
 @pytest.mark.parametrize("lang", LANGS, ids=LANGS)
+def test_each_action_button_gets_its_own_address(renderer: Renderer, lang: str) -> None:
+    addresses = {action: f"collab+md1-t1-{action[0]}@corp.example"
+                 for action in ("confirm", "decline", "progress", "done", "status", "close")}
+    for kind, expected in (("confirm_request", ["confirm", "decline"]),
+                           ("command_ack", ["progress", "done", None])):
+        context = context_for(kind)
+        if kind == "command_ack":  # the owner's own acknowledgement shows the owner's buttons
+            context["actor"] = {"address": context["task"]["owner"], "name": "x"}
+        out = renderer.render(notice(kind, lang, context), message_id="out-1@corp.example",
+                              date=SENT, reply_address=REPLY, action_addresses=addresses)
+        hrefs = [h for h in parse_html(out.html).hrefs if h.startswith("mailto:")]
+        # The status button asks a question: it goes to the email's plain reply address.
+        assert [unquote(urlsplit(h).path) for h in hrefs] == [
+            addresses[a] if a else REPLY for a in expected]
+        assert out.reply_to == REPLY
+
+
+@pytest.mark.parametrize("lang", LANGS, ids=LANGS)
 def test_declined_gives_the_exact_reassign_reply(renderer: Renderer, lang: str) -> None:
     out = render(renderer, "declined", lang)
     line = (

@@ -186,6 +186,125 @@ def test_a_replayed_email_has_no_second_effect(convo):
     assert first[INITIATOR] >= 1
 
 
+def _buttons(message) -> dict[str, tuple[str, str]]:
+    """The reply buttons of an email's HTML part: label → (address, pre-filled body)."""
+    import html as html_module
+    import re
+    from urllib.parse import parse_qs, unquote, urlsplit
+
+    found = {}
+    for href, label in re.findall(r'<a href="(mailto:[^"]+)"[^>]*>([^<]+)</a>', html_of(message)):
+        url = urlsplit(html_module.unescape(href))
+        body = parse_qs(url.query).get("body", [""])[0]
+        found[html_module.unescape(label)] = (unquote(url.path), body.replace("\r\n", "\n"))
+    return found
+
+
+def _audit(convo: Conversation) -> list[str]:
+    return [a["action"] for a in convo.service.store.get_item("MD-0001")["audit"]]
+
+
+def _refusals(convo: Conversation, person: str) -> list[str]:
+    return [text_of(m) for m in convo.inbox(person) if "无法执行" in str(m["Subject"])]
+
+
+def test_each_button_carries_one_action_once(convo):
+    _project(convo)
+    request = _request(convo)
+    buttons = _buttons(request)
+    confirm_to, confirm_body = buttons["确认"]
+    decline_to, _ = buttons["拒绝"]
+    reply_to = str(request["Reply-To"])
+    assert len({confirm_to, decline_to, reply_to}) == 3, buttons
+    confirm_token = tokens.find(b"conversation-test", [confirm_to], OWNER)
+    assert confirm_token and confirm_token.action == "confirm"
+    assert tokens.find(b"conversation-test", [decline_to], OWNER).action == "decline"
+    assert tokens.find(b"conversation-test", [reply_to], OWNER).action == "reply"
+
+    # The confirm button's address, with its body edited into a decline: refused, unchanged.
+    convo.say(OWNER, "Re: " + str(request["Subject"]), "拒绝: 这周排不开", to=confirm_to)
+    convo.process()
+    assert _task(convo)["state"] == "awaiting_confirmation"
+    assert any("只能执行它上面写的操作" in text for text in _refusals(convo, OWNER))
+
+    # Used as meant: confirmed.
+    convo.say(OWNER, "Re: " + str(request["Subject"]), confirm_body, to=confirm_to)
+    convo.process()
+    assert _task(convo)["state"] == "not_started"
+
+    # The owner declines later by a normal reply; then the confirm click is played again (a new
+    # Message-ID, as an attacker holding a copy would send it): it was used, nothing changes.
+    convo.reply(OWNER, request, "拒绝: 预算没批")
+    convo.process()
+    assert _task(convo)["state"] == "declined"
+    convo.inbox(OWNER)
+    convo.say(OWNER, "Re: " + str(request["Subject"]), confirm_body, to=confirm_to)
+    convo.process()
+    assert _task(convo)["state"] == "declined"
+    assert any("已经用过一次" in text for text in _refusals(convo, OWNER))
+    assert _audit(convo) == ["created", "confirm", "decline"]
+
+
+def test_a_reply_address_takes_each_command_once(convo):
+    _project(convo)
+    request = _request(convo)
+    reply_to = str(request["Reply-To"])
+    convo.reply(OWNER, request, "确认")
+    convo.process()
+    subject = "Re: " + str(request["Subject"])
+    convo.say(OWNER, subject, "进度 50%", to=reply_to)
+    convo.process()
+    convo.inbox(OWNER)
+    convo.say(OWNER, subject, "进度 50%", to=reply_to)  # the same again: a replay
+    convo.process()
+    assert any("已经用过一次" in text for text in _refusals(convo, OWNER))
+    convo.say(OWNER, subject, "进度 75%", to=reply_to)  # a new report through the same email
+    convo.process()
+    assert _task(convo)["progress"] == 75
+    assert _audit(convo) == ["created", "confirm", "progress", "progress"]
+
+
+def test_a_tampered_token_from_the_owner_is_refused(convo):
+    _project(convo)
+    request = _request(convo)
+    confirm_to, _ = _buttons(request)["确认"]
+    # The owner's own confirm address with its action letter changed to "done": the signature
+    # no longer matches anyone's, so it is refused even though the sender is the owner.
+    local, _, domain = confirm_to.partition("@")
+    parts = local.split("-")
+    parts[-2] = "d" + parts[-2][1:]
+    convo.say(OWNER, "Re: " + str(request["Subject"]), "完成", to="-".join(parts) + "@" + domain)
+    convo.process()
+    assert _task(convo)["state"] == "awaiting_confirmation"
+    assert any("回复地址被改动过" in text for text in _refusals(convo, OWNER))
+
+
+def test_required_tokens_refuse_commands_without_one(convo):
+    service = convo.service
+    make = service.workflow_context
+    service.workflow_context = lambda: dataclasses.replace(  # type: ignore[method-assign]
+        make(), require_token=True)
+    _project(convo)
+    request = _request(convo)
+    # A new email naming the task in its subject, no reply address: answered, not applied.
+    convo.say(OWNER, "[MD-0001 T-1] 确认", "确认")
+    convo.process()
+    assert _task(convo)["state"] == "awaiting_confirmation"
+    assert any("新写的邮件或转发的邮件不能执行" in text for text in _refusals(convo, OWNER))
+    # Someone else's reply address is not the owner's either.
+    receipt = next(m for m in convo.inbox(INITIATOR) if "MD-0001" in str(m["Subject"]))
+    convo.say(OWNER, "Re: " + str(receipt["Subject"]), "确认", to=str(receipt["Reply-To"]))
+    convo.process()
+    assert _task(convo)["state"] == "awaiting_confirmation"
+    # The owner's own reply: applied.
+    convo.reply(OWNER, request, "确认")
+    convo.process()
+    assert _task(convo)["state"] == "not_started"
+    with pytest.raises(ConfigError, match="plus addresses"):
+        load_config(convo.config.path, {"security.require_token": True,
+                                        "mail.plus_addressing": False})
+
+
 def _raw_processed(convo: Conversation, message_id: str) -> bytes:
     from imapclient import IMAPClient
     inbox = convo.config.inbox_address

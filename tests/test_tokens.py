@@ -78,3 +78,52 @@ def test_cross_item_and_cross_task_tokens_are_refused():
     long = tokens.ReplyToken("MD-999999999", "T-9999", "x@corp.example",
                              __import__("datetime").date(2099, 12, 31))
     assert len("collab+" + tokens.issue(SECRET, long)) <= 64
+
+
+def test_action_part_is_signed_and_read_back():
+    from datetime import date
+    token = tokens.ReplyToken("MD-0012", "T-3", "wang.zhe@corp.example", date(2026, 8, 1),
+                              "confirm", tokens.nonce_for("maild.abc@corp.example"))
+    text = tokens.issue(SECRET, token)
+    address = tokens.reply_address("collab@corp.example", text)
+    assert len(address.partition("@")[0]) <= 64
+    found = tokens.find(SECRET, [address], "wang.zhe@corp.example")
+    assert found == token and found.action == "confirm" and found.use_key == text.rsplit("-", 1)[1]
+    # Every action letter is covered by the signature: moving a confirm to done breaks it.
+    local, _, domain = address.partition("@")
+    parts = local.split("-")
+    parts[-2] = "d" + parts[-2][1:]
+    assert tokens.find(SECRET, ["-".join(parts) + "@" + domain], "wang.zhe@corp.example") is None
+    assert tokens.issued_to(SECRET, "-".join(parts).partition("+")[2],
+                            ["wang.zhe@corp.example", "li.na@corp.example"]) is None
+    assert tokens.issued_to(SECRET, text, ["li.na@corp.example", "Wang.Zhe@corp.example"]) == \
+        "wang.zhe@corp.example"
+
+
+def test_each_email_gets_its_own_addresses_one_per_action():
+    from datetime import date
+    one = tokens.action_addresses(SECRET, "collab@corp.example", "MD-0001", "T-1",
+                                  "wang.zhe@corp.example", date(2026, 8, 3), "maild.1@corp.example")
+    two = tokens.action_addresses(SECRET, "collab@corp.example", "MD-0001", "T-1",
+                                  "wang.zhe@corp.example", date(2026, 8, 3), "maild.2@corp.example")
+    assert set(one) == set(tokens.ACTION_CODES)
+    assert len(set(one.values())) == len(one)
+    assert not set(one.values()) & set(two.values())  # same day, task and owner; other email
+    for action, address in one.items():
+        assert tokens.find(SECRET, [address], "wang.zhe@corp.example").action == action
+
+
+def test_read_says_why_a_token_does_not_count():
+    from datetime import date
+    token = tokens.ReplyToken("MD-0012", "T-3", "wang.zhe@corp.example", date(2025, 1, 1),
+                              "reply", "abcd")
+    address = tokens.reply_address("collab@corp.example", tokens.issue(SECRET, token))
+    valid = tokens.read(SECRET, ["other@corp.example", address], "wang.zhe@corp.example")
+    assert valid.token == token and valid.problem == ""
+    expired = tokens.read(SECRET, [address], "wang.zhe@corp.example", today=date(2026, 8, 1))
+    assert (expired.item_id, expired.token, expired.problem) == ("MD-0012", None, "expired")
+    other = tokens.read(SECRET, [address], "li.na@corp.example")
+    assert (other.task_id, other.token, other.problem) == ("T-3", None, "unverified")
+    assert tokens.issued_to(SECRET, other.text, ["li.na@corp.example", "wang.zhe@corp.example"]) \
+        == "wang.zhe@corp.example"
+    assert tokens.read(SECRET, ["collab@corp.example"], "wang.zhe@corp.example") is None

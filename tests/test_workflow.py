@@ -30,7 +30,7 @@ PROJECT = """项目名称：Q3新品推广项目
 def ctx(rules):
     return workflow.WorkflowContext(inbox_address="collab@corp.example", secret=SECRET,
                                     people=rules.people, form_rules=rules.form_rules,
-                                    admins=("alex.morgan@corp.example",), today=NOW.date())
+                                    admins=("alex.morgan@corp.example",))
 
 
 def email(sender: str, text: str, subject: str = "Re: [MD-0001]", **extra) -> Inbound:
@@ -90,8 +90,8 @@ def test_start_item_receipt_requests_tokens_and_buffer_warning(item, ctx, rules)
     receipt = outcome.notices[0]
     assert receipt.context["warnings"] == ["buffer:T-3"]  # due today: less than a day of buffer
     for notice in outcome.notices[1:]:
-        token = tokens.find(SECRET, [f"collab+{notice.reply_token}@corp.example"], notice.to[0])
-        assert token == tokens.ReplyToken("MD-0001", notice.task_id, notice.to[0], NOW.date())
+        # The reply addresses are signed for exactly this item, task and owner when sent.
+        assert notice.item_id == "MD-0001" and notice.task_id in ("T-1", "T-2", "T-3")
         assert notice.in_reply_to == msg.message_id
     assert [t["deadline"][:16] for t in item["tasks"]] == [
         "2026-08-10T18:00", "2026-08-15T18:00", "2026-08-03T18:00"]
@@ -198,3 +198,67 @@ def test_bounce_marks_owner_unreachable_and_tells_initiator_once(item, ctx, rend
 def test_ambiguous_reply_gets_a_question_not_a_guess(item, ctx, reply):
     outcome = reply(item, ctx, WANG, "好的，但我这周做不了", "T-1")
     assert outcome.items == () and templates_to(outcome) == [("not_understood", WANG)]
+
+
+def _with_token(item, ctx, sender, text, action="reply", nonce="abcd", task_id="T-1",
+                address=None, when=NOW + timedelta(hours=1)):
+    token = tokens.ReplyToken("MD-0001", task_id, address or sender, NOW.date(), action, nonce)
+    reading = tokens.read(SECRET, [tokens.reply_address("collab@corp.example",
+                                                        tokens.issue(SECRET, token))], sender)
+    decision = Reply("MD-0001", task_id, read_command(text), text, "zh", "token", reading)
+    return workflow.handle_reply(email(sender, text), decision,
+                                 item, ctx, when)
+
+
+def _refused_for(outcome):
+    assert not outcome.items and [n.template for n in outcome.notices] == ["refused"]
+    return outcome.notices[0].context["token_problem"]
+
+
+def test_action_tokens_carry_their_action_once(item, ctx):
+    owner = item["tasks"][0]["owner"]
+    assert _refused_for(_with_token(item, ctx, owner, "拒绝: 忙", action="confirm")) == \
+        "wrong_action"
+    confirmed = _with_token(item, ctx, owner, "确认", action="confirm")
+    assert confirmed.items[0]["tasks"][0]["state"] == "not_started"
+    assert len(confirmed.items[0]["used_tokens"]) == 1
+    again = _with_token(confirmed.items[0], ctx, owner, "确认", action="confirm")
+    assert _refused_for(again) == "used"
+
+
+def test_reply_tokens_carry_each_command_once(item, ctx):
+    owner = item["tasks"][0]["owner"]
+    first = _with_token(item, ctx, owner, "进度 50%").items[0]
+    assert _refused_for(_with_token(first, ctx, owner, "进度 50%")) == "used"
+    second = _with_token(first, ctx, owner, "进度 75%").items[0]
+    assert second["tasks"][0]["progress"] == 75
+    # Questions are never refused for a used token: nothing changes.
+    shown = _with_token(second, ctx, owner, "状态")
+    assert [n.template for n in shown.notices] == ["command_ack"] and not shown.items
+
+
+@pytest.mark.parametrize(("require", "holder", "problem"), [
+    (False, "wang.zhe@corp.example", ""),
+    (True, "wang.zhe@corp.example", ""),
+    (True, INITIATOR, "not_yours"),
+    (False, "nobody@corp.example", "tampered"),
+    (True, "nobody@corp.example", "tampered"),
+], ids=["own", "own-required", "initiators-required", "unknown", "unknown-required"])
+def test_whose_token_it_is(item, ctx, require, holder, problem):
+    import dataclasses
+    context = dataclasses.replace(ctx, require_token=require)
+    owner = item["tasks"][0]["owner"]
+    assert owner == "wang.zhe@corp.example"
+    outcome = _with_token(item, context, owner, "确认", address=holder)
+    if problem:
+        assert _refused_for(outcome) == problem
+    else:
+        assert outcome.items[0]["tasks"][0]["state"] == "not_started"
+
+
+def test_required_tokens_and_no_token(item, ctx, reply):
+    import dataclasses
+    owner = item["tasks"][0]["owner"]
+    strict = dataclasses.replace(ctx, require_token=True)
+    assert _refused_for(reply(item, strict, owner, "确认", task_id="T-1")) == "missing"
+    assert reply(item, ctx, owner, "确认", task_id="T-1").items  # not required: From decides
