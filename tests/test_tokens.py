@@ -107,6 +107,11 @@ def test_each_email_gets_its_own_addresses_one_per_action():
     two = tokens.action_addresses(SECRET, "collab@corp.example", "MD-0001", "T-1",
                                   "wang.zhe@corp.example", date(2026, 8, 3), "maild.2@corp.example")
     assert set(one) == set(tokens.ACTION_CODES)
+    nonce = tokens.nonce_for("maild.1@corp.example")
+    for action, address in one.items():  # the shortcut gives exactly what `issue` gives
+        assert address == tokens.reply_address("collab@corp.example", tokens.issue(
+            SECRET, tokens.ReplyToken("MD-0001", "T-1", "wang.zhe@corp.example",
+                                      date(2026, 8, 3), action, nonce)))
     assert len(set(one.values())) == len(one)
     assert not set(one.values()) & set(two.values())  # same day, task and owner; other email
     for action, address in one.items():
