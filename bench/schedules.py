@@ -1,7 +1,11 @@
-"""Phase 4: 2,000 owners, 20,000 open tasks: plan and render every digest and escalation due at 09:00.
+"""Phase 4: 2,000 owners, 20,000 open tasks: plan and render every email due Monday 09:00.
 
 Uses `maild.planner.plan(items, now, rules, cal, people, state)` when it is importable; until then
-the phase reports n/a. Runs in a child so that the planner's memory is its own.
+the phase reports n/a. Runs in a child so that the planner's memory is its own. `notices` counts
+emails: one per person and run (a digest carries the levels due to its reader, and one email
+lists someone's other levels), so it is not the number of levels due. Emails are rendered
+without reply addresses (the service signs one per task and button on top: see
+docs/performance-schedules.md).
 """
 
 from __future__ import annotations
@@ -13,14 +17,15 @@ def available() -> bool:
     return importlib.util.find_spec("maild.planner") is not None
 
 
-def run(out, owners: int, tasks: int) -> None:
-    import time
+def scenario(owners: int, tasks: int):
+    """The phase's world: (items, now, rules, calendar, people, renderer). Monday 09:00, 5 tasks
+    per item, every person an owner, an initiator and (one in ten) a manager."""
     import tomllib
     from datetime import datetime, timedelta
 
     from maild.model import Person
     from maild.people import Directory
-    from maild.planner import load_schedule_rules, plan
+    from maild.planner import load_schedule_rules
     from maild.render import Renderer
     from maild.workcal import load_calendar
 
@@ -54,6 +59,15 @@ def run(out, owners: int, tasks: int) -> None:
                       "root_message_id": f"MD-{n + 1:05d}@corp.example", "tasks": item_tasks})
     renderer = Renderer(cfg.templates_dir, timezone=cfg.timezone, inbox_address=cfg.inbox_address,
                         from_name=cfg.from_name)
+    return items, now, rules, cal, people, renderer
+
+
+def run(out, owners: int, tasks: int) -> None:
+    import time
+
+    from maild.planner import plan
+
+    items, now, rules, cal, people, renderer = scenario(owners, tasks)
     t0 = time.perf_counter()
     planned, _state = plan(items, now, rules, cal, people, {})
     t_plan = time.perf_counter() - t0
@@ -63,3 +77,41 @@ def run(out, owners: int, tasks: int) -> None:
         kinds[p.notice.template] = kinds.get(p.notice.template, 0) + 1
     total = time.perf_counter() - t0
     out.put({"plan_s": t_plan, "total_s": total, "notices": len(planned), "kinds": kinds})
+
+
+def costs(owners: int = 2000, tasks: int = 20000, repeat: int = 5) -> str:
+    """Where phase 4's time goes, as a table: plan seconds, then render ms per email by kind
+    (median of `repeat` runs; the machine is shared). `python -m bench.schedules [OWNERS TASKS]`"""
+    import statistics
+    import time
+
+    from maild.planner import plan
+
+    items, now, rules, cal, people, renderer = scenario(owners, tasks)
+    plans, per_kind = [], {}
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        planned, _state = plan(items, now, rules, cal, people, {})
+        plans.append(time.perf_counter() - t0)
+        spent: dict[str, list[float]] = {}
+        for i, p in enumerate(planned):
+            t1 = time.perf_counter()
+            renderer.render(p.notice, message_id=f"plan-{i}@bench", date=now, reply_address=None)
+            spent.setdefault(p.notice.template, []).append(time.perf_counter() - t1)
+        for kind, times in spent.items():
+            per_kind.setdefault(kind, []).append((sum(times), len(times)))
+        del planned
+    lines = [f"plan {statistics.median(plans):.3f} s  ({owners} owners, {tasks} tasks, median of "
+             f"{repeat})"]
+    for kind, runs in sorted(per_kind.items()):
+        total = statistics.median(s for s, _ in runs)
+        count = runs[0][1]
+        lines.append(f"{kind:13s} {count:6d} emails  {total / count * 1000:.3f} ms/email  "
+                     f"{total:.2f} s")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    import sys
+
+    print(costs(*map(int, sys.argv[1:3])))

@@ -2,8 +2,8 @@
 
 Pure: `plan(items, now, rules, cal, people, state)` reads only stored timestamps (item
 `created_at`, task `assigned_at`/`updated_at`/`confirmed_at`/`deadline`) and what was already sent
-(each task's `sent` map, key → ISO time, written by the service from `Planned.record`), and returns
-the notices due plus the planner's new memory. Nothing here reads the clock or the database.
+(each task's `sent` map, key → ISO time, written by the service from `Planned.records`), and
+returns the emails due plus the planner's new memory. Nothing here reads the clock or the database.
 
 Surprises worth knowing:
 
@@ -15,24 +15,45 @@ Surprises worth knowing:
 * Non-emergency notices are only planned on a working day outside quiet hours (deferred, never
   dropped: they are due at the next tick that is allowed). Emergencies run on wall-clock minutes
   and ignore quiet hours, weekends and holidays.
+* One email per person and run, not one per level (`_deliver`): a level reaches its owner in the
+  owner's digest, and its initiator in the initiator's digest, when that digest goes to them in
+  the same run (the row of its task says so, with that task's buttons); a person with several
+  other levels due gets one email listing them all (a reminder, or an escalation when none of
+  the tasks is theirs), and is left out of the Cc of the single emails; a person with one gets
+  the single email, to and Cc as declared. Emergencies are never combined or folded. An email
+  records every level it carries (`Planned.records`); one level may ride in several emails
+  (its owner's, its initiator's), and is recorded once all the same.
 * `state` must be committed together with the planned notices:
   {"digest": {address: {"done": date, "sent_at": iso|None, "snap": {"ITEM/TASK": "state|%|deadline|owner"}}},
-   "owner_digest": {address: {"done": date}}}.
+   "owner_digest": {address: {"done": date}}, "next_at": iso|None}.
   A digest is sent only when something is to report; the slot (and the snapshot) is used up
   either way, which loses nothing: with nothing to report, nothing changed since the last one.
+  `next_at` is the soonest moment anything can fall due if no item changes (a level's due moment,
+  or a bound below it, a digest slot, the end of quiet hours): the service plans again then, or
+  as soon as an item changes.
 
 Notice contexts (templates and render.py's contract):
-  reminder / escalation: item, task, level (record key), rule (level key), reason (the `when`),
-    threshold, due_at (ISO), since (ISO), recipient_role, missing_role ("" or "manager"/...),
-    owner {name, address, department}, overdue_days (int), progress_below (int|None), emergency.
+  reminder / escalation, one level: item, task, level (record key), rule (level key), reason (the
+    `when`), threshold, due_at (ISO), since (ISO), recipient_role, missing_role ("" or
+    "manager"/...), owner {name, address, department}, overdue_days (int), progress_below
+    (int|None), emergency.
+  reminder / escalation, several (`_bundle`): recipient, entries (one per task: the reader's own
+    tasks first, then those they follow; soonest deadline first) [{item {id, title, kind,
+    initiator_name}, task, ref "ITEM/TASK", owner, recipient_role, overdue_days, actions (its
+    buttons: confirm+decline | progress+done | status), levels [{level, rule, reason, threshold,
+    due_at, since, progress_below, recipient_role, missing_role}]}], counts {mine, others},
+    n_items, title (the only item's, or "").
   digest: recipient {name, address}, since (ISO|None: last digest), title (the only item's title,
-    or ""), n_items, counts {action, overdue, unconfirmed, blocked, changed, total},
+    or ""), n_items, counts {action, overdue, unconfirmed, blocked, changed, total, reminded},
     sections [{key: action|overdue|changed|rest, rows: [row]}], projects [{id, title, kind,
     total, overdue, unconfirmed, blocked, closable}].
-  owner_digest: recipient, counts {overdue, unconfirmed, total}, rows (soonest deadline first).
+  owner_digest: recipient, counts {overdue, unconfirmed, total, reminded}, rows (soonest deadline
+    first).
   row: item_id, item_title, item_kind, initiator_name, task_id, name, owner, owner_name,
-    owner_department, deadline (ISO), state, progress, updated_at (ISO), flags [overdue|
-    unconfirmed|blocked], action ("" | declined | blocked | delayed), changes [{field, old, new}].
+    owner_department, deadline (ISO), state, progress, updated_at (ISO), flags (overdue|
+    unconfirmed|blocked), action ("" | declined | blocked | delayed), changes ({field, old, new}),
+    and, when levels ride in the digest: levels (as in an entry), overdue_days, ref, actions.
+  `actionable(context)` yields what has buttons; the service gives each its own reply addresses.
 """
 
 from __future__ import annotations
@@ -41,7 +62,7 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from .model import Notice, Person, TaskState
@@ -93,8 +114,12 @@ class ScheduleRules:
 
 @dataclass(frozen=True)
 class Planned:
+    """An email due, and what to record when it is enqueued: (item_id, task_id, level key) for
+    each level it carries (several when it combines one person's levels), or the digest's
+    ("digest" | "owner_digest", address, date)."""
+
     notice: Notice
-    record: tuple[str, str | None, str]  # (item_id, task_id, key), or ("digest", address, date)
+    records: tuple[tuple[str, str | None, str], ...]
 
 
 def load_schedule_rules(data: Mapping[str, Any]) -> ScheduleRules:
@@ -150,27 +175,46 @@ def plan(items: Sequence[Mapping[str, Any]], now: datetime, rules: ScheduleRules
     now = cal.local(now)
     directory = {p.address: p for p in people.people}
     live = [i for i in items if i.get("state", "open") == "open"]
-    planned: list[Planned] = []
+    memo = _Memo(cal, now, directory)
+    horizon = _Horizon(now)
+    allowed = cal.allowed(now)
+    if live and not allowed:
+        horizon.add(cal.next_allowed(now))
+    dues: list[_Due] = []
+    by_kind = {kind: tuple(lv for lv in rules.levels if lv.applies_to == kind)
+               for kind in ("task", "emergency")}
     for item in live:
+        emergency = item.get("kind") == "emergency"
+        if not (allowed or emergency):
+            continue  # deferred, not dropped: due again at the next allowed tick
+        levels = by_kind["emergency" if emergency else "task"]
         for task in item.get("tasks", ()):
             if task.get("state") not in CLOSED_TASK_STATES:
-                planned.extend(_levels(item, task, now, rules, cal, directory))
+                _levels(item, task, levels, now, memo, horizon, dues)
     new_state: dict[str, Any] = {"digest": dict(state.get("digest", {})),
                                  "owner_digest": dict(state.get("owner_digest", {}))}
-    cache: dict[tuple[str, str], tuple[dict[str, Any], float]] = {}
+    digest_now = _digest_now(live, "digest", rules.digest, new_state["digest"], now, cal)
+    owner_now = _digest_now(live, "owner_digest", rules.owner_digest, new_state["owner_digest"],
+                            now, cal)
+    planned, folded = _deliver(dues, rules, memo, digest_now, owner_now)
+    cache: dict[int, tuple[dict[str, Any], float]] = {}  # by task object: both digests use it
 
     def row_of(item: Mapping[str, Any], task: Mapping[str, Any]) -> tuple[dict[str, Any], float]:
-        ref = (str(item["id"]), str(task["id"]))
-        if ref not in cache:
-            cache[ref] = _row(item, task, now, cal)
-        return cache[ref]
+        found = cache.get(id(task))
+        if found is None:
+            found = cache[id(task)] = _row(item, task, now, memo.parse)
+        return found
 
-    if _may_digest(rules.digest, now, cal):
-        planned.extend(_initiator_digests(live, now, rules.digest, cal, directory,
-                                          new_state["digest"], row_of))
-    if _may_digest(rules.owner_digest, now, cal):
-        planned.extend(_owner_digests(live, now, rules.owner_digest, cal, directory,
-                                      new_state["owner_digest"], row_of))
+    if digest_now:
+        planned.extend(_initiator_digests(live, now, digest_now, directory, new_state["digest"],
+                                          row_of, folded))
+    if owner_now:
+        planned.extend(_owner_digests(live, now, owner_now, directory,
+                                      new_state["owner_digest"], row_of, folded))
+    for name, cadence in (("digest", rules.digest), ("owner_digest", rules.owner_digest)):
+        if cadence.every != "off":
+            _digest_horizon(live, name, cadence, new_state[name], now, cal, horizon)
+    new_state["next_at"] = horizon.soonest.isoformat() if horizon.soonest else None
     return planned, new_state
 
 
@@ -178,47 +222,81 @@ def plan(items: Sequence[Mapping[str, Any]], now: datetime, rules: ScheduleRules
 # Reminders and escalations
 
 
-def _levels(item: Mapping[str, Any], task: Mapping[str, Any], now: datetime, rules: ScheduleRules,
-            cal: WorkCalendar, directory: Mapping[str, Person]) -> Iterator[Planned]:
-    emergency = item.get("kind") == "emergency"
-    if not (emergency or cal.allowed(now)):
-        return  # deferred, not dropped: due again at the next allowed tick
+@dataclass(frozen=True, slots=True)
+class _Due:
+    """One level that fell due for one task."""
+
+    level: Level
+    key: str
+    item: Mapping[str, Any]
+    task: Mapping[str, Any]
+    due_at: datetime
+    since: datetime
+    deadline: datetime | None
+    record: tuple[str, str, str]  # (item id, task id, key): what `sent` gets
+
+
+class _Horizon:
+    """The soonest moment after `now` at which something may fall due, if no item changes."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+        self.soonest: datetime | None = None
+
+    def add(self, moment: datetime) -> None:
+        if moment > self.now and (self.soonest is None or moment < self.soonest):
+            self.soonest = moment
+
+
+def _levels(item: Mapping[str, Any], task: Mapping[str, Any], levels: Sequence[Level],
+            now: datetime, memo: _Memo, horizon: _Horizon, dues: list[_Due]) -> None:
+    """The task's levels that are due now go to `dues`; the others' due moments to `horizon`."""
     sent = task.get("sent") or {}
-    deadline = _parse(task["deadline"], cal) if task.get("deadline") else None
-    for level in rules.levels:
-        if level.applies_to != ("emergency" if emergency else "task"):
+    deadline = memo.parse(task["deadline"]) if task.get("deadline") else None
+    for level in levels:
+        due = _due(level, item, task, deadline, now, sent, memo)
+        if due is None:
             continue
-        due = _due(level, item, task, deadline, now, cal, sent)
-        if due is not None and now >= due[0]:
-            yield _level_notice(level, due[2], item, task, now, due[0], due[1], rules, cal,
-                                directory)
+        moment, since, key = due
+        if now >= moment:
+            dues.append(_Due(level, key, item, task, moment, since, deadline,
+                             (str(item["id"]), str(task["id"]), key)))
+            if level.when == "emergency_update_hours":  # it repeats: the next period's
+                horizon.add(moment + timedelta(hours=level.threshold))
+        else:
+            horizon.add(moment)
 
 
 def _due(level: Level, item: Mapping[str, Any], task: Mapping[str, Any], deadline: datetime | None,
-         now: datetime, cal: WorkCalendar, sent: Mapping[str, Any]
+         now: datetime, sent: Mapping[str, Any], memo: _Memo
          ) -> tuple[datetime, datetime, str] | None:
     """(due moment, the moment its clock started, record key), or None when not applicable or
-    already sent. Cheap tests come first: 20,000 tasks are checked on every tick."""
+    already sent. While the moment is still far off it may be an earlier bound instead (the exact
+    one walks the working calendar): enough to know it is not due, and for the horizon. Cheap
+    tests come first: 20,000 tasks are checked on every plan."""
     when, threshold = level.when, level.threshold
     if when in ("unconfirmed_hours", "emergency_unconfirmed_minutes"):
         key = f"{level.key}@r{task.get('round', 1)}"
         if task.get("state") != UNCONFIRMED or key in sent:
             return None
-        since = _parse(task.get("assigned_at") or task.get("updated_at") or item["created_at"], cal)
+        since = memo.parse(task.get("assigned_at") or task.get("updated_at") or item["created_at"])
         if when == "emergency_unconfirmed_minutes":
             return since + timedelta(minutes=threshold), since, key
-        if now < since + timedelta(hours=threshold):  # working time is never shorter than wall time
-            return None
-        return cal.add_working_hours(since, threshold), since, key
+        bound = since + timedelta(hours=threshold)  # working time is never shorter than wall time
+        if now < bound:
+            return bound, since, key
+        return memo.add_working_hours(since, threshold), since, key
     if when == "emergency_update_hours":
         if task.get("state") == UNCONFIRMED:
             return None
         stamps = [s for s in (task.get("updated_at"), task.get("confirmed_at")) if s]
-        last = max((_parse(s, cal) for s in stamps), default=_parse(item["created_at"], cal))
+        last = max(map(memo.parse, stamps), default=memo.parse(item["created_at"]))
         period = timedelta(hours=threshold)
         k = max(1, math.floor((now - last) / period))
-        key = f"{level.key}@{last.isoformat()}#{k}"
-        return None if key in sent else (last + k * period, last, key)
+        key = f"{level.key}@{memo.iso(last)}#{k}"
+        if key in sent:  # this period's reminder went out: the next one is the next period's
+            return last + (k + 1) * period, last, f"{level.key}@{memo.iso(last)}#{k + 1}"
+        return last + k * period, last, key
     if deadline is None:
         return None
     key = f"{level.key}@{task['deadline']}"
@@ -229,63 +307,221 @@ def _due(level: Level, item: Mapping[str, Any], task: Mapping[str, Any], deadlin
         if now >= deadline or (below is not None and int(task.get("progress") or 0) >= below):
             return None
         # k working days always fit in 2k + 14 calendar days, even across the Golden Week
-        if now < deadline - timedelta(days=2 * math.ceil(threshold / cal.day_hours) + 14):
-            return None
-        return cal.add_working_hours(deadline, -threshold), deadline, key
+        bound = deadline - timedelta(days=2 * math.ceil(threshold / memo.day_hours) + 14)
+        if now < bound:
+            return bound, deadline, key
+        return memo.add_working_hours(deadline, -threshold), deadline, key
     if when == "overdue_working_days":
-        if now < deadline + timedelta(hours=threshold * cal.day_hours):
-            return None
-        return cal.add_working_hours(deadline, threshold * cal.day_hours), deadline, key
+        bound = deadline + timedelta(hours=threshold * memo.day_hours)
+        if now < bound:
+            return bound, deadline, key
+        return memo.add_working_hours(deadline, threshold * memo.day_hours), deadline, key
     return deadline, deadline, key  # overdue, emergency_past_eta
 
 
-def _level_notice(level: Level, key: str, item: Mapping[str, Any], task: Mapping[str, Any],
-                  now: datetime, due_at: datetime, since: datetime, rules: ScheduleRules,
-                  cal: WorkCalendar, directory: Mapping[str, Person]) -> Planned:
-    owner = directory.get(task["owner"])
+Folded = dict[tuple[str, str], dict[tuple[str, str], list[tuple[_Due, dict[str, Any]]]]]
 
-    def address(role: str) -> str:
-        if role == "owner":
-            return str(task["owner"])
-        if role == "initiator":
-            return str(item["initiator"])
-        if role == "manager":
-            return owner.manager if owner else ""
-        return rules.emergency_contact
 
-    role, to, missing = level.to, address(level.to), ""
+def _deliver(dues: Sequence[_Due], rules: ScheduleRules, memo: _Memo, digest_now: set[str],
+             owner_now: set[str]) -> tuple[list[Planned], Folded]:
+    """The emails for the levels due. A level reaches its initiator in the initiator's digest,
+    and its owner in the owner's digest, when that digest goes to them in this run (`folded`:
+    (digest kind, address) → task → levels). Otherwise one email per level, to and cc as
+    declared, except for a person with more than one level due in this run: one email lists all
+    of theirs (`_bundle`), and they are left out of the single emails. Emergencies are never
+    folded or combined."""
+    folded: Folded = {}
+    reach: list[list[tuple[str, str, str]]] = []
+    load: Counter[str] = Counter()
+    for due in dues:
+        people = _recipients(due, rules, memo.directory)
+        if due.level.applies_to != "emergency":
+            rest = []
+            for address, role, missing in people:
+                kind = ("owner_digest" if role == "owner" and address in owner_now else
+                        "digest" if role == "initiator" and address in digest_now else "")
+                if kind:
+                    folded.setdefault((kind, address), {}).setdefault(
+                        _record(due)[:2], []).append((due, {
+                            **_level_facts(due, memo, role, missing),
+                            "overdue_days": memo.overdue_days(due.deadline)}))
+                else:
+                    rest.append((address, role, missing))
+            people = rest
+            load.update(address for address, _role, _missing in people)
+        reach.append(people)
+    planned: list[Planned] = []
+    bundles: dict[str, list[tuple[_Due, str, str]]] = {}
+    for due, people in zip(dues, reach, strict=True):
+        alone = []
+        for person in people:
+            if due.level.applies_to == "emergency" or load[person[0]] == 1:
+                alone.append(person)
+            else:
+                bundles.setdefault(person[0], []).append((due, person[1], person[2]))
+        if not alone:
+            continue
+        (to, role, missing), cc = alone[0], tuple(address for address, _r, _m in alone[1:])
+        root = due.item.get("root_message_id")
+        notice = Notice(
+            template=due.level.template, to=(to,), cc=cc,
+            language=str(due.item.get("language", "zh")),
+            context={**_level_facts(due, memo, role, missing), "item": due.item,
+                     "task": due.task, "owner": memo.person(due.task["owner"]),
+                     "overdue_days": memo.overdue_days(due.deadline),
+                     "emergency": due.level.applies_to == "emergency"},
+            item_id=due.item["id"], task_id=due.task["id"], in_reply_to=root,
+            references=(root,) if root else ())
+        planned.append(Planned(notice, (_record(due),)))
+    briefs: dict[str, dict[str, Any]] = {}
+    for address, entries in bundles.items():
+        planned.append(_bundle(address, entries, memo, briefs))
+    return planned, folded
+
+
+def _recipients(due: _Due, rules: ScheduleRules, directory: Mapping[str, Person]
+                ) -> list[tuple[str, str, str]]:
+    """(address, role, missing role) of who hears of `due`: its `to` first, then its cc."""
+    level = due.level
+    to, role, missing = _address(level.to, due, rules, directory), level.to, ""
     if not to:  # no manager on file, no emergency contact: the initiator hears instead
-        role, to, missing = "initiator", str(item["initiator"]), level.to
-    cc = tuple(dict.fromkeys(a for a in map(address, level.cc) if a and a != to))
-    deadline = task.get("deadline")
-    overdue_days = (cal.working_days_between(_parse(deadline, cal), now)
-                    if deadline and now > _parse(deadline, cal) else 0)
-    root = item.get("root_message_id")
-    context = {
-        "item": item, "task": task, "level": key, "rule": level.key, "reason": level.when,
+        to, role, missing = str(due.item["initiator"]), "initiator", level.to
+    people = [(to, role, missing)]
+    for cc_role in level.cc:
+        cc = _address(cc_role, due, rules, directory)
+        if cc and all(cc != a for a, _r, _m in people):
+            people.append((cc, cc_role, ""))
+    return people
+
+
+def _address(role: str, due: _Due, rules: ScheduleRules, directory: Mapping[str, Person]) -> str:
+    if role == "owner":
+        return str(due.task["owner"])
+    if role == "initiator":
+        return str(due.item["initiator"])
+    if role == "manager":
+        owner = directory.get(due.task["owner"])
+        return owner.manager if owner else ""
+    return rules.emergency_contact
+
+
+def _level_facts(due: _Due, memo: _Memo, role: str, missing: str) -> dict[str, Any]:
+    """What a level says to one of the people who hear of it."""
+    level = due.level
+    return {
+        "level": due.key, "rule": level.key, "reason": level.when,
         "threshold": int(level.threshold) if level.threshold.is_integer() else level.threshold,
-        "due_at": due_at.isoformat(), "since": since.isoformat(), "recipient_role": role,
-        "missing_role": missing, "owner": _person(directory, task["owner"]),
-        "overdue_days": overdue_days, "progress_below": level.progress_below,
-        "emergency": level.applies_to == "emergency",
+        "due_at": memo.iso(due.due_at), "since": memo.iso(due.since),
+        "progress_below": level.progress_below, "recipient_role": role, "missing_role": missing,
     }
-    notice = Notice(template=level.template, to=(to,), cc=cc,
-                    language=str(item.get("language", "zh")), context=context,
-                    item_id=item["id"], task_id=task["id"], in_reply_to=root,
-                    references=(root,) if root else ())
-    return Planned(notice, (str(item["id"]), str(task["id"]), key))
+
+
+def _bundle(address: str, entries: list[tuple[_Due, str, str]], memo: _Memo,
+            briefs: dict[str, dict[str, Any]]) -> Planned:
+    """One email to `address` listing every level due for them, one entry per task (with each of
+    its levels' sentences): their own tasks first, then the ones they follow, each group soonest
+    deadline first. `briefs` (item id → the few item facts an entry shows) is shared by all."""
+    by_task: dict[tuple[str, str], list[tuple[_Due, str, str]]] = {}
+    for entry in entries:
+        by_task.setdefault(_record(entry[0])[:2], []).append(entry)
+    keyed = []
+    for levels in by_task.values():
+        first = levels[0][0]
+        item, task, deadline = first.item, first.task, first.deadline
+        mine = any(role == "owner" for _d, role, _m in levels)
+        brief = briefs.get(item["id"])
+        if brief is None:
+            brief = briefs[item["id"]] = {
+                "id": item["id"], "title": item.get("title", ""), "kind": item.get("kind", "task"),
+                "initiator_name": item.get("initiator_name") or item["initiator"]}
+        row = {"item": brief, "task": task, "ref": f"{item['id']}/{task['id']}",
+               "owner": memo.person(task["owner"]),
+               "recipient_role": "owner" if mine else levels[0][1],
+               "actions": _actions(task, mine),
+               "overdue_days": memo.overdue_days(deadline),
+               "levels": tuple(_level_facts(due, memo, role, missing)
+                               for due, role, missing in levels)}
+        keyed.append(((not mine, deadline or _NO_DEADLINE, str(item["id"]), str(task["id"])), row))
+    keyed.sort(key=lambda pair: pair[0])
+    rows = [row for _key, row in keyed]
+    mine = sum(row["recipient_role"] == "owner" for row in rows)
+    items = list({str(due.item["id"]): due.item for due, _r, _m in entries}.values())
+    one = items[0] if len(items) == 1 else None
+    root = one.get("root_message_id") if one else None
+    context = {"recipient": memo.person(address), "entries": rows,
+               "counts": {"mine": mine, "others": len(rows) - mine},
+               "n_items": len(items), "title": one.get("title", "") if one else ""}
+    notice = Notice(template="reminder" if mine else "escalation", to=(address,),
+                    language=_language(items), context=context,
+                    item_id=one["id"] if one else None,
+                    task_id=rows[0]["task"]["id"] if one and len(rows) == 1 else None,
+                    in_reply_to=root, references=(root,) if root else ())
+    return Planned(notice, tuple(dict.fromkeys(_record(due) for due, _r, _m in entries)))
+
+
+_NO_DEADLINE = datetime.max.replace(tzinfo=UTC)  # sorts after every deadline
+
+
+def _actions(task: Mapping[str, Any], mine: bool) -> tuple[str, ...]:
+    """The buttons a listed task offers: its owner confirms or declines it, or reports on it;
+    the others who hear of it ask for its status."""
+    if not mine:
+        return ("status",)
+    return ("confirm", "decline") if task.get("state") == UNCONFIRMED else ("progress", "done")
+
+
+def actionable(context: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
+    """The tasks an email offers buttons for, each with `ref` ("ITEM/TASK") and `actions`: the
+    entries of a combined email, and the digest rows that carry levels. The service issues each
+    its own reply addresses."""
+    yield from context.get("entries", ())
+    for row in context.get("rows", ()):
+        if "actions" in row:
+            yield row
+    for section in context.get("sections", ()):
+        for row in section["rows"]:
+            if "actions" in row:
+                yield row
+
+
+def _record(due: _Due) -> tuple[str, str | None, str]:
+    return due.record
 
 
 # --------------------------------------------------------------------------------------------
 # Digests
 
 
-def _may_digest(cadence: Cadence, now: datetime, cal: WorkCalendar) -> bool:
-    return cadence.every != "off" and cal.allowed(now)
+def _digest_now(items: Sequence[Mapping[str, Any]], name: str, cadence: Cadence,
+                memory: Mapping[str, Any], now: datetime, cal: WorkCalendar) -> set[str]:
+    """Who gets this digest in this run: its slot has come, and mail may go."""
+    if cadence.every == "off" or not cal.allowed(now):
+        return set()
+    slots: dict[str | None, bool] = {}
+    out = set()
+    for address in _digest_people(items, name):
+        done = memory.get(address, {}).get("done")
+        if done not in slots:
+            slots[done] = _slot_passed(cadence, done, now, cal)
+        if slots[done]:
+            out.add(address)
+    return out
+
+
+def _digest_people(items: Sequence[Mapping[str, Any]], name: str) -> set[str]:
+    if name == "digest":
+        return {str(item["initiator"]) for item in items}
+    return {str(task["owner"]) for item in items for task in item.get("tasks", ())
+            if task.get("state") not in CLOSED_TASK_STATES}
 
 
 def _slot_passed(cadence: Cadence, done: str | None, now: datetime, cal: WorkCalendar) -> bool:
     """Has the next digest slot after the last one (`done`, a date) come?"""
+    return now >= _slot(cadence, done, now, cal)
+
+
+def _slot(cadence: Cadence, done: str | None, now: datetime, cal: WorkCalendar) -> datetime:
+    """The next digest slot after the last one (`done`, a date; None: never sent)."""
     today = now.date()
     if cadence.every == "weekly":
         if done is None:
@@ -297,49 +533,68 @@ def _slot_passed(cadence: Cadence, done: str | None, now: datetime, cal: WorkCal
         slot = today
     else:
         slot = date.fromisoformat(done) + timedelta(days=2 if cadence.every == "every_2_days" else 1)
-    return now >= cal.at(slot, cadence.at)
+    return cal.at(slot, cadence.at)
 
 
-def _initiator_digests(items: Sequence[Mapping[str, Any]], now: datetime, cadence: Cadence,
-                       cal: WorkCalendar, directory: Mapping[str, Person],
-                       memory: dict[str, Any], row_of: RowOf) -> Iterator[Planned]:
+def _digest_horizon(items: Sequence[Mapping[str, Any]], name: str, cadence: Cadence,
+                    memory: Mapping[str, Any], now: datetime, cal: WorkCalendar,
+                    horizon: _Horizon) -> None:
+    """The next slot of everyone who would get this digest (after this plan's memory)."""
+    slots: dict[str | None, datetime] = {}
+    for address in _digest_people(items, name):
+        done = memory.get(address, {}).get("done")
+        if done not in slots:
+            slots[done] = _slot(cadence, done, now, cal)
+    for moment in slots.values():
+        horizon.add(moment)
+
+
+def _initiator_digests(items: Sequence[Mapping[str, Any]], now: datetime, who: set[str],
+                       directory: Mapping[str, Person], memory: dict[str, Any], row_of: RowOf,
+                       folded: Folded) -> Iterator[Planned]:
     by_initiator: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
     for item in items:
-        by_initiator[str(item["initiator"])].append(item)
+        if str(item["initiator"]) in who:
+            by_initiator[str(item["initiator"])].append(item)
     for address, mine in by_initiator.items():
         entry = memory.get(address, {})
-        if not _slot_passed(cadence, entry.get("done"), now, cal):
-            continue
+        levels = folded.get(("digest", address), {})
         old_snap = entry.get("snap")
         snap: dict[str, str] = {}
         sections: dict[str, list[tuple[dict[str, Any], float]]] = {
             k: [] for k in ("action", "overdue", "changed", "rest")}
         projects = []
         for item in mine:
-            rows = []
+            flagged: Counter[str] = Counter()
+            total = done = 0
             for task in item.get("tasks", ()):
                 shared, stamp = row_of(item, task)
                 ref = f"{item['id']}/{task['id']}"
                 snap[ref] = _snapshot(task)
-                row = {**shared, "changes": _changes(old_snap, ref, snap[ref])}
+                changes = _changes(old_snap, ref, snap[ref])
+                row = {**shared, "changes": changes} if changes else shared
+                due = levels.get((str(item["id"]), str(task["id"]))) if levels else None
+                if due:
+                    row = _with_levels(row, item, task, due, mine=False)
                 section = ("action" if row["action"] else "overdue" if "overdue" in row["flags"]
                            else "changed" if row["changes"] else "rest")
                 sections[section].append((row, stamp))
-                rows.append(row)
-            closable = bool(rows) and all(r["state"] in CLOSED_TASK_STATES for r in rows)
+                flagged.update(row["flags"])
+                total += 1
+                done += row["state"] in CLOSED_TASK_STATES
             projects.append({"id": item["id"], "title": item.get("title", ""),
-                             "kind": item.get("kind", "task"), "total": len(rows),
-                             "closable": closable,
-                             **{f: sum(f in r["flags"] for r in rows)
-                                for f in ("overdue", "unconfirmed", "blocked")}})
+                             "kind": item.get("kind", "task"), "total": total,
+                             "closable": bool(total) and done == total,
+                             **{f: flagged[f] for f in ("overdue", "unconfirmed", "blocked")}})
         counts = {"action": len(sections["action"]) + sum(p["closable"] for p in projects),
                   "changed": len(sections["changed"]),
                   "total": sum(p["total"] for p in projects),
                   **{f: sum(p[f] for p in projects) for f in ("overdue", "unconfirmed",
-                                                             "blocked")}}
+                                                             "blocked")},
+                  "reminded": len(levels)}
         memory[address] = {**entry, "done": now.date().isoformat(), "snap": snap}
         if not (counts["action"] or counts["overdue"] or counts["unconfirmed"]
-                or counts["blocked"] or counts["changed"]):
+                or counts["blocked"] or counts["changed"] or counts["reminded"]):
             continue  # nothing to report: no email, the slot is used up
         memory[address]["sent_at"] = now.isoformat()
         context = {
@@ -350,44 +605,59 @@ def _initiator_digests(items: Sequence[Mapping[str, Any]], now: datetime, cadenc
                          if pairs],
         }
         yield Planned(Notice(template="digest", to=(address,), language=_language(mine),
-                             context=context), ("digest", address, now.date().isoformat()))
+                             context=context),
+                      (("digest", address, now.date().isoformat()), *_folded_records(levels)))
 
 
-def _owner_digests(items: Sequence[Mapping[str, Any]], now: datetime, cadence: Cadence,
-                   cal: WorkCalendar, directory: Mapping[str, Person],
-                   memory: dict[str, Any], row_of: RowOf) -> Iterator[Planned]:
+def _owner_digests(items: Sequence[Mapping[str, Any]], now: datetime, who: set[str],
+                   directory: Mapping[str, Person], memory: dict[str, Any], row_of: RowOf,
+                   folded: Folded) -> Iterator[Planned]:
     by_owner: dict[str, list[tuple[Mapping[str, Any], Mapping[str, Any]]]] = defaultdict(list)
     for item in items:
         for task in item.get("tasks", ()):
-            if task.get("state") not in CLOSED_TASK_STATES:
+            if task.get("state") not in CLOSED_TASK_STATES and str(task["owner"]) in who:
                 by_owner[str(task["owner"])].append((item, task))
     for address, pairs in by_owner.items():
-        entry = memory.get(address, {})
-        if not _slot_passed(cadence, entry.get("done"), now, cal):
-            continue
-        memory[address] = {**entry, "done": now.date().isoformat()}
-        rows = _soonest([row_of(item, task) for item, task in pairs])
+        memory[address] = {**memory.get(address, {}), "done": now.date().isoformat()}
+        levels = folded.get(("owner_digest", address), {})
+        rows = []
+        for item, task in pairs:
+            row, stamp = row_of(item, task)
+            due = levels.get((str(item["id"]), str(task["id"])))
+            rows.append((_with_levels(row, item, task, due, mine=True) if due else row, stamp))
+        rows = _soonest(rows)
         counts = {"total": len(rows), **{f: sum(f in r["flags"] for r in rows)
-                                         for f in ("overdue", "unconfirmed")}}
+                                         for f in ("overdue", "unconfirmed")},
+                  "reminded": len(levels)}
         context = {"recipient": _person(directory, address), "rows": rows, "counts": counts}
         yield Planned(Notice(template="owner_digest", to=(address,),
                              language=_language([i for i, _ in pairs]), context=context),
-                      ("owner_digest", address, now.date().isoformat()))
+                      (("owner_digest", address, now.date().isoformat()),
+                       *_folded_records(levels)))
+
+
+def _with_levels(row: Mapping[str, Any], item: Mapping[str, Any], task: Mapping[str, Any],
+                 due: list[tuple[_Due, dict[str, Any]]], mine: bool) -> dict[str, Any]:
+    """A digest row that also carries the levels due for its task (their sentences, and the
+    buttons of a combined email's entry)."""
+    return {**row, "levels": tuple(facts for _due, facts in due),
+            "overdue_days": due[0][1]["overdue_days"], "ref": f"{item['id']}/{task['id']}",
+            "actions": _actions(task, mine)}
+
+
+def _folded_records(levels: Mapping[Any, list[tuple[_Due, dict[str, Any]]]]
+                    ) -> tuple[tuple[str, str | None, str], ...]:
+    return tuple(_record(due) for due_list in levels.values() for due, _facts in due_list)
 
 
 def _row(item: Mapping[str, Any], task: Mapping[str, Any], now: datetime,
-         cal: WorkCalendar) -> tuple[dict[str, Any], float]:
+         parse: Callable[[Any], datetime]) -> tuple[dict[str, Any], float]:
     """A digest row, and its deadline as a timestamp for sorting (infinity without one)."""
     state = str(task.get("state", ""))
     deadline = task.get("deadline")
-    due = _parse(deadline, cal) if deadline else None
-    flags = []
-    if due is not None and state not in CLOSED_TASK_STATES and now > due:
-        flags.append("overdue")
-    if state == UNCONFIRMED:
-        flags.append("unconfirmed")
-    if state == TaskState.BLOCKED.value:
-        flags.append("blocked")
+    due = parse(deadline) if deadline else None
+    flags = _FLAGS[(due is not None and state not in CLOSED_TASK_STATES and now > due,
+                    state == UNCONFIRMED, state == TaskState.BLOCKED.value)]
     return {
         "item_id": item["id"], "item_title": item.get("title", ""),
         "item_kind": item.get("kind", "task"),
@@ -397,8 +667,15 @@ def _row(item: Mapping[str, Any], task: Mapping[str, Any], now: datetime,
         "owner_department": task.get("owner_department", ""), "deadline": deadline,
         "state": state, "progress": int(task.get("progress") or 0),
         "updated_at": task.get("updated_at"), "flags": flags, "action": _ACTION.get(state, ""),
-        "changes": [],
+        "changes": (),
     }, (due.timestamp() if due is not None else math.inf)
+
+
+# Every combination of a row's flags, made once: 20,000 rows then hold only strings, numbers
+# and these, which the garbage collector leaves alone (a plan allocates enough to trigger it).
+_FLAGS = {(o, u, b): tuple(f for f, on in (("overdue", o), ("unconfirmed", u), ("blocked", b))
+                           if on)
+          for o in (False, True) for u in (False, True) for b in (False, True)}
 
 
 def _snapshot(task: Mapping[str, Any]) -> str:
@@ -406,17 +683,18 @@ def _snapshot(task: Mapping[str, Any]) -> str:
     return f"{g('state') or ''}|{g('progress') or ''}|{g('deadline') or ''}|{g('owner') or ''}"
 
 
-def _changes(old_snap: Mapping[str, str] | None, ref: str, snap: str) -> list[dict[str, Any]]:
+def _changes(old_snap: Mapping[str, str] | None, ref: str,
+             snap: str) -> tuple[dict[str, Any], ...]:
     if old_snap is None:  # the first digest: everything is new, nothing "changed"
-        return []
+        return ()
     if ref not in old_snap:
-        return [{"field": "new", "old": "", "new": ""}]
+        return ({"field": "new", "old": "", "new": ""},)
     if old_snap[ref] == snap:
-        return []
+        return ()
     old, new = old_snap[ref].split("|"), snap.split("|")
-    return [{"field": f, "old": o, "new": n}
-            for f, o, n in zip(("state", "progress", "deadline", "owner"), old, new, strict=False)
-            if o != n]
+    return tuple({"field": f, "old": o, "new": n}
+                 for f, o, n in zip(("state", "progress", "deadline", "owner"), old, new,
+                                    strict=False) if o != n)
 
 
 def _soonest(pairs: list[tuple[dict[str, Any], float]]) -> list[dict[str, Any]]:
@@ -433,6 +711,56 @@ def _person(directory: Mapping[str, Person], address: str) -> dict[str, str]:
     person = directory.get(address)
     return {"address": address, "name": person.name if person else address,
             "department": person.department if person else ""}
+
+
+class _Memo:
+    """What one `plan` call computes again and again, computed once: stored times read by several
+    levels and both digests, working-time sums from the same start (tasks of one item share it,
+    deadlines repeat), people from the directory."""
+
+    def __init__(self, cal: WorkCalendar, now: datetime, directory: Mapping[str, Person]) -> None:
+        self.cal, self.now, self.directory = cal, now, directory
+        self.day_hours = cal.day_hours
+        self._parsed: dict[str, datetime] = {}
+        self._iso: dict[datetime, str] = {}
+        self._later: dict[tuple[datetime, float], datetime] = {}
+        self._overdue: dict[datetime, int] = {}
+        self._people: dict[str, dict[str, str]] = {}
+
+    def parse(self, value: Any) -> datetime:
+        if not isinstance(value, str):
+            return _parse(value, self.cal)
+        found = self._parsed.get(value)
+        if found is None:
+            found = self._parsed[value] = _parse(value, self.cal)
+        return found
+
+    def iso(self, moment: datetime) -> str:
+        found = self._iso.get(moment)
+        if found is None:
+            found = self._iso[moment] = moment.isoformat()
+        return found
+
+    def add_working_hours(self, start: datetime, hours: float) -> datetime:
+        found = self._later.get((start, hours))
+        if found is None:
+            found = self._later[(start, hours)] = self.cal.add_working_hours(start, hours)
+        return found
+
+    def overdue_days(self, deadline: datetime | None) -> int:
+        """Whole working days from `deadline` to now (0 when it has not passed)."""
+        if deadline is None or self.now <= deadline:
+            return 0
+        found = self._overdue.get(deadline)
+        if found is None:
+            found = self._overdue[deadline] = self.cal.working_days_between(deadline, self.now)
+        return found
+
+    def person(self, address: str) -> dict[str, str]:
+        found = self._people.get(address)
+        if found is None:
+            found = self._people[address] = _person(self.directory, address)
+        return found
 
 
 def _parse(value: Any, cal: WorkCalendar) -> datetime:

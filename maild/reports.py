@@ -1,7 +1,8 @@
 """Read-only reports for people: `maild digest --preview` and `maild lessons`.
 
 Both read committed state only (the live store without its lock, the archive index) and send
-nothing: the preview shows exactly what the daemon's next schedule tick would send now, the
+nothing: the preview shows exactly what the daemon's next schedule tick would send now (one
+entry per email: an email that combines one person's reminders lists all their `records`), the
 lessons page collects the 可优化点 of closed projects so the next initiator learns from the last.
 """
 
@@ -87,13 +88,23 @@ def digest_preview(config: Config, now: datetime) -> list[dict[str, Any]]:
         notice = entry.notice
         message_id = f"preview.{n}@{domain}"
         addresses: dict[str, str] = {}
-        if notice.item_id and notice.to and config.plus_addressing:
-            addresses = tokens.action_addresses(secret, config.inbox_address, notice.item_id,
-                                                notice.task_id, notice.to[0], now.date(),
-                                                message_id)
+        per_task: dict[str, dict[str, str]] = {}
+        if notice.to and config.plus_addressing:
+            if notice.item_id:
+                addresses = tokens.action_addresses(secret, config.inbox_address,
+                                                    notice.item_id, notice.task_id, notice.to[0],
+                                                    now.date(), message_id)
+            for listed in planner.actionable(notice.context):  # tasks with their own buttons
+                item_id, task_id = listed["ref"].split("/")
+                per_task[listed["ref"]] = {
+                    action: tokens.reply_address(config.inbox_address, tokens.issue(
+                        secret, tokens.ReplyToken(item_id, task_id, notice.to[0], now.date(),
+                                                  action, tokens.nonce_for(message_id))))
+                    for action in ("reply", *listed["actions"]) if action != "status"}
         out = renderer.render(Notice(**notice.__dict__), message_id=message_id, date=now,
                               reply_address=addresses.pop("reply", None),
-                              action_addresses=addresses)
+                              action_addresses=addresses, task_addresses=per_task)
         previews.append({"kind": out.kind, "to": list(out.to), "cc": list(out.cc),
-                         "subject": out.subject, "text": out.text, "record": list(entry.record)})
+                         "subject": out.subject, "text": out.text,
+                         "records": [list(record) for record in entry.records]})
     return previews

@@ -384,17 +384,37 @@ class Service:
                     self.secret, self.config.inbox_address, notice.item_id, notice.task_id,
                     recipient, now.date(), message_id)
             reply_address = addresses.pop("reply", None)
+            task_addresses = None
+            if recipient and self.config.plus_addressing:  # tasks listed with their own buttons
+                task_addresses = self._task_addresses(notice, recipient, now, message_id)
             reader = self.rules.people.by_address(recipient)
             if reader is not None and reader.timezone:
                 notice = Notice(**{**notice.__dict__,
                                    "context": {**notice.context, "reader_timezone": reader.timezone}})
             out = self.renderer.render(notice, message_id=message_id, date=now,
-                                       reply_address=reply_address, action_addresses=addresses)
+                                       reply_address=reply_address, action_addresses=addresses,
+                                       task_addresses=task_addresses)
             self.store.enqueue(out, now=now)
             if notice.item_id:
                 self.store.link_message(message_id, notice.item_id, notice.task_id)
             queued.append(out)
         return queued
+
+    def _task_addresses(self, notice: Notice, recipient: str, now: datetime,
+                        message_id: str) -> dict[str, dict[str, str]]:
+        """For a schedule email that lists tasks with buttons (`planner.actionable`): each
+        task's own reply address and the action-bound addresses of its buttons, all issued to
+        `recipient`, so a reply or a button reaches that task. Only what is shown is signed: a
+        run can list 30,000 tasks."""
+        nonce = tokens.nonce_for(message_id)
+        out: dict[str, dict[str, str]] = {}
+        for entry in planner.actionable(notice.context):
+            item_id, task_id = entry["ref"].split("/")
+            out[entry["ref"]] = {action: tokens.reply_address(
+                self.config.inbox_address, tokens.issue(self.secret, tokens.ReplyToken(
+                    item_id, task_id, recipient, now.date(), action, nonce)))
+                for action in ("reply", *entry["actions"]) if action != "status"}
+        return out  # (a status button asks a question: it uses the task's reply address)
 
     def _allow_reply(self, recipient: str, now: datetime) -> bool:
         key = f"replies:{recipient}"
@@ -438,33 +458,54 @@ class Service:
                             self.store.meta_get("planner", {}))
 
     def run_schedules(self, now: datetime) -> list[Outgoing]:
-        """Enqueue what is due and record it as sent, in the same commit: each level once."""
+        """Enqueue what is due and record it as sent, in the same commit: each level once. An
+        email that lists several levels (one person's, in one run) records all of them."""
         planned, state = self.plan(now)
         items: dict[str, dict[str, Any]] = {}
         queued: list[Outgoing] = []
         for entry in planned:
-            kind, who, key = entry.record
-            notice = entry.notice
-            if kind not in ("digest", "owner_digest"):
+            for kind, who, key in entry.records:
+                if kind in ("digest", "owner_digest"):
+                    continue
                 item = items.get(kind) or self.store.get_item(kind)
                 if item is None:
                     continue
                 items[kind] = item
                 target = next((t for t in item["tasks"] if t["id"] == who), item) if who else item
                 target.setdefault("sent", {})[key] = now.isoformat()
-            queued += self._enqueue([notice], source="plan|" + "|".join(map(str, entry.record)),
-                                    now=now)
+            source = "plan|" + "|".join("|".join(map(str, record)) for record in entry.records)
+            queued += self._enqueue([entry.notice], source=source, now=now)
         for item in items.values():
             self.store.put_item(item)
         self.store.meta_set("planner", state)
         if planned:
             log.info("event=schedules planned=%d queued=%d", len(planned), len(queued))
+        next_at = state.get("next_at")
+        self._schedule_gate = (datetime.fromisoformat(next_at) if next_at else None, now, {},
+                               self.rules)
         return queued
 
+    # What the last plan knew: nothing falls due before its `next_at` unless an item changes or
+    # the rules are reloaded. Items change only by handled emails, and every handled email adds
+    # a document to the store (its processed mark), so the store's table sizes tell. Planning
+    # 20,000 open tasks costs about a second; the tick comes every 30 s.
+    _schedule_gate: tuple[datetime | None, datetime, dict[str, int], Rules] | None = None
+    _REPLAN_AT_LEAST_EVERY = timedelta(minutes=15)  # in case a change slips past the sizes
+
+    def _schedules_may_be_due(self, now: datetime) -> bool:
+        if self._schedule_gate is None:
+            return True
+        next_at, planned_at, sizes, rules = self._schedule_gate
+        return (rules is not self.rules or sizes != self.store.counts() or now < planned_at
+                or now - planned_at >= self._REPLAN_AT_LEAST_EVERY
+                or (next_at is not None and now >= next_at))
+
     def tick(self) -> None:
-        """Periodic work: schedules, retries that came due, housekeeping, `status` facts."""
+        """Periodic work: schedules (when something can be due), retries that came due,
+        housekeeping, `status` facts."""
         now = self.clock()
-        self.run_schedules(now)
+        if self._schedules_may_be_due(now):
+            self.run_schedules(now)
         self.store.prune_outbox(now)
         self.store.prune_processed(now)  # intake marks older than 30 days
         if self.last_contact is not None:
@@ -473,6 +514,9 @@ class Service:
             "tick": (now + timedelta(seconds=max(0.0, self.scheduler.idle_seconds or 0))).isoformat(),
         })
         self.store.commit()
+        gate = self._schedule_gate
+        if gate is not None:  # this tick's own writes are not item changes
+            self._schedule_gate = (gate[0], gate[1], self.store.counts(), gate[3])
         self.drain()
 
     def request_reload(self) -> None:

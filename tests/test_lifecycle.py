@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from conversation import TZ, Conversation, FakeClock, make_config, text_of
+from conversation import TZ, Conversation, FakeClock, html_of, make_config, text_of
 
 from maild.service import Service
 
@@ -69,16 +69,48 @@ def test_overdue_task_is_chased_once_per_level_and_escalated_to_the_manager(conv
     _kickoff(convo)
     convo.clock.now = datetime(2026, 8, 6, 9, 5, tzinfo=TZ)  # T-1 due Wed 18:00: overdue
     convo.service.tick()
-    assert "reminder" in kinds(convo.inbox(WANG))
+    # Monday's weekly digest to 王喆 was missed: it goes now, and carries the overdue reminder
+    # (his task's row says so, with its buttons) instead of a second email about the same task.
+    (digest,) = convo.inbox(WANG)
+    assert digest["X-Maild-Kind"] == "owner_digest"
+    assert "已于 8月5日 周三 18:00 到期" in text_of(digest) and "回复到：" in text_of(digest)
+    li = convo.inbox(LI)
+    assert kinds(li) == ["digest"] and "王喆（产品部） 的任务 T-1" in text_of(li[0])
     convo.service.tick()
-    assert "reminder" not in kinds(convo.inbox(WANG))
+    assert convo.inbox(WANG) == [] and convo.inbox(LI) == []
     convo.clock.now = datetime(2026, 8, 10, 9, 5, tzinfo=TZ)  # two working days later
     convo.service.tick()
     manager = convo.inbox("alex.morgan@corp.example")
     assert kinds(manager) == ["escalation"]
-    assert LI in str(manager[0]["Cc"])
+    assert manager[0]["Cc"] is None  # 李娜 hears in her digest of the same run
+    (li_digest,) = [m for m in convo.inbox(LI) if m["X-Maild-Kind"] == "digest"]
+    assert "已逾期 2 个工作日" in text_of(li_digest)
     convo.service.tick()
     assert convo.inbox("alex.morgan@corp.example") == []
+
+
+def test_the_tick_plans_only_when_something_can_fall_due(convo, monkeypatch):
+    _kickoff(convo)  # Monday 08:30: nothing is due before the 09:00 digests
+    planned_at = []
+    plan = convo.service.plan
+    monkeypatch.setattr(convo.service, "plan", lambda now: planned_at.append(now) or plan(now))
+    convo.service.tick()
+    for _ in range(3):  # every 30 s, as `schedule` calls it: nothing can be due yet
+        convo.clock.advance(seconds=30)
+        convo.service.tick()
+    assert len(planned_at) == 1
+    convo.clock.now = datetime(2026, 8, 3, 9, 0, tzinfo=TZ)
+    convo.service.tick()
+    assert len(planned_at) == 2 and kinds(convo.inbox(LI)) == ["digest"]
+    convo.clock.advance(seconds=30)
+    convo.service.tick()
+    assert len(planned_at) == 2
+    # An email changes an item (a new deadline can make a level due sooner): plan again.
+    convo.reply(WANG, convo.folder(WANG)[0], "进度 30%")
+    convo.process()
+    convo.clock.advance(seconds=30)
+    convo.service.tick()
+    assert len(planned_at) == 3
 
 
 def test_restart_after_three_days_down_sends_each_due_thing_once(convo, mail_system, tmp_path):
@@ -91,15 +123,69 @@ def test_restart_after_three_days_down_sends_each_due_thing_once(convo, mail_sys
                                         clock=clock)
     for _ in range(3):
         convo.service.tick()
-    zhao, wang, li = kinds(convo.inbox(ZHAO)), kinds(convo.inbox(WANG)), kinds(convo.inbox(LI))
-    # The weekly owner digest slot (Monday 09:00) was missed: it is sent once, late.
-    assert zhao == ["owner_digest", "reminder"]      # unconfirmed T-2: reminded once
-    assert wang == ["owner_digest", "reminder"]      # overdue T-1: once
-    assert li.count("digest") == 1                   # one digest, not three
-    assert li.count("reminder") == 1                 # T-2 still unconfirmed: the initiator hears
+    zhao, wang, li = convo.inbox(ZHAO), convo.inbox(WANG), convo.inbox(LI)
+    # The weekly owner digest slot (Monday 09:00) was missed: it is sent once, late, and
+    # carries each owner's reminder (T-2 unconfirmed, T-1 overdue): one email each, once.
+    assert kinds(zhao) == ["owner_digest"] and "还没有确认" in text_of(zhao[0])
+    assert kinds(wang) == ["owner_digest"] and "到期，尚未完成" in text_of(wang[0])
+    # One digest for 李娜, not three, with both levels due to her (T-1 overdue, T-2 unconfirmed
+    # for 16 working hours) in the rows of those tasks.
+    assert kinds(li) == ["digest"]
+    assert "王喆（产品部） 的任务 T-1" in text_of(li[0]) and "未确认任务 T-2" in text_of(li[0])
     for _ in range(2):
         convo.service.tick()
     assert [convo.inbox(a) for a in (LI, WANG, ZHAO)] == [[], [], []]
+
+
+def _buttons(message) -> list[tuple[str, str, str, str]]:
+    """The reply buttons of an email's HTML part: (label, address, subject, pre-filled body)."""
+    import html
+    import re
+    from urllib.parse import parse_qs, unquote, urlsplit
+
+    found = []
+    for href, label in re.findall(r'<a href="(mailto:[^"]+)"[^>]*>([^<]+)</a>', html_of(message)):
+        url = urlsplit(html.unescape(href))
+        query = parse_qs(url.query)
+        found.append((html.unescape(label), unquote(url.path), query["subject"][0],
+                      query["body"][0].replace("\r\n", "\n")))
+    return found
+
+
+def test_one_email_lists_an_owners_reminders_and_each_task_keeps_its_buttons(convo):
+    convo.say(LI, "[项目] 渠道拓展项目", PROJECT.replace("赵磊", "王喆"))  # both tasks 王喆's
+    convo.process()
+    convo.clock.now = datetime(2026, 8, 3, 9, 5, tzinfo=TZ)  # Monday's digests: nothing due yet
+    convo.service.tick()
+    convo.inbox(WANG)
+    convo.clock.now = datetime(2026, 8, 3, 17, 5, tzinfo=TZ)  # 8 working hours: both unconfirmed
+    convo.service.tick()
+    (reminder,) = [m for m in convo.inbox(WANG) if m["X-Maild-Kind"] == "reminder"]
+    assert "[MD-0001]" in str(reminder["Subject"]) and "2" in str(reminder["Subject"])
+    buttons = _buttons(reminder)
+    assert [label for label, *_ in buttons] == ["确认", "拒绝", "确认", "拒绝"]
+    assert len({address for _, address, _, _ in buttons}) == 4  # each bound to its task
+    tasks = [subject.split("]")[0] for _, _, subject, _ in buttons]
+    assert tasks == ["Re: [MD-0001 T-1", "Re: [MD-0001 T-1", "Re: [MD-0001 T-2", "Re: [MD-0001 T-2"]
+
+    # The second task's confirm button, as a mail client sends it: only T-2 is confirmed.
+    _label, address, subject, body = buttons[2]
+    convo.say(WANG, subject, body, to=address)
+    convo.process()
+    item = convo.service.store.get_item("MD-0001")
+    assert [t["state"] for t in item["tasks"]] == ["awaiting_confirmation", "not_started"]
+    assert all(any(k.startswith("unconfirmed_owner@") for k in t["sent"]) for t in item["tasks"])
+    assert "confirmed" in kinds(convo.inbox(LI))
+
+    # The text part names each task's own reply address: declining T-1 there reaches T-1.
+    lines = [line for line in text_of(reminder).splitlines() if "回复到：" in line]
+    assert len(lines) == 2 and "md0001-t1-" in lines[0]
+    convo.say(WANG, "Re: 渠道调研", "拒绝: 本周出差", to=lines[0].split("：")[1].split("（")[0])
+    convo.process()
+    item = convo.service.store.get_item("MD-0001")
+    assert [t["state"] for t in item["tasks"]] == ["declined", "not_started"]
+    convo.service.tick()  # each level once: nothing more for 王喆
+    assert "reminder" not in kinds(convo.inbox(WANG))
 
 
 def test_full_demo_runs_a_simulated_week_to_the_archive():
@@ -120,7 +206,10 @@ def test_digest_preview_shows_what_is_due_without_sending_or_recording(convo):
     convo.service.store.commit()
     at = datetime(2026, 8, 6, 9, 5, tzinfo=TZ)  # T-1 overdue, T-2 unconfirmed
     first = digest_preview(convo.config, at)
-    assert {(p["kind"], p["to"][0]) for p in first} >= {("reminder", WANG), ("digest", LI)}
+    assert {(p["kind"], p["to"][0]) for p in first} >= {("owner_digest", WANG), ("digest", LI)}
+    (wang,) = [p for p in first if p["to"] == [WANG]]  # the missed weekly digest, with T-1's reminder
+    assert "到期，尚未完成" in wang["text"]
+    assert [r[2].split("@")[0] for r in wang["records"][1:]] == ["overdue"]
     assert digest_preview(convo.config, at) == first  # nothing was recorded
     assert [convo.inbox(a) for a in (LI, WANG, ZHAO)] == [[], [], []]  # nothing was sent
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import tomllib
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -55,17 +55,22 @@ def item(*tasks: dict[str, Any], kind: str = "project", created: datetime = CREA
 
 LEVELS = ScheduleRules(digest=RULES.digest, owner_digest=type(RULES.owner_digest)("off"),
                        levels=RULES.levels, emergency_contact=RULES.emergency_contact)
+LEVELS_ONLY = ScheduleRules(digest=type(RULES.digest)("off"), owner_digest=LEVELS.owner_digest,
+                            levels=RULES.levels, emergency_contact=RULES.emergency_contact)
+
+
+def levels(planned: list[Planned]) -> list[tuple[str, str | None, str]]:
+    """Every level record planned (one level may ride in more than one email), sorted."""
+    return sorted({r for p in planned for r in p.records if r[0] not in ("digest", "owner_digest")})
 
 
 def keys(planned: list[Planned]) -> list[str]:
-    return sorted(p.record[2].split("@")[0] for p in planned
-                  if p.record[0] not in ("digest", "owner_digest"))
+    return sorted(r[2].split("@")[0] for r in levels(planned))
 
 
 def record(items: list[dict[str, Any]], planned: list[Planned], now: datetime) -> None:
     """What the service does after enqueueing: write each record into the task's `sent` map."""
-    for p in planned:
-        item_id, task_id, key = p.record
+    for item_id, task_id, key in levels(planned):
         for it in items:
             for t in it["tasks"]:
                 if it["id"] == item_id and t["id"] == task_id:
@@ -106,10 +111,13 @@ def test_levels_fire_at_their_time(state: str, progress: int, now: datetime,
 
 def test_recipients_threading_and_context() -> None:
     items = [item(task(state="in_progress", progress=10))]
-    planned, _ = run(items, at(2026, 10, 12, 18))
-    by_key = {p.record[2].split("@")[0]: p.notice for p in planned}
-    overdue, manager = by_key["overdue"], by_key["overdue_manager"]
+    planned, _ = run(items, at(2026, 10, 9, 18), LEVELS_ONLY)  # one level due, for two people: as declared
+    (overdue,) = [p.notice for p in planned]
     assert (overdue.template, overdue.to, overdue.cc) == ("reminder", (OWNER,), (INITIATOR,))
+    assert overdue.context["recipient_role"] == "owner" and overdue.context["overdue_days"] == 0
+    record(items, planned, at(2026, 10, 9, 18))
+    planned, _ = run(items, at(2026, 10, 12, 18), LEVELS_ONLY)
+    (manager,) = [p.notice for p in planned]
     assert (manager.template, manager.to, manager.cc) == ("escalation", (CONTACT,), (INITIATOR,))
     assert manager.context["overdue_days"] == 2
     assert manager.context["recipient_role"] == "manager"
@@ -120,10 +128,87 @@ def test_recipients_threading_and_context() -> None:
 
 def test_no_manager_on_file_goes_to_the_initiator() -> None:
     items = [item(task(owner="zhao.lei@corp.example", state="in_progress"))]
-    planned, _ = run(items, at(2026, 10, 12, 18))
-    manager = next(p.notice for p in planned if p.record[2].startswith("overdue_manager"))
+    record(items, run(items, at(2026, 10, 9, 18), LEVELS_ONLY)[0], at(2026, 10, 9, 18))
+    planned, _ = run(items, at(2026, 10, 12, 18), LEVELS_ONLY)
+    (manager,) = [p.notice for p in planned if p.records[0][2].startswith("overdue_manager")]
     assert manager.to == (INITIATOR,) and manager.cc == ()
     assert manager.context["missing_role"] == "manager"
+
+
+# -- several levels for one person in one run: one email ---------------------------------------
+
+
+def bundle_for(planned: list[Planned], address: str) -> Planned:
+    (found,) = [p for p in planned if p.notice.to == (address,) and "entries" in p.notice.context]
+    return found
+
+
+def test_an_owner_with_several_levels_due_gets_one_email_listing_them() -> None:
+    items = [item(task(1, state="in_progress", progress=10, deadline=at(2026, 10, 9, 18)),
+                  task(2, state="in_progress", progress=30, deadline=at(2026, 10, 8, 18)),
+                  task(3, deadline=at(2026, 10, 20, 18)))]
+    planned, _ = run(items, at(2026, 10, 9, 18), LEVELS_ONLY)
+    mine = bundle_for(planned, OWNER)
+    assert mine.notice.template == "reminder" and mine.notice.cc == ()
+    entries = mine.notice.context["entries"]
+    # soonest deadline first; each task once, with each of its levels
+    assert [e["task"]["id"] for e in entries] == ["T-2", "T-1", "T-3"]
+    assert [[lv["rule"] for lv in e["levels"]] for e in entries] == [
+        ["overdue"], ["overdue"], ["unconfirmed_owner"]]
+    assert [e["actions"] for e in entries] == [("progress", "done"), ("progress", "done"),
+                                               ("confirm", "decline")]
+    assert mine.notice.context["counts"] == {"mine": 3, "others": 0}
+    # one item: the email threads under it; every level it carries is recorded with it
+    assert mine.notice.item_id == "MD-0001" and mine.notice.task_id is None
+    assert mine.notice.in_reply_to == "MD-0001@corp.example"
+    assert sorted(r[2].split("@")[0] for r in mine.records) == [
+        "overdue", "overdue", "unconfirmed_owner"]
+    # the initiator, in Cc of both overdue reminders and due the unconfirmed one, gets one too
+    theirs = bundle_for(planned, INITIATOR)
+    assert theirs.notice.template == "escalation"
+    assert [(e["task"]["id"], e["recipient_role"], e["actions"])
+            for e in theirs.notice.context["entries"]] == [
+        ("T-2", "initiator", ("status",)), ("T-1", "initiator", ("status",)),
+        ("T-3", "initiator", ("status",))]
+    assert [p.notice.to for p in planned] == [(OWNER,), (INITIATOR,)]  # nothing else
+
+
+def test_someone_with_one_level_keeps_the_single_email_others_get_it_listed() -> None:
+    items = [item(task(state="in_progress", progress=10))]
+    planned, _ = run(items, at(2026, 10, 12, 18), LEVELS_ONLY)  # overdue and overdue_manager at once
+    by_to = {p.notice.to: p for p in planned}
+    owner, manager = by_to[(OWNER,)].notice, by_to[(CONTACT,)].notice
+    # the initiator, due in both, hears of them in one email: not in their Cc
+    assert (owner.template, owner.cc, owner.task_id) == ("reminder", (), "T-1")
+    assert (manager.template, manager.cc) == ("escalation", ())
+    (entry,) = bundle_for(planned, INITIATOR).notice.context["entries"]
+    assert [lv["rule"] for lv in entry["levels"]] == ["overdue", "overdue_manager"]
+    assert levels(planned) == sorted({(r[0], r[1], r[2]) for p in planned for r in p.records})
+    assert keys(planned) == ["overdue", "overdue_manager"]
+
+
+def test_a_person_owning_one_task_and_following_another_gets_theirs_first() -> None:
+    items = [item(task(1, state="in_progress", progress=10, deadline=at(2026, 10, 9, 18))),
+             item(task(1, owner=INITIATOR, state="in_progress", progress=10,
+                       deadline=at(2026, 10, 9, 18)), item_id="MD-0002",
+                  initiator=OWNER)]
+    planned, _ = run(items, at(2026, 10, 9, 18), LEVELS_ONLY)
+    notice = bundle_for(planned, INITIATOR).notice
+    assert notice.template == "reminder" and notice.context["counts"] == {"mine": 1, "others": 1}
+    assert [(e["item"]["id"], e["recipient_role"]) for e in notice.context["entries"]] == [
+        ("MD-0002", "owner"), ("MD-0001", "initiator")]
+    # two items: no single thread to join
+    assert notice.item_id is None and notice.in_reply_to is None and notice.references == ()
+
+
+def test_emergencies_are_never_combined() -> None:
+    items = [emergency("awaiting_confirmation"),
+             item(task(2, state="awaiting_confirmation"), kind="emergency", item_id="MD-0002",
+                  created=at(2026, 10, 3, 22))]
+    items[1]["tasks"][0]["updated_at"] = at(2026, 10, 3, 22).isoformat()
+    planned, _ = run(items, at(2026, 10, 3, 22, 15), LEVELS_ONLY)
+    assert [(p.notice.template, p.notice.to, p.notice.cc) for p in planned] == [
+        ("escalation", (INITIATOR,), (CONTACT,))] * 2
 
 
 def test_each_level_once_then_recorded() -> None:
@@ -184,7 +269,7 @@ def test_emergency_recipients_and_repeating_updates() -> None:
     record(items, first, at(2026, 10, 4, 0, 20))
     assert keys(run(items, at(2026, 10, 4, 1))[0]) == []
     second, _ = run(items, at(2026, 10, 4, 2, 20))
-    assert keys(second) == ["emergency_update"] and second[0].record != first[0].record
+    assert keys(second) == ["emergency_update"] and second[0].records != first[0].records
     record(items, second, at(2026, 10, 4, 2, 20))
     # down for six hours: one reminder, not three
     assert keys(run(items, at(2026, 10, 4, 8, 30))[0]) == ["emergency_update"]
@@ -197,9 +282,9 @@ def test_three_days_down_catch_up_once() -> None:
     for t in items[0]["tasks"]:
         t["updated_at"] = at(2026, 8, 3, 10).isoformat()
     first, state = run(items, at(2026, 8, 3, 11), RULES)          # Mon: the first digest
-    assert [p.record[0] for p in first] == ["digest", "owner_digest", "owner_digest"]
+    assert [p.records[0][0] for p in first] == ["digest", "owner_digest", "owner_digest"]
     planned, state = run(items, at(2026, 8, 10, 9, 5), RULES, state)  # down until next Monday
-    digests = [p for p in planned if p.record[0] == "digest"]
+    digests = [p for p in planned if p.records[0][0] == "digest"]
     assert len(digests) == 1
     # deadline_near fell due on Wed 09:00 but the deadline has passed since: overdue replaces it
     assert keys(planned) == ["overdue", "overdue_manager", "unconfirmed_initiator",
@@ -214,6 +299,11 @@ def digest_of(planned: list[Planned]) -> dict[str, Any]:
     return dict(notice.context)
 
 
+def digest_record(planned: list[Planned]) -> tuple[tuple[str, str | None, str], ...]:
+    (found,) = [p.records for p in planned if p.notice.template == "digest"]
+    return found
+
+
 def test_digest_marks_rows_orders_sections_and_reports_changes() -> None:
     items = [item(task(1, state="in_progress", progress=40, deadline=at(2026, 8, 5, 18)),
                   task(2, deadline=at(2026, 8, 20, 18)),
@@ -226,11 +316,15 @@ def test_digest_marks_rows_orders_sections_and_reports_changes() -> None:
     assert list(sections) == ["action", "overdue", "rest"]
     assert sections == {"action": ["T-3"], "overdue": ["T-1"], "rest": ["T-2", "T-4"]}
     rows = {r["task_id"]: r for s in ctx["sections"] for r in s["rows"]}
-    assert rows["T-1"]["flags"] == ["overdue"] and rows["T-2"]["flags"] == ["unconfirmed"]
-    assert rows["T-3"]["flags"] == ["blocked"] and rows["T-3"]["action"] == "blocked"
+    assert rows["T-1"]["flags"] == ("overdue",) and rows["T-2"]["flags"] == ("unconfirmed",)
+    assert rows["T-3"]["flags"] == ("blocked",) and rows["T-3"]["action"] == "blocked"
     assert ctx["counts"] | {} == {"action": 1, "overdue": 1, "unconfirmed": 1, "blocked": 1,
-                                  "changed": 0, "total": 4}
+                                  "changed": 0, "total": 4, "reminded": 1}
     assert ctx["since"] is None and ctx["title"] == "Q3新品推广项目"
+    # T-1's overdue reminder has the initiator in Cc: her digest of this run carries it
+    assert [lv["rule"] for lv in rows["T-1"]["levels"]] == ["overdue"]
+    assert rows["T-1"]["actions"] == ("status",) and "levels" not in rows["T-2"]
+    assert ("MD-0001", "T-1", "overdue@2026-08-05T18:00:00+08:00") in digest_record(planned)
 
     items[0]["tasks"][3]["progress"] = 60
     items[0]["tasks"].append(task(5, state="not_started", deadline=at(2026, 9, 1, 18)))
@@ -238,8 +332,8 @@ def test_digest_marks_rows_orders_sections_and_reports_changes() -> None:
     ctx = digest_of(planned)
     changed = next(s for s in ctx["sections"] if s["key"] == "changed")["rows"]
     assert [(r["task_id"], r["changes"]) for r in changed] == [
-        ("T-4", [{"field": "progress", "old": "10", "new": "60"}]),
-        ("T-5", [{"field": "new", "old": "", "new": ""}])]
+        ("T-4", ({"field": "progress", "old": "10", "new": "60"},)),
+        ("T-5", ({"field": "new", "old": "", "new": ""},))]
     assert ctx["since"] == at(2026, 8, 6, 9).isoformat()
 
 
@@ -247,14 +341,14 @@ def test_no_digest_when_nothing_to_report_and_one_per_slot() -> None:
     items = [item(task(state="in_progress", progress=30, deadline=at(2026, 8, 28, 18)),
                   created=at(2026, 8, 3, 10))]
     planned, state = run(items, at(2026, 8, 6, 9), RULES)
-    assert [p for p in planned if p.record[0] == "digest"] == []
+    assert [p for p in planned if p.records[0][0] == "digest"] == []
     assert state["digest"][INITIATOR]["done"] == "2026-08-06"
     items[0]["tasks"][0]["progress"] = 50
     planned, state = run(items, at(2026, 8, 6, 15), RULES, state)   # slot used up today
-    assert [p for p in planned if p.record[0] == "digest"] == []
+    assert [p for p in planned if p.records[0][0] == "digest"] == []
     assert run(items, at(2026, 8, 7, 8, 59), RULES, state)[0] == []   # before the digest time
     planned, _ = run(items, at(2026, 8, 7, 9), RULES, state)
-    assert [p.record for p in planned] == [("digest", INITIATOR, "2026-08-07")]
+    assert [p.records for p in planned] == [(("digest", INITIATOR, "2026-08-07"),)]
 
 
 @pytest.mark.parametrize("cadence, days", [("daily", 1), ("every_2_days", 2)],
@@ -266,7 +360,7 @@ def test_digest_cadence_and_no_digest_on_holidays(cadence: str, days: int) -> No
     sent = []
     for day in range(29, 31):
         planned, state = run(items, at(2026, 9, day, 9, 1), rules, state)
-        sent += [p.record[2] for p in planned if p.record[0] == "digest"]
+        sent += [p.records[0][2] for p in planned if p.records[0][0] == "digest"]
     for day in range(1, 8):  # National Day: nothing
         planned, state = run(items, at(2026, 10, day, 9, 1), rules, state)
         assert planned == []
@@ -284,7 +378,7 @@ def test_owner_digest_soonest_first_across_items() -> None:
                 and p.notice.to == (OWNER,))
     assert [(r["item_id"], r["task_id"]) for r in mine.context["rows"]] == [
         ("MD-0002", "T-1"), ("MD-0001", "T-1")]
-    assert mine.context["counts"] == {"total": 2, "overdue": 0, "unconfirmed": 2}
+    assert mine.context["counts"] == {"total": 2, "overdue": 0, "unconfirmed": 2, "reminded": 0}
     planned, _ = run(items, at(2026, 8, 10, 15), rules, state)
     assert [p for p in planned if p.notice.template == "owner_digest"] == []
 
@@ -317,3 +411,72 @@ def test_closed_items_and_the_input_are_left_alone() -> None:
     before = copy.deepcopy(items)
     assert run(items, at(2026, 10, 20, 10), RULES)[0] == []
     assert items == before
+
+
+def test_nothing_falls_due_before_next_at() -> None:
+    """Planning only when `next_at` has come (as the service's tick does) sends the same emails
+    at the same ticks as planning on every tick, over a week of levels, digests and an
+    emergency."""
+    def scenario() -> list[dict[str, Any]]:
+        start = at(2026, 8, 3, 10)
+        urgent = item(task(1, state="in_progress", deadline=at(2026, 8, 5, 2),
+                           updated=at(2026, 8, 4, 22)),
+                      kind="emergency", item_id="MD-0003", created=at(2026, 8, 4, 21))
+        return [item(task(1, state="in_progress", progress=10, deadline=at(2026, 8, 5, 18)),
+                     task(2, deadline=at(2026, 8, 20, 18), updated=start),
+                     task(3, owner="zhao.lei@corp.example", state="in_progress", progress=50,
+                          deadline=at(2026, 8, 6, 12)), created=start),
+                item(task(1, owner=INITIATOR, state="in_progress", progress=90,
+                          deadline=at(2026, 8, 7, 18)), item_id="MD-0002", created=start),
+                urgent]
+
+    rules = load_schedule_rules({**RULES_DATA, "owner_digest": {"cadence": "daily"}})
+
+    def simulate(skip: bool) -> list[tuple[datetime, list[tuple[str, ...]]]]:
+        items, state, sent, now = scenario(), {}, [], at(2026, 8, 3, 8)
+        while now < at(2026, 8, 10, 20):
+            next_at = state.get("next_at")
+            if not skip or next_at is None or now >= datetime.fromisoformat(next_at):
+                planned, state = run(items, now, rules, state)
+                record(items, planned, now)
+                if planned:
+                    sent.append((now, sorted(r for p in planned for r in p.records)))
+            now += timedelta(minutes=15)
+        return sent
+
+    every_tick = simulate(skip=False)
+    assert len(every_tick) > 10
+    assert simulate(skip=True) == every_tick
+
+
+def test_levels_due_with_a_digest_ride_in_that_digest() -> None:
+    """At 09:00 the owner's weekly digest lists every open task of theirs, and the initiator's
+    digest every task of their items: the reminders and escalations due to them in the same run
+    are in those rows (recorded with the digest), not in a second email about the same tasks."""
+    zhao = "zhao.lei@corp.example"
+    items = [item(task(1, state="in_progress", progress=10, deadline=at(2026, 8, 5, 18)),
+                  task(2, owner=zhao, deadline=at(2026, 8, 20, 18), updated=at(2026, 8, 3, 10)),
+                  created=at(2026, 8, 3, 10))]
+    planned, _ = run(items, at(2026, 8, 10, 9), RULES)  # Monday: every digest is due
+    by_to = {(p.notice.template, p.notice.to[0]): p for p in planned}
+    assert sorted(by_to) == [("digest", INITIATOR), ("escalation", CONTACT),
+                             ("owner_digest", OWNER), ("owner_digest", zhao)]
+    owner = by_to[("owner_digest", OWNER)]
+    (row,) = owner.notice.context["rows"]
+    assert [lv["rule"] for lv in row["levels"]] == ["overdue"]
+    assert row["actions"] == ("progress", "done") and owner.notice.context["counts"]["reminded"] == 1
+    assert [r[2].split("@")[0] for r in owner.records[1:]] == ["overdue"]
+    (row,) = by_to[("owner_digest", zhao)].notice.context["rows"]
+    assert [lv["rule"] for lv in row["levels"]] == ["unconfirmed_owner"]
+    assert row["actions"] == ("confirm", "decline")
+    digest = by_to[("digest", INITIATOR)]
+    assert sorted(r[2].split("@")[0] for r in digest.records[1:]) == [
+        "overdue", "overdue_manager", "unconfirmed_initiator"]
+    rows = {r["task_id"]: r for s in digest.notice.context["sections"] for r in s["rows"]}
+    assert [lv["rule"] for lv in rows["T-1"]["levels"]] == ["overdue", "overdue_manager"]
+    assert rows["T-1"]["levels"][1]["missing_role"] == ""  # 王喆 has a manager: he hears too
+    # the manager has no digest of these: the escalation comes on its own, as declared
+    assert by_to[("escalation", CONTACT)].notice.cc == ()
+    # every level due went out once, somewhere
+    assert keys(planned) == ["overdue", "overdue_manager", "unconfirmed_initiator",
+                             "unconfirmed_owner"]

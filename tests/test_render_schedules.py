@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import email
 import email.policy
+import re
 import tomllib
 from datetime import datetime
+from html import unescape
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from maild.model import Notice, Person
 from maild.people import Directory
-from maild.planner import load_schedule_rules, plan
+from maild.planner import Cadence, ScheduleRules, load_schedule_rules, plan
 from maild.render import Renderer, to_mime
 from maild.workcal import load_calendar
 
@@ -25,6 +28,9 @@ SCRIPT = "<script>alert(1)</script>"
 JINJA = "{{ 7*7 }}"
 DATA = tomllib.loads((ROOT / "rules" / "schedules.toml").read_text("utf-8"))
 RULES = load_schedule_rules({**DATA, "owner_digest": {"cadence": "daily"}})
+# Reminders and escalations only: at 09:00 the digests would carry those of their readers.
+LEVELS_ONLY = ScheduleRules(digest=Cadence("off"), owner_digest=Cadence("off"),
+                            levels=RULES.levels, emergency_contact=RULES.emergency_contact)
 CAL = load_calendar(DATA, "Asia/Shanghai")
 PEOPLE = Directory((Person("王喆", "wang.zhe@corp.example", "产品部",
                            manager="alex.morgan@corp.example"),))
@@ -62,18 +68,18 @@ def items(language: str, rows: int = 30) -> list[dict[str, Any]]:
     return [item, urgent]
 
 
-def planned_notices(language: str) -> list[Notice]:
+def planned_notices(language: str, rules: ScheduleRules = RULES) -> list[Notice]:
     data = items(language)
-    _, state = plan(data, datetime(2026, 8, 11, 9, 0, tzinfo=TZ), RULES, CAL, PEOPLE, {})
+    _, state = plan(data, datetime(2026, 8, 11, 9, 0, tzinfo=TZ), rules, CAL, PEOPLE, {})
     data[0]["tasks"][14]["progress"] = 99  # a change since the last digest
     data[0]["tasks"][2]["state"] = "blocked"
-    out, _ = plan(data, NOW, RULES, CAL, PEOPLE, state)
+    out, _ = plan(data, NOW, rules, CAL, PEOPLE, state)
     return [p.notice for p in out]
 
 
 @pytest.mark.parametrize("language", ["zh", "en"])
 def test_every_schedule_template_renders_safely(renderer: Renderer, language: str) -> None:
-    notices = planned_notices(language)
+    notices = planned_notices(language) + planned_notices(language, LEVELS_ONLY)
     kinds = {n.template for n in notices}
     assert kinds == {"digest", "owner_digest", "reminder", "escalation"}
     for n, notice in enumerate(notices):
@@ -144,3 +150,91 @@ def test_every_reason_and_audience(renderer: Renderer, reason: str, role: str,
     assert "T-1" in summary or "新品" in summary
     if role == "initiator":
         assert ("上级" in out.text) if language == "zh" else ("manager" in out.text)
+
+
+def mailto_links(html: str) -> list[tuple[str, str, str]]:
+    """(address, subject, body) of every mailto: link, in order."""
+    found = []
+    for href in re.findall(r'href="(mailto:[^"]+)"', html):
+        url = urlsplit(unescape(href))
+        query = parse_qs(url.query)
+        found.append((unquote(url.path), query["subject"][0], query["body"][0]))
+    return found
+
+
+@pytest.mark.parametrize("language", ["zh", "en"])
+def test_one_email_for_several_levels_gives_each_task_its_own_buttons(
+        renderer: Renderer, language: str) -> None:
+    notices = planned_notices(language, LEVELS_ONLY)
+    for notice in (n for n in notices if n.context.get("entries")):
+        entries = notice.context["entries"]
+        addresses = {e["ref"]: {a: f"collab+{e['task']['id'].lower()}-{a}@corp.example"
+                                for a in ("reply", *e["actions"])} for e in entries}
+        out = renderer.render(notice, message_id="b@corp.example", date=NOW, reply_address=None,
+                              task_addresses=addresses)
+        assert SCRIPT not in out.html and "&lt;script&gt;" in out.html
+        assert JINJA in out.text and "\n" not in out.subject
+        # one button per action of each task, bound to that task (status: its reply address)
+        links = mailto_links(out.html)
+        assert [address for address, _, _ in links] == [
+            addresses[e["ref"]]["reply" if a == "status" else a]
+            for e in entries for a in e["actions"]]
+        assert [subject.split("] ")[0] for _, subject, _ in links] == [
+            f"Re: [{e['item']['id']} {e['task']['id']}" for e in entries for _a in e["actions"]]
+        # the text part gives each task's reply address, in the same order
+        positions = [out.text.index(addresses[e["ref"]]["reply"]) for e in entries]
+        assert positions == sorted(positions)
+        for e in entries:
+            assert f"{e['item']['id']} {e['task']['id']}" in out.text
+
+
+@pytest.mark.parametrize("language", ["zh", "en"])
+def test_without_reply_addresses_each_task_is_named_by_its_tag(renderer: Renderer,
+                                                               language: str) -> None:
+    notice = next(n for n in planned_notices(language, LEVELS_ONLY) if n.template == "reminder")
+    assert notice.item_id == "MD-0012"  # all of one item: the subject carries its tag
+    out = renderer.render(notice, message_id="b@corp.example", date=NOW, reply_address=None)
+    assert out.subject.startswith("[MD-0012] ")
+    assert {address for address, _, _ in mailto_links(out.html)} == {"collab@corp.example"}
+    for e in notice.context["entries"]:
+        assert f"[{e['item']['id']} {e['task']['id']}]" in out.text
+
+
+def test_owner_and_follower_see_what_is_theirs_to_do(renderer: Renderer) -> None:
+    notices = planned_notices("en", LEVELS_ONLY)
+    mine = next(n for n in notices if n.template == "reminder")
+    theirs = next(n for n in notices if n.template == "escalation" and n.context.get("entries")
+                  and n.to == ("li.na@corp.example",))
+    out = renderer.render(mine, message_id="m@corp.example", date=NOW, reply_address=None)
+    assert out.text.startswith(f"{mine.context['counts']['mine']} of your tasks need you.")
+    assert {body for _, _, body in mailto_links(out.html)} <= {"progress 50%", "done", "confirm",
+                                                              "decline: "}
+    out = renderer.render(theirs, message_id="t@corp.example", date=NOW, reply_address=None)
+    assert {body for _, _, body in mailto_links(out.html)} == {"status"}
+    assert "Tasks you follow" in out.text and "Your tasks" not in out.text
+    # the manager's level sentence for the same task follows the overdue one
+    first = theirs.context["entries"][0]
+    assert [lv["rule"] for lv in first["levels"]] == ["overdue", "overdue_manager"]
+
+
+@pytest.mark.parametrize("language", ["zh", "en"])
+def test_digest_rows_carry_the_levels_due_with_their_buttons(renderer: Renderer,
+                                                             language: str) -> None:
+    notices = planned_notices(language)
+    owner = next(n for n in notices if n.template == "owner_digest")
+    marked = [r for r in owner.context["rows"] if "levels" in r]
+    assert marked and owner.context["counts"]["reminded"] == len(marked)
+    addresses = {r["ref"]: {a: f"collab+{r['task_id'].lower()}-{a}@corp.example"
+                            for a in ("reply", *r["actions"])} for r in marked}
+    out = renderer.render(owner, message_id="o@corp.example", date=NOW, reply_address=None,
+                          task_addresses=addresses)
+    assert [address for address, _, _ in mailto_links(out.html)] == [
+        addresses[r["ref"]][a] for r in marked for a in r["actions"]]
+    for r in marked:
+        assert addresses[r["ref"]]["reply"] in out.text
+    assert SCRIPT not in out.html and "&lt;script&gt;" in out.html
+    digest = next(n for n in notices if n.template == "digest" and n.to == ("li.na@corp.example",))
+    out = renderer.render(digest, message_id="d@corp.example", date=NOW, reply_address=None)
+    assert {body for _, _, body in mailto_links(out.html)} == {"状态" if language == "zh"
+                                                               else "status"}
+    assert ("按提醒规则" if language == "zh" else "By the reminder rules") in out.text
