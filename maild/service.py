@@ -10,6 +10,7 @@ and only moved. `schedule` triggers periodic work; what is due is decided from s
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 import logging
 import os
@@ -460,6 +461,18 @@ class Service:
     def run_schedules(self, now: datetime) -> list[Outgoing]:
         """Enqueue what is due and record it as sent, in the same commit: each level once. An
         email that lists several levels (one person's, in one run) records all of them."""
+        # A run at scale allocates millions of short-lived objects and makes no reference
+        # cycles worth collecting: the cyclic collector would rescan the whole store again and
+        # again (a fifth of the run at 20,000 tasks). It catches up once the run is over.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            return self._run_schedules(now)
+        finally:
+            if collecting:
+                gc.enable()
+
+    def _run_schedules(self, now: datetime) -> list[Outgoing]:
         planned, state = self.plan(now)
         items: dict[str, dict[str, Any]] = {}
         queued: list[Outgoing] = []

@@ -65,6 +65,23 @@ def test_digest_lists_exactly_the_right_rows(convo):
     assert [m for m in convo.inbox(LI) if m["X-Maild-Kind"] == "digest"] == []
 
 
+def test_a_schedule_run_pauses_the_cycle_collector_and_restores_it(convo):
+    import gc
+    _kickoff(convo)
+    convo.clock.advance(hours=2)
+    seen = []
+    plan = convo.service.plan
+    convo.service.plan = lambda now: (seen.append(gc.isenabled()), plan(now))[1]
+    assert convo.service.run_schedules(convo.clock())  # the digest is due: something queued
+    assert seen == [False] and gc.isenabled()
+    gc.disable()
+    try:
+        convo.service.run_schedules(convo.clock())
+        assert not gc.isenabled()  # a caller that had it off keeps it off
+    finally:
+        gc.enable()
+
+
 def test_overdue_task_is_chased_once_per_level_and_escalated_to_the_manager(convo):
     _kickoff(convo)
     convo.clock.now = datetime(2026, 8, 6, 9, 5, tzinfo=TZ)  # T-1 due Wed 18:00: overdue
