@@ -1,4 +1,5 @@
-"""`python -m bench [--quick] [--only PHASES]`: run every phase, print one table, then one JSON line.
+"""`python -m bench [--quick] [--only PHASES] [--backlog N] [--growth SIZES]`: run every phase,
+print one table, then one JSON line.
 
 Progress goes to stderr; stdout carries the table and, last, the JSON object.
 """
@@ -19,7 +20,7 @@ from .servers import MailServers
 
 SIZES = {
     "full": dict(lat_rounds=60, lat_blocks=3, backlog=10000, backlog_reps=1,
-                 growth=(0, 10000, 50000), open_items=2000, growth_batch=400, growth_reps=3,
+                 growth=(0, 10000, 50000), open_items=2000, growth_batch=400, growth_reps=5,
                  owners=2000, tasks=20000, big=20 * 2**20, big_reps=3, parse_iter=200,
                  peer=200, peer_reps=2),
     "quick": dict(lat_rounds=8, lat_blocks=2, backlog=150, backlog_reps=1,
@@ -50,9 +51,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="smaller sizes, under a minute")
     ap.add_argument("--only", default="latency,backlog,growth,schedules,bigmail,parse,peer",
                     help="comma-separated phases to run (default: all)")
+    ap.add_argument("--backlog", type=int, metavar="N", help="backlog size instead of the mode's")
+    ap.add_argument("--growth", metavar="SIZES",
+                    help="comma-separated archived sizes instead of the mode's, e.g. 0,50000")
     args = ap.parse_args(argv)
     mode = "quick" if args.quick else "full"
-    s = SIZES[mode]
+    s = dict(SIZES[mode])
+    if args.backlog:
+        s["backlog"] = args.backlog
+    if args.growth:
+        s["growth"] = tuple(int(n) for n in args.growth.split(","))
     only = set(args.only.split(","))
     started = time.monotonic()
     res: dict = {}

@@ -54,7 +54,8 @@ def service(cfg):
 
 def maild_backlog(out, imap_port: int, smtp_port: int, data_dir: str, total: int,
                   label: str = "maild backlog", connect_first: bool = False) -> None:
-    """Start the daemon over a waiting backlog; time until INBOX is empty and the outbox drained."""
+    """Start the daemon over a waiting backlog; time until INBOX is empty and every resulting
+    email is sent (a batch that fetched nothing still drains: the outbox may lag the intake)."""
     from .progress import Progress
     t0 = time.monotonic()
     svc = service(config(imap_port, smtp_port, data_dir))
@@ -69,7 +70,7 @@ def maild_backlog(out, imap_port: int, smtp_port: int, data_dir: str, total: int
         processed += report.processed + report.quarantined
         sent += report.sent
         bar.update(processed)
-        if not report.fetched:
+        if not report.fetched and not report.sent:
             break
     elapsed = time.monotonic() - t0
     bar.close()
@@ -116,18 +117,22 @@ HISTORY_DAYS = 365  # archived emails are spread evenly over this many past days
 
 def preload_store(out, imap_port: int, smtp_port: int, data_dir: str, archived: int,
                   open_items: int, sample: list[bytes]) -> None:
-    """Fill a live store with `open_items` open items (3 tasks each) and what `archived` emails'
-    history leaves in it once their items are closed and archived.
+    """Fill a live store with `open_items` open items and what `archived` emails leave in it once
+    their items are closed and archived: what the service itself keeps, document for document.
 
-    The items themselves live in the archive (files, never read when mail comes in), so what
-    history leaves in the live store is: 4 thread links per email (kept, so a late reply to an
-    archived item is still recognised), its processed Message-ID and one sent outbox entry per
-    10 emails. The emails are dated evenly over the past `HISTORY_DAYS`, and the daemon's own
-    housekeeping (what `Service.tick` runs: `prune_processed`, `prune_outbox`) is applied, so
-    only the recent marks stay. Documents are clones of what maild itself stored for `sample`
-    (bench-only use of the store's internal tables).
+    - An open item keeps the item and its thread links (its email, the receipt, one request per
+      task: as many as maild stored for the sample item cloned). Its intake mark and sent
+      entries are older than the 30 / 7 days the daemon keeps them (open work predates them).
+    - An archived email's item is in the archive (files the intake path never reads) and its
+      thread links are gone: `Service.archive_closed` calls `Store.remove_item`, which drops the
+      item's links with it. What stays is its processed Message-ID and its sent outbox entries
+      (as many per email as `sample` caused), until the daemon's housekeeping prunes them
+      (`Service.tick`: `prune_processed` after 30 days, `prune_outbox` 7 days after sending).
+      The emails are dated evenly over the past `HISTORY_DAYS`, and the prunes are applied.
+
+    Documents are clones of what maild itself stored for `sample` (bench-only use of the store's
+    internal tables).
     """
-    import copy
     from datetime import datetime, timedelta
 
     from maild.imap import MemoryInbox
@@ -140,36 +145,35 @@ def preload_store(out, imap_port: int, smtp_port: int, data_dir: str, archived: 
     store = svc.store
     items = [it for it in store.open_items() if len(it.get("tasks", [])) >= 1]
     template_item = max(items, key=lambda it: len(it.get("tasks", [])))
-    template_sent = next(d for d in store._outbox.values() if d["status"] == "sent")
+    template_links = [d for d in store._messages.values() if d["item_id"] == template_item["id"]]
+    sent_docs = [d for d in store._outbox.values() if d["status"] == "sent"]
+    template_sent = sent_docs[0]
+    sent_per_email = len(sent_docs) / len(store._processed)
     processed_doc = next(iter(store._processed.values()))
     now = datetime.now(svc.config.tz)
     for i in range(open_items):
-        item = copy.deepcopy(template_item)
-        item["id"] = f"MD-O{i:05d}"
+        item = {**template_item, "id": f"MD-O{i:05d}"}
         store._items.put(item)
+        for k, link in enumerate(template_links):
+            store._messages.put({**link, "message_id": f"<open-{i}-{k}@corp.example>",
+                                 "item_id": item["id"]})
     for i in range(archived):
-        when = now - timedelta(days=HISTORY_DAYS * (archived - i) / max(archived, 1))
+        when = (now - timedelta(days=HISTORY_DAYS * (archived - i) / max(archived, 1))).isoformat()
         mid = f"<archived-{i}@corp.example>"
-        outcome = {**copy.deepcopy(processed_doc["outcome"]), "at": when.isoformat()}
-        store._processed.put({"message_id": mid, "outcome": outcome})
-        for k in range(4):
-            store._messages.put({"message_id": f"{mid}/{k}", "item_id": f"MD-A{i:05d}",
-                                 "task_id": f"t{k}" if k else None})
-        if i % 10 == 0:
-            doc = copy.deepcopy(template_sent)
-            doc["message_id"] = f"<maild-archived-{i}@corp.example>"
-            doc["out"]["message_id"] = doc["message_id"]
-            doc.update(status="sent", sent_at=when.isoformat())
-            store._outbox.put(doc)
-    pruned = {"outbox": store.prune_outbox(now)}
-    if hasattr(store, "prune_processed"):
-        pruned["processed"] = store.prune_processed(now)
+        store._processed.put({"message_id": mid, "outcome": {**processed_doc["outcome"],
+                                                              "at": when}})
+        for k in range(round((i + 1) * sent_per_email) - round(i * sent_per_email)):
+            sent_id = f"maild.archived-{i}-{k}@corp.example"
+            store._outbox.put({**template_sent, "message_id": sent_id, "item_id": f"MD-A{i:05d}",
+                               "sent_at": when})
+    pruned = {"outbox": store.prune_outbox(now), "processed": store.prune_processed(now)}
     store.meta_set("item_seq", 900000)
     store.commit()
     size = (Path(data_dir) / "live.json").stat().st_size
     counts = store.counts()
     svc.close()
-    out.put({"live_json_mb": size / 2**20, "counts": counts, "pruned": pruned})
+    out.put({"live_json_mb": size / 2**20, "counts": counts, "pruned": pruned,
+             "sent_per_email": sent_per_email, "links_per_open_item": len(template_links)})
 
 
 def _filler(size: int) -> bytes:

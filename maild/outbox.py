@@ -10,6 +10,9 @@ Surprises:
   returns the report; the caller commits (once, together with whatever else it changed). A caller
   that never commits loses nothing but those marks: at the next start the entries are still
   queued and are sent again, which is the at-least-once contract below.
+- One drain takes at most `max_per_drain` (2,000) due emails, enough for everything one inbound
+  batch enqueues (200 emails × ~4 outgoing). A smaller cap (it was 500) let a backlog outrun the
+  sending: the queue grew by every batch's excess, each queued email held whole in memory.
 - At-least-once, not exactly-once: a crash after the server's 250 but before `store.commit()` sends
   the email again on the next drain, with the same Message-ID (and, since `Outgoing.date` is fixed
   at enqueue, the same bytes), which keeps threading right and lets clients that dedupe by
@@ -110,6 +113,7 @@ class Outbox:
         backoff_max_s: float = 1800,
         rng: random.Random | None = None,
         keep_alive_s: float = 30.0,
+        max_per_drain: int = 2000,
     ) -> None:
         self.store = store
         self.settings = settings
@@ -120,6 +124,7 @@ class Outbox:
         self.backoff_max_s = backoff_max_s
         self.rng = rng or random.Random()
         self.keep_alive_s = keep_alive_s  # 0: hang up at the end of every drain
+        self.max_per_drain = max_per_drain
         self.connections_opened = 0  # for tests and `maild status`
         self._kept: aiosmtplib.SMTP | None = None  # the connection kept between drains
         self._kept_loop: asyncio.AbstractEventLoop | None = None
@@ -291,7 +296,7 @@ class Outbox:
     async def drain(self, now: datetime) -> DrainReport:
         """Send every due email once and record the outcomes in the store, WITHOUT committing
         (the caller commits). Never raises for SMTP trouble."""
-        due = self.store.outbox_due(now)
+        due = self.store.outbox_due(now, self.max_per_drain)
         tally = _Tally()
         if not due:
             if self._kept is not None and (

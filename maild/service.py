@@ -207,7 +207,7 @@ class Service:
             authserv_id=self.config.authserv_id,
             require_authentication=self.config.require_authentication,
             today=self.clock().date(),
-            item_exists=lambda item_id: self.store.get_item(item_id) is not None)
+            item_exists=self.store.has_item)
 
     def workflow_context(self) -> workflow.WorkflowContext:
         flow = self.rules.workflow

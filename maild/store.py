@@ -8,19 +8,19 @@ Surprises:
   whole file once (tmp file + fsync + `os.replace` + fsync of the directory), so a crash leaves
   either the previous commit or the new one, never a mix. `close()` does NOT commit: uncommitted
   changes are dropped, which is what a crash would do too. `rollback()` returns to the last commit.
-- TinyDB's `Table` write path copies the whole table on every write (measured here: 5 ms per upsert
-  at 10k documents, 14 s for 10k inserts) and its queries are full scans. So `Store` keeps TinyDB's
-  file layout and `Storage` interface but edits the storage's in-memory dict directly and keeps its
-  own key → doc_id indexes (built at open, maintained on every write). Do not use
-  `TinyDB.table(...)` writes on a `Store`'s database: its cached doc ids would go stale.
-- Documents are copied on the way in and out (a JSON round trip): callers may mutate what they get
-  without changing the store, and a value that JSON cannot hold fails at `put_*`, not at commit.
-- A commit re-encodes only what changed: the JSON text is cached in chunks of 512 documents per
-  table (filled at open), and a chunk is re-encoded when a document in it was put, removed or
-  changed in place. Code in this module that edits a document in place must call
-  `_Table.touch(key)`, or the next commit would write the old text.
-- Sent outbox entries keep no bodies (headers, recipients, subject, Message-ID only); processed
-  Message-IDs older than 30 days are dropped by `prune_processed` (the service's tick calls it).
+- In memory every document is held as its compact UTF-8 JSON (`bytes`), keyed by its table's key
+  field, not as Python dicts: a dict tree took ~3× the JSON (an open item ~5.7 KB for 1.9 KB of
+  JSON), the cyclic GC walked every one of them, and commits needed a second, serialised copy.
+  Now a commit writes the held bytes as they are, `get_*` decodes (a fresh copy: callers may
+  mutate it) and `put_*` encodes (a value JSON cannot hold fails there, not at commit). Scans
+  (`open_items`, the prunes) decode as they go.
+- TinyDB's own `Table` API is not used (its write path copies the whole table on every write, its
+  queries are full scans); `Store` keeps TinyDB's file layout and `Storage` interface only. Doc
+  ids are not kept: a commit numbers each table's documents 1..n in their order.
+- Sent outbox entries are compacted to what `maild outbox`, idempotent enqueue and pruning need
+  (Message-ID, recipients, subject, kind, item, attempts, code, remark, sent_at); queued and
+  failed ones stay whole (they are still to be sent). Processed Message-IDs older than 30 days
+  are dropped by `prune_processed` (the service's tick calls it).
 - Datetimes are stored as ISO strings; pass aware datetimes consistently (naive and aware do not
   compare).
 - `Store.open_readonly(dir)` (for `maild status/items/show/outbox` next to a running daemon) takes
@@ -34,9 +34,11 @@ import errno
 import fcntl
 import json
 import os
-from collections.abc import Callable, Iterator
+import re
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from json.decoder import scanstring
 from pathlib import Path
 from typing import Any
 
@@ -49,9 +51,16 @@ LOCK_FILE = "maild.lock"
 KEEP_SENT = timedelta(days=7)
 KEEP_FAILED = timedelta(days=30)
 KEEP_PROCESSED = timedelta(days=30)
+# table -> the field that keys its documents; a table not listed here is keyed by its doc ids
+TABLE_KEYS = {"items": "id", "processed": "message_id", "messages": "message_id",
+              "outbox": "message_id", "meta": "key"}
 
-Data = dict[str, dict[str, dict[str, Any]]]
-CHUNK_DOCS = 512  # documents per cached JSON chunk (see AtomicJSONStorage.serialize)
+Data = dict[str, dict[str, dict[str, Any]]]  # TinyDB's view: {table: {doc_id: document}}
+Docs = dict[str, bytes]  # one table in memory: key -> the document as compact UTF-8 JSON
+WRITE_BLOCK = 1 << 20  # bytes of documents joined per write() in a commit: few syscalls, and a
+# small transient (by count, 512 queued emails with their bodies were a 6 MB join)
+_WS = re.compile(r"[ \t\n\r]*")
+_DECODER = json.JSONDecoder()
 
 
 class LockError(Exception):
@@ -66,50 +75,112 @@ class CorruptDatabaseError(Exception):
     """The database file exists but cannot be read; maild refuses to start empty over it."""
 
 
-def _copy(value: Any) -> Any:
-    """A deep, JSON-normalised copy (tuples become lists); raises TypeError for non-JSON values."""
-    return json.loads(json.dumps(value, ensure_ascii=False))
+class _NotTables(ValueError):
+    """Valid JSON, but not `{table: {doc_id: {document}}}`."""
 
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
+def _encode(doc: Any) -> bytes:
+    """A document as held in memory and written to disk; TypeError for non-JSON values."""
+    return _dumps(doc).encode("utf-8")
+
+
 def _dt(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
+
+
+def _skip(text: str, pos: int) -> int:
+    return _WS.match(text, pos).end()  # type: ignore[union-attr]
+
+
+def _expect(text: str, pos: int, wanted: str) -> int:
+    """The position after `wanted`, which must be at `pos`."""
+    if text[pos:pos + 1] != wanted:
+        if pos >= len(text):
+            raise json.JSONDecodeError(f"expected {wanted!r}", text, pos)
+        raise _NotTables(f"expected {wanted!r} at offset {pos}")
+    return pos + 1
+
+
+def _object(text: str, pos: int, member: Callable[[str, int], int]) -> int:
+    """Walk the JSON object at `pos`, calling `member(name, value_pos) -> value_end` for each
+    member; returns the position after its closing brace."""
+    pos = _skip(text, _expect(text, _skip(text, pos), "{"))
+    if text[pos:pos + 1] == "}":
+        return pos + 1
+    while True:
+        name, pos = scanstring(text, _expect(text, pos, '"'))
+        pos = _skip(text, _expect(text, _skip(text, pos), ":"))
+        pos = _skip(text, member(name, pos))
+        if text[pos:pos + 1] == "}":
+            return pos + 1
+        pos = _skip(text, _expect(text, pos, ","))
+
+
+def _parse_tables(text: str, keys: Mapping[str, str]) -> dict[str, Docs]:
+    """`{table: {doc_id: {document}}}` → `{table: {key: encoded document}}`, one document at a
+    time: the file never exists as one dict tree (~3× its size) while it is loaded.
+
+    Raises `json.JSONDecodeError` for invalid JSON and `_NotTables` for any other shape.
+    """
+    tables: dict[str, Docs] = {}
+
+    def table(name: str, pos: int) -> int:
+        docs: Docs = {}
+        field = keys.get(name)
+
+        def document(doc_id: str, pos: int) -> int:
+            doc, end = _DECODER.raw_decode(text, pos)
+            if not isinstance(doc, dict):
+                raise _NotTables(f"document {doc_id} of table {name!r} is not an object")
+            key = doc_id if field is None else doc.get(field)
+            if not isinstance(key, str):
+                raise _NotTables(f"document {doc_id} of table {name!r} has no {field!r}")
+            docs[key] = _encode(doc)
+            return end
+
+        end = _object(text, pos, document)
+        tables[name] = docs
+        return end
+
+    end = _skip(text, _object(text, 0, table))
+    if end != len(text):
+        raise json.JSONDecodeError("Extra data", text, end)
+    return tables
 
 
 class AtomicJSONStorage(Storage):
     """A TinyDB storage that holds the database in memory and writes it out atomically on `flush()`.
 
-    `read()` returns the live in-memory dict (not a copy); `write()` replaces it and marks the
-    storage dirty; only `flush()` touches the disk. With `path=None` it is a purely in-memory twin
-    whose `flush()` just keeps a snapshot for `reload()`.
+    Tables are held as `{key: document bytes}` (`table(name)`, for `Store`); `read()`/`write()`
+    give TinyDB's dict view (decoded copies, for inspection). Only `flush()` touches the disk.
+    With `path=None` it is a purely in-memory twin whose `flush()` keeps a snapshot for `reload()`.
     """
 
-    def __init__(self, path: str | os.PathLike[str] | None = None, readonly: bool = False) -> None:
+    def __init__(self, path: str | os.PathLike[str] | None = None, readonly: bool = False,
+                 keys: Mapping[str, str] | None = None) -> None:
         self.path = Path(path) if path is not None else None
         self.readonly = readonly
+        self.keys = dict(TABLE_KEYS if keys is None else keys)
         self._tmp_prefix = f"{self.path.name}." if self.path is not None else ""
         self.crash_hook: Callable[[str], None] | None = None  # set by the service
         self.dirty = False
-        self._snapshot = "{}"  # last committed text, only kept for the in-memory twin
-        # Serialised JSON per table, in chunks of CHUNK_DOCS consecutive documents, reused by the
-        # next flush when the chunk's doc ids are the same and none of them was touched.
-        self._chunks: dict[str, list[tuple[tuple[str, ...], bytes]]] = {}
-        self._touched: dict[str, set[str]] = {}
+        self._snapshot = b"{}"  # last committed file, only kept for the in-memory twin
         if self.path is not None and not readonly:  # a reader must not touch the writer's tmp
             self._remove_stale_tmp()
-        self._data: Data = self._load()
+        self._tables: dict[str, Docs] = self._load()
 
     def _remove_stale_tmp(self) -> None:
         assert self.path is not None
         for tmp in self.path.parent.glob(f"{self._tmp_prefix}*.tmp"):
             tmp.unlink(missing_ok=True)
 
-    def _load(self) -> Data:
+    def _load(self) -> dict[str, Docs]:
         if self.path is None:
-            return json.loads(self._snapshot)
+            return _parse_tables(self._snapshot.decode("utf-8"), self.keys)
         try:
             raw = self.path.read_bytes()
         except FileNotFoundError:
@@ -119,85 +190,72 @@ class AtomicJSONStorage(Storage):
         if not raw.strip():
             raise CorruptDatabaseError(f"{where} is empty ({len(raw)} bytes): {hint}")
         try:
-            data = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            text = raw.decode("utf-8")
+            del raw  # the file is held once while it is parsed
+            return _parse_tables(text, self.keys)
+        except _NotTables as exc:
+            raise CorruptDatabaseError(f"{where} is not a TinyDB database of tables ({exc}): "
+                                       f"{hint}") from exc
+        except (UnicodeDecodeError, ValueError) as exc:
             raise CorruptDatabaseError(f"{where} is not valid JSON ({exc}): {hint}") from exc
-        if not isinstance(data, dict) or not all(isinstance(t, dict) for t in data.values()):
-            raise CorruptDatabaseError(f"{where} is not a TinyDB database of tables: {hint}")
-        return data
+
+    def table(self, name: str) -> Docs:
+        """The live `{key: document bytes}` of a table (created empty when missing)."""
+        return self._tables.setdefault(name, {})
 
     def read(self) -> Data:
-        return self._data
+        """TinyDB's view of the database: decoded copies, doc ids as the next commit writes them."""
+        return {name: {str(n): json.loads(text) for n, text in enumerate(docs.values(), 1)}
+                for name, docs in self._tables.items()}
 
     def write(self, data: Data) -> None:
-        self._data = data
-        self._forget_chunks()
+        tables: dict[str, Docs] = {}
+        for name, docs in data.items():
+            field = self.keys.get(name)
+            tables[name] = {str(doc_id if field is None else doc[field]): _encode(doc)
+                            for doc_id, doc in docs.items()}
+        self._tables = tables
         self.dirty = True
-
-    def touch(self, table: str, doc_id: str) -> None:
-        """Record that a document was added, replaced, changed in place or removed."""
-        self._touched.setdefault(table, set()).add(doc_id)
-        self.dirty = True
-
-    def _forget_chunks(self) -> None:
-        self._chunks.clear()
-        self._touched.clear()
 
     def reload(self) -> None:
         """Drop everything since the last flush."""
-        self._data = self._load()
-        self._forget_chunks()
+        self._tables = self._load()
         self.dirty = False
 
-    def serialize(self) -> str:
-        """The database as compact JSON, exactly `json.dumps(data, ensure_ascii=False,
-        separators=(",", ":"))`, re-encoding only the chunks of documents touched since the last
-        call (a commit at 200k thread links re-encoded 18 MB: 240 ms; now the new links only)."""
-        return b"".join(self._parts()).decode("utf-8")
+    def serialize(self) -> bytes:
+        """The database file: exactly `json.dumps(self.read(), ensure_ascii=False,
+        separators=(",", ":"))` in UTF-8."""
+        return b"".join(self._pieces())
 
-    def _parts(self) -> list[bytes]:
-        """`serialize()` as UTF-8 pieces, mostly the cached chunks themselves: `flush` writes them
-        one by one, so a commit never holds the whole database as one str plus its encoding
-        (cached as bytes: 1 byte per ASCII char, where a str with any CJK text takes 2)."""
-        parts: list[bytes] = [b"{"]
-        for n, (name, docs) in enumerate(self._data.items()):
-            parts.append((("," if n else "") + _dumps(name) + ":{").encode("utf-8"))
-            for k, (_, text) in enumerate(self._table_chunks(name, docs)):
-                parts += (b",", text) if k else (text,)  # the cached bytes, not a copy
-            parts.append(b"}")
-        parts.append(b"}")
-        for name in set(self._chunks) - set(self._data):
-            del self._chunks[name]
-        self._touched.clear()
-        return parts
-
-    def _table_chunks(self, name: str, docs: dict[str, Any]) -> list[tuple[tuple[str, ...], bytes]]:
-        keys = list(docs)
-        touched = self._touched.get(name, set())
-        old = self._chunks.get(name, [])
-        new: list[tuple[tuple[str, ...], bytes]] = []
-        for n, start in enumerate(range(0, len(keys), CHUNK_DOCS)):
-            chunk = tuple(keys[start:start + CHUNK_DOCS])
-            if n < len(old) and old[n][0] == chunk and touched.isdisjoint(chunk):
-                new.append(old[n])
-            else:
-                text = _dumps({key: docs[key] for key in chunk}).encode("utf-8")[1:-1]
-                new.append((chunk, text))
-        self._chunks[name] = new
-        return new
+    def _pieces(self) -> Iterator[bytes]:
+        """The file in pieces of about `WRITE_BLOCK` bytes: the held bytes go out as they are,
+        so a commit never re-encodes a document nor holds the whole file."""
+        yield b"{"
+        for n, (name, docs) in enumerate(self._tables.items()):
+            yield (("," if n else "") + _dumps(name) + ":{").encode("utf-8")
+            block: list[bytes] = []
+            size = 0
+            for doc_id, text in enumerate(docs.values(), 1):
+                block += (b'%s"%d":' % (b"," if doc_id > 1 else b"", doc_id), text)
+                size += len(text)
+                if size >= WRITE_BLOCK:
+                    yield b"".join(block)
+                    block.clear()
+                    size = 0
+            yield b"".join(block) + b"}"
+        yield b"}"
 
     def flush(self) -> None:
         """Write the data atomically: tmp file in the same dir, fsync, replace, fsync the dir."""
         if self.readonly:
             raise ReadOnlyError(f"{self.path} was opened read-only")
-        parts = self._parts()
         if self.path is None:
-            self._snapshot = b"".join(parts).decode("utf-8")
+            self._snapshot = self.serialize()
         else:
             tmp = self.path.with_name(f"{self._tmp_prefix}{os.getpid()}.tmp")
             try:
                 with open(tmp, "wb") as fh:
-                    fh.writelines(parts)  # piece by piece: no whole-file copy in memory
+                    fh.writelines(self._pieces())
                     fh.flush()
                     os.fsync(fh.fileno())
                 if self.crash_hook is not None:  # tests: a kill between write and replace
@@ -218,62 +276,52 @@ class AtomicJSONStorage(Storage):
 
 
 class _Table:
-    """One TinyDB table edited in place, with an in-memory index from a key field to doc_id."""
+    """One table of a storage: documents by key, decoded on the way out, encoded on the way in."""
 
-    def __init__(self, storage: AtomicJSONStorage, name: str, key: str) -> None:
+    def __init__(self, storage: AtomicJSONStorage, name: str) -> None:
         self._storage = storage
         self.name = name
-        self.key = key
-        self.reindex()
+        self.key = storage.keys[name]
 
-    def reindex(self) -> None:
-        docs = self._docs()
-        self.index: dict[str, str] = {doc[self.key]: doc_id for doc_id, doc in docs.items()}
-        self._next = max((int(d) for d in docs), default=0) + 1
-
-    def _docs(self) -> dict[str, dict[str, Any]]:
-        return self._storage.read().setdefault(self.name, {})
+    def _docs(self) -> Docs:
+        return self._storage.table(self.name)  # looked up each time: `reload` replaces it
 
     def get(self, key: str) -> dict[str, Any] | None:
-        doc_id = self.index.get(key)
-        return self._docs()[doc_id] if doc_id is not None else None
+        text = self._docs().get(key)
+        return json.loads(text) if text is not None else None
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._docs()
 
     def writable(self) -> None:
         if self._storage.readonly:
             raise ReadOnlyError(f"the store is read-only (table {self.name!r})")
 
     def put(self, doc: dict[str, Any]) -> None:
-        """Upsert by key; `doc` must already be a private copy."""
+        """Upsert by key (an existing document keeps its place in the table's order)."""
         self.writable()
+        text = _encode(doc)
+        docs = self._docs()
         key = doc[self.key]
-        doc_id = self.index.get(key)
-        if doc_id is None:
-            doc_id = str(self._next)
-            self._next += 1
-            self.index[key] = doc_id
-        self._docs()[doc_id] = doc
-        self._storage.touch(self.name, doc_id)
-
-    def touch(self, key: str) -> None:
-        """Say that the document of `key` was changed in place (so the next commit writes it)."""
-        doc_id = self.index.get(key)
-        if doc_id is not None:
-            self._storage.touch(self.name, doc_id)
+        if docs.get(key) != text:
+            docs[key] = text
+            self._storage.dirty = True
 
     def remove(self, key: str) -> None:
         self.writable()
-        doc_id = self.index.pop(key, None)
-        if doc_id is not None:
-            del self._docs()[doc_id]
-            self._storage.touch(self.name, doc_id)
+        if self._docs().pop(key, None) is not None:
+            self._storage.dirty = True
 
     def values(self) -> Iterator[dict[str, Any]]:
-        """Documents in insertion order (doc_id order for a freshly loaded file)."""
-        docs = self._docs()
-        return (docs[doc_id] for doc_id in self.index.values())
+        """Decoded documents in table order (safe to remove from the table meanwhile)."""
+        return (json.loads(text) for text in list(self._docs().values()))
+
+    def raw(self) -> list[tuple[str, bytes]]:
+        """(key, encoded document) pairs, for scans that can skip most documents undecoded."""
+        return list(self._docs().items())
 
     def __len__(self) -> int:
-        return len(self.index)
+        return len(self._docs())
 
 
 @dataclass(frozen=True)
@@ -287,11 +335,18 @@ class OutboxEntry:
     code: int | None = None  # last SMTP reply code, when there was one
 
 
+SENT_FIELDS = ("to", "cc", "subject", "kind", "item_id")  # what a compact sent entry keeps of `out`
+
+
 def _entry(doc: dict[str, Any]) -> OutboxEntry:
-    out, when, sent = Outgoing.from_dict(doc["out"]), doc["next_attempt_at"], doc["sent_at"]
-    return OutboxEntry(
-        out, doc["status"], doc["attempts"], _dt(when), doc["last_error"], _dt(sent), doc["code"]
-    )
+    if "out" in doc:  # queued or failed (or sent by an older maild): the whole email
+        out = Outgoing.from_dict(doc["out"])
+    else:  # compact sent entry: no bodies, no threading headers
+        out = Outgoing.from_dict({"message_id": doc["message_id"], "text": "", "html": "",
+                                  **{name: doc[name] for name in SENT_FIELDS if name in doc}})
+    when, sent = doc.get("next_attempt_at"), doc.get("sent_at")
+    return OutboxEntry(out, doc["status"], doc["attempts"], _dt(when), doc.get("last_error", ""),
+                       _dt(sent), doc.get("code"))
 
 
 class Store:
@@ -313,15 +368,13 @@ class Store:
             self._release_lock()
             raise
         self._storage: AtomicJSONStorage = self._db.storage  # type: ignore[assignment]
-        self._items = _Table(self._storage, "items", "id")
-        self._processed = _Table(self._storage, "processed", "message_id")
-        self._messages = _Table(self._storage, "messages", "message_id")
-        self._outbox = _Table(self._storage, "outbox", "message_id")
-        self._meta = _Table(self._storage, "meta", "key")
+        self._items = _Table(self._storage, "items")
+        self._processed = _Table(self._storage, "processed")
+        self._messages = _Table(self._storage, "messages")
+        self._outbox = _Table(self._storage, "outbox")
+        self._meta = _Table(self._storage, "meta")
         self._tables = (self._items, self._processed, self._messages, self._outbox, self._meta)
         self._build_due_index()
-        if not readonly and path is not None:
-            self._storage._parts()  # fill the JSON chunk cache now, not in the first commit
 
     @classmethod
     def open_readonly(cls, data_dir: Path) -> Store:
@@ -395,8 +448,6 @@ class Store:
     def rollback(self) -> None:
         """Forget everything since the last commit (reloads the committed state)."""
         self._storage.reload()
-        for table in self._tables:
-            table.reindex()
         self._build_due_index()
 
     @property
@@ -420,36 +471,40 @@ class Store:
         return f"MD-{seq:04d}"
 
     def get_item(self, item_id: str) -> dict[str, Any] | None:
-        doc = self._items.get(item_id)
-        return _copy(doc) if doc is not None else None
+        return self._items.get(item_id)
+
+    def has_item(self, item_id: str) -> bool:
+        """Whether the live table holds the item (without decoding it, unlike `get_item`)."""
+        return item_id in self._items
 
     def put_item(self, item: dict[str, Any]) -> None:
-        self._items.put(_copy(item))
+        self._items.put(item)
 
     def all_items(self) -> list[dict[str, Any]]:
         """Every item in the live table, closed ones awaiting archiving included, oldest first."""
-        return _copy(list(self._items.values()))
+        return list(self._items.values())
 
     def open_items(self) -> list[dict[str, Any]]:
         """Items in the live table whose `state` is not "closed" (closed ones await archiving)."""
-        return _copy([doc for doc in self._items.values() if doc.get("state") != "closed"])
+        return [doc for doc in self._items.values() if doc.get("state") != "closed"]
 
     def remove_item(self, item_id: str) -> None:
         """Drop an item (archived) and the message links that pointed at it, so the live
         database keeps open work only; a late reply to it then reads as about no open item."""
         self._items.remove(item_id)
-        for message_id in [d["message_id"] for d in self._messages.values()
-                           if d.get("item_id") == item_id]:
-            self._messages.remove(message_id)
+        needle = _encode(item_id)  # only links whose JSON holds the id as a string are decoded
+        for message_id, text in self._messages.raw():
+            if needle in text and json.loads(text).get("item_id") == item_id:
+                self._messages.remove(message_id)
 
     # -- intake idempotence ---------------------------------------------------------------------
 
     def processed(self, message_id: str) -> dict[str, Any] | None:
         doc = self._processed.get(message_id)
-        return _copy(doc["outcome"]) if doc is not None else None
+        return doc["outcome"] if doc is not None else None
 
     def mark_processed(self, message_id: str, outcome: dict[str, Any]) -> None:
-        self._processed.put({"message_id": message_id, "outcome": _copy(outcome)})
+        self._processed.put({"message_id": message_id, "outcome": outcome})
 
     def prune_processed(self, now: datetime, *, keep_days: float = KEEP_PROCESSED.days) -> int:
         """Forget intake marks older than `keep_days` (by their outcome's "at"); returns how many.
@@ -488,9 +543,9 @@ class Store:
         # queued message_id -> (next_attempt_at, enqueue sequence): finds due mail without parsing
         # every entry. The table's insertion order is the enqueue order.
         self._due: dict[str, tuple[datetime, int]] = {}
-        for seq, doc in enumerate(self._outbox.values()):
-            if doc["status"] == "queued":
-                self._due[doc["message_id"]] = (datetime.fromisoformat(doc["next_attempt_at"]), seq)
+        for seq, (message_id, text) in enumerate(self._outbox.raw()):
+            if b'"queued"' in text and (doc := json.loads(text))["status"] == "queued":
+                self._due[message_id] = (datetime.fromisoformat(doc["next_attempt_at"]), seq)
         self._due_seq = len(self._outbox)
 
     def enqueue(self, out: Outgoing, *, now: datetime) -> None:
@@ -498,10 +553,10 @@ class Store:
 
         Sent entries are pruned after `KEEP_SENT`; re-enqueueing after that would send again.
         """
-        if self._outbox.get(out.message_id) is not None:
+        if out.message_id in self._outbox:
             return
         when = now.isoformat()
-        doc = {"message_id": out.message_id, "out": _copy(out.to_dict()), "status": "queued"}
+        doc = {"message_id": out.message_id, "out": out.to_dict(), "status": "queued"}
         doc.update(attempts=0, queued_at=when, next_attempt_at=when, last_error="", code=None)
         self._outbox.put({**doc, "sent_at": None})
         self._due[out.message_id] = (now, self._due_seq)
@@ -525,22 +580,29 @@ class Store:
             raise KeyError(f"no outbox entry {message_id!r}")
         attempts = doc["attempts"] + 1 if attempts is None else attempts
         doc.update(status=status, attempts=attempts, **changes)
-        self._outbox.touch(message_id)
         if status == "queued":
             seq = self._due[message_id][1] if message_id in self._due else self._due_seq
             self._due[message_id] = (datetime.fromisoformat(doc["next_attempt_at"]), seq)
         else:
             doc["next_attempt_at"] = None
             self._due.pop(message_id, None)
+        self._outbox.put(doc)
 
     def outbox_mark_sent(self, message_id: str, now: datetime) -> None:
-        """Mark sent and drop the bodies: a sent entry keeps its headers, recipients, subject and
-        Message-ID (for `maild outbox`, idempotent enqueue and pruning), not ~10 KB of text+HTML
-        rewritten on every commit. Its `out.text` and `out.html` read back as ""."""
-        self._set_outbox(message_id, "sent", None, sent_at=now.isoformat(), code=250)
-        out = self._outbox.get(message_id)["out"]  # type: ignore[index]
-        out["text"] = out["html"] = ""
-        self._outbox.touch(message_id)
+        """Mark sent and compact the entry to what `maild outbox`, idempotent enqueue and
+        pruning need: Message-ID, recipients, subject, kind, item, attempts, code, remark and
+        sent_at (~0.3 KB, where the whole email is ~12 KB of JSON). It reads back with `out.text`
+        and `out.html` "" and without threading headers, reply address, language or date."""
+        self._outbox.writable()
+        doc = self._outbox.get(message_id)
+        if doc is None:
+            raise KeyError(f"no outbox entry {message_id!r}")
+        out = doc.get("out", doc)
+        self._due.pop(message_id, None)
+        self._outbox.put({"message_id": message_id, "status": "sent",
+                          **{name: out.get(name) for name in SENT_FIELDS},
+                          "attempts": doc["attempts"] + 1, "code": 250,
+                          "last_error": doc.get("last_error", ""), "sent_at": now.isoformat()})
 
     def outbox_mark_retry(
         self, message_id: str, *, attempts: int, next_attempt_at: datetime, error: str,
@@ -565,7 +627,7 @@ class Store:
         doc = self._outbox.get(message_id)
         if doc is not None:
             doc["last_error"] = error
-            self._outbox.touch(message_id)
+            self._outbox.put(doc)
 
     def outbox_requeue(self, message_id: str, now: datetime) -> None:
         """A failed entry back to the queue, due `now`, with a fresh attempt count (`--retry`)."""
@@ -601,10 +663,10 @@ class Store:
 
     def meta_get(self, key: str, default: Any = None) -> Any:
         doc = self._meta.get(key)
-        return _copy(doc["value"]) if doc is not None else default
+        return doc["value"] if doc is not None else default
 
     def meta_set(self, key: str, value: Any) -> None:
-        self._meta.put({"key": key, "value": _copy(value)})
+        self._meta.put({"key": key, "value": value})
 
     def counts(self) -> dict[str, int]:
         """Documents per table (for `maild status`)."""

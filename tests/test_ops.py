@@ -212,6 +212,19 @@ def test_outbox_lists_failed_first_and_filters(populated: Path):
     assert code == 0 and "maild.3@corp.example" in out and "maild.2@" not in out
 
 
+def test_outbox_rows_of_a_compacted_sent_email(populated: Path):
+    """A sent entry keeps no bodies or threading headers, but its row is complete."""
+    code, out, _ = run(populated, "outbox", "--json")
+    (sent,) = [r for r in json.loads(out) if r["status"] == "sent"]
+    assert sent == {"message_id": "maild.1@corp.example", "status": "sent",
+                    "to": ["wang.zhe@corp.example"], "subject": "[MD-0001] 请确认任务 T-1",
+                    "kind": "confirm_request", "item_id": "MD-0001", "attempts": 1,
+                    "next_attempt_at": None, "sent_at": NOW.isoformat(), "code": 250,
+                    "last_error": ""}
+    code, out, _ = run(populated, "outbox")
+    assert "[MD-0001] 请确认任务 T-1" in out and "sent" in out
+
+
 def test_outbox_retry_needs_the_lock(populated: Path, tmp_path: Path):
     with Store(tmp_path / "var"):
         code, _, err = run(populated, "outbox", "--retry", "maild.3@corp.example")

@@ -170,6 +170,22 @@ def test_sent_are_marked_and_arrive_with_their_message_id(server: CountingContro
 
 
 @pytest.mark.integration
+def test_a_drain_takes_at_most_max_per_drain_and_the_next_one_the_rest(
+    server: CountingController,
+) -> None:
+    store = Store(None)
+    for n in range(7):
+        store.enqueue(email(n), now=T0)
+    box = outbox(store, server.port, max_per_drain=5)
+    assert len(drain(box, T0).sent) == 5
+    assert [e.out.message_id for e in store.outbox_due(T0)] == ["m5@maild.test", "m6@maild.test"]
+    assert len(drain(box, T0).sent) == 2
+    # the default keeps up with what one inbound batch enqueues (200 emails, ~4 outgoing each)
+    assert Outbox(store, SmtpSettings("h", 25, "plain"), envelope_from=SENDER,
+                  build_mime=build_mime).max_per_drain >= 200 * 6
+
+
+@pytest.mark.integration
 def test_one_connection_for_a_batch_of_50(server: CountingController) -> None:
     store = Store(None)
     for n in range(50):

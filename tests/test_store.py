@@ -141,7 +141,12 @@ def test_rollback_returns_to_last_commit() -> None:
 
 
 @pytest.mark.parametrize(
-    "content", [b"", b"  \n", b'{"items": {"1": {"id": "MD-0', b"[1, 2]", b"\xff\xfe"]
+    "content",
+    [b"", b"  \n", b'{"items": {"1": {"id": "MD-0', b"[1, 2]", b"\xff\xfe", b'{"items": [1]}',
+     b'{"items": {"1": 5}}', b'{"items": {"1": {"title": "no id"}}}', b'{"items": {}} x',
+     b'{"items": {"1": {"id": "MD-0001"},}}'],
+    ids=["empty", "blank", "truncated", "array", "not-utf8", "table-not-object",
+         "document-not-object", "document-without-key", "trailing-data", "trailing-comma"],
 )
 def test_corrupt_file_is_a_clear_error(tmp_path: Path, content: bytes) -> None:
     (tmp_path / DB_FILE).write_bytes(content)
@@ -222,6 +227,7 @@ def test_indexes_and_sequence_survive_reopen(tmp_path: Path) -> None:
     with Store(tmp_path) as store:
         assert store.next_item_id() == "MD-0004"
         assert store.get_item("MD-0002") is None
+        assert (store.has_item("MD-0001"), store.has_item("MD-0002")) == (True, False)
         assert [i["id"] for i in store.open_items()] == ["MD-0001"]
         assert store.get_item("MD-0003")["state"] == "closed"
         assert store.processed("in2@x") == {"action": "new", "item": "MD-0002"}
@@ -275,9 +281,9 @@ def test_outbox_queue_lifecycle() -> None:
     assert store.outbox_next_due() is None
     assert [e.out.message_id for e in store.outbox_entries("failed")] == ["m1@maild.test"]
     (sent,) = store.outbox_entries("sent")
-    # a sent entry keeps its headers and recipients, not its bodies
+    # a sent entry keeps its recipients, subject, kind and item, not its bodies
     assert sent.sent_at == T0 + timedelta(seconds=5)
-    assert sent.out == dataclasses.replace(email(2), text="", html="")
+    assert sent.out == dataclasses.replace(email(2), text="", html="")  # no threading headers set
     store.enqueue(email(2), now=T0 + timedelta(days=1))  # sent already: not queued again
     assert store.outbox_due(T0 + timedelta(days=1)) == []
 
@@ -301,6 +307,99 @@ def test_prune_processed_forgets_only_old_marks() -> None:
     assert store.prune_processed(T0, keep_days=30) == 0
 
 
+def test_stock_tinydb_layout_loads_and_is_rewritten_compact(tmp_path: Path) -> None:
+    """A file in another valid layout (spaces, indentation, other doc ids, extra tables) loads;
+    the next commit writes it compact, each table numbered 1..n, unknown tables kept."""
+    data = {"_default": {}, "items": {"7": item(1), "9": item(2, title="二")},
+            "messages": {"3": {"message_id": "a@x", "item_id": "MD-0002", "task_id": "T-1"}},
+            "other": {"5": {"anything": [1, 2]}}}
+    (tmp_path / DB_FILE).write_text(json.dumps(data, indent=2), encoding="utf-8")
+    with Store(tmp_path) as store:
+        assert [i["title"] for i in store.all_items()] == ["项目 1", "二"]
+        assert store.lookup_message("a@x") == ("MD-0002", "T-1")
+        store.meta_set("k", "v")
+        store.commit()
+    written = json.loads((tmp_path / DB_FILE).read_text("utf-8"))
+    assert list(written["items"]) == ["1", "2"] and written["items"]["2"]["title"] == "二"
+    assert written["other"] == {"1": {"anything": [1, 2]}}
+    assert b": " not in (tmp_path / DB_FILE).read_bytes()
+
+
+def test_unchanged_documents_leave_the_store_clean() -> None:
+    store = Store(None)
+    store.put_item(item(1))
+    store.meta_set("k", [1, 2])
+    store.commit()
+    store.put_item(item(1))  # the same document again
+    store.meta_set("k", (1, 2))  # the same JSON
+    assert not store.dirty
+    store.put_item(item(1, title="changed"))
+    assert store.dirty
+
+
+def test_remove_item_drops_exactly_its_links() -> None:
+    store = Store(None)
+    store.link_message("a@x", "MD-0001", None)
+    store.link_message("b@x", "MD-0001", "T-2")
+    store.link_message("c@x", "MD-00012", None)  # an id that starts like it
+    store.link_message('"MD-0001"@x', "MD-0002", None)  # a Message-ID that holds the id's text
+    store.put_item(item(1))
+    store.remove_item("MD-0001")
+    assert [store.lookup_message(m) for m in ("a@x", "b@x", "c@x", '"MD-0001"@x')] == [
+        None, None, ("MD-00012", None), ("MD-0002", None)]
+
+
+def test_documents_cost_little_more_than_their_json() -> None:
+    """Held as bytes, an open item costs about its JSON (as dicts it was ~3×)."""
+    import tracemalloc
+
+    items = [item(n, tasks=[{"id": f"T-{k}", "name": f"任务 {k}", "owner": "wang.zhe@corp.example",
+                             "deadline": T0.isoformat(), "state": "in_progress", "progress": 50}
+                            for k in range(1, 4)], audit=[{"at": T0.isoformat(), "who": "x@y",
+                                                           "action": "created"}])
+             for n in range(1, 2001)]
+    size = sum(len(json.dumps(i, ensure_ascii=False).encode()) for i in items)
+    store = Store(None)
+    tracemalloc.start()
+    try:
+        for doc in items:
+            store.put_item(doc)
+        held = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert held < 1.3 * size, (held, size)
+
+
+def test_sent_entries_are_compact_and_older_ones_still_read(tmp_path: Path) -> None:
+    out = email(1, cc=("c@example.com",), kind="receipt", item_id="MD-0001", in_reply_to="in@x",
+                references=("in@x",), reply_to="collab+tok@x", language="en", date="Sat, 1 Aug")
+    with Store(tmp_path) as store:
+        store.enqueue(out, now=T0)
+        store.outbox_mark_retry("m1@maild.test", attempts=1, next_attempt_at=T0, error="451 busy")
+        store.outbox_mark_sent("m1@maild.test", T0 + timedelta(minutes=1))
+        store.commit()
+    doc = json.loads((tmp_path / DB_FILE).read_text("utf-8"))["outbox"]["1"]
+    assert doc == {"message_id": "m1@maild.test", "status": "sent", "to": ["u1@example.com"],
+                   "cc": ["c@example.com"], "subject": "s1", "kind": "receipt",
+                   "item_id": "MD-0001", "attempts": 2, "code": 250, "last_error": "451 busy",
+                   "sent_at": (T0 + timedelta(minutes=1)).isoformat()}
+    old = {"message_id": "m2@maild.test", "out": {**email(2).to_dict(), "text": "", "html": ""},
+           "status": "sent", "attempts": 1, "queued_at": T0.isoformat(), "next_attempt_at": None,
+           "last_error": "", "code": 250, "sent_at": T0.isoformat()}  # as an older maild wrote it
+    (tmp_path / DB_FILE).write_text(json.dumps({"outbox": {"1": doc, "2": old}}), "utf-8")
+    with Store(tmp_path) as store:
+        new, older = store.outbox_entries("sent")
+        assert new.out == Outgoing(message_id="m1@maild.test", to=("u1@example.com",),
+                                   cc=("c@example.com",), subject="s1", text="", html="",
+                                   kind="receipt", item_id="MD-0001")
+        assert (new.attempts, new.code, new.sent_at) == (2, 250, T0 + timedelta(minutes=1))
+        assert older.out == dataclasses.replace(email(2), text="", html="")
+        store.enqueue(out, now=T0)  # both still count for idempotent enqueue
+        store.enqueue(email(2), now=T0)
+        assert store.outbox_due(T0 + timedelta(days=1)) == []
+        assert store.prune_outbox(T0 + timedelta(days=8)) == 2
+
+
 def test_sent_entries_keep_no_bodies_on_disk(tmp_path: Path) -> None:
     with Store(tmp_path) as store:
         store.enqueue(email(1, text="正文" * 500, html="<p>正文</p>" * 500), now=T0)
@@ -316,8 +415,8 @@ def test_sent_entries_keep_no_bodies_on_disk(tmp_path: Path) -> None:
         assert store.outbox_due(T0) == []
 
 
-def test_incremental_serialisation_equals_a_full_dump(tmp_path: Path) -> None:
-    """The per-chunk JSON cache never writes anything but what a full json.dumps would."""
+def test_commit_writes_exactly_a_full_dump(tmp_path: Path) -> None:
+    """Documents held as bytes are written as they are: the file is what json.dumps would write."""
     rng = random.Random(5)
     with Store(tmp_path) as store:
         for step in range(60):
