@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from . import archive, planner, tokens
+from . import archive, planner
 from .config import Config, load_config
 from .model import Notice
 from .record import RecordRenderer
@@ -70,7 +70,7 @@ def run_report_command(args: argparse.Namespace, out: TextIO = sys.stdout) -> in
 
 def digest_preview(config: Config, now: datetime) -> list[dict[str, Any]]:
     """Everything the schedule would send at `now`, rendered; the store is only read."""
-    from .service import Rules, load_secret
+    from .service import Rules, load_secret, notice_addresses
 
     rules = Rules.load(config.rules_dir, config.timezone)
     store = Store.open_readonly(config.data_dir)
@@ -87,22 +87,12 @@ def digest_preview(config: Config, now: datetime) -> list[dict[str, Any]]:
     for n, entry in enumerate(planned):
         notice = entry.notice
         message_id = f"preview.{n}@{domain}"
-        addresses: dict[str, str] = {}
-        per_task: dict[str, dict[str, str]] = {}
+        reply_address, addresses, per_task = None, {}, {}
         if notice.to and config.plus_addressing:
-            if notice.item_id:
-                addresses = tokens.action_addresses(secret, config.inbox_address,
-                                                    notice.item_id, notice.task_id, notice.to[0],
-                                                    now.date(), message_id)
-            for listed in planner.actionable(notice.context):  # tasks with their own buttons
-                item_id, task_id = listed["ref"].split("/")
-                per_task[listed["ref"]] = {
-                    action: tokens.reply_address(config.inbox_address, tokens.issue(
-                        secret, tokens.ReplyToken(item_id, task_id, notice.to[0], now.date(),
-                                                  action, tokens.nonce_for(message_id))))
-                    for action in ("reply", *listed["actions"]) if action != "status"}
+            reply_address, addresses, per_task = notice_addresses(
+                secret, config.inbox_address, notice, notice.to[0], now.date(), message_id)
         out = renderer.render(Notice(**notice.__dict__), message_id=message_id, date=now,
-                              reply_address=addresses.pop("reply", None),
+                              reply_address=reply_address,
                               action_addresses=addresses, task_addresses=per_task)
         previews.append({"kind": out.kind, "to": list(out.to), "cc": list(out.cc),
                          "subject": out.subject, "text": out.text,

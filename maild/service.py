@@ -23,7 +23,7 @@ import threading
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,28 @@ log = logging.getLogger("maild.service")
 UNSOLICITED_TEMPLATES = frozenset({"validation_error", "templates", "not_understood", "refused"})
 CRASHPOINTS = ("after_fetch", "after_parse", "mid_db_write", "after_commit", "after_outbox_write",
                "after_smtp_250", "before_move")
+
+
+def notice_addresses(secret: bytes, inbox: str, notice: Notice, recipient: str, day: date,
+                     message_id: str) -> tuple[str | None, dict[str, str],
+                                               dict[str, dict[str, str]]]:
+    """The reply addresses of one email, signed for `recipient` with the email's nonce: its
+    plain reply address, its buttons' action-bound addresses, and for a schedule email that
+    lists tasks with buttons (`planner.actionable`) each task's own reply and button addresses,
+    so a reply or a button reaches that task. Only what is shown is signed: a run can list
+    30,000 tasks."""
+    addresses: dict[str, str] = {}
+    if notice.item_id:
+        addresses = tokens.action_addresses(secret, inbox, notice.item_id, notice.task_id,
+                                            recipient, day, message_id)
+    per_task: dict[str, dict[str, str]] = {}
+    for entry in planner.actionable(notice.context):
+        item_id, task_id = entry["ref"].split("/")
+        # A status button asks a question: it uses the task's reply address.
+        shown = ("reply", *(a for a in entry["actions"] if a != "status"))
+        per_task[entry["ref"]] = tokens.action_addresses(secret, inbox, item_id, task_id,
+                                                         recipient, day, message_id, shown)
+    return addresses.pop("reply", None), addresses, per_task
 
 
 @dataclass(frozen=True)
@@ -379,15 +401,11 @@ class Service:
                 continue
             digest = hashlib.sha256(f"{source}|{index}|{notice.template}|{recipient}".encode())
             message_id = f"maild.{digest.hexdigest()[:24]}@{self.config.domain}"
-            addresses: dict[str, str] = {}
-            if notice.item_id and recipient and self.config.plus_addressing:
-                addresses = tokens.action_addresses(
-                    self.secret, self.config.inbox_address, notice.item_id, notice.task_id,
-                    recipient, now.date(), message_id)
-            reply_address = addresses.pop("reply", None)
-            task_addresses = None
-            if recipient and self.config.plus_addressing:  # tasks listed with their own buttons
-                task_addresses = self._task_addresses(notice, recipient, now, message_id)
+            reply_address, addresses, task_addresses = None, {}, {}
+            if recipient and self.config.plus_addressing:
+                reply_address, addresses, task_addresses = notice_addresses(
+                    self.secret, self.config.inbox_address, notice, recipient, now.date(),
+                    message_id)
             reader = self.rules.people.by_address(recipient)
             if reader is not None and reader.timezone:
                 notice = Notice(**{**notice.__dict__,
@@ -400,22 +418,6 @@ class Service:
                 self.store.link_message(message_id, notice.item_id, notice.task_id)
             queued.append(out)
         return queued
-
-    def _task_addresses(self, notice: Notice, recipient: str, now: datetime,
-                        message_id: str) -> dict[str, dict[str, str]]:
-        """For a schedule email that lists tasks with buttons (`planner.actionable`): each
-        task's own reply address and the action-bound addresses of its buttons, all issued to
-        `recipient`, so a reply or a button reaches that task. Only what is shown is signed: a
-        run can list 30,000 tasks."""
-        nonce = tokens.nonce_for(message_id)
-        out: dict[str, dict[str, str]] = {}
-        for entry in planner.actionable(notice.context):
-            item_id, task_id = entry["ref"].split("/")
-            out[entry["ref"]] = {action: tokens.reply_address(
-                self.config.inbox_address, tokens.issue(self.secret, tokens.ReplyToken(
-                    item_id, task_id, recipient, now.date(), action, nonce)))
-                for action in ("reply", *entry["actions"]) if action != "status"}
-        return out  # (a status button asks a question: it uses the task's reply address)
 
     def _allow_reply(self, recipient: str, now: datetime) -> bool:
         key = f"replies:{recipient}"

@@ -20,6 +20,7 @@ import base64
 import hashlib
 import hmac
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -119,9 +120,11 @@ def reply_address(inbox: str, token_text: str) -> str:
 
 
 def action_addresses(secret: bytes, inbox: str, item_id: str, task_id: str | None, to: str,
-                     issued: date | None, message_id: str) -> dict[str, str]:
-    """Every reply address of one email: `reply` (carries any command) and one per action.
-    The same texts as `issue` would give, with the shared parts worked out once."""
+                     issued: date | None, message_id: str,
+                     actions: Iterable[str] = tuple(ACTION_CODES)) -> dict[str, str]:
+    """The reply addresses of one email for `actions` (default: `reply`, which carries any
+    command, and one per action). The same texts as `issue` would give, with the shared parts
+    worked out once."""
     nonce = nonce_for(message_id)
     local, _, domain = inbox.partition("@")
     item_part = item_id.replace("-", "").lower()
@@ -129,7 +132,8 @@ def action_addresses(secret: bytes, inbox: str, item_id: str, task_id: str | Non
     day = _day_text(issued) if issued is not None else None
     head = "-".join(p for p in (item_part, task_part, day) if p)
     addresses = {}
-    for action, code in ACTION_CODES.items():
+    for action in actions:
+        code = ACTION_CODES[action]
         signature = _signature(secret, item_id, task_id, to, day, code + nonce)
         addresses[action] = f"{local}+{head}-{code}{nonce}-{signature}@{domain}"
     return addresses
