@@ -60,3 +60,12 @@ def mail_system(request, shipped_config) -> Iterator:
         yield system
     finally:
         getattr(system, "remove", system.stop)()
+
+
+@pytest.fixture(scope="module")
+def embedded_mail(shipped_config) -> Iterator:
+    """One embedded mail system with the shipped accounts, shared by a module's tests."""
+    emb = shipped_config.embedded_system
+    system = make_mail_system("embedded", dict(emb.accounts), emb.host)
+    yield system
+    system.stop()

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import email
 import email.policy
+import html
+import re
 import smtplib
 import uuid
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
 from zoneinfo import ZoneInfo
 
 from imapclient import IMAPClient
@@ -127,3 +130,14 @@ def text_of(msg: EmailMessage) -> str:
 
 def html_of(msg: EmailMessage) -> str:
     return msg.get_body(preferencelist=("html",)).get_content()
+
+
+def buttons_of(msg: EmailMessage) -> list[tuple[str, str, str, str]]:
+    """The reply buttons of an email's HTML part: (label, address, subject, pre-filled body)."""
+    found = []
+    for href, label in re.findall(r'<a href="(mailto:[^"]+)"[^>]*>([^<]+)</a>', html_of(msg)):
+        url = urlsplit(html.unescape(href))
+        query = parse_qs(url.query)
+        found.append((html.unescape(label), unquote(url.path), query["subject"][0],
+                      query.get("body", [""])[0].replace("\r\n", "\n")))
+    return found

@@ -22,7 +22,6 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from conftest import make_mail_system
 from conversation import TZ, Conversation, FakeClock, make_config
 from imapclient import IMAPClient
 
@@ -38,18 +37,11 @@ INBOX = "collab@corp.example"
 CPU_LIMIT_S = 2.0
 
 
-@pytest.fixture(scope="module")
-def system(shipped_config):
-    emb = shipped_config.embedded_system
-    mail = make_mail_system("embedded", dict(emb.accounts), emb.host)
-    yield mail
-    mail.stop()
-
-
 @pytest.fixture
-def convo(system, tmp_path):
+def convo(embedded_mail, tmp_path):
     clock = FakeClock(datetime(2026, 8, 3, 9, 15, tzinfo=TZ))
-    conversation = Conversation(system, make_config(system, tmp_path / "var"), clock)
+    conversation = Conversation(embedded_mail, make_config(embedded_mail, tmp_path / "var"),
+                                clock)
     conversation.process()  # whatever an earlier test left in INBOX
     yield conversation
     conversation.close()

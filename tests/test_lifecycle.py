@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from conversation import TZ, Conversation, FakeClock, html_of, make_config, text_of
+from conversation import TZ, Conversation, FakeClock, buttons_of, make_config, text_of
 
 from maild.service import Service
 
@@ -154,21 +154,6 @@ def test_restart_after_three_days_down_sends_each_due_thing_once(convo, mail_sys
     assert [convo.inbox(a) for a in (LI, WANG, ZHAO)] == [[], [], []]
 
 
-def _buttons(message) -> list[tuple[str, str, str, str]]:
-    """The reply buttons of an email's HTML part: (label, address, subject, pre-filled body)."""
-    import html
-    import re
-    from urllib.parse import parse_qs, unquote, urlsplit
-
-    found = []
-    for href, label in re.findall(r'<a href="(mailto:[^"]+)"[^>]*>([^<]+)</a>', html_of(message)):
-        url = urlsplit(html.unescape(href))
-        query = parse_qs(url.query)
-        found.append((html.unescape(label), unquote(url.path), query["subject"][0],
-                      query["body"][0].replace("\r\n", "\n")))
-    return found
-
-
 def test_one_email_lists_an_owners_reminders_and_each_task_keeps_its_buttons(convo):
     convo.say(LI, "[项目] 渠道拓展项目", PROJECT.replace("赵磊", "王喆"))  # both tasks 王喆's
     convo.process()
@@ -179,7 +164,7 @@ def test_one_email_lists_an_owners_reminders_and_each_task_keeps_its_buttons(con
     convo.service.tick()
     (reminder,) = [m for m in convo.inbox(WANG) if m["X-Maild-Kind"] == "reminder"]
     assert "[MD-0001]" in str(reminder["Subject"]) and "2" in str(reminder["Subject"])
-    buttons = _buttons(reminder)
+    buttons = buttons_of(reminder)
     assert [label for label, *_ in buttons] == ["确认", "拒绝", "确认", "拒绝"]
     assert len({address for _, address, _, _ in buttons}) == 4  # each bound to its task
     tasks = [subject.split("]")[0] for _, _, subject, _ in buttons]

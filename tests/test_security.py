@@ -11,8 +11,7 @@ from datetime import datetime
 from email.header import Header
 
 import pytest
-from conftest import make_mail_system
-from conversation import TZ, Conversation, FakeClock, html_of, make_config, text_of
+from conversation import TZ, Conversation, FakeClock, buttons_of, html_of, make_config, text_of
 
 from maild import tokens
 from maild.config import ConfigError, load_config
@@ -27,14 +26,6 @@ PEOPLE = (INITIATOR, OWNER, OTHER, "chen.jing@corp.example", "alex.morgan@corp.e
 AUTHSERV = "mx.corp.example"
 
 
-@pytest.fixture(scope="module")
-def system(shipped_config):
-    emb = shipped_config.embedded_system
-    mail = make_mail_system("embedded", dict(emb.accounts), emb.host)
-    yield mail
-    mail.stop()
-
-
 def _fresh(convo: Conversation) -> None:
     """Empty everyone's INBOX view: later `inbox()` calls return only new mail."""
     for person in PEOPLE:
@@ -42,9 +33,10 @@ def _fresh(convo: Conversation) -> None:
 
 
 @pytest.fixture
-def convo(system, tmp_path):
+def convo(embedded_mail, tmp_path):
     clock = FakeClock(datetime(2026, 8, 3, 9, 15, tzinfo=TZ))
-    conversation = Conversation(system, make_config(system, tmp_path / "var"), clock)
+    conversation = Conversation(embedded_mail, make_config(embedded_mail, tmp_path / "var"),
+                                clock)
     _fresh(conversation)  # the mail system is shared by the module: start from here
     conversation.process()
     yield conversation
@@ -188,16 +180,7 @@ def test_a_replayed_email_has_no_second_effect(convo):
 
 def _buttons(message) -> dict[str, tuple[str, str]]:
     """The reply buttons of an email's HTML part: label → (address, pre-filled body)."""
-    import html as html_module
-    import re
-    from urllib.parse import parse_qs, unquote, urlsplit
-
-    found = {}
-    for href, label in re.findall(r'<a href="(mailto:[^"]+)"[^>]*>([^<]+)</a>', html_of(message)):
-        url = urlsplit(html_module.unescape(href))
-        body = parse_qs(url.query).get("body", [""])[0]
-        found[html_module.unescape(label)] = (unquote(url.path), body.replace("\r\n", "\n"))
-    return found
+    return {label: (address, body) for label, address, _subject, body in buttons_of(message)}
 
 
 def _audit(convo: Conversation) -> list[str]:
