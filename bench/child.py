@@ -16,17 +16,26 @@ ROOT = Path(__file__).resolve().parent.parent
 SECRET = {"MAILD_SECRET": "bench-secret"}
 
 
-def peak_rss_mb() -> float:
-    """This process's own peak RSS: VmHWM of its memory map. Not `ru_maxrss`: on Linux that
-    survives exec, so a spawned child would report the bench parent's peak (servers, corpus)."""
+def peak_rss_mb(pid: int | str = "self") -> float:
+    """A process's own peak RSS (this one's by default): VmHWM of its memory map. Not
+    `ru_maxrss`: on Linux that survives exec, so a spawned child would report the bench parent's
+    peak (servers, corpus)."""
     try:
-        with open("/proc/self/status") as fh:
+        with open(f"/proc/{pid}/status") as fh:
             for line in fh:
                 if line.startswith("VmHWM:"):
                     return int(line.split()[1]) / 1024
     except OSError:
         pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 if pid == "self" else 0.0
+
+
+def maild_peak_rss_mb(svc) -> tuple[float, float]:
+    """(peak RSS of the daemon's processes, of its sender child alone): the daemon's own peak
+    plus its sender's (the two peaks need not coincide, so the sum is an upper bound)."""
+    sender = svc.sender.pid if svc.sender is not None else None
+    child = peak_rss_mb(sender) if sender else 0.0
+    return peak_rss_mb() + child, child
 
 
 def rss_mb() -> float:
@@ -74,9 +83,10 @@ def maild_backlog(out, imap_port: int, smtp_port: int, data_dir: str, total: int
             break
     elapsed = time.monotonic() - t0
     bar.close()
+    peak, sender_peak = maild_peak_rss_mb(svc)
     svc.close()
     out.put({"elapsed": elapsed, "processed": processed, "sent": sent,
-             "peak_rss_mb": peak_rss_mb()})
+             "peak_rss_mb": peak, "sender_rss_mb": sender_peak})
 
 
 def maild_daemon(out, stop, imap_port: int, smtp_port: int, data_dir: str) -> None:

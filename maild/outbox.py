@@ -30,6 +30,9 @@ Surprises:
   outage longer than ~11 minutes turns queued mail into failures; raise `max_attempts` for more.
 - A partial refusal (some recipients accepted) counts as sent: retrying would duplicate the email
   for the accepted ones. The refused recipients are logged and kept in the entry's `last_error`.
+- `send_detached` sends like `drain` but writes nothing: its outcomes come back in the
+  `DetachedSend`, and `settle` records them in the store later, on the store's own thread or in
+  another process (the sender's child, `sender.py`, which holds an Outbox without a store).
 - `now` comes in; the module never reads the clock. Jitter comes from the injected `rng`.
 """
 
@@ -42,6 +45,7 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import aiosmtplib
 
@@ -80,14 +84,44 @@ class _ConnectionLost(Exception):
     """The connection is gone (or unusable); the message's outcome is unknown."""
 
 
+class _LaterWrites:
+    """The outcome writes of a send made off the thread that owns the store, kept in order and
+    made by `Outbox.settle` on that thread (the store is not thread-safe)."""
+
+    _RECORDED = frozenset({"outbox_mark_sent", "outbox_mark_retry", "outbox_mark_failed",
+                           "outbox_note"})
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
+
+    def __getattr__(self, name: str) -> Callable[..., None]:
+        if name not in self._RECORDED:
+            raise AttributeError(name)
+        return lambda *args, **kwargs: self.calls.append((name, args, kwargs))
+
+    def replay(self, store: Store) -> None:
+        for name, args, kwargs in self.calls:
+            getattr(store, name)(*args, **kwargs)
+        self.calls.clear()
+
+
 @dataclass
 class _Tally:
+    writes: Any  # the Store, or _LaterWrites for a detached send
     sent: list[str] = field(default_factory=list)
     retried: list[str] = field(default_factory=list)
     failed: list[tuple[Outgoing, int | None, str]] = field(default_factory=list)
 
     def report(self) -> DrainReport:
         return DrainReport(tuple(self.sent), tuple(self.retried), tuple(self.failed))
+
+
+@dataclass(frozen=True)
+class DetachedSend:
+    """What `Outbox.send_detached` did: its report, and its store writes still to be made."""
+
+    report: DrainReport
+    writes: _LaterWrites
 
 
 def _recipients(out: Outgoing) -> list[str]:
@@ -103,7 +137,7 @@ def _describe(exc: BaseException) -> str:
 class Outbox:
     def __init__(
         self,
-        store: Store,
+        store: Store | None,
         settings: SmtpSettings,
         *,
         envelope_from: str,
@@ -219,7 +253,7 @@ class Outbox:
         self, tally: _Tally, entry: OutboxEntry, now: datetime, code: int | None, error: str
     ) -> None:
         out = entry.out
-        self.store.outbox_mark_failed(
+        tally.writes.outbox_mark_failed(
             out.message_id, now=now, code=code, error=error, attempts=entry.attempts + 1
         )
         tally.failed.append((out, code, error))
@@ -232,7 +266,7 @@ class Outbox:
         if attempts >= self.max_attempts:
             self._fail(tally, entry, now, code, f"gave up after {attempts} attempts: {error}")
             return
-        self.store.outbox_mark_retry(
+        tally.writes.outbox_mark_retry(
             entry.out.message_id,
             attempts=attempts,
             next_attempt_at=now + self.backoff(attempts),
@@ -286,25 +320,45 @@ class Outbox:
         else:
             if self.crash_hook is not None:  # tests: a kill after the 250, before the mark
                 self.crash_hook("after_smtp_250")
-            self.store.outbox_mark_sent(out.message_id, now)
+            tally.writes.outbox_mark_sent(out.message_id, now)
             tally.sent.append(out.message_id)
             if refused:
                 note = "; ".join(f"{rcpt}: {r.code} {r.message}" for rcpt, r in refused.items())
                 log.warning("outbox: %s partly refused: %s", out.message_id, note)
-                self.store.outbox_note(out.message_id, f"partly refused: {note}")
+                tally.writes.outbox_note(out.message_id, f"partly refused: {note}")
 
     async def drain(self, now: datetime) -> DrainReport:
         """Send every due email once and record the outcomes in the store, WITHOUT committing
         (the caller commits). Never raises for SMTP trouble."""
-        due = self.store.outbox_due(now, self.max_per_drain)
-        tally = _Tally()
+        tally = _Tally(self.store)
+        await self._send(self.store.outbox_due(now, self.max_per_drain), now, tally)
+        return tally.report()
+
+    def due(self, now: datetime) -> list[OutboxEntry]:
+        """The entries one drain at `now` would send (for `send_detached`)."""
+        return self.store.outbox_due(now, self.max_per_drain)
+
+    async def send_detached(self, due: list[OutboxEntry], now: datetime) -> DetachedSend:
+        """Send `due` like `drain`, touching no store: safe on another thread while the store's
+        owner goes on. Nothing is recorded until `settle` runs on the owner's thread, and no
+        other drain may run in between (it would send the same entries again)."""
+        tally = _Tally(_LaterWrites())
+        await self._send(due, now, tally)
+        return DetachedSend(tally.report(), tally.writes)
+
+    def settle(self, detached: DetachedSend) -> DrainReport:
+        """Record a detached send's outcomes in the store, WITHOUT committing."""
+        detached.writes.replay(self.store)
+        return detached.report
+
+    async def _send(self, due: list[OutboxEntry], now: datetime, tally: _Tally) -> None:
         if not due:
             if self._kept is not None and (
                 self._kept_loop is not asyncio.get_running_loop()
                 or asyncio.get_running_loop().time() - self._kept_since > self.keep_alive_s
             ):
                 await self.close()  # idle too long: do not hold the server's slot
-            return tally.report()
+            return
         client: aiosmtplib.SMTP | None = await self._reuse()
         reconnects_left = 1
         down: str | None = None  # why we stopped trying for the rest of this drain
@@ -337,7 +391,6 @@ class Outbox:
             await self._hang_up(client)
             raise
         await self._keep(client)
-        return tally.report()
 
 
 def _abandon(client: aiosmtplib.SMTP) -> None:

@@ -4,7 +4,9 @@ One batch goes: fetch what waits in INBOX → decode, classify, apply the workfl
 items, message links, rendered emails and the processed mark in ONE atomic commit → send what the
 outbox holds → move the batch's emails out of INBOX. A crash before the commit means the emails
 are fetched again and handled from scratch; after it, they are found processed (by Message-ID)
-and only moved. `schedule` triggers periodic work; what is due is decided from stored timestamps.
+and only moved. A full batch (more is likely waiting) is moved right after its commit and its
+emails are sent by the sender's child process (`sender.py`) while the next batch is handled;
+their outcomes are recorded and committed with that next batch. `schedule` triggers periodic work; what is due is decided from stored timestamps.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import subprocess
 import threading
 import tomllib
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -33,14 +36,15 @@ from . import archive, intake, planner, tokens, workflow
 from .classify import ClassifyContext, HelpRequest, Ignore, NewItem, Reply, Unrecognized, classify
 from .config import Config, resolve_password
 from .decode import DecodeError, decode
-from .files import atomic_write_bytes, fsync_dir
+from .files import publish, write_pending
 from .forms import FormRules, load_form_rules
 from .imap import CONNECTION_ERRORS, ImapInbox, ImapSettings, Inbox
 from .model import Inbound, Notice, Outgoing
-from .outbox import Outbox, SmtpSettings
+from .outbox import DrainReport, Outbox, SmtpSettings
 from .people import Directory
 from .record import RecordRenderer
 from .render import Renderer, to_mime
+from .sender import SenderOptions, SenderProcess
 from .store import Store
 from .workcal import WorkCalendar, load_calendar
 
@@ -146,7 +150,8 @@ class Service:
     def __init__(self, config: Config, *, inbox: Inbox, store: Store, outbox: Outbox,
                  renderer: Renderer, rules: Rules, secret: bytes,
                  clock: Callable[[], datetime] | None = None,
-                 crashpoints: frozenset[str] = frozenset()) -> None:
+                 crashpoints: frozenset[str] = frozenset(),
+                 sender: SenderProcess | None = None) -> None:
         self.config = config
         self.inbox = inbox
         self.store = store
@@ -165,7 +170,15 @@ class Service:
         self.scheduler = schedule.Scheduler()
         self.scheduler.every(30).seconds.do(self.tick)
         self._loop = asyncio.new_event_loop()
-        self._unsynced_dirs: set[Path] = set()  # folders of originals written since the commit
+        # A full batch's emails go out from the sender's child process while the next batch is
+        # handled (`_send_in_background`); one send at a time, settled before anything else sends.
+        self.sender = sender
+        self._sending = False
+        # Originals written since the commit, not yet synced: (temp file, final name), and
+        # the folders whose entries must be synced too.
+        self._pending_originals: list[tuple[Path, Path]] = []
+        self._unsynced_dirs: set[Path] = set()
+        self._fsync_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="maild-fsync")
         self.last_contact: datetime | None = None
         self.record_renderer = RecordRenderer(config.templates_dir / "archive")
 
@@ -199,8 +212,13 @@ class Service:
                         backoff_initial_s=config.outbox_backoff_initial_s,
                         backoff_max_s=config.outbox_backoff_max_s)
         crash = frozenset(p for p in environ.get("MAILD_CRASH_AT", "").split(",") if p)
+        sender = SenderProcess(SenderOptions(
+            outbox.settings, envelope_from=config.inbox_address,
+            max_attempts=config.outbox_max_attempts,
+            backoff_initial_s=config.outbox_backoff_initial_s,
+            backoff_max_s=config.outbox_backoff_max_s, crashpoints=crash))
         service = cls(config, inbox=inbox, store=store, outbox=outbox, renderer=renderer,
-                      rules=rules, secret=secret, clock=clock, crashpoints=crash)
+                      rules=rules, secret=secret, clock=clock, crashpoints=crash, sender=sender)
         holder["service"] = service
         return service
 
@@ -208,6 +226,14 @@ class Service:
         self.last_contact = self.clock()
 
     def close(self) -> None:
+        try:
+            if self._sending:
+                self._settle_sending()
+                self.store.commit()
+        finally:
+            if self.sender is not None:
+                self.sender.close()
+            self._fsync_pool.shutdown(wait=True)
         self.inbox.close()
         try:
             self._loop.run_until_complete(self.outbox.close())  # the SMTP connection kept open
@@ -264,12 +290,26 @@ class Service:
         if batch:
             self._crash("after_parse")
             self._sync_originals()
+        settled = self._settle_sending()  # the previous full batch's emails, sent meanwhile
+        if batch or settled.sent or settled.failed:
             self.store.commit()
+        if batch:
             self._crash("after_commit")
             self._crash("after_outbox_write")  # the commit holds the batch's outbox entries
             self.archive_closed(closed)
+        if self.sender is not None and len(batch) >= self.config.batch_size:
+            # More is probably waiting: send this batch's emails while the next one is
+            # handled. Its emails leave INBOX now, before theirs are sent; a crash meanwhile
+            # re-sends them at the next start (same Message-IDs), as after any crash between
+            # a server's 250 and the commit that records it.
+            self._crash("before_move")
+            for folder, uids in moves.items():
+                self.inbox.move(uids, folder)
+            self._send_in_background()
+            report.sent, report.failed = len(settled.sent), len(settled.failed)
+            return report
         sent, failed = self.drain()
-        report.sent, report.failed = sent, failed
+        report.sent, report.failed = sent + len(settled.sent), failed + len(settled.failed)
         if batch:
             self._crash("before_move")
         for folder, uids in moves.items():
@@ -345,22 +385,20 @@ class Service:
         return self.config.data_dir / "mail" / item_id
 
     def _keep_original(self, item_id: str, msg: Inbound, raw: bytes) -> None:
-        """The inbound email as received, for the item's archive (written before the commit)."""
+        """The inbound email as received, for the item's archive (durable before the commit)."""
         stamp = msg.date.astimezone(self.config.tz).strftime("%Y%m%d-%H%M%S-") if msg.date else ""
         name = stamp + hashlib.sha256(msg.message_id.encode()).hexdigest()[:12] + ".eml"
         path = self.mail_dir(item_id) / name
         if not path.exists():
-            # The file's own fsync stays; the folder fsyncs (its entry, and a new item folder's
-            # entry in mail/) are batched in `_sync_originals`, just before the commit.
             new_dirs = [d for d in (path.parent.parent, path.parent) if not d.exists()]
-            atomic_write_bytes(path, raw, sync_dir=False)
+            self._pending_originals.append((write_pending(path, raw), path))
             self._unsynced_dirs.update([path.parent, *(d.parent for d in new_dirs)])
 
     def _sync_originals(self) -> None:
-        """Make the batch's originals durable (their folders' entries) before the commit that
-        refers to them: one fsync per touched folder, not one per email."""
-        for folder in sorted(self._unsynced_dirs, key=lambda p: len(p.parts), reverse=True):
-            fsync_dir(folder)
+        """Make the batch's originals durable before the commit that refers to them: their
+        fsyncs run together (`files.publish`), then one fsync per touched folder."""
+        publish(self._pending_originals, self._unsynced_dirs, self._fsync_pool)
+        self._pending_originals.clear()
         self._unsynced_dirs.clear()
 
     def _record(self, message_id: str, folder: str, reason: str, now: datetime,
@@ -431,28 +469,58 @@ class Service:
     # -- sending ------------------------------------------------------------------------------
     def drain(self) -> tuple[int, int]:
         """Send what is due; tell initiators once about emails refused for good."""
-        sent = failed = 0
+        settled = self._settle_sending()
+        sent, failed = len(settled.sent), len(settled.failed)
         for _round in range(3):
             now = self.clock()
             report = self._loop.run_until_complete(self.outbox.drain(now))
             sent += len(report.sent)
             failed += len(report.failed)
-            notices = []
-            for out, code, error in report.failed:
-                log.warning("event=send_failed message_id=%s to=%s code=%s error=%r",
-                            out.message_id, ",".join(out.to), code, error)
-                item = self.store.get_item(out.item_id) if out.item_id else None
-                if item and out.kind != "delivery_failed":
-                    notices.append((out, workflow.delivery_failed(
-                        item, out.to, out.subject, code, error, self.workflow_context())))
-            for out, notice in notices:
-                self._enqueue([notice], source=out.message_id, now=now)
+            told = self._tell_failures(report, now)
             # The sent marks (and any failure notices) are durable before the batch's emails
             # leave INBOX, so a crash after this point re-sends nothing.
             self.store.commit()
-            if not notices:
+            if not told:
                 break
         return sent, failed
+
+    def _tell_failures(self, report: DrainReport, now: datetime) -> int:
+        """Enqueue one `delivery_failed` notice per email refused for good; how many."""
+        notices = []
+        for out, code, error in report.failed:
+            log.warning("event=send_failed message_id=%s to=%s code=%s error=%r",
+                        out.message_id, ",".join(out.to), code, error)
+            item = self.store.get_item(out.item_id) if out.item_id else None
+            if item and out.kind != "delivery_failed":
+                notices.append((out, workflow.delivery_failed(
+                    item, out.to, out.subject, code, error, self.workflow_context())))
+        for out, notice in notices:
+            self._enqueue([notice], source=out.message_id, now=now)
+        return len(notices)
+
+    def _send_in_background(self) -> None:
+        """Hand what is due to the sender's child; `_settle_sending` records what it did."""
+        assert self.sender is not None
+        now = self.clock()
+        due = self.outbox.due(now)
+        if due:
+            self.sender.submit(due, now, spool=self.config.data_dir / "outbox.spool",
+                               build_mime=self.outbox.build_mime)
+            self._sending = True
+
+    def _settle_sending(self) -> DrainReport:
+        """Wait for the child's send, if any, and record its outcomes (not committed). If the
+        child failed, nothing is recorded and its emails stay queued for the next drain."""
+        if not self._sending or self.sender is None:
+            return DrainReport()
+        self._sending = False
+        detached = self.sender.result()
+        (self.config.data_dir / "outbox.spool").unlink(missing_ok=True)
+        if detached is None:
+            return DrainReport()
+        report = self.outbox.settle(detached)
+        self._tell_failures(report, self.clock())
+        return report
 
     def plan(self, now: datetime) -> tuple[list[planner.Planned], dict[str, Any]]:
         """What digests, reminders and escalations are due at `now` (nothing is changed)."""

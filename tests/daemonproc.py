@@ -15,10 +15,10 @@ INBOX = "collab@corp.example"
 
 def write_daemon_config(folder: Path, *, host: str, imap_port: int, smtp_port: int,
                         embedded: bool = False, accounts: Mapping[str, str] | None = None,
-                        security: str = "") -> Path:
+                        security: str = "", mail: str = "") -> Path:
     """`folder/daemon.toml`: data under `folder`; either the embedded system on the given ports
     (with `accounts`), or an external one there, whose IMAP password is in TEST_IMAP_PASSWORD.
-    `security` adds lines to the [security] table."""
+    `security` adds lines to the [security] table, `mail` to the [mail] table."""
     servers = "" if embedded else f"""
 [imap]
 host = "{host}"
@@ -44,6 +44,7 @@ archive_dir = "{folder / 'archive'}"
 embedded = {str(embedded).lower()}
 inbox_address = "{INBOX}"
 idle_renew_s = 30
+{mail}
 {servers}
 [embedded]
 host = "{host}"

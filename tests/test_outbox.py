@@ -429,3 +429,33 @@ def test_crash_before_commit_resends_with_same_message_id(
         assert drain(outbox(store, server.port), T0).sent == ("m1@maild.test",)
         assert store.outbox_entries("sent")
     assert message_ids(server.handler) == ["<m1@maild.test>", "<m1@maild.test>"]
+
+
+@pytest.mark.integration
+def test_a_detached_send_touches_the_store_only_when_settled(server: CountingController) -> None:
+    """`send_detached` runs on another thread while the store's owner goes on: it sends, keeps
+    its outcomes aside, and `settle` writes them (sent, retried, failed, partly refused) in the
+    order they happened, the same outcomes a drain would have recorded."""
+    store = Store(None)
+    for n, to in enumerate(("ok@example.com", "busy@example.com", "gone@example.com"), start=1):
+        store.enqueue(email(n, to), now=T0)
+    store.enqueue(email(4, "ok@example.com", "gone@example.com"), now=T0)
+    box = outbox(store, server.port)
+    due = box.due(T0)
+    detached = asyncio.run(box.send_detached(due, T0))
+    assert message_ids(server.handler) == ["<m1@maild.test>", "<m4@maild.test>"]
+    assert [e.status for e in store.outbox_entries()] == ["queued"] * 4  # nothing recorded yet
+    store.enqueue(email(5), now=T0)  # the owner went on meanwhile
+
+    report = box.settle(detached)
+    assert report.sent == ("m1@maild.test", "m4@maild.test")
+    assert report.retried == ("m2@maild.test",)
+    assert [(out.message_id, code) for out, code, _ in report.failed] == [("m3@maild.test", 550)]
+    status = {e.out.message_id: e for e in store.outbox_entries()}
+    assert {k: v.status for k, v in status.items()} == {
+        "m1@maild.test": "sent", "m2@maild.test": "queued", "m3@maild.test": "failed",
+        "m4@maild.test": "sent", "m5@maild.test": "queued"}
+    assert status["m2@maild.test"].attempts == 1 and status["m2@maild.test"].code == 451
+    assert "gone@example.com" in status["m4@maild.test"].last_error
+    assert box.settle(detached) == report  # settling twice writes nothing twice
+    assert [e.out.message_id for e in box.due(T0)] == ["m5@maild.test"]
