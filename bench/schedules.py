@@ -3,9 +3,10 @@
 Uses `maild.planner.plan(items, now, rules, cal, people, state)` when it is importable; until then
 the phase reports n/a. Runs in a child so that the planner's memory is its own. `notices` counts
 emails: one per person and run (a digest carries the levels due to its reader, and one email
-lists someone's other levels), so it is not the number of levels due. Emails are rendered
-without reply addresses (the service signs one per task and button on top: see
-docs/performance-schedules.md).
+lists someone's other levels; on the owner digest's weekday, everyone here being an initiator
+and an owner, the owner digest rides in the initiator's), so it is not the number of levels
+due. Emails are rendered without reply addresses (the service signs one per task and button on
+top: see docs/performance-schedules.md).
 """
 
 from __future__ import annotations
@@ -84,7 +85,9 @@ def run(out, owners: int, tasks: int) -> None:
 
 def costs(owners: int = 2000, tasks: int = 20000, repeat: int = 5) -> str:
     """Where phase 4's time goes, as a table: plan seconds, then render ms per email by kind
-    (median of `repeat` runs; the machine is shared). `python -m bench.schedules [OWNERS TASKS]`"""
+    (median of `repeat` runs; the machine is shared). The cycle collector is paused during each
+    run, as in `run` and `Service.run_schedules`. `python -m bench.schedules [OWNERS TASKS]`"""
+    import gc
     import statistics
     import time
 
@@ -93,6 +96,8 @@ def costs(owners: int = 2000, tasks: int = 20000, repeat: int = 5) -> str:
     items, now, rules, cal, people, renderer = scenario(owners, tasks)
     plans, per_kind = [], {}
     for _ in range(repeat):
+        gc.collect()  # the last run's garbage, not timed
+        gc.disable()
         t0 = time.perf_counter()
         planned, _state = plan(items, now, rules, cal, people, {})
         plans.append(time.perf_counter() - t0)
@@ -101,6 +106,7 @@ def costs(owners: int = 2000, tasks: int = 20000, repeat: int = 5) -> str:
             t1 = time.perf_counter()
             renderer.render(p.notice, message_id=f"plan-{i}@bench", date=now, reply_address=None)
             spent.setdefault(p.notice.template, []).append(time.perf_counter() - t1)
+        gc.enable()
         for kind, times in spent.items():
             per_kind.setdefault(kind, []).append((sum(times), len(times)))
         del planned

@@ -20,9 +20,11 @@ Surprises worth knowing:
   the same run (the row of its task says so, with that task's buttons); a person with several
   other levels due gets one email listing them all (a reminder, or an escalation when none of
   the tasks is theirs), and is left out of the Cc of the single emails; a person with one gets
-  the single email, to and Cc as declared. Emergencies are never combined or folded. An email
-  records every level it carries (`Planned.records`); one level may ride in several emails
-  (its owner's, its initiator's), and is recorded once all the same.
+  the single email, to and Cc as declared. Emergencies are never combined or folded. Someone
+  whose initiator digest and owner digest both go out in the run gets one digest, their own
+  open tasks first (`own`, `_one_digest_each`). An email records every level it carries
+  (`Planned.records`; a merged digest, both digests' slots too); one level may ride in several
+  emails (its owner's, its initiator's), and is recorded once all the same.
 * `state` must be committed together with the planned notices:
   {"digest": {address: {"done": date, "sent_at": iso|None, "snap": {"ITEM/TASK": "state|%|deadline|owner"}}},
    "owner_digest": {address: {"done": date}}, "next_at": iso|None}.
@@ -46,14 +48,17 @@ Notice contexts (templates and render.py's contract):
   digest: recipient {name, address}, since (ISO|None: last digest), title (the only item's title,
     or ""), n_items, counts {action, overdue, unconfirmed, blocked, changed, total, reminded},
     sections [{key: action|overdue|changed|rest, rows: [row]}], projects [{id, title, kind,
-    total, overdue, unconfirmed, blocked, closable}].
+    total, overdue, unconfirmed, blocked, closable}], and when the reader's owner digest goes
+    out in the same run, own {rows, counts} (as the owner digest's; counts.reminded is then the
+    sum of both). A task both theirs and in an item they started is listed in both places.
   owner_digest: recipient, counts {overdue, unconfirmed, total, reminded}, rows (soonest deadline
     first).
   row: item_id, item_title, item_kind, initiator_name, task_id, name, owner, owner_name,
     owner_department, deadline (ISO), state, progress, updated_at (ISO), flags (overdue|
     unconfirmed|blocked), action ("" | declined | blocked | delayed), changes ({field, old, new}),
     and, when levels ride in the digest: levels (as in an entry), overdue_days, ref, actions.
-  `actionable(context)` yields what has buttons; the service gives each its own reply addresses.
+  `actionable(context)` yields what has buttons, once per task; the service gives each its own
+  reply addresses.
 """
 
 from __future__ import annotations
@@ -61,7 +66,7 @@ from __future__ import annotations
 import math
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -71,6 +76,7 @@ from .workcal import WorkCalendar, parse_time
 
 CLOSED_TASK_STATES = frozenset({TaskState.DONE.value, TaskState.DECLINED.value})
 UNCONFIRMED = TaskState.AWAITING_CONFIRMATION.value
+BLOCKED = TaskState.BLOCKED.value
 WHENS = {  # when → applies_to
     "unconfirmed_hours": "task", "before_deadline_hours": "task", "overdue": "task",
     "overdue_working_days": "task", "emergency_unconfirmed_minutes": "emergency",
@@ -80,7 +86,8 @@ ROLES = ("owner", "initiator", "manager", "emergency_contact")
 CADENCES = {"digest": ("daily", "every_2_days"), "owner_digest": ("off", "daily", "weekly")}
 _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _ACTION = {"declined": "declined", "blocked": "blocked", "delayed": "delayed"}
-RowOf = Callable[[Mapping[str, Any], Mapping[str, Any]], tuple[dict[str, Any], float]]
+RowKey = tuple[float, str, str]  # a row's order: deadline (a timestamp), item id, task id
+RowOf = Callable[[Mapping[str, Any], Mapping[str, Any]], tuple[dict[str, Any], RowKey]]
 
 
 @dataclass(frozen=True)
@@ -197,20 +204,19 @@ def plan(items: Sequence[Mapping[str, Any]], now: datetime, rules: ScheduleRules
     owner_now = _digest_now(live, "owner_digest", rules.owner_digest, new_state["owner_digest"],
                             now, cal)
     planned, folded = _deliver(dues, rules, memo, digest_now, owner_now)
-    cache: dict[int, tuple[dict[str, Any], float]] = {}  # by task object: both digests use it
+    cache: dict[int, tuple[dict[str, Any], RowKey]] = {}  # by task object: both digests use it
 
-    def row_of(item: Mapping[str, Any], task: Mapping[str, Any]) -> tuple[dict[str, Any], float]:
+    def row_of(item: Mapping[str, Any], task: Mapping[str, Any]) -> tuple[dict[str, Any], RowKey]:
         found = cache.get(id(task))
         if found is None:
             found = cache[id(task)] = _row(item, task, now, memo.parse)
         return found
 
-    if digest_now:
-        planned.extend(_initiator_digests(live, now, digest_now, directory, new_state["digest"],
-                                          row_of, folded))
-    if owner_now:
-        planned.extend(_owner_digests(live, now, owner_now, directory,
-                                      new_state["owner_digest"], row_of, folded))
+    digests = list(_initiator_digests(live, now, digest_now, directory, new_state["digest"],
+                                      row_of, folded)) if digest_now else []
+    owned = list(_owner_digests(live, now, owner_now, directory, new_state["owner_digest"],
+                                row_of, folded)) if owner_now else []
+    planned.extend(_one_digest_each(digests, owned))
     for name, cadence in (("digest", rules.digest), ("owner_digest", rules.owner_digest)):
         if cadence.every != "off":
             _digest_horizon(live, name, cadence, new_state[name], now, cal, horizon)
@@ -276,8 +282,10 @@ def _due(level: Level, item: Mapping[str, Any], task: Mapping[str, Any], deadlin
     tests come first: 20,000 tasks are checked on every plan."""
     when, threshold = level.when, level.threshold
     if when in ("unconfirmed_hours", "emergency_unconfirmed_minutes"):
+        if task.get("state") != UNCONFIRMED:
+            return None
         key = f"{level.key}@r{task.get('round', 1)}"
-        if task.get("state") != UNCONFIRMED or key in sent:
+        if key in sent:
             return None
         since = memo.parse(task.get("assigned_at") or task.get("updated_at") or item["created_at"])
         if when == "emergency_unconfirmed_minutes":
@@ -332,7 +340,7 @@ def _deliver(dues: Sequence[_Due], rules: ScheduleRules, memo: _Memo, digest_now
     folded or combined."""
     folded: Folded = {}
     reach: list[list[tuple[str, str, str]]] = []
-    load: Counter[str] = Counter()
+    load: dict[str, int] = {}
     for due in dues:
         people = _recipients(due, rules, memo.directory)
         if due.level.applies_to != "emergency":
@@ -342,13 +350,14 @@ def _deliver(dues: Sequence[_Due], rules: ScheduleRules, memo: _Memo, digest_now
                         "digest" if role == "initiator" and address in digest_now else "")
                 if kind:
                     folded.setdefault((kind, address), {}).setdefault(
-                        _record(due)[:2], []).append((due, {
+                        due.record[:2], []).append((due, {
                             **_level_facts(due, memo, role, missing),
                             "overdue_days": memo.overdue_days(due.deadline)}))
                 else:
                     rest.append((address, role, missing))
             people = rest
-            load.update(address for address, _role, _missing in people)
+            for address, _role, _missing in people:
+                load[address] = load.get(address, 0) + 1
         reach.append(people)
     planned: list[Planned] = []
     bundles: dict[str, list[tuple[_Due, str, str]]] = {}
@@ -471,17 +480,25 @@ def _actions(task: Mapping[str, Any], mine: bool) -> tuple[str, ...]:
 
 
 def actionable(context: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
-    """The tasks an email offers buttons for, each with `ref` ("ITEM/TASK") and `actions`: the
-    entries of a combined email, and the digest rows that carry levels. The service issues each
-    its own reply addresses."""
-    yield from context.get("entries", ())
-    for row in context.get("rows", ()):
-        if "actions" in row:
-            yield row
-    for section in context.get("sections", ()):
-        for row in section["rows"]:
-            if "actions" in row:
-                yield row
+    """The tasks an email offers buttons for, once each, with `ref` ("ITEM/TASK") and `actions`:
+    the entries of a combined email, and the digest rows that carry levels. The service issues
+    each its own reply addresses. A task listed twice (in a merged digest, among the reader's own
+    tasks and in an item they started) is yielded once, with the actions of both rows."""
+    rows = [*context.get("entries", ()), *context.get("rows", ()),
+            *(context.get("own") or {}).get("rows", ()),
+            *(row for section in context.get("sections", ()) for row in section["rows"])]
+    seen: dict[str, Mapping[str, Any]] = {}
+    for row in rows:
+        if "actions" not in row:
+            continue
+        first = seen.get(row["ref"])
+        if first is None:
+            seen[row["ref"]] = row
+        elif any(a not in first["actions"] for a in row["actions"]):
+            seen[row["ref"]] = {"ref": row["ref"],
+                                "actions": tuple(dict.fromkeys((*first["actions"],
+                                                                *row["actions"])))}
+    yield from seen.values()
 
 
 def _record(due: _Due) -> tuple[str, str | None, str]:
@@ -561,31 +578,32 @@ def _initiator_digests(items: Sequence[Mapping[str, Any]], now: datetime, who: s
         levels = folded.get(("digest", address), {})
         old_snap = entry.get("snap")
         snap: dict[str, str] = {}
-        sections: dict[str, list[tuple[dict[str, Any], float]]] = {
+        sections: dict[str, list[tuple[dict[str, Any], RowKey]]] = {
             k: [] for k in ("action", "overdue", "changed", "rest")}
         projects = []
         for item in mine:
-            flagged: Counter[str] = Counter()
+            flagged = dict.fromkeys(("overdue", "unconfirmed", "blocked"), 0)
             total = done = 0
             for task in item.get("tasks", ()):
-                shared, stamp = row_of(item, task)
-                ref = f"{item['id']}/{task['id']}"
-                snap[ref] = _snapshot(task)
-                changes = _changes(old_snap, ref, snap[ref])
+                shared, key = row_of(item, task)
+                ref = f"{key[1]}/{key[2]}"
+                snap[ref] = now_snap = _snapshot(task)
+                changes = _changes(old_snap, ref, now_snap)
                 row = {**shared, "changes": changes} if changes else shared
-                due = levels.get((str(item["id"]), str(task["id"]))) if levels else None
+                due = levels.get(key[1:]) if levels else None
                 if due:
-                    row = _with_levels(row, item, task, due, mine=False)
-                section = ("action" if row["action"] else "overdue" if "overdue" in row["flags"]
-                           else "changed" if row["changes"] else "rest")
-                sections[section].append((row, stamp))
-                flagged.update(row["flags"])
+                    row = _with_levels(row, ref, task, due, mine=False)
+                flags = row["flags"]
+                section = ("action" if row["action"] else "overdue" if "overdue" in flags
+                           else "changed" if changes else "rest")
+                sections[section].append((row, key))
+                for flag in flags:
+                    flagged[flag] += 1
                 total += 1
                 done += row["state"] in CLOSED_TASK_STATES
             projects.append({"id": item["id"], "title": item.get("title", ""),
                              "kind": item.get("kind", "task"), "total": total,
-                             "closable": bool(total) and done == total,
-                             **{f: flagged[f] for f in ("overdue", "unconfirmed", "blocked")}})
+                             "closable": bool(total) and done == total, **flagged})
         counts = {"action": len(sections["action"]) + sum(p["closable"] for p in projects),
                   "changed": len(sections["changed"]),
                   "total": sum(p["total"] for p in projects),
@@ -622,13 +640,17 @@ def _owner_digests(items: Sequence[Mapping[str, Any]], now: datetime, who: set[s
         levels = folded.get(("owner_digest", address), {})
         rows = []
         for item, task in pairs:
-            row, stamp = row_of(item, task)
-            due = levels.get((str(item["id"]), str(task["id"])))
-            rows.append((_with_levels(row, item, task, due, mine=True) if due else row, stamp))
+            row, key = row_of(item, task)
+            due = levels.get(key[1:]) if levels else None
+            if due:
+                row = _with_levels(row, f"{key[1]}/{key[2]}", task, due, mine=True)
+            rows.append((row, key))
         rows = _soonest(rows)
-        counts = {"total": len(rows), **{f: sum(f in r["flags"] for r in rows)
-                                         for f in ("overdue", "unconfirmed")},
-                  "reminded": len(levels)}
+        counts = {"total": len(rows), "overdue": 0, "unconfirmed": 0, "reminded": len(levels)}
+        for row in rows:
+            for flag in row["flags"]:
+                if flag != "blocked":
+                    counts[flag] += 1
         context = {"recipient": _person(directory, address), "rows": rows, "counts": counts}
         yield Planned(Notice(template="owner_digest", to=(address,),
                              language=_language([i for i, _ in pairs]), context=context),
@@ -636,12 +658,32 @@ def _owner_digests(items: Sequence[Mapping[str, Any]], now: datetime, who: set[s
                        *_folded_records(levels)))
 
 
-def _with_levels(row: Mapping[str, Any], item: Mapping[str, Any], task: Mapping[str, Any],
+def _one_digest_each(digests: list[Planned], owned: list[Planned]) -> list[Planned]:
+    """One digest per person and run: someone whose initiator digest and owner digest both go
+    out now gets the initiator digest with the owner digest's rows and counts in it (`own`), and
+    the records of both (each digest's slot, every level either carries)."""
+    alone = {p.notice.to[0]: p for p in owned}
+    out = []
+    for digest in digests:
+        mine = alone.pop(digest.notice.to[0], None)
+        if mine is None:
+            out.append(digest)
+            continue
+        context, own = dict(digest.notice.context), mine.notice.context
+        context["own"] = {"rows": own["rows"], "counts": own["counts"]}
+        context["counts"] = {**context["counts"],
+                             "reminded": context["counts"]["reminded"] + own["counts"]["reminded"]}
+        out.append(Planned(replace(digest.notice, context=context),
+                           digest.records + mine.records))
+    return out + list(alone.values())
+
+
+def _with_levels(row: Mapping[str, Any], ref: str, task: Mapping[str, Any],
                  due: list[tuple[_Due, dict[str, Any]]], mine: bool) -> dict[str, Any]:
     """A digest row that also carries the levels due for its task (their sentences, and the
-    buttons of a combined email's entry)."""
-    return {**row, "levels": tuple(facts for _due, facts in due),
-            "overdue_days": due[0][1]["overdue_days"], "ref": f"{item['id']}/{task['id']}",
+    buttons of a combined email's entry); `ref` is "ITEM/TASK"."""
+    return {**row, "levels": tuple([facts for _due, facts in due]),
+            "overdue_days": due[0][1]["overdue_days"], "ref": ref,
             "actions": _actions(task, mine)}
 
 
@@ -651,13 +693,14 @@ def _folded_records(levels: Mapping[Any, list[tuple[_Due, dict[str, Any]]]]
 
 
 def _row(item: Mapping[str, Any], task: Mapping[str, Any], now: datetime,
-         parse: Callable[[Any], datetime]) -> tuple[dict[str, Any], float]:
-    """A digest row, and its deadline as a timestamp for sorting (infinity without one)."""
+         parse: Callable[[Any], datetime]) -> tuple[dict[str, Any], RowKey]:
+    """A digest row, and its sort key: its deadline as a timestamp (infinity without one), its
+    item's and its own id (also the key of the levels folded into digests)."""
     state = str(task.get("state", ""))
     deadline = task.get("deadline")
     due = parse(deadline) if deadline else None
     flags = _FLAGS[(due is not None and state not in CLOSED_TASK_STATES and now > due,
-                    state == UNCONFIRMED, state == TaskState.BLOCKED.value)]
+                    state == UNCONFIRMED, state == BLOCKED)]
     return {
         "item_id": item["id"], "item_title": item.get("title", ""),
         "item_kind": item.get("kind", "task"),
@@ -668,7 +711,7 @@ def _row(item: Mapping[str, Any], task: Mapping[str, Any], now: datetime,
         "state": state, "progress": int(task.get("progress") or 0),
         "updated_at": task.get("updated_at"), "flags": flags, "action": _ACTION.get(state, ""),
         "changes": (),
-    }, (due.timestamp() if due is not None else math.inf)
+    }, (due.timestamp() if due is not None else math.inf, str(item["id"]), str(task["id"]))
 
 
 # Every combination of a row's flags, made once: 20,000 rows then hold only strings, numbers
@@ -697,10 +740,14 @@ def _changes(old_snap: Mapping[str, str] | None, ref: str,
                                     strict=False) if o != n)
 
 
-def _soonest(pairs: list[tuple[dict[str, Any], float]]) -> list[dict[str, Any]]:
+def _soonest(pairs: list[tuple[dict[str, Any], RowKey]]) -> list[dict[str, Any]]:
     """The rows, soonest deadline first (none last), then by item and task."""
-    pairs = sorted(pairs, key=lambda p: (p[1], str(p[0]["item_id"]), str(p[0]["task_id"])))
+    pairs.sort(key=_second)
     return [row for row, _ in pairs]
+
+
+def _second(pair: tuple[Any, Any]) -> Any:
+    return pair[1]
 
 
 def _language(items: Sequence[Mapping[str, Any]]) -> str:

@@ -480,3 +480,91 @@ def test_levels_due_with_a_digest_ride_in_that_digest() -> None:
     # every level due went out once, somewhere
     assert keys(planned) == ["overdue", "overdue_manager", "unconfirmed_initiator",
                              "unconfirmed_owner"]
+
+
+# -- one digest per person: the initiator's and the owner's, merged ------------------------------
+
+
+def two_hats() -> list[dict[str, Any]]:
+    """李娜 starts MD-0001 and owns one of its tasks and one of 王喆's MD-0002; 王喆 owns one of
+    hers. On Monday 2026-08-10 09:00 both digests are due for both of them, with levels."""
+    start = at(2026, 8, 3, 10)
+    return [item(task(1, state="in_progress", progress=10, deadline=at(2026, 8, 5, 18)),
+                 task(2, owner=INITIATOR, deadline=at(2026, 8, 20, 18), updated=start),
+                 created=start),
+            item(task(1, owner=INITIATOR, state="in_progress", progress=40,
+                      deadline=at(2026, 8, 12, 18), updated=start),
+                 item_id="MD-0002", initiator=OWNER, created=start)]
+
+
+def rules_with(digest: str = "daily", owner_digest: str = "weekly") -> ScheduleRules:
+    return load_schedule_rules({**RULES_DATA, "digest": {"cadence": digest},
+                                "owner_digest": {"cadence": owner_digest}})
+
+
+NO_DIGESTS = ScheduleRules(digest=type(RULES.digest)("off"), owner_digest=LEVELS.owner_digest,
+                           levels=RULES.levels, emergency_contact=RULES.emergency_contact)
+
+
+@pytest.mark.parametrize("rules, kinds, own", [
+    (RULES, ["digest"], ["MD-0002/T-1", "MD-0001/T-2"]),
+    (rules_with(owner_digest="off"), ["digest", "reminder"], None),
+    (NO_DIGESTS, ["reminder"], None),
+], ids=["both-due-one-email", "owner-digest-off", "no-digests"])
+def test_one_digest_per_person_when_both_go_out(rules: ScheduleRules, kinds: list[str],
+                                                own: list[str] | None) -> None:
+    planned, state = run(two_hats(), at(2026, 8, 10, 9), rules)
+    mine = sorted((p for p in planned if p.notice.to == (INITIATOR,)),
+                  key=lambda p: p.notice.template)
+    assert [p.notice.template for p in mine] == kinds
+    context = mine[0].notice.context
+    got = context.get("own")
+    assert ([f"{r['item_id']}/{r['task_id']}" for r in got["rows"]]
+            if got else None) == own
+    # merging moves levels between emails, never adds or drops one
+    assert levels(planned) == levels(run(two_hats(), at(2026, 8, 10, 9), NO_DIGESTS)[0])
+    for p in planned:
+        assert len(set(p.records)) == len(p.records)
+    if own:
+        # both slots are used up and recorded with the one email
+        records = mine[0].records
+        assert ("digest", INITIATOR, "2026-08-10") in records
+        assert ("owner_digest", INITIATOR, "2026-08-10") in records
+        assert state["digest"][INITIATOR]["done"] == state["owner_digest"][INITIATOR]["done"]
+        assert context["counts"]["reminded"] == (
+            got["counts"]["reminded"]
+            + sum("levels" in r for s in context["sections"] for r in s["rows"]))
+
+
+def test_a_merged_digest_lists_the_readers_own_tasks_with_their_own_buttons() -> None:
+    from maild.planner import actionable
+
+    planned, _ = run(two_hats(), at(2026, 8, 10, 9), RULES)
+    (digest,) = [p for p in planned if p.notice.to == (INITIATOR,)]
+    own = digest.notice.context["own"]
+    assert own["counts"] == {"total": 2, "overdue": 0, "unconfirmed": 1, "reminded": 1}
+    rows = {f"{r['item_id']}/{r['task_id']}": r for r in own["rows"]}
+    assert [lv["rule"] for lv in rows["MD-0001/T-2"]["levels"]] == ["unconfirmed_owner"]
+    assert rows["MD-0001/T-2"]["actions"] == ("confirm", "decline")
+    theirs = {f"{r['item_id']}/{r['task_id']}": r
+              for s in digest.notice.context["sections"] for r in s["rows"]}
+    assert [lv["rule"] for lv in theirs["MD-0001/T-2"]["levels"]] == ["unconfirmed_initiator"]
+    assert [lv["rule"] for lv in theirs["MD-0001/T-1"]["levels"]] == ["overdue",
+                                                                       "overdue_manager"]
+    # T-2 is listed twice (hers, and in her item): one set of addresses serves both rows
+    assert {e["ref"]: e["actions"] for e in actionable(digest.notice.context)} == {
+        "MD-0001/T-2": ("confirm", "decline", "status"), "MD-0001/T-1": ("status",)}
+    # 王喆's item has nothing to report yet: his owner digest goes on its own, with his T-1
+    (his,) = [p.notice for p in planned if p.notice.to == (OWNER,)]
+    assert his.template == "owner_digest" and "own" not in his.context
+    assert [(r["task_id"], r["actions"]) for r in his.context["rows"]] == [
+        ("T-1", ("progress", "done"))]
+
+
+def test_an_owner_digest_goes_alone_when_the_initiator_digest_has_nothing_to_report() -> None:
+    items = [item(task(1, owner=INITIATOR, state="in_progress", progress=30,
+                       deadline=at(2026, 8, 28, 18)), created=at(2026, 8, 3, 10))]
+    planned, state = run(items, at(2026, 8, 10, 9), RULES)
+    assert [(p.notice.template, p.records) for p in planned] == [
+        ("owner_digest", (("owner_digest", INITIATOR, "2026-08-10"),))]
+    assert state["digest"][INITIATOR]["done"] == "2026-08-10"  # the slot is used up all the same

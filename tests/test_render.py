@@ -672,3 +672,227 @@ def test_deadlines_are_shown_in_the_readers_timezone(renderer: Renderer) -> None
         **notice.context, "reader_timezone": "Europe/London"}}), message_id="b@x", date=SENT,
         reply_address=None)
     assert "18:00" in shanghai.text and "11:00" in london.text and "11:00" not in shanghai.text
+
+
+# -- digest rows: written in Python (`digest_rows`), as the Jinja macros wrote them ---------------
+
+# The rows of digest.{html,txt}.j2 as macros, before `digest_rows` replaced them for speed
+# (2026-11-27): the reference the Python rows must match byte for byte.
+REFERENCE_ROWS = {
+    "html": r"""{% macro change_line(ch) -%}
+{% if ch.field == 'new' %}{{ t('schedule.change.new') }}
+{%- elif ch.field == 'state' %}{{ t('schedule.change.state', old=ch.old|state_label, new=ch.new|state_label) }}
+{%- elif ch.field == 'deadline' %}{{ t('schedule.change.deadline', old=ch.old|deadline, new=ch.new|deadline) }}
+{%- else %}{{ t('schedule.change.' ~ ch.field, old=ch.old|oneline, new=ch.new|oneline) }}{% endif %}
+{%- endmacro %}
+{% macro digest_rows(rows, show_owner=true) %}
+<table role="presentation" width="100%" cellpadding="0" cellspacing="0" border="0" style="width:100%;border-collapse:collapse;font-size:14px;line-height:1.45;margin:0 0 8px;">
+<tr>
+<th align="left" style="padding:6px 8px 6px 0;border-bottom:2px solid #d0d7de;color:#57606a;font-size:13px;font-weight:600;text-align:left;">{{ L.label.task }}</th>
+<th align="left" style="padding:6px 8px 6px 0;border-bottom:2px solid #d0d7de;color:#57606a;font-size:13px;font-weight:600;text-align:left;">{{ L.label.owner if show_owner else L.schedule.project }}</th>
+<th align="left" style="padding:6px 8px 6px 0;border-bottom:2px solid #d0d7de;color:#57606a;font-size:13px;font-weight:600;text-align:left;">{{ L.label.deadline }}</th>
+<th align="left" style="padding:6px 8px 6px 0;border-bottom:2px solid #d0d7de;color:#57606a;font-size:13px;font-weight:600;text-align:left;">{{ L.label.state }}</th>
+<th align="left" style="padding:6px 8px 6px 0;border-bottom:2px solid #d0d7de;color:#57606a;font-size:13px;font-weight:600;text-align:left;padding-right:0;">{{ L.schedule.last_update }}</th>
+</tr>
+{% for r in rows %}
+<tr>
+<td style="padding:6px 8px 6px 0;border-bottom:1px solid #e5e8eb;vertical-align:top;word-break:break-word;{% if r.flags %}border-left:3px solid {{ '#a3111f' if 'overdue' in r.flags else '#8a0f55' if 'blocked' in r.flags else '#7a5200' }};padding-left:6px;{% endif %}"><span style="font-family:Consolas,Menlo,monospace;font-size:12px;color:#57606a;">{{ r.item_id }} {{ r.task_id }}</span><br><strong>{{ r.name|oneline }}</strong>
+{% if r.flags %}<br><span style="color:#a3111f;font-size:13px;font-weight:600;">{% for f in r.flags %}{% if f != r.flags[0] %}{{ L.list_sep }}{% endif %}{{ L.schedule.flag[f] }}{% endfor %}</span>{% endif %}
+{% if r.action and show_owner %}<br><span style="color:#1f2328;font-size:13px;">&#8594; {{ L.schedule.row_action[r.action] }}</span>{% endif %}
+{% if r.changes %}<br><span style="color:#57606a;font-size:13px;">{% for ch in r.changes %}{{ change_line(ch) }}{{ L.schedule.list_sep if not loop.last else '' }}{% endfor %}</span>{% endif %}
+{% if 'levels' in r %}
+{% for lv in r.levels %}<br><span style="color:#1f2328;font-size:13px;font-weight:600;">{{ t('level.' ~ ('owner' if lv.recipient_role == 'owner' else 'other') ~ '.' ~ lv.reason, task_id=r.task_id, task=r.name|oneline, owner=(t('person_dept', name=r.owner_name|oneline, dept=r.owner_department|oneline) if r.owner_department else r.owner_name|oneline), threshold=lv.threshold, deadline=r.deadline|deadline, progress=r.progress, days=r.overdue_days) }}</span>{% if lv.missing_role %}<br><span style="color:#57606a;font-size:13px;">{{ t('schedule.missing', role=L.schedule.role[lv.missing_role]) }}</span>{% endif %}{% endfor %}
+<br>{% with tag_subject = 'Re: [' ~ r.item_id ~ ' ' ~ r.task_id ~ '] ' ~ r.name|oneline %}{% for action in r.actions %}{% with url = mailto(r.buttons[action], tag_subject, L.body[action]) %}{% if url|length <= mailto_max %}<a href="{{ url }}" style="display:inline-block;margin:6px 6px 0 0;padding:4px 10px;border:1px solid #0b5cad;border-radius:4px;background-color:{{ '#ffffff' if action in ('decline', 'done', 'status') else '#0b5cad' }};color:{{ '#0b5cad' if action in ('decline', 'done', 'status') else '#ffffff' }};font-size:13px;font-weight:600;line-height:1.2;text-decoration:none;">{{ L.action[action] }}</a>{% endif %}{% endwith %}{% endfor %}{% endwith %}
+{% endif %}
+</td>
+<td style="padding:6px 8px 6px 0;border-bottom:1px solid #e5e8eb;vertical-align:top;word-break:break-word;">{% if show_owner %}{{ r.owner_name|oneline }}{% if r.owner_department %}<br><span style="color:#57606a;font-size:13px;">{{ r.owner_department|oneline }}</span>{% endif %}{% else %}{{ r.item_title|oneline }}<br><span style="color:#57606a;font-size:13px;">{{ r.initiator_name|oneline }}</span>{% endif %}</td>
+<td style="padding:6px 8px 6px 0;border-bottom:1px solid #e5e8eb;vertical-align:top;">{{ r.deadline|deadline }}</td>
+{% set lbl = r.state|state_label %}
+<td style="padding:6px 8px 6px 0;border-bottom:1px solid #e5e8eb;vertical-align:top;"><span style="display:inline-block;padding:2px 8px;border-radius:10px;background-color:{{ lbl.background }};color:{{ lbl.colour }};font-size:13px;font-weight:600;line-height:1.5;">&#9679; {{ lbl.text }}{% if r.progress and r.state != 'done' %} {{ r.progress }}%{% endif %}</span></td>
+<td style="padding:6px 8px 6px 0;border-bottom:1px solid #e5e8eb;vertical-align:top;padding-right:0;color:#57606a;font-size:13px;">{{ r.updated_at|deadline }}</td>
+</tr>
+{% endfor %}
+</table>
+{% endmacro %}
+""",
+    "txt": r"""{% macro change_line(ch) -%}
+{% if ch.field == 'new' %}{{ t('schedule.change.new') }}
+{%- elif ch.field == 'state' %}{{ t('schedule.change.state', old=ch.old|state_label, new=ch.new|state_label) }}
+{%- elif ch.field == 'deadline' %}{{ t('schedule.change.deadline', old=ch.old|deadline, new=ch.new|deadline) }}
+{%- else %}{{ t('schedule.change.' ~ ch.field, old=ch.old|oneline, new=ch.new|oneline) }}{% endif %}
+{%- endmacro %}
+{% macro digest_rows(rows, show_owner=true) %}
+{% for r in rows %}
+{{ '!' if r.flags else '-' }} {{ r.item_id }} {{ r.task_id }}  [{{ L.state.get(r.state, r.state) }}{% if r.progress and r.state != 'done' %} {{ r.progress }}%{% endif %}]  {{ r.name|oneline }}
+{% if show_owner %}
+    {{ L.label.owner }}{{ L.colon }}{{ r.owner_name|oneline }}{% if r.owner_department %} · {{ r.owner_department|oneline }}{% endif %}
+
+{% else %}
+    {{ L.schedule.project }}{{ L.colon }}{{ r.item_title|oneline }} · {{ r.initiator_name|oneline }}
+{% endif %}
+    {{ L.label.deadline }}{{ L.colon }}{{ r.deadline|deadline }} · {{ L.schedule.last_update }}{{ L.colon }}{{ r.updated_at|deadline }}
+{% if r.flags %}
+    {{ L.schedule.marks }}{{ L.colon }}{% for f in r.flags %}{% if f != r.flags[0] %}{{ L.list_sep }}{% endif %}{{ L.schedule.flag[f] }}{% endfor %}
+
+{% endif %}
+{% if r.action and show_owner %}
+    → {{ L.schedule.row_action[r.action] }}
+{% endif %}
+{% if r.changes %}
+    ~ {% for ch in r.changes %}{{ change_line(ch) }}{{ L.schedule.list_sep if not loop.last else '' }}{% endfor %}
+
+{% endif %}
+{% if 'levels' in r %}
+{% for lv in r.levels %}
+    ! {{ t('level.' ~ ('owner' if lv.recipient_role == 'owner' else 'other') ~ '.' ~ lv.reason, task_id=r.task_id, task=r.name|oneline, owner=(t('person_dept', name=r.owner_name|oneline, dept=r.owner_department|oneline) if r.owner_department else r.owner_name|oneline), threshold=lv.threshold, deadline=r.deadline|deadline, progress=r.progress, days=r.overdue_days) }}
+{% if lv.missing_role %}
+    {{ t('schedule.missing', role=L.schedule.role[lv.missing_role]) }}
+{% endif %}
+{% endfor %}
+{% if r.reply_to %}
+    {{ t('reminders.reply_to', address=r.reply_to, commands=t('reminders.commands.' ~ r.actions[0])) }}
+{% else %}
+    {{ t('reminders.reply_tag', address=inbox_address, tag='[' ~ r.item_id ~ ' ' ~ r.task_id ~ ']', commands=t('reminders.commands.' ~ r.actions[0])) }}
+{% endif %}
+{% endif %}
+
+{% endfor %}
+{% endmacro %}
+""",
+}
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> Renderer:
+    """A renderer whose digest templates define `digest_rows` as the reference macros (a macro
+    of the template hides the global of the same name)."""
+    copy = tmp_path_factory.mktemp("reference") / "templates"
+    shutil.copytree(TEMPLATES, copy)
+    for part, macros in REFERENCE_ROWS.items():
+        path = copy / f"digest.{part}.j2"
+        path.write_text(macros + path.read_text(encoding="utf-8"), encoding="utf-8")
+    return Renderer(copy, timezone="Asia/Shanghai", inbox_address=INBOX, from_name=FROM_NAME)
+
+
+def level(reason: str, role: str, missing: str = "", threshold: float = 8) -> dict[str, Any]:
+    return {"level": f"x@{reason}", "rule": "x", "reason": reason, "threshold": threshold,
+            "due_at": "2026-08-01T09:00:00+08:00", "since": "2026-07-31T09:00:00+08:00",
+            "progress_below": None, "recipient_role": role, "missing_role": missing}
+
+
+def digest_row(n: int, **changes: Any) -> dict[str, Any]:
+    row = {"item_id": "MD-0012", "item_title": f"Q3新品推广项目 {SCRIPT}", "item_kind": "project",
+           "initiator_name": "李娜", "task_id": f"T-{n}", "name": f"卖点提炼 {n}  {JINJA}",
+           "owner": "wang.zhe@corp.example", "owner_name": "王喆", "owner_department": "",
+           "deadline": f"2026-08-{n:02d}T18:00:00+08:00", "state": "in_progress",
+           "progress": 10 * n, "updated_at": "2026-07-30T10:00:00+08:00", "flags": (),
+           "action": "", "changes": ()}
+    row.update(changes)
+    if "levels" in row:
+        row.update(ref=f"MD-0012/T-{n}", overdue_days=n % 3)
+    return row
+
+
+ROWS = [
+    digest_row(1, state="awaiting_confirmation", flags=("overdue", "unconfirmed"), progress=0,
+               levels=(level("unconfirmed_hours", "owner"), level("overdue", "owner", threshold=0)),
+               actions=("confirm", "decline")),
+    digest_row(2, state="blocked", flags=("blocked",), action="blocked",
+               owner_department=f"产品部 & {SCRIPT}",
+               changes=({"field": "state", "old": "in_progress", "new": "blocked"},
+                        {"field": "progress", "old": "5", "new": "20"})),
+    digest_row(3, state="done", progress=100, changes=({"field": "new", "old": "", "new": ""},)),
+    digest_row(4, name=f"  {SCRIPT}\n{JINJA}  ", owner_name="O'Brien \"<b>\"", deadline=None,
+               updated_at="2026-08-04",
+               changes=({"field": "deadline", "old": "2026-08-01T18:00:00+08:00",
+                         "new": "2026-08-09"},
+                        {"field": "owner", "old": "a@corp.example", "new": "b@corp.example"})),
+    digest_row(5, flags=("overdue",), owner_department="市场部",
+               levels=(level("overdue", "initiator", threshold=0),
+                       level("overdue_working_days", "initiator", "manager", threshold=1.5)),
+               actions=("status",)),
+    digest_row(6, state="declined", flags=("overdue",), action="declined", progress=0),
+    digest_row(7, state="delayed", action="delayed",
+               levels=(level("before_deadline_hours", "owner"),), actions=("progress", "done")),
+]
+
+
+def digest_notice(kind: str, lang: str, rows: list[dict[str, Any]], **extra: Any) -> Notice:
+    counts = {"action": 3, "overdue": 3, "unconfirmed": 1, "blocked": 1, "changed": 2,
+              "total": len(rows), "reminded": sum("levels" in r for r in rows)}
+    if kind == "owner_digest":
+        context: dict[str, Any] = {"rows": rows, "counts": counts}
+    else:
+        context = {"since": "2026-07-31T09:00:00+08:00", "title": "", "n_items": 1,
+                   "counts": counts, "projects": [{"id": "MD-0012", "title": SCRIPT,
+                                                   "kind": "project", "total": len(rows),
+                                                   "overdue": 3, "unconfirmed": 1, "blocked": 1,
+                                                   "closable": False}],
+                   "sections": [{"key": "action", "rows": rows[:3]},
+                                {"key": "rest", "rows": rows[3:]}]}
+    context |= {"recipient": {"name": "李娜", "address": "li.na@corp.example"}, **extra}
+    return Notice(template=kind, to=("li.na@corp.example",), language=lang, context=context)
+
+
+def mailto_links(html: str) -> list[tuple[str, str, str]]:
+    """(address, subject, body) of every mailto: link, in order."""
+    found = []
+    for href in parse_html(html).hrefs:
+        if href.startswith("mailto:"):
+            url = urlsplit(href)
+            query = parse_qs(url.query)
+            found.append((unquote(url.path), query["subject"][0], query["body"][0]))
+    return found
+
+
+def row_addresses(rows: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
+    return {r["ref"]: {a: f"collab+{r['task_id'].lower()}-{a}@corp.example"
+                       for a in ("reply", *r["actions"])} for r in rows if "actions" in r}
+
+
+@pytest.mark.parametrize("kind", ["digest", "owner_digest"])
+@pytest.mark.parametrize("lang", LANGS)
+@pytest.mark.parametrize("variant", ["plain", "addresses", "reader-zone"])
+def test_digest_rows_write_what_the_macros_wrote(renderer: Renderer, reference: Renderer,
+                                                kind: str, lang: str, variant: str) -> None:
+    extra = {"reader_timezone": "America/New_York"} if variant == "reader-zone" else {}
+    notice = digest_notice(kind, lang, ROWS, **extra)
+    addresses = row_addresses(ROWS) if variant == "addresses" else None
+    got, expected = (r.render(notice, message_id="d@corp.example", date=SENT,
+                              reply_address=REPLY if addresses else None,
+                              task_addresses=addresses)
+                     for r in (renderer, reference))
+    assert got == expected
+    assert SCRIPT not in got.html and JINJA in got.text
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_a_merged_digest_lists_the_readers_own_tasks_first(renderer: Renderer,
+                                                           reference: Renderer,
+                                                           lang: str) -> None:
+    own = [digest_row(8, owner="li.na@corp.example", owner_name="李娜", flags=("unconfirmed",),
+                      state="awaiting_confirmation", progress=0,
+                      levels=(level("unconfirmed_hours", "owner"),),
+                      actions=("confirm", "decline")),
+           digest_row(9, owner="li.na@corp.example", owner_name="李娜")]
+    counts = {"total": 2, "overdue": 0, "unconfirmed": 1, "reminded": 1}
+    notice = digest_notice("digest", lang, ROWS, own={"rows": own, "counts": counts})
+    addresses = row_addresses(ROWS + own)
+    out = renderer.render(notice, message_id="m@corp.example", date=SENT, reply_address=None,
+                          task_addresses=addresses)
+    assert out == reference.render(notice, message_id="m@corp.example", date=SENT,
+                                   reply_address=None, task_addresses=addresses)
+    alone = renderer.render(digest_notice("digest", lang, ROWS), message_id="a@corp.example",
+                            date=SENT, reply_address=None, task_addresses=addresses)
+    heading = "你负责的未完成任务" if lang == "zh" else "Your open tasks"
+    for part in (out.text, out.html):
+        # their own tasks come before the items they started, each with the task's own buttons
+        assert part.index(heading) < part.index("MD-0012 T-8") < part.index("MD-0012 T-1")
+    assert heading not in alone.text
+    mine = "你的任务" if lang == "zh" else "your tasks"
+    assert out.subject.startswith(alone.subject) and mine in out.subject
+    assert ("共 2 项" if lang == "zh" else "2 open") in out.subject
+    links = [address for address, _subject, _body in mailto_links(out.html)]
+    assert links == [addresses[r["ref"]]["reply" if a == "status" else a]
+                     for r in own + ROWS if "actions" in r for a in r["actions"]]
+    assert addresses["MD-0012/T-8"]["reply"] in out.text
