@@ -31,7 +31,7 @@ import logging
 import multiprocessing
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from multiprocessing.connection import Connection
@@ -123,7 +123,7 @@ class SenderProcess:
         """The child's process id while it runs (ops, the bench's memory figures)."""
         return self._process.pid if self._process is not None else None
 
-    def submit(self, due: list[OutboxEntry], now: datetime, *, spool: Path,
+    def submit(self, due: Iterable[OutboxEntry], now: datetime, *, spool: Path,
                build_mime: Callable[[Outgoing], bytes]) -> None:
         """Start sending `due`; their bytes (`build_mime`) go to the file `spool`."""
         if self._waiting:

@@ -502,9 +502,12 @@ class Service:
         """Hand what is due to the sender's child; `_settle_sending` records what it did."""
         assert self.sender is not None
         now = self.clock()
-        due = self.outbox.due(now)
+        due = self.store.outbox_due_ids(now, self.outbox.max_per_drain)
         if due:
-            self.sender.submit(due, now, spool=self.config.data_dir / "outbox.spool",
+            # decoded one at a time as they are spooled: the batch's emails are never all in
+            # memory at once
+            entries = (entry for entry in map(self.store.outbox_entry, due) if entry is not None)
+            self.sender.submit(entries, now, spool=self.config.data_dir / "outbox.spool",
                                build_mime=self.outbox.build_mime)
             self._sending = True
 

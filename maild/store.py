@@ -564,8 +564,14 @@ class Store:
 
     def outbox_due(self, now: datetime, limit: int = 500) -> list[OutboxEntry]:
         """Queued entries whose time has come, oldest due first (then in enqueue order)."""
+        return [_entry(self._outbox.get(mid))  # type: ignore[arg-type]
+                for mid in self.outbox_due_ids(now, limit)]
+
+    def outbox_due_ids(self, now: datetime, limit: int = 500) -> list[str]:
+        """The Message-IDs `outbox_due` would return, without decoding their emails (a batch's
+        ~800 emails decoded at once are ~25 MB; `outbox_entry` decodes one)."""
         due = sorted((when, seq, mid) for mid, (when, seq) in self._due.items() if when <= now)
-        return [_entry(self._outbox.get(mid)) for _, _, mid in due[:limit]]  # type: ignore[arg-type]
+        return [mid for _, _, mid in due[:limit]]
 
     def outbox_next_due(self) -> datetime | None:
         return min((when for when, _ in self._due.values()), default=None)

@@ -264,6 +264,8 @@ def test_outbox_queue_lifecycle() -> None:
         ("s1", "queued", 0),
         ("s2", "queued", 0),
     ]
+    assert store.outbox_due_ids(T0 + timedelta(seconds=5)) == ["m1@maild.test", "m2@maild.test"]
+    assert store.outbox_due_ids(T0 + timedelta(seconds=5), limit=1) == ["m1@maild.test"]
     assert store.outbox_next_due() == T0
 
     store.outbox_mark_retry(
