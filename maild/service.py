@@ -397,7 +397,9 @@ class Service:
     def _sync_originals(self) -> None:
         """Make the batch's originals durable before the commit that refers to them: their
         fsyncs run together (`files.publish`), then one fsync per touched folder."""
-        publish(self._pending_originals, self._unsynced_dirs, self._fsync_pool)
+        # A thread hand-off costs more than it saves for the one email of a live batch.
+        pool = self._fsync_pool if len(self._pending_originals) > 4 else None
+        publish(self._pending_originals, self._unsynced_dirs, pool)
         self._pending_originals.clear()
         self._unsynced_dirs.clear()
 
