@@ -6,7 +6,8 @@ outbox holds → move the batch's emails out of INBOX. A crash before the commit
 are fetched again and handled from scratch; after it, they are found processed (by Message-ID)
 and only moved. A full batch (more is likely waiting) is moved right after its commit and its
 emails are sent by the sender's child process (`sender.py`) while the next batch is handled;
-their outcomes are recorded and committed with that next batch. `schedule` triggers periodic work; what is due is decided from stored timestamps.
+their outcomes are recorded and committed with that next batch. `schedule` triggers periodic
+work; what is due is decided from stored timestamps.
 """
 
 from __future__ import annotations
@@ -305,8 +306,8 @@ class Service:
             self._crash("before_move")
             for folder, uids in moves.items():
                 self.inbox.move(uids, folder)
-            self._send_in_background()
-            report.sent, report.failed = len(settled.sent), len(settled.failed)
+            sent, failed = self._send_in_background()
+            report.sent, report.failed = sent + len(settled.sent), failed + len(settled.failed)
             return report
         sent, failed = self.drain()
         report.sent, report.failed = sent + len(settled.sent), failed + len(settled.failed)
@@ -500,8 +501,9 @@ class Service:
             self._enqueue([notice], source=out.message_id, now=now)
         return len(notices)
 
-    def _send_in_background(self) -> None:
-        """Hand what is due to the sender's child; `_settle_sending` records what it did."""
+    def _send_in_background(self) -> tuple[int, int]:
+        """Hand what is due to the sender's child; `_settle_sending` records what it did.
+        Without a usable child, send here: (sent, failed) then, else (0, 0)."""
         assert self.sender is not None
         now = self.clock()
         due = self.store.outbox_due_ids(now, self.outbox.max_per_drain)
@@ -509,9 +511,15 @@ class Service:
             # decoded one at a time as they are spooled: the batch's emails are never all in
             # memory at once
             entries = (entry for entry in map(self.store.outbox_entry, due) if entry is not None)
-            self.sender.submit(entries, now, spool=self.config.data_dir / "outbox.spool",
-                               build_mime=self.outbox.build_mime)
+            try:
+                self.sender.submit(entries, now, spool=self.config.data_dir / "outbox.spool",
+                                   build_mime=self.outbox.build_mime)
+            except (OSError, EOFError) as exc:  # no spool, or no child: send them from here
+                log.warning("event=sender_unavailable error=%r; sending in the daemon", exc)
+                self.sender.close()
+                return self.drain()
             self._sending = True
+        return 0, 0
 
     def _settle_sending(self) -> DrainReport:
         """Wait for the child's send, if any, and record its outcomes (not committed). If the

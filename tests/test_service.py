@@ -87,3 +87,16 @@ def test_closing_with_a_send_in_flight_records_it(embedded_mail, tmp_path):
     finally:
         again.close()
     assert not convo.inbox(INITIATOR) and not convo.inbox(OWNER)
+
+
+def test_without_a_spool_a_full_batch_is_sent_from_the_daemon(batches_of_3):
+    """If the sender cannot be used (here: the spool path is taken by a folder), the batch's
+    emails go out from the daemon itself, before `process_batch` returns."""
+    convo = batches_of_3
+    (convo.config.data_dir / "outbox.spool").mkdir(parents=True)
+    _send(convo, 3)
+    report = convo.service.process_batch()
+    assert (report.fetched, report.sent) == (3, 6)
+    assert len(convo.inbox(INITIATOR)) == 3 and len(convo.inbox(OWNER)) == 3
+    assert {e.status for e in convo.service.store.outbox_entries()} == {"sent"}
+    assert convo.service.sender.pid is None  # no child was left running
