@@ -495,7 +495,7 @@ def _unstructured(name: str, value: str) -> str:
 def _check_addr_spec(address: str) -> None:
     local, at, domain = address.rpartition("@")
     if not at or not local or not domain or not _PRINTABLE.match(address) or re.search(
-        r"[\s<>,;\"()\[\]\\]", address
+        r"[\s<>,;:\"()\[\]\\]", address  # ":" and ";" would make a group of it
     ):
         raise ValueError(f"not a plain address: {address!r}")
 
@@ -518,6 +518,9 @@ def _address_list(name: str, addresses: tuple[str, ...]) -> str:
     value = ", ".join(addresses)
     _header(name, value)
     if _PRINTABLE.match(value):
+        for entry in addresses:  # each one mailbox: no group, no second address smuggled in
+            _check_addr_spec(entry.rpartition("<")[2].rstrip(">") if entry.endswith(">")
+                             else entry)
         return value
     parts = []
     for display, addr in getaddresses(list(addresses)):

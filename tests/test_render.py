@@ -312,6 +312,10 @@ def test_subject_injection_adds_no_header(renderer: Renderer, lang: str) -> None
         {"date": "Sun, 02 Aug 2026 09:30:00 +0800\r\nBcc: v@x"},
         {"message_id": "a@x> <b@x"},
         {"to": ()},
+        # found by the long render fuzz run: a group ("name: ...;") where one mailbox belongs
+        {"to": ("  9` 333:3333333333;@corp.example",)},
+        {"reply_to": "collab+x:y;@corp.example"},
+        {"cc": ("a@corp.example, b@corp.example",)},
     ],
     ids=[
         "subject-crlf",
@@ -324,6 +328,9 @@ def test_subject_injection_adds_no_header(renderer: Renderer, lang: str) -> None
         "date",
         "message-id",
         "no-recipient",
+        "to-group",
+        "reply-to-group",
+        "cc-two-in-one",
     ],
 )
 def test_to_mime_rejects_unsafe_headers(change: dict[str, Any]) -> None:
