@@ -334,10 +334,6 @@ class Outbox:
         await self._send(self.store.outbox_due(now, self.max_per_drain), now, tally)
         return tally.report()
 
-    def due(self, now: datetime) -> list[OutboxEntry]:
-        """The entries one drain at `now` would send (for `send_detached`)."""
-        return self.store.outbox_due(now, self.max_per_drain)
-
     async def send_detached(self, due: list[OutboxEntry], now: datetime) -> DetachedSend:
         """Send `due` like `drain`, touching no store: safe on another thread while the store's
         owner goes on. Nothing is recorded until `settle` runs on the owner's thread, and no

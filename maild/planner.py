@@ -68,6 +68,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
+from operator import itemgetter
 from typing import Any
 
 from .model import Notice, Person, TaskState
@@ -742,12 +743,8 @@ def _changes(old_snap: Mapping[str, str] | None, ref: str,
 
 def _soonest(pairs: list[tuple[dict[str, Any], RowKey]]) -> list[dict[str, Any]]:
     """The rows, soonest deadline first (none last), then by item and task."""
-    pairs.sort(key=_second)
+    pairs.sort(key=itemgetter(1))
     return [row for row, _ in pairs]
-
-
-def _second(pair: tuple[Any, Any]) -> Any:
-    return pair[1]
 
 
 def _language(items: Sequence[Mapping[str, Any]]) -> str:

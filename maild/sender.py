@@ -36,7 +36,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from .model import Outgoing
 from .outbox import DetachedSend, Outbox, SmtpSettings
@@ -58,20 +58,20 @@ class SenderOptions:
 
 
 class _Spool:
-    """The child's view of a spool file: message-ID → (offset, length, build error)."""
+    """The child's view of a spool file, open for one request: message-ID → (offset, length,
+    build error)."""
 
     def __init__(self) -> None:
-        self.path: Path | None = None
+        self.handle: BinaryIO | None = None
         self.index: dict[str, tuple[int, int, str]] = {}
 
     def read(self, out: Outgoing) -> bytes:
         offset, length, error = self.index[out.message_id]
         if error:
             raise ValueError(error)
-        assert self.path is not None
-        with open(self.path, "rb") as handle:
-            handle.seek(offset)
-            return handle.read(length)
+        assert self.handle is not None
+        self.handle.seek(offset)
+        return self.handle.read(length)
 
 
 def _serve(conn: Connection, options: SenderOptions, daemon_pid: int) -> None:
@@ -98,9 +98,10 @@ def _serve(conn: Connection, options: SenderOptions, daemon_pid: int) -> None:
                 return
             if request is None:
                 return
-            spool.path, spool.index, due, now = request
+            path, spool.index, due, now = request
             try:
-                answer: Any = loop.run_until_complete(outbox.send_detached(due, now))
+                with open(path, "rb") as spool.handle:
+                    answer: Any = loop.run_until_complete(outbox.send_detached(due, now))
             except Exception as exc:  # reported to the daemon, which re-sends from its store
                 answer = f"{type(exc).__name__}: {exc}"
             conn.send(answer)

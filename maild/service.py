@@ -398,9 +398,7 @@ class Service:
     def _sync_originals(self) -> None:
         """Make the batch's originals durable before the commit that refers to them: their
         fsyncs run together (`files.publish`), then one fsync per touched folder."""
-        # A thread hand-off costs more than it saves for the one email of a live batch.
-        pool = self._fsync_pool if len(self._pending_originals) > 4 else None
-        publish(self._pending_originals, self._unsynced_dirs, pool)
+        publish(self._pending_originals, self._unsynced_dirs, self._fsync_pool)
         self._pending_originals.clear()
         self._unsynced_dirs.clear()
 
@@ -501,6 +499,11 @@ class Service:
             self._enqueue([notice], source=out.message_id, now=now)
         return len(notices)
 
+    @property
+    def _spool_path(self) -> Path:
+        """Where a detached send's emails wait for the sender's child (rewritten per batch)."""
+        return self.config.data_dir / "outbox.spool"
+
     def _send_in_background(self) -> tuple[int, int]:
         """Hand what is due to the sender's child; `_settle_sending` records what it did.
         Without a usable child, send here: (sent, failed) then, else (0, 0)."""
@@ -512,7 +515,7 @@ class Service:
             # memory at once
             entries = (entry for entry in map(self.store.outbox_entry, due) if entry is not None)
             try:
-                self.sender.submit(entries, now, spool=self.config.data_dir / "outbox.spool",
+                self.sender.submit(entries, now, spool=self._spool_path,
                                    build_mime=self.outbox.build_mime)
             except (OSError, EOFError) as exc:  # no spool, or no child: send them from here
                 log.warning("event=sender_unavailable error=%r; sending in the daemon", exc)
@@ -528,7 +531,7 @@ class Service:
             return DrainReport()
         self._sending = False
         detached = self.sender.result()
-        (self.config.data_dir / "outbox.spool").unlink(missing_ok=True)
+        self._spool_path.unlink(missing_ok=True)
         if detached is None:
             return DrainReport()
         report = self.outbox.settle(detached)

@@ -685,14 +685,15 @@ def test_deadlines_are_shown_in_the_readers_timezone(renderer: Renderer) -> None
 
 # The rows of digest.{html,txt}.j2 as macros, before `digest_rows` replaced them for speed
 # (2026-11-27): the reference the Python rows must match byte for byte.
-REFERENCE_ROWS = {
-    "html": r"""{% macro change_line(ch) -%}
+_REFERENCE_CHANGE_LINE = r"""{% macro change_line(ch) -%}
 {% if ch.field == 'new' %}{{ t('schedule.change.new') }}
 {%- elif ch.field == 'state' %}{{ t('schedule.change.state', old=ch.old|state_label, new=ch.new|state_label) }}
 {%- elif ch.field == 'deadline' %}{{ t('schedule.change.deadline', old=ch.old|deadline, new=ch.new|deadline) }}
 {%- else %}{{ t('schedule.change.' ~ ch.field, old=ch.old|oneline, new=ch.new|oneline) }}{% endif %}
 {%- endmacro %}
-{% macro digest_rows(rows, show_owner=true) %}
+"""
+REFERENCE_ROWS = {
+    "html": _REFERENCE_CHANGE_LINE + r"""{% macro digest_rows(rows, show_owner=true) %}
 <table role="presentation" width="100%" cellpadding="0" cellspacing="0" border="0" style="width:100%;border-collapse:collapse;font-size:14px;line-height:1.45;margin:0 0 8px;">
 <tr>
 <th align="left" style="padding:6px 8px 6px 0;border-bottom:2px solid #d0d7de;color:#57606a;font-size:13px;font-weight:600;text-align:left;">{{ L.label.task }}</th>
@@ -722,13 +723,7 @@ REFERENCE_ROWS = {
 </table>
 {% endmacro %}
 """,
-    "txt": r"""{% macro change_line(ch) -%}
-{% if ch.field == 'new' %}{{ t('schedule.change.new') }}
-{%- elif ch.field == 'state' %}{{ t('schedule.change.state', old=ch.old|state_label, new=ch.new|state_label) }}
-{%- elif ch.field == 'deadline' %}{{ t('schedule.change.deadline', old=ch.old|deadline, new=ch.new|deadline) }}
-{%- else %}{{ t('schedule.change.' ~ ch.field, old=ch.old|oneline, new=ch.new|oneline) }}{% endif %}
-{%- endmacro %}
-{% macro digest_rows(rows, show_owner=true) %}
+    "txt": _REFERENCE_CHANGE_LINE + r"""{% macro digest_rows(rows, show_owner=true) %}
 {% for r in rows %}
 {{ '!' if r.flags else '-' }} {{ r.item_id }} {{ r.task_id }}  [{{ L.state.get(r.state, r.state) }}{% if r.progress and r.state != 'done' %} {{ r.progress }}%{% endif %}]  {{ r.name|oneline }}
 {% if show_owner %}
