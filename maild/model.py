@@ -113,6 +113,7 @@ class Person:
     aliases: tuple[str, ...] = ()
     manager: str = ""  # address of the manager, for escalations
     timezone: str = ""  # IANA zone the person reads times in; "" = the configured one
+    title: str = ""  # job title or role, e.g. "经理", "主管", "专员", "Product Manager"
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ class Directory:
                 aliases=tuple(str(a) for a in entry.get("aliases", ())),
                 manager=str(entry.get("manager", "")).lower(),
                 timezone=str(entry.get("timezone", "")),
+                title=str(entry.get("title", "")),
             ))
         return cls(tuple(people))
 
