@@ -22,7 +22,11 @@ test: install
 	$(BIN)/ruff check maild tests
 	$(BIN)/pytest -q
 
+# The reply parsers maild's reply text is scored against (bench/accuracy_replies.py); not maild deps.
+REPLY_PEERS := email-reply-parser==0.5.12 mail-parser-reply==1.36
+
 accuracy: install
+	$(BIN)/python -m pip install --quiet $(REPLY_PEERS)
 	$(BIN)/python bench/accuracy.py
 
 bench: install
