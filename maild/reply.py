@@ -1,269 +1,366 @@
-"""The new text of a reply: cut the quoted history and the signature, keep what the sender wrote.
+"""The new text of a reply: what the sender wrote, without quoted history, quote headers,
+client signatures or mailing-list footers. Pure.
 
-Quoted history is found with an ordered tuple of marker rules, `MARKERS` (name, regex), covering
-the forms Chinese and English mail clients actually produce; the earliest match cuts, ties go to
-the earlier rule. `>`-quoted lines are then dropped wherever they are.
+How, in two passes over the lines (the words each client writes are data in `replymarkers`):
+
+1. The first *history marker* on an unquoted line ends the new text: a divider (`-----Original
+   Message-----`, `------------------ 原始邮件 ------------------`, `---- Li Na wrote ----`), a
+   header block (`From:`/`Sent:`, `发件人:`/`发送时间:`, `Von:`/`Gesendet:` … two labels and an
+   address or a digit), a rule line above a header or a list footer, an attribution (`On … wrote:`,
+   `… 于2026年8月3日 … 写道：`, `Am … schrieb …:`, `2026-08-03 17:21 GMT+08:00 Name <a@b>:` …,
+   wrapped over up to three lines) with no `>` quote below it, or a client signature (`-- `,
+   "Sent from my iPhone", "发自我的华为手机" …) with at most a few signature lines after it.
+2. Above that marker, `>`-quoted runs are removed with the attribution just above them, and
+   every unquoted block around them is kept in order: bottom-posted and inline answers survive.
+   Blocks that a quote separated are joined by one blank line.
 
 Surprises, all deliberate:
 
-- Bottom-posting: when the text *starts* with an attribution line (`On … wrote:`, `… 写道：`)
-  followed by `>`-quoted lines, the attribution is dropped instead of cutting there, so the
-  unquoted text below the quotes is kept.
-- The generic `… wrote:` / `… 写道：` rules only fire when a `>`-quoted line follows, because a
-  line ending in "wrote:" can be ordinary prose.
+- Unsure means keep: a line that only looks like an attribution ("Li Na wrote:" with no date or
+  address) cuts nothing unless a quote follows it, and a header-like pair of lines with neither an
+  address nor a digit is prose. What was kept this way is reported in `ReplyText.unsure`.
+- `>>> next step` lines are new text when no quote context is around (no attribution above, no
+  shallower `>` level in the run).
+- Text before an attribution on the same line is new text ("Sure, done On … wrote:").
+- A reply whose first line is already history (bottom-posting under an Outlook header) keeps the
+  unquoted text after the last `>` quote; a reply that is all history has no new text.
 - HTML-only replies (empty `text`, or `text` that is just the HTML rendered) are cut in the HTML
-  first — Gmail/Thunderbird quote blocks and blockquotes removed, everything from Outlook's or QQ's
-  reply header on dropped — then rendered with `decode.html_to_text` and cut again as text.
+  first (`replyhtml`), then rendered and cut again as text.
+- Everything cut is reported in `ReplyText.cuts`, so the audit trail can show it.
 """
 
 from __future__ import annotations
 
 import re
-from html import escape
-from html.parser import HTMLParser
-from typing import NamedTuple
+from dataclasses import dataclass
+from typing import Any
 
-from maild.htmltext import feed_html, html_to_text
+from maild import replymarkers as mk
+from maild.htmltext import html_to_text
+from maild.replyhtml import strip_html_quotes, strip_html_quotes_with_rules
 
-_H = r"[ \t\u3000\xa0]"  # horizontal space, including full-width space and NBSP
-_C = r"[:：]"  # ASCII or full-width colon
-_M = re.MULTILINE
-_I = re.MULTILINE | re.IGNORECASE
-_QUOTE_FOLLOWS = rf"(?=\n(?:{_H}*\n)*{_H}*>)"  # the next non-blank line is `>`-quoted
+__all__ = ["Cut", "ReplyText", "find_history", "new_text", "read_reply", "strip_html_quotes"]
 
-# Order matters only for ties; every rule is anchored at the start of a line.
-MARKERS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    (
-        "outlook_original_message",
-        re.compile(
-            rf"^{_H}*-{{2,}}{_H}*(?:Original Message|邮件原件|郵件原件){_H}*-{{2,}}{_H}*$", _I
-        ),
-    ),
-    ("qq_original_mail", re.compile(rf"^{_H}*-{{6,}}{_H}*原始邮件{_H}*-{{6,}}{_H}*$", _M)),
-    ("coremail_original_mail", re.compile(rf"^{_H}*-{{2,}}{_H}*原始邮件{_H}*-{{2,}}{_H}*$", _M)),
-    (
-        "mailmaster_divider",
-        re.compile(rf"^{_H}*-{{2,}}{_H}*(?:回复的原邮件|回覆的原郵件|Replied Message){_H}*-{{2,}}{_H}*$", _I),
-    ),
-    ("mailmaster_table", re.compile(rf"^{_H}*\|{_H}*(?:发件人|發件人|From){_H}*\|", _I)),
-    (
-        "forwarded_message",
-        re.compile(
-            rf"^{_H}*-{{3,}}{_H}*(?:Forwarded message|转发的邮件|轉寄的郵件){_H}*-{{3,}}", _I
-        ),
-    ),
-    (
-        "outlook_rule_line",
-        re.compile(rf"^{_H}*_{{10,}}{_H}*\n(?:{_H}*\n)*{_H}*(?:From|发件人|寄件者){_H}*{_C}", _I),
-    ),
-    (
-        "header_block_en",  # Outlook, Outlook for Mac, Alimail/DingTalk, Feishu (en UI)
-        re.compile(
-            rf"^{_H}*\*?From{_H}*{_C}[^\n]*\n(?:[^\n]{{0,300}}\n){{0,3}}?"
-            rf"{_H}*\*?(?:Sent|Date|Send Time|To|Subject){_H}*{_C}",
-            _I,
-        ),
-    ),
-    (
-        "header_block_zh",  # Outlook, QQ/Foxmail, Coremail, Alimail/DingTalk, Feishu (zh UI)
-        re.compile(
-            rf"^{_H}*(?:发件人|寄件者|發件人){_H}*{_C}[^\n]*\n(?:[^\n]{{0,300}}\n){{0,3}}?"
-            rf"{_H}*(?:发送时间|發送時間|寄件日期|发送日期|日期|时间|時間|收件人|收件者|主{_H}*题|主旨)"
-            rf"{_H}*{_C}",
-            _M,
-        ),
-    ),
-    (
-        "gmail_en",  # also Apple Mail / iOS and Thunderbird in English; may wrap over two lines
-        re.compile(
-            rf"^{_H}*On\s(?=[^\n]{{0,300}}\d)(?:[^\n]{{0,300}}\n)?[^\n]{{0,300}}\swrote{_H}*:{_H}*$",
-            _I,
-        ),
-    ),
-    (
-        "gmail_zh",  # `Name <a@b> 于2026年8月1日周六 10:00写道：`, the name may sit on its own line
-        re.compile(
-            rf"^(?:[^\n<>]{{0,80}}<[^\s<>@]+@[^\s<>]+>{_H}*\n)?[^\n]{{0,200}}?于{_H}*\d{{4}}年\d{{1,2}}月"
-            rf"\d{{1,2}}日(?:[^\n]{{0,200}}\n)?[^\n]{{0,200}}[写寫]道{_H}*{_C}?{_H}*$",
-            _M,
-        ),
-    ),
-    (
-        "apple_zh",  # `在 2026年8月1日，10:00，Name <a@b> 写道：`
-        re.compile(
-            rf"^{_H}*在{_H}*\d{{4}}年\d{{1,2}}月\d{{1,2}}日(?:[^\n]{{0,200}}\n)?[^\n]{{0,200}}[写寫]道{_H}*{_C}{_H}*$",
-            _M,
-        ),
-    ),
-    (
-        "thunderbird_coremail_zh",  # `在 2026/8/1 9:57, Name 写道:` / `在 2026-08-01 00:16:35，"N" <a@b> 写道：`
-        re.compile(
-            rf"^{_H}*在{_H}*\d{{4}}[/-]\d{{1,2}}[/-]\d{{1,2}}(?:[^\n]{{0,200}}\n)?[^\n]{{0,200}}[写寫]道{_H}*{_C}{_H}*$",
-            _M,
-        ),
-    ),
-    ("wrote_en", re.compile(rf"^[^\n>][^\n]{{0,200}}\swrote{_H}*:{_H}*${_QUOTE_FOLLOWS}", _I)),
-    ("wrote_zh", re.compile(rf"^[^\n>][^\n]{{0,200}}[写寫]道{_H}*{_C}{_H}*${_QUOTE_FOLLOWS}", _M)),
-    ("signature_dashes", re.compile(r"^--[ \xa0]?$", _M)),
-    (
-        "mobile_signature",
-        re.compile(
-            rf"^{_H}*(?:发自我的{_H}?(?:iPhone|iPad|华为手机|荣耀手机|小米手机|手机)|从我的(?:iPhone|iPad)发送"
-            rf"|Sent from my (?:iPhone|iPad|Android|Huawei|Samsung|Xiaomi)[^\n]*"
-            rf"|(?:Get|Sent from) Outlook for (?:iOS|Android)(?:<[^>\n]*>)?"
-            rf"|发自网易邮箱大师|发自(?:网易|QQ)邮箱[^\n]{{0,10}}|发自钉钉[^\n]{{0,10}}|发自飞书[^\n]{{0,10}})"
-            rf"{_H}*$",
-            _I,
-        ),
-    ),
-)
-
-# Attribution rules: at the very top and followed by quotes, they mean bottom-posting.
-ATTRIBUTIONS = frozenset(
-    {"gmail_en", "gmail_zh", "apple_zh", "thunderbird_coremail_zh", "wrote_en", "wrote_zh"}
-)
-
-_QUOTED_LINE = re.compile(rf"^{_H}*>")
-_DECORATION_LINE = re.compile(r"^[\s\-_=*~]*$")
+_MAX_ATTRIBUTION = 400  # characters over at most three lines
+_SIGNATURE_TAIL = {"signature_dashes": 10, "signature_line": 3}  # lines a signature may carry
 
 
-class Cut(NamedTuple):
+@dataclass(frozen=True)
+class Cut:
+    """One piece of the email that is not new text: the rule that found it, and the text."""
+
     rule: str
-    start: int  # where the quoted history begins (start of its line)
-    end: int  # end of the marker itself
+    text: str
 
 
-def find_cut(text: str, pos: int = 0) -> Cut | None:
-    """The earliest marker at or after `pos` (a line start), or None."""
-    best: Cut | None = None
-    for name, pattern in MARKERS:
-        match = pattern.search(text, pos)
-        if match and (best is None or match.start() < best.start):
-            best = Cut(name, match.start(), match.end())
-    return best
+@dataclass(frozen=True)
+class Marker:
+    """Where the quoted history begins: line `line`, from column `column` on."""
+
+    rule: str
+    line: int
+    column: int = 0
+
+
+@dataclass(frozen=True)
+class ReplyText:
+    """The new text, its blocks in order, what was cut and which doubtful markers were kept."""
+
+    text: str
+    blocks: tuple[str, ...] = ()
+    cuts: tuple[Cut, ...] = ()
+    unsure: tuple[Cut, ...] = ()
+
+    def summary(self) -> dict[str, Any]:
+        """What was cut and what was kept though it looked like history, for the audit trail."""
+        out: dict[str, Any] = {}
+        if self.cuts:
+            out["cut"] = [_describe(cut) for cut in self.cuts]
+        if self.unsure:
+            out["kept_unsure"] = [_describe(cut) for cut in self.unsure]
+        return out
+
+
+def _describe(cut: Cut) -> dict[str, Any]:
+    lines = [line.strip() for line in cut.text.split("\n") if line.strip()]
+    first = lines[0] if lines else ""
+    return {"rule": cut.rule, "lines": len(lines), "first": first[:120]}
 
 
 def new_text(text: str, html: str | None = None) -> str:
     """What the sender wrote in this reply, without quoted history or signature."""
+    return read_reply(text, html).text
+
+
+def read_reply(text: str, html: str | None = None) -> ReplyText:
+    """The new text of a reply (text/plain, or the HTML of an HTML-only email) and what was cut."""
+    html_cuts: tuple[Cut, ...] = ()
     if html and (not text.strip() or text.strip() == html_to_text(html).strip()):
-        text = html_to_text(strip_html_quotes(html))
+        stripped, rules = strip_html_quotes_with_rules(html)
+        rendered = html_to_text(stripped)
+        if rendered.strip():
+            if rules:
+                removed = _removed_text(html_to_text(html), rendered)
+                html_cuts = (Cut("html:" + ",".join(dict.fromkeys(rules)), removed),)
+            text = rendered
+        elif not text.strip():
+            text = html_to_text(html)
     text = text.replace("\r\n", "\n").replace("\r", "\n").lstrip("\ufeff")
-    cut = find_cut(text)
-    if (
-        cut
-        and cut.rule in ATTRIBUTIONS
-        and not text[: cut.start].strip()
-        and re.match(_QUOTE_FOLLOWS, text[cut.end :])
-    ):
-        text = text[cut.end :]  # bottom-posting: the new text is below the quotes
-        cut = find_cut(text)
-    if cut:
-        text = text[: cut.start]
-    lines = [line.rstrip() for line in text.split("\n") if not _QUOTED_LINE.match(line)]
-    while lines and _DECORATION_LINE.match(lines[-1]):
-        lines.pop()
-    return "\n".join(lines).strip()
+    blocks, cuts, unsure = _read_lines(text.split("\n"))
+    return ReplyText("\n\n".join(blocks), tuple(blocks), html_cuts + cuts, unsure)
 
 
-# ── HTML ─────────────────────────────────────────────────────────────────────────────────────
-
-# (name, tag or None for any, attribute or "" for none, pattern on the attribute's value)
-HtmlRule = tuple[str, str | None, str, re.Pattern[str]]
-
-# The element is removed with its content; what follows it is kept.
-HTML_REMOVE: tuple[HtmlRule, ...] = (
-    ("gmail_quote", "div", "class", re.compile(r"(?:^|\s)gmail_quote(?:\s|$)")),
-    ("thunderbird_cite_prefix", "div", "class", re.compile(r"(?:^|\s)moz-cite-prefix(?:\s|$)")),
-    ("blockquote", "blockquote", "", re.compile("")),
-)
-# The element and everything after it is dropped.
-HTML_CUT: tuple[HtmlRule, ...] = (
-    ("outlook_reply_header", None, "id", re.compile(r"^(?:x_)*(?:divRplyFwdMsg|appendonsend)$")),
-    (
-        "outlook_border_block",
-        "div",
-        "style",
-        re.compile(
-            r"border:\s*none;\s*border-top:\s*solid|border-top:\s*solid\s+#(?:E1E1E1|B5C4DF)", re.I
-        ),
-    ),
-    ("outlook_web_stop", "hr", "id", re.compile(r"^(?:x_)*stopSpelling$")),
-    (
-        "outlook_mobile_reference",
-        "div",
-        "id",
-        re.compile(r"^mail-editor-reference-message-container$"),
-    ),
-    ("yahoo_quoted", "div", "class", re.compile(r"(?:^|\s)yahoo_quoted(?:\s|$)")),
-)
-# Text that starts the quoted history when it appears in the HTML (QQ's divider).
-HTML_CUT_TEXT = re.compile(
-    r"-{3,}[\s\xa0]*(?:原始邮件|回复的原邮件|Original Message|Replied Message)[\s\xa0]*-{3,}", re.I
-)
+def _removed_text(full: str, kept: str) -> str:
+    """The rendered lines of `full` that `kept` no longer has (for the audit summary)."""
+    kept_lines = set(kept.split("\n"))
+    return "\n".join(line for line in full.split("\n") if line not in kept_lines)
 
 
-def _matches(rules: tuple[HtmlRule, ...], tag: str, attrs: list[tuple[str, str | None]]) -> bool:
-    values = {key: value or "" for key, value in attrs}
-    return any(
-        (rule_tag is None or rule_tag == tag)
-        and (not attr or (attr in values and bool(pattern.search(values[attr]))))
-        for _name, rule_tag, attr, pattern in rules
-    )
+# ── pass 1: where the history starts ─────────────────────────────────────────────────────────
 
 
-class _QuoteStripper(HTMLParser):
-    """Re-emits the HTML without quote elements and without anything after a reply header."""
+def _quoted(line: str) -> bool:
+    return bool(mk.QUOTED.match(line))
 
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.out: list[str] = []
-        self.done = False
-        self.skip_tag: str | None = None
-        self.skip_depth = 0
 
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if self.done:
-            return
-        if self.skip_tag:
-            self.skip_depth += tag == self.skip_tag
-        elif _matches(HTML_CUT, tag, attrs):
-            self.done = True
-        elif _matches(HTML_REMOVE, tag, attrs):
-            self.skip_tag, self.skip_depth = tag, 1
+def _blank(line: str) -> bool:
+    return not line.strip(" \t\u3000\xa0")
+
+
+def _next_nonblank(lines: list[str], start: int, limit: int = 4) -> int | None:
+    for index in range(start, min(len(lines), start + limit)):
+        if not _blank(lines[index]):
+            return index
+    return None
+
+
+def attribution_kind(joined: str) -> str:
+    """"strong" for a text that is an attribution for sure, "weak" when it only may be, or ""."""
+    joined = joined.strip(" \t\u3000\xa0")
+    if len(joined) > _MAX_ATTRIBUTION or not mk.ATTRIBUTION_END.search(joined):
+        return ""
+    address = bool(mk.ADDRESS.search(joined))
+    starts = bool(mk.ATTRIBUTION_START.match(joined)) and any(ch.isdigit() for ch in joined)
+    if mk.ATTRIBUTION_VERB.search(joined):
+        return "strong" if address or starts else "weak"
+    if joined.endswith((">:", ">：")) and address and re.match(r"^\D{0,12}\d", joined):
+        return "strong"  # Gmail's date-first form: "2026-08-03 17:21 GMT+08:00 Name <a@b>:"
+    return ""
+
+
+def _attribution_at(lines: list[str], start: int) -> tuple[int, str, int] | None:
+    """An attribution starting on line `start` (over up to three lines, no blank line inside):
+    (its last line, kind, column where it starts on `start`), or None."""
+    if _quoted(lines[start]) or _blank(lines[start]):
+        return None
+    for end in range(start, min(len(lines), start + 3)):
+        if end > start and (_blank(lines[end]) or _quoted(lines[end])):
+            break
+        if not lines[end].rstrip(" \t\u3000\xa0").endswith((":", "：")):
+            continue
+        first = lines[start]
+        if end > start and not (mk.ATTRIBUTION_START.match(first) or "@" in first
+                                or first.rstrip().endswith("<")):
+            continue  # only a line that can open an attribution may start a wrapped one
+        joined = " ".join(line.strip() for line in lines[start:end + 1])
+        kind = attribution_kind(joined)
+        if not kind:
+            continue
+        column = 0
+        split = mk.MIDLINE_OPENING.search(first)
+        if split and attribution_kind(" ".join([first[split.end():], *lines[start + 1:end + 1]])):
+            column = split.end()
+        return end, kind, column
+    return None
+
+
+def _header_block_at(lines: list[str], index: int) -> bool:
+    line = lines[index]
+    if mk.TABLE_FROM_LINE.match(line):
+        following = _next_nonblank(lines, index + 1, 2)
+        return following is not None and bool(mk.TABLE_OTHER_LINE.match(lines[following]))
+    if mk.ONE_LINE_HEADER.match(line):
+        return True
+    opening = mk.FROM_LINE.match(line) or mk.DATE_LINE.match(line)
+    if not opening:
+        return False
+    partner = mk.OTHER_LINE if mk.FROM_LINE.match(line) else mk.FROM_LINE
+    block = [line]
+    for other in lines[index + 1:index + 5]:
+        if _blank(other):
+            break
+        block.append(other)
+        if partner.match(other):
+            text = "\n".join(block)
+            return "@" in text or any(ch.isdigit() for ch in text)
+    return False
+
+
+def _signature_tail(lines: list[str], index: int) -> int:
+    """How many non-blank lines follow a signature line before the history or the end."""
+    count = 0
+    for position in range(index + 1, len(lines)):
+        line = lines[position]
+        if _blank(line):
+            continue
+        if _quoted(line) or _marker_at(lines, position, signatures=False):
+            break
+        count += 1
+    return count
+
+
+def _marker_at(lines: list[str], index: int, signatures: bool = True) -> Marker | None:
+    """The history marker that starts on line `index`, if any (see the module docstring)."""
+    line = lines[index]
+    if _quoted(line) or _blank(line):
+        return None
+    if mk.DIVIDER.match(line) or mk.BARE_DIVIDER.match(line) or mk.WROTE_DIVIDER.match(line):
+        return Marker("divider", index)
+    if mk.RULE_LINE.match(line):
+        following = _next_nonblank(lines, index + 1, 3)
+        if following is not None and (mk.FROM_LINE.match(lines[following])
+                                      or mk.DATE_LINE.match(lines[following])):
+            return Marker("rule_line", index)
+        if any(mk.LIST_FOOTER.search(other) for other in lines[index + 1:index + 4]):
+            return Marker("list_footer", index)
+    if _header_block_at(lines, index):
+        return Marker("header_block", index)
+    found = _attribution_at(lines, index)
+    if found and found[1] == "strong":
+        end = found[0]
+        below = _next_nonblank(lines, end + 1, 3)
+        if below is None or not _quoted(lines[below]):
+            return Marker("attribution", index, found[2])
+    if signatures:
+        for rule, pattern in (("signature_dashes", mk.SIGNATURE_DASHES),
+                              ("signature_line", mk.SIGNATURE_LINE)):
+            if pattern.match(line) and _signature_tail(lines, index) <= _SIGNATURE_TAIL[rule]:
+                return Marker(rule, index)
+    return None
+
+
+def find_history(text: str) -> Marker | None:
+    """The first history marker on an unquoted line of `text`, or None."""
+    lines = text.replace("\r\n", "\n").split("\n")
+    for index in range(len(lines)):
+        marker = _marker_at(lines, index)
+        if marker:
+            return marker
+    return None
+
+
+def _backtrack(lines: list[str], marker: Marker) -> int:
+    """Foxmail puts the sender's own address (its default signature) just above the header."""
+    index = marker.line
+    if marker.rule != "header_block":
+        return index
+    above = index - 1
+    while above >= 0 and _blank(lines[above]):
+        above -= 1
+    return above if above >= 0 and mk.LONE_ADDRESS.match(lines[above]) else index
+
+
+# ── pass 2: quotes, inline answers and what stays ────────────────────────────────────────────
+
+
+def _read_lines(lines: list[str]) -> tuple[list[str], tuple[Cut, ...], tuple[Cut, ...]]:
+    cuts: list[Cut] = []
+    marker = next((m for i in range(len(lines)) if (m := _marker_at(lines, i))), None)
+    region = lines
+    if marker:
+        start = _backtrack(lines, marker)
+        head = lines[start][: marker.column] if start == marker.line else ""
+        region = lines[:start] + ([head] if head.strip() else [])
+        history = lines[start:]
+        if marker.column and start == marker.line:
+            history = [lines[start][marker.column:], *lines[start + 1:]]
+        if all(_blank(line) for line in region):
+            region = _after_last_quote(history)
+            history = history[: len(history) - len(region)]
+        cuts.append(Cut(marker.rule, "\n".join(history)))
+    blocks, quote_cuts, unsure = _split_quotes(region)
+    return blocks, tuple(quote_cuts + cuts), unsure
+
+
+def _after_last_quote(history: list[str]) -> list[str]:
+    """Bottom-posting below a header: the unquoted lines after the last `>` quote."""
+    last = max((i for i, line in enumerate(history) if _quoted(line)), default=None)
+    if last is None:
+        return []
+    tail = history[last + 1:]
+    return tail if any(not _blank(line) for line in tail) else []
+
+
+def _quote_run_end(lines: list[str], start: int) -> int:
+    """The index after a `>` run starting at `start` (blank lines inside the run belong to it)."""
+    end = start
+    position = start
+    while position < len(lines):
+        if _quoted(lines[position]):
+            end = position = position + 1
+        elif _blank(lines[position]):
+            position += 1
         else:
-            self.out.append(self.get_starttag_text() or "")
-
-    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if self.done or self.skip_tag:
-            return
-        if _matches(HTML_CUT, tag, attrs):
-            self.done = True
-        elif not _matches(HTML_REMOVE, tag, attrs):
-            self.out.append(self.get_starttag_text() or "")
-
-    def handle_endtag(self, tag: str) -> None:
-        if self.done:
-            return
-        if self.skip_tag:
-            if tag == self.skip_tag:
-                self.skip_depth -= 1
-                if self.skip_depth == 0:
-                    self.skip_tag = None
-            return
-        self.out.append(f"</{tag}>")
-
-    def handle_data(self, data: str) -> None:
-        if self.done or self.skip_tag:
-            return
-        match = HTML_CUT_TEXT.search(data)
-        if match:
-            data = data[: match.start()]
-            self.done = True
-        self.out.append(escape(data, quote=False))
+            break
+    return end
 
 
-def strip_html_quotes(html: str) -> str:
-    """The HTML with quoted history removed (see HTML_REMOVE, HTML_CUT, HTML_CUT_TEXT)."""
-    parser = _QuoteStripper()
-    feed_html(parser, html)
-    return "".join(parser.out)
+def _arrows_are_new(run: list[str]) -> bool:
+    """`>>> step` lines, every one at exactly three arrows: an arrow list, not a quote."""
+    return all(mk.NEW_ARROWS.match(line) for line in run if not _blank(line))
+
+
+def _split_quotes(lines: list[str]) -> tuple[list[str], list[Cut], tuple[Cut, ...]]:
+    blocks: list[list[str]] = [[]]
+    cuts: list[Cut] = []
+    unsure: list[Cut] = []
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        if not _quoted(line):
+            blocks[-1].append(line)
+            index += 1
+            continue
+        end = _quote_run_end(lines, index)
+        run = lines[index:end]
+        attribution = _take_attribution(blocks[-1])
+        if attribution is None and _arrows_are_new(run):
+            blocks[-1].extend(run)
+            index = end
+            continue
+        cuts.append(Cut("quote", "\n".join(([attribution] if attribution else []) + run)))
+        blocks.append([])
+        index = end
+    for block in blocks:
+        for position, line in enumerate(block):
+            found = _attribution_at(block, position)
+            if found and found[1] == "weak":
+                unsure.append(Cut("attribution_without_quote", line))
+    texts = [text for text in (_tidy(block) for block in blocks) if text]
+    return texts, cuts, tuple(unsure)
+
+
+def _take_attribution(block: list[str]) -> str | None:
+    """Remove the attribution (strong or weak: a quote follows) ending the block; return it."""
+    end = len(block) - 1
+    while end >= 0 and _blank(block[end]):
+        end -= 1
+    for start in range(max(0, end - 2), end + 1):
+        found = _attribution_at(block, start)
+        if found and found[0] == end:
+            column = found[2]
+            removed = "\n".join([block[start][column:], *block[start + 1:end + 1]])
+            head = block[start][:column]
+            del block[start:]
+            if head.strip():
+                block.append(head)
+            return removed
+    return None
+
+
+def _tidy(block: list[str]) -> str:
+    lines = [line.rstrip() for line in block]
+    while lines and mk.DECORATION.match(lines[-1]):
+        lines.pop()
+    text = "\n".join(lines).strip("\n")
+    return re.sub(r"\n(?:[ \t\u3000\xa0]*\n)+", "\n\n", text).strip()
