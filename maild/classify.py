@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
 from . import tokens
@@ -18,7 +18,7 @@ from .commands import normalise, read_command
 from .dsn import bounce_signal
 from .forms import FormRules, read_form
 from .model import Command, FormResult, Inbound
-from .reply import new_text as reply_new_text
+from .reply import read_reply
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,7 @@ class Reply:
     language: str
     matched_by: str  # token | thread | subject
     token: tokens.TokenReading | None = None  # what its reply address said, if it had a token
+    trimmed: dict[str, str] = field(default_factory=dict)  # reply.ReplyText.audit_detail()
 
 
 @dataclass(frozen=True)
@@ -214,12 +215,14 @@ def classify(msg: Inbound, ctx: ClassifyContext) -> Decision:
         if reason:
             return Ignore(kind, reason)
 
-    text = reply_new_text(msg.text, msg.html)
+    replied = read_reply(msg.text, msg.html)
+    text = replied.text
     language = language_of(msg.subject, text)
     target = _reply_target(msg, ctx)
     if target:
         item_id, task_id, via, reading = target
-        return Reply(item_id, task_id, read_command(text), text, language, via, reading)
+        return Reply(item_id, task_id, read_command(text), text, language, via, reading,
+                     replied.audit_detail())
 
     form = read_form(msg.subject, msg.text, ctx.form_rules, msg.html)
     if form.kind is not None:

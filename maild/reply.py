@@ -81,6 +81,21 @@ class ReplyText:
         return out
 
 
+    def audit_detail(self) -> dict[str, str]:
+        """The same, as short text for an audit entry's detail: each cut's first line and size."""
+        out: dict[str, str] = {}
+        if self.cuts:
+            out["trimmed"] = " | ".join(_one_line(_describe(cut)) for cut in self.cuts)
+        if self.unsure:
+            out["kept_unsure"] = " | ".join(_one_line(_describe(cut)) for cut in self.unsure)
+        return out
+
+
+def _one_line(described: dict[str, Any]) -> str:
+    first = described["first"] if len(described["first"]) <= 60 else described["first"][:59] + "…"
+    return f"「{first}」 +{described['lines'] - 1}" if described["lines"] > 1 else f"「{first}」"
+
+
 def _describe(cut: Cut) -> dict[str, Any]:
     lines = [line.strip() for line in cut.text.split("\n") if line.strip()]
     first = lines[0] if lines else ""

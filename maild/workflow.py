@@ -104,12 +104,22 @@ def handle_reply(msg: Inbound, decision: Reply, item: dict[str, Any] | None, ctx
                        token_problem=problem)
     outcome = _dispatch(msg, decision, item, command.name, dict(command.args), language, ctx,
                         now, link)
+    _note_trimmed(outcome, msg, decision)
     if reading is not None and reading.token is not None:
         for changed in outcome.items:
             if changed.get("id") == item["id"]:
                 key = _use_key(reading.token, command.name, dict(command.args))
                 changed.setdefault("used_tokens", {})[key] = now.isoformat()
     return outcome
+
+
+def _note_trimmed(outcome: Outcome, msg: Inbound, decision: Reply) -> None:
+    """The audit entries this reply made also say what was cut from it as quoted history or
+    signature, and what was kept though it looked quoted (see `reply.ReplyText`)."""
+    for changed in outcome.items if decision.trimmed else ():
+        for entry in changed.get("audit", ()):
+            if entry.get("message_id") == msg.message_id:
+                entry.setdefault("detail", {}).update(decision.trimmed)
 
 
 # State-changing commands: the ones a reply token is checked for.

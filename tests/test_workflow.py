@@ -262,3 +262,18 @@ def test_required_tokens_and_no_token(item, ctx, reply):
     strict = dataclasses.replace(ctx, require_token=True)
     assert _refused_for(reply(item, strict, owner, "确认", task_id="T-1")) == "missing"
     assert reply(item, ctx, owner, "确认", task_id="T-1").items  # not required: From decides
+
+
+def test_the_audit_entry_shows_what_the_reply_cut(item, ctx, renderer):
+    from maild.reply import read_reply
+
+    body = ("确认，周五前交初稿\n\n发自我的华为手机\n\n"
+            "在 2026年8月3日，09:15，协作助手 <collab@corp.example> 写道：\n> 请确认任务。确认 / 拒绝\n")
+    replied = read_reply(body)
+    msg = email(WANG, body)
+    decision = Reply("MD-0001", "T-1", read_command(replied.text), replied.text, "zh", "token",
+                     trimmed=replied.audit_detail())
+    outcome = renderer(workflow.handle_reply(msg, decision, item, ctx, NOW + timedelta(hours=1)))
+    entry = outcome.items[0]["audit"][-1]
+    assert (entry["action"], entry["message_id"]) == ("confirm", msg.message_id)
+    assert entry["detail"]["trimmed"] == "「发自我的华为手机」 +2"
