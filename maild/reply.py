@@ -211,8 +211,9 @@ def _header_block_at(lines: list[str], index: int) -> bool:
     return False
 
 
-def _signature_tail(lines: list[str], index: int) -> int:
-    """How many non-blank lines follow a signature line before the history or the end."""
+def _signature_tail(lines: list[str], index: int, limit: int) -> int:
+    """How many non-blank lines follow a signature line before the history or the end (counting
+    stops past `limit`, so a long body full of signature-like lines stays linear)."""
     count = 0
     for position in range(index + 1, len(lines)):
         line = lines[position]
@@ -221,6 +222,8 @@ def _signature_tail(lines: list[str], index: int) -> int:
         if _quoted(line) or _marker_at(lines, position, signatures=False):
             break
         count += 1
+        if count > limit:
+            break
     return count
 
 
@@ -249,7 +252,8 @@ def _marker_at(lines: list[str], index: int, signatures: bool = True) -> Marker 
     if signatures:
         for rule, pattern in (("signature_dashes", mk.SIGNATURE_DASHES),
                               ("signature_line", mk.SIGNATURE_LINE)):
-            if pattern.match(line) and _signature_tail(lines, index) <= _SIGNATURE_TAIL[rule]:
+            limit = _SIGNATURE_TAIL[rule]
+            if pattern.match(line) and _signature_tail(lines, index, limit) <= limit:
                 return Marker(rule, index)
     return None
 
