@@ -228,3 +228,23 @@ def test_without_plus_addressing_replies_match_by_threading(mail_system, tmp_pat
         assert convo.service.store.get_item("MD-0001")["tasks"][0]["state"] == "not_started"
     finally:
         convo.close()
+
+
+def test_inline_answer_from_a_phone_is_read_and_the_audit_shows_what_was_cut(convo):
+    _kickoff(convo)
+    request = convo.inbox("wang.zhe@corp.example")[0]
+    quoted = "\n".join("> " + line for line in text_of(request).splitlines())
+    body = (f"进度 40%\n\n> 截止日期：8月10日\n\n能按时交，场景图周四出。\n\n发自我的华为手机\n\n"
+            f"在 2026年8月3日，09:15，maild <{convo.config.inbox_address}> 写道：\n{quoted}\n")
+    refs = f"{request.get('References', '')} {request['Message-ID']}".strip()
+    convo.say("wang.zhe@corp.example", "Re: " + str(request["Subject"]), body,
+              to=str(request.get("Reply-To") or request["From"]),
+              in_reply_to=str(request["Message-ID"]), references=refs)
+    convo.process()
+
+    item = convo.service.store.get_item("MD-0001")
+    assert item["tasks"][0]["progress"] == 40
+    entry = item["audit"][-1]
+    assert entry["action"] == "progress" and entry["who"] == "wang.zhe@corp.example"
+    # Both the quoted line between the answers and the signature with the history below it.
+    assert entry["detail"]["trimmed"].startswith("「> 截止日期：8月10日」 | 「发自我的华为手机」 +")
