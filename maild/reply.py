@@ -112,14 +112,10 @@ def read_reply(text: str, html: str | None = None) -> ReplyText:
     html_cuts: tuple[Cut, ...] = ()
     if html and (not text.strip() or text.strip() == html_to_text(html).strip()):
         stripped, rules = strip_html_quotes_with_rules(html)
-        rendered = html_to_text(stripped)
-        if rendered.strip():
-            if rules:
-                removed = _removed_text(html_to_text(html), rendered)
-                html_cuts = (Cut("html:" + ",".join(dict.fromkeys(rules)), removed),)
-            text = rendered
-        elif not text.strip():
-            text = html_to_text(html)
+        text = html_to_text(stripped)  # empty when all of it was quoted: nothing new was said
+        if rules:
+            removed = _removed_text(html_to_text(html), text)
+            html_cuts = (Cut("html:" + ",".join(dict.fromkeys(rules)), removed),)
     text = text.replace("\r\n", "\n").replace("\r", "\n").lstrip("\ufeff")
     blocks, cuts, unsure = _read_lines(text.split("\n"))
     return ReplyText("\n\n".join(blocks), tuple(blocks), html_cuts + cuts, unsure)
@@ -293,9 +289,11 @@ def _read_lines(lines: list[str]) -> tuple[list[str], tuple[Cut, ...], tuple[Cut
         history = lines[start:]
         if marker.column and start == marker.line:
             history = [lines[start][marker.column:], *lines[start + 1:]]
-        if all(_blank(line) for line in region):
-            region = _after_last_quote(history)
-            history = history[: len(history) - len(region)]
+        if all(_blank(line) for line in region):  # bottom-posting below the history?
+            tail = _after_last_quote(history)
+            cuts.append(Cut(marker.rule, "\n".join(history[: len(history) - len(tail)])))
+            blocks, more, unsure = _read_lines(tail)  # no quote left in it: this ends
+            return blocks, tuple(cuts) + more, unsure
         cuts.append(Cut(marker.rule, "\n".join(history)))
     blocks, quote_cuts, unsure = _split_quotes(region)
     return blocks, tuple(quote_cuts + cuts), unsure

@@ -196,8 +196,19 @@ def test_unsure_markers_keep_the_text_and_say_so() -> None:
     ("Confirm\n\nOn Mon, Aug 3, 2026 at 9:15 AM Li Na <li.na@corp.example>wrote:\n> ok?\n", "Confirm"),
     ("From: Li Na <li.na@corp.example>\nSent: Tuesday, August 4, 2026 10:02 AM\n\n> Progress?\n\n"
      "Progress 30%\n", "Progress 30%"),
+    ("From: Li Na <li.na@corp.example>\nSent: Tuesday, August 4, 2026 10:02 AM\n\n> Progress?\n\n"
+     "Progress 30%\n\nSent from my iPhone\n", "Progress 30%"),
     ("------------------ 原始邮件 ------------------\n发件人: \"李娜\"<li.na@corp.example>;\n请确认\n", ""),
 ], ids=["same-line-attribution", "triple-arrows-are-new", "address-wrote-no-space",
-        "bottom-post-under-outlook-header", "all-history-is-no-new-text"])
+        "bottom-post-under-outlook-header", "bottom-post-with-signature", "all-history-is-no-new-text"])
 def test_failure_classes(text: str, expected: str) -> None:
     assert new_text(text) == expected
+
+
+def test_an_html_reply_that_is_all_quote_says_nothing_new() -> None:
+    html = ('<div dir="ltr"><br></div><div class="gmail_quote"><div class="gmail_attr">On Mon, Aug 3, '
+            '2026 at 9:15 AM maild &lt;collab@corp.example&gt; wrote:</div><blockquote class="gmail_quote">'
+            "请回复「确认」接受</blockquote></div>")
+    reply = read_reply("", html)
+    assert reply.text == ""
+    assert reply.cuts[0].rule == "html:gmail_attribution,blockquote"
