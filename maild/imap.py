@@ -27,7 +27,9 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from imapclient import IMAPClient
-from imapclient.exceptions import IMAPClientError
+from imapclient.exceptions import IMAPClientError, LoginError
+
+from .signin import SignInError, TokenSource
 
 log = logging.getLogger("maild.imap")
 
@@ -58,6 +60,30 @@ class ImapSettings:
     poll_interval_s: float = 30.0
     timeout_s: float = 60.0
     ssl_context: ssl.SSLContext | None = field(default=None, repr=False)
+    oauth: TokenSource | None = field(default=None, repr=False)  # XOAUTH2 instead of LOGIN
+
+
+def login(client: IMAPClient, username: str, password: str, oauth: TokenSource | None) -> None:
+    """LOGIN with the password, or AUTHENTICATE XOAUTH2 with a token from `oauth`. A refused
+    token is reported and replaced once on the same connection (it may have expired or been
+    revoked early); a refused fresh one raises SignInError saying which permission is missing."""
+    if oauth is None:
+        client.login(username, password)
+        return
+    for attempt in range(2):
+        token = oauth.token()
+        try:
+            client.oauth2_login(username, token)
+            return
+        except LoginError as exc:
+            explanation = oauth.refused(token, "imap", _server_text(exc))
+            if attempt:
+                raise SignInError(explanation) from None
+
+
+def _server_text(exc: BaseException) -> str:
+    text = str(exc)
+    return text.decode("utf-8", "replace") if isinstance(text, bytes) else text
 
 
 class ImapInbox:
@@ -90,9 +116,16 @@ class ImapInbox:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except (OSError, AttributeError):
             pass
-        if s.security == "starttls":
-            client.starttls(context)
-        client.login(s.username, s.password)
+        try:
+            if s.security == "starttls":
+                client.starttls(context)
+            login(client, s.username, s.password, s.oauth)
+        except SignInError:
+            try:
+                client.shutdown()
+            except (OSError, IMAPClientError):
+                pass
+            raise
         self.has_idle = client.has_capability("IDLE")
         self.has_move = client.has_capability("MOVE")
         for folder in s.folders:

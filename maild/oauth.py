@@ -46,6 +46,7 @@ from .signin import (
     SignIn,
     SignInError,
     default_scopes,
+    explain_refusal,
     explain_token_error,
     granted_permissions,
     redact,
@@ -405,12 +406,17 @@ class OAuthTokens:
     def token(self) -> str:
         return self.current().value
 
-    def refused(self, token: str) -> None:
-        """A server refused `token`: the next `token()` asks the endpoint for a new one."""
+    def refused(self, token: str, protocol: str = "", server_said: str = "") -> str:
+        """A server refused `token`: the next `token()` asks the endpoint for a new one.
+        Returns what to tell the operator, from the permissions the token carried."""
         with self._lock:
+            granted = frozenset[str]()
             if self._current is not None and self._current.value == token:
+                granted = self._current.granted
                 self._current = None
                 self._force = True
+            who = getattr(self._backend, "who", self.who)
+        return explain_refusal(who, protocol or "imap", server_said, granted)
 
     def login(self, out: TextIO) -> AccessToken:
         """The interactive sign-in of the flow (`maild oauth login`); stores what it gets."""

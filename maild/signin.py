@@ -24,6 +24,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 MICROSOFT_AUTHORITY = "https://login.microsoftonline.com"
 GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"
@@ -51,6 +52,19 @@ MICROSOFT_PERMISSION = {
 class SignInError(Exception):
     """maild could not get (or use) an access token; the text says what to change. Never
     carries a secret or a token."""
+
+
+class TokenSource(Protocol):
+    """What the IMAP and SMTP adapters need for XOAUTH2 (`oauth.OAuthTokens` in the daemon)."""
+
+    def token(self) -> str:
+        """A usable access token; raises SignInError when none can be had."""
+        ...
+
+    def refused(self, token: str, protocol: str = "", server_said: str = "") -> str:
+        """The server refused `token`: never hand it out again; returns what to tell the
+        operator should a fresh token be refused too."""
+        ...
 
 
 @dataclass(frozen=True)
