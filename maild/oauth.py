@@ -389,7 +389,10 @@ class OAuthTokens:
             now = self.clock()
             if self._current is not None and not self._force and self._current.fresh(now):
                 return self._current
-            force, self._force = self._force, False
+            # a token we hold went stale by our margin: the library's cache must not hand the
+            # same one back (MSAL keeps an access token until 5 minutes before expiry)
+            force = self._force or self._current is not None
+            self._force = False
             try:
                 self._current = self._backend.fetch(force, now)
             except SignInError as exc:
