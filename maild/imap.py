@@ -73,12 +73,30 @@ def login(client: IMAPClient, username: str, password: str, oauth: TokenSource |
     for attempt in range(2):
         token = oauth.token()
         try:
-            client.oauth2_login(username, token)
+            _xoauth2(client, username, token)
             return
         except LoginError as exc:
             explanation = oauth.refused(token, "imap", _server_text(exc))
             if attempt:
                 raise SignInError(explanation) from None
+
+
+def _xoauth2(client: IMAPClient, username: str, token: str) -> None:
+    """AUTHENTICATE XOAUTH2. Unlike imapclient's `oauth2_login`, the server's error challenge
+    (a JSON text after a refused token) is answered with an empty line, as the mechanism
+    wants: `oauth2_login` sends the token again and Dovecot then waits until the timeout."""
+    answered: list[bool] = []
+
+    def answer(challenge: bytes) -> bytes:
+        if answered:
+            return b""
+        answered.append(True)
+        return f"user={username}\x01auth=Bearer {token}\x01\x01".encode()
+
+    try:
+        client._command_and_check("authenticate", "XOAUTH2", answer)  # imapclient's own path
+    except IMAPClientError as exc:
+        raise LoginError(str(exc)) from None
 
 
 def _server_text(exc: BaseException) -> str:
