@@ -177,7 +177,7 @@ def test_daemon_signs_in_with_oauth2_refreshes_and_backs_off_when_revoked(doveco
     try:
         # 1. a project email: handled, the receipt sent over SMTP signed in with XOAUTH2
         _send(dovecot, "new_project_zh.eml")
-        _until(lambda: _count(dovecot, "li.na@corp.example") >= 2, what="the receipt")
+        _until(lambda: _count(dovecot, "li.na@corp.example") >= 1, what="the receipt")
         ours = [user for sender, user in dovecot.smtp_sessions if sender == INBOX]
         assert ours and set(ours) == {INBOX}  # every email maild sent was on a signed-in session
         assert ("imap", True) in endpoint.introspections
@@ -193,19 +193,19 @@ def test_daemon_signs_in_with_oauth2_refreshes_and_backs_off_when_revoked(doveco
         assert all(active for _p, active in endpoint.introspections[seen:])  # ...before use
         # 3. the app's secret is deleted: a clear error, backing off, no crash loop
         endpoint.revoke_app("app-1")
-        grants = len(endpoint.grants)
         _restart(dovecot)
-        time.sleep(8)
+        _until(lambda: "event=signin_failed" in log_path.read_text(), what="the sign-in error")
+        grants = len(endpoint.grants)
+        time.sleep(6)
         assert daemon.poll() is None, log_path.read_text()
         text = log_path.read_text()
-        assert "event=signin_failed" in text and "AADSTS7000215" in text
-        assert "Certificates & secrets" in text
-        assert len(endpoint.grants) - grants <= 6, endpoint.grants  # 1, 2, 4 s apart at least
+        assert "AADSTS7000215" in text and "Certificates & secrets" in text
+        assert len(endpoint.grants) - grants <= 5, endpoint.grants  # backing off: 1, 2, 4 s…
         # the operator puts the new secret in place (here: the old one is valid again)
         endpoint.apps["app-1"].secret = SECRET
-        before = _count(dovecot, "li.na@corp.example")
-        _send(dovecot, "help_en.eml")
-        _until(lambda: _count(dovecot, "li.na@corp.example") > before, timeout_s=90,
+        before = _count(dovecot, "alex.morgan@corp.example")
+        _send(dovecot, "help_en.eml")  # from Alex Morgan
+        _until(lambda: _count(dovecot, "alex.morgan@corp.example") > before, timeout_s=90,
                what="recovery after the secret is fixed")
     finally:
         daemon.send_signal(signal.SIGTERM)
