@@ -5,6 +5,10 @@ Surprises:
 - `check` talks to the real servers: IMAP login, folder creation, IDLE; SMTP EHLO, TLS, AUTH. It
   sends an email only with `--send-test ADDRESS`. Passwords are used, never printed.
 - A server whose password cannot be had is not contacted: its password check fails instead.
+- With OAuth2 (`auth = "oauth2"`) the "oauth token" check asks the token endpoint first and
+  says which permissions the token carries; IMAP and SMTP then sign in with XOAUTH2, and a
+  refusal names the missing permission (`signin.explain_refusal`). The token cache is used and
+  updated as the daemon would.
 - The terminal-width helpers `_width`/`_pad` live here, not in ops.py (which imports them), so
   that format_checks can use them without a circular import.
 """
@@ -14,6 +18,7 @@ from __future__ import annotations
 import os
 import ssl
 import subprocess
+import time
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -22,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import Config, ServerConfig, resolve_password
+from .signin import SignInError, TokenSource
 from .store import Store
 
 
@@ -43,23 +49,54 @@ def run_checks(config: Config, *, environ: Mapping[str, str], send_test: str | N
     """Every check in order; network checks are skipped (failed) when their password is missing."""
     checks = [Check("config", True, f"{config.path} is valid")]
     checks += check_local(config, environ)
+    from .oauth import token_sources
+
+    oauth = token_sources(config, environ, run_command, time.time)
+    checks += check_tokens(oauth)
     passwords: dict[str, str | None] = {}
     for name, server in (("imap", config.imap), ("smtp", config.smtp)):
+        if name in oauth:
+            passwords[name] = ""
+            continue
         password, problem = _password(name, server, environ, run_command)
         passwords[name] = password
         if problem:
             checks.append(Check(f"{name} password", False, problem))
     if passwords["imap"] is not None:
         checks += check_imap(config.imap, passwords["imap"],
-                             (config.processed_folder, config.quarantine_folder), timeout=timeout)
+                             (config.processed_folder, config.quarantine_folder), timeout=timeout,
+                             oauth=oauth.get("imap"))
     if passwords["smtp"] is not None:
         # the daemon does not AUTH to the embedded system (it has no TLS); neither does check
         checks += check_smtp(config.smtp, passwords["smtp"], auth=not config.embedded,
-                             sender=config.inbox_address, send_test=send_test, timeout=timeout)
+                             sender=config.inbox_address, send_test=send_test, timeout=timeout,
+                             oauth=oauth.get("smtp"))
     if config.embedded and not all(c.ok for c in checks if c.name.endswith("connect")):
         checks.append(Check("embedded", False,
                             "[mail] embedded = true: the mail system runs inside `maild run`; "
                             "start `maild mailserver -c ...` to check it on its own"))
+    return checks
+
+
+def check_tokens(sources: Mapping[str, Any]) -> list[Check]:
+    """One "oauth token" check per mailbox signing in with OAuth2: can a token be had, for how
+    long, and which permissions it carries."""
+    checks = []
+    seen: set[int] = set()
+    for source in sources.values():
+        if id(source) in seen:
+            continue
+        seen.add(id(source))
+        who = source.who
+        try:
+            token = source.current()
+        except SignInError as exc:
+            checks.append(Check("oauth token", False, str(exc)))
+            continue
+        minutes = max(0, int((token.expires_at - source.clock()) // 60))
+        grants = ", ".join(sorted(p for p in token.granted if "/" not in p)) or "not shown"
+        checks.append(Check("oauth token", True, f"{who.provider} {who.flow} for {who.mailbox}: "
+                            f"valid {minutes} min; grants {grants}"))
     return checks
 
 
@@ -132,10 +169,14 @@ def _existing_parent(path: Path) -> Path:
 
 
 def check_imap(server: ServerConfig, password: str, folders: Sequence[str], *,
-               timeout: float = 15.0, ssl_context: ssl.SSLContext | None = None) -> list[Check]:
-    """Connect (TLS/STARTTLS as configured), log in, create or find `folders`, look for IDLE."""
+               timeout: float = 15.0, ssl_context: ssl.SSLContext | None = None,
+               oauth: TokenSource | None = None) -> list[Check]:
+    """Connect (TLS/STARTTLS as configured), log in (or XOAUTH2 with `oauth`), create or find
+    `folders`, look for IDLE."""
     from imapclient import IMAPClient
     from imapclient.exceptions import IMAPClientError, LoginError
+
+    from .imap import login
 
     where = f"{server.host}:{server.port} ({server.security})"
     context = ssl_context or ssl.create_default_context()
@@ -152,12 +193,16 @@ def check_imap(server: ServerConfig, password: str, folders: Sequence[str], *,
     checks.append(Check("imap connect", True, where))
     try:
         try:
-            client.login(server.username, password)
+            login(client, server.username, password, oauth)
+        except SignInError as exc:
+            checks.append(Check("imap login", False, str(exc)))
+            return checks
         except LoginError as exc:
             checks.append(Check("imap login", False, f"{server.username}: {_reason(exc)}; check "
                                 "[imap] username and the password (app password for Gmail)"))
             return checks
-        checks.append(Check("imap login", True, server.username))
+        checks.append(Check("imap login", True, server.username
+                            + (" (XOAUTH2)" if oauth is not None else "")))
         for folder in folders:
             try:
                 if client.folder_exists(folder):
@@ -184,7 +229,8 @@ def check_imap(server: ServerConfig, password: str, folders: Sequence[str], *,
 
 def check_smtp(server: ServerConfig, password: str, *, sender: str, auth: bool = True,
                send_test: str | None = None, timeout: float = 15.0,
-               ssl_context: ssl.SSLContext | None = None) -> list[Check]:
+               ssl_context: ssl.SSLContext | None = None,
+               oauth: TokenSource | None = None) -> list[Check]:
     """EHLO, STARTTLS or implicit TLS as configured, AUTH when offered, optionally one email."""
     import smtplib
 
@@ -212,7 +258,20 @@ def check_smtp(server: ServerConfig, password: str, *, sender: str, auth: bool =
             smtp.starttls(context=context)
             smtp.ehlo()
             checks.append(Check("smtp starttls", True, "TLS established"))
-        if auth and server.username and password:
+        if auth and oauth is not None:
+            offered = smtp.esmtp_features.get("auth", "").upper().split()
+            if "XOAUTH2" not in offered:
+                checks.append(Check("smtp auth", False, "the server does not offer AUTH XOAUTH2"
+                                    + (" before TLS" if server.security == "plain" else "")
+                                    + f" (it offers: {' '.join(offered) or 'nothing'})"))
+                return checks
+            try:
+                _xoauth2(smtp, server.username, oauth)
+            except SignInError as exc:
+                checks.append(Check("smtp auth", False, str(exc)))
+                return checks
+            checks.append(Check("smtp auth", True, f"{server.username} (XOAUTH2)"))
+        elif auth and server.username and password:
             if not smtp.has_extn("auth"):
                 checks.append(Check("smtp auth", False, "the server offers no AUTH"
                                     + (" before TLS" if server.security == "plain" else "")))
@@ -234,6 +293,25 @@ def check_smtp(server: ServerConfig, password: str, *, sender: str, auth: bool =
         except (OSError, smtplib.SMTPException):
             pass
     return checks
+
+
+def _xoauth2(smtp: Any, username: str, oauth: TokenSource) -> None:
+    """AUTH XOAUTH2 with smtplib; a refused token is replaced once (as the Outbox does)."""
+    import smtplib
+
+    for attempt in range(2):
+        token = oauth.token()
+        initial = f"user={username}\x01auth=Bearer {token}\x01\x01"
+        try:
+            # a 334 challenge after the initial response carries the error: answer it empty
+            smtp.auth("XOAUTH2", lambda challenge=None, first=initial: first if challenge is None
+                      else "")
+            return
+        except smtplib.SMTPAuthenticationError as exc:
+            said = f"{exc.smtp_code} {exc.smtp_error.decode('utf-8', 'replace')}"
+            why = oauth.refused(token, "smtp", said)
+            if attempt:
+                raise SignInError(why) from None
 
 
 def _send_test(smtp: Any, sender: str, to: str) -> Check:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import ConfigError, load_config
+from .oauthcli import OAUTH_EXAMPLES, add_oauth_command, run_oauth_command
 from .ops import OPS_EXAMPLES, add_ops_commands, run_ops_command
 from .reports import REPORT_EXAMPLES, add_report_commands, run_report_command
 
@@ -25,6 +26,7 @@ EXAMPLES = {
     "inspect": "maild inspect tests/data/new_project_zh.eml --json",
     **OPS_EXAMPLES,
     **REPORT_EXAMPLES,
+    **OAUTH_EXAMPLES,
 }
 
 
@@ -56,7 +58,8 @@ def setup_logging(fmt: str, level: int = logging.INFO) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("mail.log", "mail", "imapclient", "aiosmtpd", "asyncio", "pymap"):
+    for noisy in ("mail.log", "mail", "imapclient", "aiosmtpd", "asyncio", "pymap", "msal",
+                  "urllib3", "google"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
@@ -96,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--json", action="store_true", help="print the stable JSON schema")
     add_ops_commands(add)
     add_report_commands(add)
+    add_oauth_command(add)
     return parser
 
 
@@ -113,6 +117,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return run_ops_command(args)
     if args.command in REPORT_EXAMPLES:
         return run_report_command(args)
+    if args.command in OAUTH_EXAMPLES:
+        return run_oauth_command(args)
     if args.command == "inspect":
         return _inspect(args)
     config = load_config(args.config)

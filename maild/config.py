@@ -4,7 +4,9 @@ Passwords never come from the file alone for a real server: `password_env` names
 variable and `password_command` a command whose first output line is the password. Only the
 embedded demo system's accounts carry passwords in the file, because they exist nowhere else.
 Resolving those secrets (reading the environment, running a command) is the caller's job:
-see `resolve_password`, which takes the environment and a runner as arguments.
+see `resolve_password`, which takes the environment and a runner as arguments. The same holds
+for OAuth2 (`[imap]`/`[smtp] auth = "oauth2"` with an `[oauth]` section, `OAuthConfig`): the
+client secret or service-account key comes from `secret_env` or `secret_command`, never the file.
 """
 
 from __future__ import annotations
@@ -30,6 +32,15 @@ class ConfigError(Exception):
 
 
 SECURITY_MODES = ("tls", "starttls", "plain")
+AUTH_MODES = ("password", "oauth2")
+# Which sign-in flows each OAuth2 provider offers, and whether the flow needs a secret.
+OAUTH_FLOWS = {
+    "microsoft": ("client_credentials", "device_code"),
+    "google": ("service_account", "refresh_token"),
+}
+OAUTH_SECRET_NEEDED = {"client_credentials": "the app's client secret",
+                       "service_account": "the service account's JSON key",
+                       "refresh_token": "the OAuth client's secret"}
 
 
 @dataclass(frozen=True)
@@ -41,6 +52,24 @@ class ServerConfig:
     password_env: str = ""
     password_command: str = ""
     password: str = ""  # only ever filled for the embedded system
+    auth: str = "password"  # password | oauth2 (XOAUTH2 with a token from [oauth])
+
+
+@dataclass(frozen=True)
+class OAuthConfig:
+    """`[oauth]`: who issues maild's access tokens and how maild proves who it is."""
+
+    provider: str  # microsoft | google
+    flow: str  # microsoft: client_credentials | device_code; google: service_account | refresh_token
+    client_id: str = ""  # empty for a Google service account (its key names it)
+    tenant: str = ""  # microsoft: the directory (tenant) ID or a verified domain
+    secret_env: str = ""
+    secret_command: str = ""
+    scopes: tuple[str, ...] = ()  # empty: the provider's defaults for the flow
+    authority: str = ""  # microsoft: the login host (other clouds, tests); default the public one
+    token_uri: str = ""  # google: the token endpoint (tests); default Google's
+    auth_uri: str = ""  # google refresh_token: the consent page `maild oauth login` opens
+    ca_file: Path | None = None  # a CA bundle for the token endpoint (an internal CA)
 
 
 @dataclass(frozen=True)
@@ -88,6 +117,7 @@ class Config:
     authserv_id: str = ""  # [security]: the receiving server's Authentication-Results id
     require_authentication: bool = False  # [security]: ignore mail it did not authenticate
     require_token: bool = False  # [security]: owner commands only through their reply address
+    oauth: OAuthConfig | None = None  # [oauth]: set when [imap] or [smtp] auth = "oauth2"
 
     @property
     def tz(self) -> ZoneInfo:
@@ -173,6 +203,7 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> Config:
             username=reader.text(section, "username", inbox),
             password_env=reader.text(section, "password_env", ""),
             password_command=reader.text(section, "password_command", ""),
+            auth=reader.choice(section, "auth", AUTH_MODES, "password"),
         )
         if not cfg.host:
             raise ConfigError(reader.file, f"{section}.host", "missing", 'host = "mail.corp.example"')
@@ -190,6 +221,9 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> Config:
         raise ConfigError(reader.file, "security.require_token",
                           "require_token = true needs reply tokens, which ride in plus addresses",
                           "require_token = false  # or [mail] plus_addressing = true")
+    imap, smtp = server("imap", 993, "tls"), server("smtp", 587, "starttls")
+    oauth = _oauth_config(reader, rel, [s for s, c in (("imap", imap), ("smtp", smtp))
+                                        if c.auth == "oauth2"])
     return Config(
         path=path,
         base_dir=base,
@@ -208,8 +242,8 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> Config:
         idle_renew_s=reader.number("mail", "idle_renew_s", 540, low=5, high=1740),
         poll_interval_s=reader.number("mail", "poll_interval_s", 30, low=0.05, high=3600),
         batch_size=reader.integer("mail", "batch_size", 200, low=1, high=10000),
-        imap=server("imap", 993, "tls"),
-        smtp=server("smtp", 587, "starttls"),
+        imap=imap,
+        smtp=smtp,
         from_name=reader.text("smtp", "from_name", "maild"),
         embedded_system=embedded_system,
         allowed_domains=tuple(d.lower() for d in reader.strings("security", "allowed_domains")),
@@ -226,7 +260,71 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> Config:
         authserv_id=authserv_id,
         require_authentication=require_authentication,
         require_token=require_token,
+        oauth=oauth,
     )
+
+
+def _oauth_config(reader: _Reader, rel: Callable[[str], Path],
+                  users: list[str]) -> OAuthConfig | None:
+    """`[oauth]`, read only when a server signs in with OAuth2 (`users` names them)."""
+    if not users:
+        return None
+    where = f'[{users[0]}] auth = "oauth2"'
+    if "oauth" not in reader.raw:
+        raise ConfigError(reader.file, "oauth", f"{where} needs an [oauth] section",
+                          '[oauth] provider = "microsoft" flow = "client_credentials" '
+                          'tenant = "corp.example" client_id = "..." '
+                          'secret_env = "MAILD_OAUTH_SECRET"')
+    if "secret" in reader.section("oauth"):
+        raise ConfigError(reader.file, "oauth.secret",
+                          "secrets are not read from the file; name an environment variable "
+                          "or a command", 'secret_env = "MAILD_OAUTH_SECRET"')
+    provider = reader.choice("oauth", "provider", tuple(OAUTH_FLOWS), "microsoft")
+    flow = reader.choice("oauth", "flow", OAUTH_FLOWS[provider], OAUTH_FLOWS[provider][0])
+    ca_file = reader.text("oauth", "ca_file", "")
+    cfg = OAuthConfig(
+        provider=provider, flow=flow,
+        client_id=reader.text("oauth", "client_id", ""),
+        tenant=reader.text("oauth", "tenant", ""),
+        secret_env=reader.text("oauth", "secret_env", ""),
+        secret_command=reader.text("oauth", "secret_command", ""),
+        scopes=tuple(reader.strings("oauth", "scopes")),
+        authority=reader.text("oauth", "authority", "").rstrip("/"),
+        token_uri=reader.text("oauth", "token_uri", ""),
+        auth_uri=reader.text("oauth", "auth_uri", ""),
+        ca_file=rel(ca_file) if ca_file else None,
+    )
+    if provider == "microsoft" and not cfg.tenant:
+        raise ConfigError(reader.file, "oauth.tenant", "Microsoft needs the tenant: its "
+                          "directory (tenant) ID or a verified domain", 'tenant = "corp.example"')
+    if flow != "service_account" and not cfg.client_id:
+        raise ConfigError(reader.file, "oauth.client_id", "missing: the application (client) "
+                          "ID of the app registration", 'client_id = "00000000-0000-0000-0000-0000'
+                          '00000000"')
+    if flow in OAUTH_SECRET_NEEDED and not (cfg.secret_env or cfg.secret_command):
+        raise ConfigError(reader.file, "oauth.secret_env",
+                          f'flow = "{flow}" needs {OAUTH_SECRET_NEEDED[flow]}: name an '
+                          "environment variable (secret_env) or a command (secret_command)",
+                          'secret_env = "MAILD_OAUTH_SECRET"')
+    for key, url in (("authority", cfg.authority), ("token_uri", cfg.token_uri),
+                     ("auth_uri", cfg.auth_uri)):
+        if url and not url.startswith("https://"):
+            raise ConfigError(reader.file, f"oauth.{key}", f"must be an https:// URL, not {url!r}",
+                              f'{key} = "https://login.microsoftonline.com"'
+                              if key == "authority" else f'{key} = "https://oauth2.googleapis.com'
+                              '/token"')
+    return cfg
+
+
+def resolve_oauth_secret(oauth: OAuthConfig, environ: Mapping[str, str],
+                         run_command: Callable[[str], str]) -> str:
+    """The client secret or service-account key: from the environment, else a command's whole
+    output (a JSON key has many lines)."""
+    if oauth.secret_env and environ.get(oauth.secret_env):
+        return environ[oauth.secret_env]
+    if oauth.secret_command:
+        return run_command(oauth.secret_command).strip()
+    return ""
 
 
 def resolve_password(server: ServerConfig, environ: Mapping[str, str],

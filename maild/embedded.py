@@ -10,12 +10,15 @@ pymap writes one response line in several socket writes; a client reading with a
 wrapped so that everything written between two drains leaves in one write.
 
 Logins are full email addresses with cleartext passwords; every account starts with an empty INBOX
-and everything is lost on `stop()` (a new UIDVALIDITY on the next start).
+and everything is lost on `stop()` (a new UIDVALIDITY on the next start). Given an `oauth2_check`
+(user, token) → bool, SMTP also offers AUTH XOAUTH2 (`xoauth2_auth`), refusing a token the way
+Gmail and Exchange do: a 334 challenge carrying a JSON error, then 535.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import hmac
 import logging
@@ -24,13 +27,14 @@ import socket
 import ssl
 import threading
 from argparse import Namespace
-from collections.abc import Mapping
+from base64 import b64decode
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 from uuid import uuid4
 
-from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, LoginPassword, Session
 from proxyprotocol.sock import SocketInfo
 from pymap.backend.dict import Config as DictConfig
 from pymap.backend.dict import Identity, Login
@@ -39,6 +43,8 @@ from pymap.imap import IMAPServer
 from pymap.parsing.message import AppendMessage
 from pymap.user import UserMetadata
 from pysasl.hashing import Cleartext
+
+from .signin import parse_xoauth2, xoauth2_error
 
 __all__ = ["EmbeddedMailSystem"]
 
@@ -112,7 +118,19 @@ class _QuickAckReader:
         return getattr(self._reader, name)
 
 
-class _SMTP(SMTP):
+class XOAuth2SMTP(SMTP):
+    """aiosmtpd's SMTP protocol with room for an XOAUTH2 initial response: a token is 1-3 KB
+    and RFC 4954 allows AUTH lines of 12,288 octets, aiosmtpd only 512 (1,001 per line)."""
+
+    line_length_limit = 12288
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.command_size_limits = collections.defaultdict(
+            lambda: SMTP.command_size_limit, {"AUTH": self.line_length_limit})
+
+
+class _SMTP(XOAuth2SMTP):
     """aiosmtpd's SMTP protocol, with TCP_NODELAY and a registry of open connections for stop()."""
 
     open_transports: set[asyncio.BaseTransport]
@@ -125,6 +143,29 @@ class _SMTP(SMTP):
     def connection_lost(self, error: Exception | None) -> None:
         self.open_transports.discard(self.transport)  # type: ignore[arg-type]
         super().connection_lost(error)
+
+
+async def xoauth2_auth(server: SMTP, args: list[str], check: Callable[[str, str], bool],
+                       scope: str = "https://mail.google.com/") -> AuthResult:
+    """AUTH XOAUTH2 for an aiosmtpd handler's `auth_XOAUTH2`: the initial response (or the
+    answer to an empty challenge) holds user and token; `check` (blocking, run in a thread)
+    decides. A refusal sends the JSON error challenge, reads the client's empty line, then 535."""
+    if len(args) > 1:
+        try:
+            blob: Any = b64decode(args[1], validate=True)
+        except ValueError:
+            await server.push("501 5.5.2 Can't decode base64")
+            return AuthResult(success=False, handled=True)
+    else:
+        blob = await server.challenge_auth("", encode_to_b64=False)
+        if blob is MISSING:
+            return AuthResult(success=False, handled=True)
+    parsed = parse_xoauth2(blob)
+    if parsed is not None and await asyncio.to_thread(check, *parsed):
+        return AuthResult(success=True, auth_data=parsed[0])
+    await server.challenge_auth(xoauth2_error(scope))
+    return AuthResult(success=False, handled=False,
+                      message="535 5.7.8 Username and Password not accepted (XOAUTH2)")
 
 
 def _set_nodelay(sock: Any) -> None:
@@ -148,8 +189,10 @@ class EmbeddedMailSystem:
         imap_port: int = 0,
         smtp_port: int = 0,
         accounts: Mapping[str, str] | None = None,
+        oauth2_check: Callable[[str, str], bool] | None = None,
     ) -> None:
         self.host = host
+        self.oauth2_check = oauth2_check  # (user, token) → accepted; None: no XOAUTH2
         self.imap_port = imap_port  # the bound port once started
         self.smtp_port = smtp_port
         self._wanted_ports = (imap_port, smtp_port)
@@ -320,6 +363,7 @@ class EmbeddedMailSystem:
                 auth_required=False,
                 auth_require_tls=False,
                 authenticator=self._authenticate,
+                auth_exclude_mechanism=[] if self.oauth2_check else ["XOAUTH2"],
                 loop=loop,
             )
             protocol.open_transports = self._smtp_transports
@@ -385,6 +429,10 @@ class EmbeddedMailSystem:
         given = auth_data.password
         ok = expected is not None and hmac.compare_digest(expected.encode("utf-8"), given)
         return AuthResult(success=ok, handled=False)
+
+    async def auth_XOAUTH2(self, server: SMTP, args: list[str]) -> AuthResult:  # noqa: N802
+        check = self.oauth2_check or (lambda user, token: False)
+        return await xoauth2_auth(server, args, check)
 
     async def handle_RCPT(  # aiosmtpd hook name
         self,

@@ -27,7 +27,9 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from imapclient import IMAPClient
-from imapclient.exceptions import IMAPClientError
+from imapclient.exceptions import IMAPClientError, LoginError
+
+from .signin import SignInError, TokenSource
 
 log = logging.getLogger("maild.imap")
 
@@ -58,6 +60,48 @@ class ImapSettings:
     poll_interval_s: float = 30.0
     timeout_s: float = 60.0
     ssl_context: ssl.SSLContext | None = field(default=None, repr=False)
+    oauth: TokenSource | None = field(default=None, repr=False)  # XOAUTH2 instead of LOGIN
+
+
+def login(client: IMAPClient, username: str, password: str, oauth: TokenSource | None) -> None:
+    """LOGIN with the password, or AUTHENTICATE XOAUTH2 with a token from `oauth`. A refused
+    token is reported and replaced once on the same connection (it may have expired or been
+    revoked early); a refused fresh one raises SignInError saying which permission is missing."""
+    if oauth is None:
+        client.login(username, password)
+        return
+    for attempt in range(2):
+        token = oauth.token()
+        try:
+            _xoauth2(client, username, token)
+            return
+        except LoginError as exc:
+            explanation = oauth.refused(token, "imap", _server_text(exc))
+            if attempt:
+                raise SignInError(explanation) from None
+
+
+def _xoauth2(client: IMAPClient, username: str, token: str) -> None:
+    """AUTHENTICATE XOAUTH2. Unlike imapclient's `oauth2_login`, the server's error challenge
+    (a JSON text after a refused token) is answered with an empty line, as the mechanism
+    wants: `oauth2_login` sends the token again and Dovecot then waits until the timeout."""
+    answered: list[bool] = []
+
+    def answer(challenge: bytes) -> bytes:
+        if answered:
+            return b""
+        answered.append(True)
+        return f"user={username}\x01auth=Bearer {token}\x01\x01".encode()
+
+    try:
+        client._command_and_check("authenticate", "XOAUTH2", answer)  # imapclient's own path
+    except IMAPClientError as exc:
+        raise LoginError(str(exc)) from None
+
+
+def _server_text(exc: BaseException) -> str:
+    text = str(exc)
+    return text.decode("utf-8", "replace") if isinstance(text, bytes) else text
 
 
 class ImapInbox:
@@ -90,9 +134,16 @@ class ImapInbox:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except (OSError, AttributeError):
             pass
-        if s.security == "starttls":
-            client.starttls(context)
-        client.login(s.username, s.password)
+        try:
+            if s.security == "starttls":
+                client.starttls(context)
+            login(client, s.username, s.password, s.oauth)
+        except SignInError:
+            try:
+                client.shutdown()
+            except (OSError, IMAPClientError):
+                pass
+            raise
         self.has_idle = client.has_capability("IDLE")
         self.has_move = client.has_capability("MOVE")
         for folder in s.folders:

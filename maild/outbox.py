@@ -34,6 +34,11 @@ Surprises:
   `DetachedSend`, and `settle` records them in the store later, on the store's own thread or in
   another process (the sender's child, `sender.py`, which holds an Outbox without a store).
 - `now` comes in; the module never reads the clock. Jitter comes from the injected `rng`.
+- With `auth = "oauth2"` a connection signs in with XOAUTH2 and a token from `oauth`, asked
+  for at each new connection (so an expired one is never offered). A refused token is reported
+  to `oauth` and the connection is tried once more with a fresh one; a second refusal, or no
+  token at all (`SignInError`), reschedules the batch like any server problem, with the
+  reason saying which permission is missing.
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ from typing import Any
 import aiosmtplib
 
 from .model import Outgoing
+from .signin import SignInError, TokenSource
 from .store import OutboxEntry, Store
 
 log = logging.getLogger(__name__)
@@ -65,6 +71,7 @@ class SmtpSettings:
     username: str = ""
     password: str = ""
     timeout_s: float = 30.0
+    auth: str = "password"  # password | oauth2 (XOAUTH2: the Outbox's `oauth` gives tokens)
 
     def __post_init__(self) -> None:
         if self.security not in SECURITY_MODES:
@@ -148,6 +155,7 @@ class Outbox:
         rng: random.Random | None = None,
         keep_alive_s: float = 30.0,
         max_per_drain: int = 2000,
+        oauth: TokenSource | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
@@ -164,30 +172,49 @@ class Outbox:
         self._kept_loop: asyncio.AbstractEventLoop | None = None
         self._kept_since = 0.0  # loop.time() of its last use
         self.crash_hook: Callable[[str], None] | None = None  # set by the service
+        self.oauth = oauth if settings.auth == "oauth2" else None
+        self._offered = ""  # the token offered on the latest connection (XOAUTH2)
 
     # -- connection --------------------------------------------------------------------------
 
     def _client(self) -> aiosmtplib.SMTP:
         s = self.settings
+        sign_in: dict[str, Any] = {"password": s.password or None}
+        if self.oauth is not None:
+            sign_in = {"oauth_token_generator": self._token}
         return aiosmtplib.SMTP(
             hostname=s.host,
             port=s.port,
             use_tls=s.security == "tls",
             start_tls=s.security == "starttls",
             username=s.username or None,
-            password=s.password or None,
             timeout=s.timeout_s,
+            **sign_in,
         )
 
+    async def _token(self) -> str:
+        assert self.oauth is not None
+        self._offered = await asyncio.to_thread(self.oauth.token)  # may ask the endpoint
+        return self._offered
+
     async def _connect(self) -> aiosmtplib.SMTP:
-        client = self._client()
-        self.connections_opened += 1
-        try:
-            await client.connect()  # also STARTTLS and login, per the constructor arguments
-        except BaseException:
-            client.close()
-            raise
-        return client
+        for attempt in range(2):
+            client = self._client()
+            self.connections_opened += 1
+            try:
+                await client.connect()  # also STARTTLS and login, per the constructor arguments
+                return client
+            except aiosmtplib.SMTPAuthenticationError as exc:
+                client.close()
+                if self.oauth is None:
+                    raise
+                why = self.oauth.refused(self._offered, "smtp", f"{exc.code} {exc.message}")
+                if attempt:
+                    raise SignInError(why) from None
+            except BaseException:
+                client.close()
+                raise
+        raise AssertionError("unreachable")
 
     @staticmethod
     async def _hang_up(client: aiosmtplib.SMTP | None) -> None:
@@ -364,7 +391,8 @@ class Outbox:
                 if down is None and client is None:
                     try:
                         client = await self._connect()
-                    except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+                    except (aiosmtplib.SMTPException, OSError, TimeoutError,
+                            SignInError) as exc:
                         where = f"{self.settings.host}:{self.settings.port}"
                         down = f"cannot connect to {where}: {_describe(exc)}"
                         if isinstance(exc, aiosmtplib.SMTPResponseException):

@@ -22,6 +22,8 @@ Surprises:
   fork would copy) on the first `submit`, about 0.3 s; it exits when its pipe closes, so a
   SIGKILLed daemon does not leave it behind.
 - Crash points (tests, MAILD_CRASH_AT) reached in the child kill the daemon, then the child.
+- With OAuth2 the child gets no secret: each request carries a current access token from the
+  daemon's token source (`submit` may raise SignInError), used for the child's new connections.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from typing import Any, BinaryIO
 
 from .model import Outgoing
 from .outbox import DetachedSend, Outbox, SmtpSettings
+from .signin import SignInError, TokenSource
 from .store import OutboxEntry
 
 log = logging.getLogger(__name__)
@@ -74,15 +77,32 @@ class _Spool:
         return self.handle.read(length)
 
 
+class _ForwardedToken:
+    """The child's token source: the access token that came with the current request."""
+
+    def __init__(self) -> None:
+        self.value = ""
+
+    def token(self) -> str:
+        if not self.value:
+            raise SignInError("no access token came from the daemon")
+        return self.value
+
+    def refused(self, token: str, protocol: str = "", server_said: str = "") -> str:
+        self.value = ""
+        return f"{protocol.upper()} refused the daemon's access token ({server_said})"
+
+
 def _serve(conn: Connection, options: SenderOptions, daemon_pid: int) -> None:
-    """The child: answer each (spool, index, due, now) with the DetachedSend, until the pipe
-    closes."""
+    """The child: answer each (spool, index, due, now, token) with the DetachedSend, until the
+    pipe closes."""
     spool = _Spool()
+    forwarded = _ForwardedToken()
     outbox = Outbox(None, options.settings, envelope_from=options.envelope_from,
                     build_mime=spool.read,
                     max_attempts=options.max_attempts,
                     backoff_initial_s=options.backoff_initial_s,
-                    backoff_max_s=options.backoff_max_s)
+                    backoff_max_s=options.backoff_max_s, oauth=forwarded)
     if options.crashpoints:
         def crash(point: str) -> None:
             if point in options.crashpoints:
@@ -98,7 +118,7 @@ def _serve(conn: Connection, options: SenderOptions, daemon_pid: int) -> None:
                 return
             if request is None:
                 return
-            path, spool.index, due, now = request
+            path, spool.index, due, now, forwarded.value = request
             try:
                 with open(path, "rb") as spool.handle:
                     answer: Any = loop.run_until_complete(outbox.send_detached(due, now))
@@ -113,8 +133,9 @@ def _serve(conn: Connection, options: SenderOptions, daemon_pid: int) -> None:
 class SenderProcess:
     """The daemon's side of the child that sends detached batches."""
 
-    def __init__(self, options: SenderOptions) -> None:
+    def __init__(self, options: SenderOptions, oauth: TokenSource | None = None) -> None:
         self.options = options
+        self.oauth = oauth if options.settings.auth == "oauth2" else None
         self._process: multiprocessing.process.BaseProcess | None = None
         self._conn: Connection | None = None
         self._waiting = False
@@ -129,6 +150,7 @@ class SenderProcess:
         """Start sending `due`; their bytes (`build_mime`) go to the file `spool`."""
         if self._waiting:
             raise RuntimeError("the previous send has not been collected")
+        token = self.oauth.token() if self.oauth is not None else ""  # may raise SignInError
         index: dict[str, tuple[int, int, str]] = {}
         light = []
         with open(spool, "wb") as handle:
@@ -146,7 +168,7 @@ class SenderProcess:
         if self._process is None or not self._process.is_alive():
             self._start()
         assert self._conn is not None
-        self._conn.send((spool, index, light, now))
+        self._conn.send((spool, index, light, now, token))
         self._waiting = True
 
     def result(self) -> DetachedSend | None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import hashlib
+import json
 import logging
 import os
 import random
@@ -23,6 +24,7 @@ import shutil
 import signal
 import subprocess
 import threading
+import time
 import tomllib
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -41,11 +43,13 @@ from .files import publish, write_pending
 from .forms import FormRules, load_form_rules
 from .imap import CONNECTION_ERRORS, ImapInbox, ImapSettings, Inbox
 from .model import Inbound, Notice, Outgoing
+from .oauth import token_sources
 from .outbox import DrainReport, Outbox, SmtpSettings
 from .people import Directory
 from .record import RecordRenderer
 from .render import Renderer, to_mime
 from .sender import SenderOptions, SenderProcess
+from .signin import SignInError
 from .store import Store
 from .workcal import WorkCalendar, load_calendar
 
@@ -195,29 +199,34 @@ class Service:
                             inbox_address=config.inbox_address, from_name=config.from_name)
         imap_password = resolve_password(config.imap, environ, _run_password_command)
         smtp_password = resolve_password(config.smtp, environ, _run_password_command)
+        # OAuth2 (XOAUTH2) sign-in: token sources read the wall clock for expiry
+        oauth = token_sources(config, environ, _run_password_command, time.time)
         holder: dict[str, Service] = {}
         inbox = ImapInbox(ImapSettings(
             host=config.imap.host, port=config.imap.port, security=config.imap.security,
             username=config.imap.username, password=imap_password,
             folders=(config.processed_folder, config.quarantine_folder),
             idle_renew_s=config.idle_renew_s, poll_interval_s=config.poll_interval_s,
+            oauth=oauth.get("imap"),
         ), on_contact=lambda: holder["service"]._contact() if "service" in holder else None)
         smtp_user = config.smtp.username if not config.embedded else ""
         outbox = Outbox(store, SmtpSettings(host=config.smtp.host, port=config.smtp.port,
                                             security=config.smtp.security, username=smtp_user,
-                                            password=smtp_password),
+                                            password=smtp_password,
+                                            auth="oauth2" if "smtp" in oauth else "password"),
                         envelope_from=config.inbox_address,
                         build_mime=lambda out: to_mime(out, from_address=config.inbox_address,
                                                        from_name=config.from_name),
                         max_attempts=config.outbox_max_attempts,
                         backoff_initial_s=config.outbox_backoff_initial_s,
-                        backoff_max_s=config.outbox_backoff_max_s)
+                        backoff_max_s=config.outbox_backoff_max_s, oauth=oauth.get("smtp"))
         crash = frozenset(p for p in environ.get("MAILD_CRASH_AT", "").split(",") if p)
         sender = SenderProcess(SenderOptions(
             outbox.settings, envelope_from=config.inbox_address,
             max_attempts=config.outbox_max_attempts,
             backoff_initial_s=config.outbox_backoff_initial_s,
-            backoff_max_s=config.outbox_backoff_max_s, crashpoints=crash))
+            backoff_max_s=config.outbox_backoff_max_s, crashpoints=crash),
+            oauth=oauth.get("smtp"))
         service = cls(config, inbox=inbox, store=store, outbox=outbox, renderer=renderer,
                       rules=rules, secret=secret, clock=clock, crashpoints=crash, sender=sender)
         holder["service"] = service
@@ -517,7 +526,7 @@ class Service:
             try:
                 self.sender.submit(entries, now, spool=self._spool_path,
                                    build_mime=self.outbox.build_mime)
-            except (OSError, EOFError) as exc:  # no spool, or no child: send them from here
+            except (OSError, EOFError, SignInError) as exc:  # no spool, child or token: here
                 log.warning("event=sender_unavailable error=%r; sending in the daemon", exc)
                 self.sender.close()
                 return self.drain()
@@ -655,6 +664,15 @@ class Service:
                     continue
                 self.scheduler.run_pending()
                 self.inbox.wait(self._wait_seconds(), self._should_wake)
+            except SignInError as exc:
+                # No token, or the server refused a fresh one: wait (growing to 5 minutes) and
+                # try again; the operator fixes the permission or runs `maild oauth login`.
+                self.store.rollback()
+                delay = self._outage_backoff.next()
+                log.error("event=signin_failed retry_in_s=%.0f reason=%s", delay,
+                          json.dumps(str(exc), ensure_ascii=False))
+                self.stop_event.wait(delay)
+                continue
             except CONNECTION_ERRORS as exc:
                 # A mail server outage is waited out, never fatal; the inbox backs off itself.
                 # Uncommitted work of the batch is dropped and redone from INBOX next turn.

@@ -14,6 +14,10 @@ Surprises:
   authentication failure"), and the mail directory belongs to `nobody`.
 - IDLE pushes arrive ~0.5 s after a change (Dovecot batches notifications by design).
 - Free ports are found by binding port 0 and closing: a tiny race, acceptable for tests.
+- With `oauth2_introspection_url` (tests/tokenserver.py), Dovecot also takes AUTHENTICATE
+  XOAUTH2/OAUTHBEARER through an `oauth2` passdb that introspects each token there (passwords
+  still work for the other mechanisms), and the SMTP front door offers AUTH XOAUTH2 checked by
+  `smtp_oauth2_check`; `smtp_sessions` records (MAIL FROM, authenticated user) of each email.
 - `recreate_inbox(address)` deletes a user's INBOX (messages, uid list and indexes) while the
   server runs; Dovecot then creates a new one with a new, larger UIDVALIDITY.
 """
@@ -70,8 +74,15 @@ class _LmtpRelay:
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 OK"
 
+    async def auth_XOAUTH2(self, server, args):  # noqa: N802
+        from maild.embedded import xoauth2_auth
+        check = self.system.smtp_oauth2_check or (lambda user, token: False)
+        return await xoauth2_auth(server, args, check)
+
     async def handle_DATA(self, server, session, envelope):  # noqa: N802
         import asyncio
+        self.system.smtp_sessions.append((envelope.mail_from or "",
+                                          session.auth_data if session.authenticated else None))
         raw = envelope.original_content or b""
         try:
             await asyncio.to_thread(self._deliver, envelope.mail_from or "", envelope.rcpt_tos, raw)
@@ -96,7 +107,9 @@ class DovecotMailSystem:
     """Dovecot IMAP + an SMTP front door delivering into it by LMTP, on 127.0.0.1."""
 
     def __init__(self, host: str = "127.0.0.1", imap_port: int = 0, smtp_port: int = 0,
-                 accounts: Mapping[str, str] | None = None) -> None:
+                 accounts: Mapping[str, str] | None = None, *,
+                 oauth2_introspection_url: str = "",
+                 smtp_oauth2_check: Any = None) -> None:
         if not dovecot_available():
             raise RuntimeError("dovecot is not installed (apt-get install dovecot-imapd "
                                "dovecot-lmtpd)")
@@ -105,6 +118,9 @@ class DovecotMailSystem:
         self.smtp_port = smtp_port
         self.lmtp_port = 0
         self.accounts: dict[str, str] = dict(accounts or {})
+        self.oauth2_introspection_url = oauth2_introspection_url
+        self.smtp_oauth2_check = smtp_oauth2_check
+        self.smtp_sessions: list[tuple[str, str | None]] = []
         self.root: Path | None = None
         self.startup_s: float | None = None  # how long Dovecot took to answer IMAP
         self._process: subprocess.Popen[bytes] | None = None
@@ -137,6 +153,16 @@ class DovecotMailSystem:
             internal = (f"default_internal_user = {me}\ndefault_login_user = {me}\n"
                         f"default_internal_group = {os.getegid()}\n"
                         "service imap-login {\n  chroot =\n}\nservice anvil {\n  chroot =\n}\n")
+        mechanisms, oauth2 = "plain login", ""
+        if self.oauth2_introspection_url:
+            mechanisms = "plain login xoauth2 oauthbearer"
+            (root / "oauth2.conf.ext").write_text(
+                f"introspection_mode = post\nintrospection_url = {self.oauth2_introspection_url}\n"
+                "username_attribute = username\nactive_attribute = active\nactive_value = true\n"
+                "force_introspection = yes\n", encoding="utf-8")
+            (root / "oauth2.conf.ext").chmod(0o644)
+            oauth2 = (f"passdb {{\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n"
+                      f"  args = {root}/oauth2.conf.ext\n}}\n")
         return f"""
 base_dir = {root}/run
 state_dir = {root}/state
@@ -145,15 +171,17 @@ listen = {self.host}
 ssl = no
 protocols = imap lmtp
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = {mechanisms}
+auth_failure_delay = 0
 log_path = {root}/dovecot.log
 mail_location = maildir:{root}/mail/%u
 mail_fsync = never
 lmtp_hdr_delivery_address = none
 first_valid_uid = 0
 {internal}
-passdb {{
+{oauth2}passdb {{
   driver = passwd-file
+  mechanisms = plain login none
   args = scheme=PLAIN username_format=%u {root}/passwd
 }}
 userdb {{
@@ -227,10 +255,19 @@ service lmtp {{
 
     def _start_smtp(self) -> None:
         from aiosmtpd.controller import Controller
-        self._smtp = Controller(_LmtpRelay(self), hostname=self.host, port=self.smtp_port,
+
+        from maild.embedded import XOAuth2SMTP
+
+        class FrontDoor(Controller):
+            def factory(self):
+                return XOAuth2SMTP(self.handler, **self.SMTP_kwargs)
+        # AUTH (XOAUTH2 only) is offered without TLS only when the test checks tokens
+        auth = ({"auth_require_tls": False, "auth_exclude_mechanism": ["PLAIN", "LOGIN"]}
+                if self.smtp_oauth2_check else {"auth_exclude_mechanism": ["XOAUTH2"]})
+        self._smtp = FrontDoor(_LmtpRelay(self), hostname=self.host, port=self.smtp_port,
                                 server_hostname="maild-dovecot-test", ready_timeout=10,
-                                 enable_SMTPUTF8=True, decode_data=False,
-                                 data_size_limit=30 * 1024 * 1024)
+                                enable_SMTPUTF8=True, decode_data=False,
+                                data_size_limit=30 * 1024 * 1024, **auth)
         if not self.smtp_port:
             self._smtp.port = free_port(self.host)
         self._smtp.start()
