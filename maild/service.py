@@ -22,6 +22,7 @@ import secrets
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import tomllib
 from collections.abc import Callable, Mapping
@@ -33,7 +34,7 @@ from typing import Any
 
 import schedule
 
-from . import archive, intake, planner, tokens, workflow
+from . import archive, calgaps, intake, planner, tokens, workflow
 from .classify import ClassifyContext, HelpRequest, Ignore, NewItem, Reply, Unrecognized, classify
 from .config import Config, resolve_password
 from .decode import DecodeError, decode
@@ -181,6 +182,7 @@ class Service:
         self._unsynced_dirs: set[Path] = set()
         self._fsync_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="maild-fsync")
         self.last_contact: datetime | None = None
+        self._calendar_checked_on: date | None = None  # the day of the last gap warning check
         self.record_renderer = RecordRenderer(config.templates_dir / "archive")
 
     # -- wiring ------------------------------------------------------------------------------
@@ -603,6 +605,8 @@ class Service:
         """Periodic work: schedules (when something can be due), retries that came due,
         housekeeping, `status` facts."""
         now = self.clock()
+        if self._calendar_checked_on != now.date():
+            self.warn_calendar_gap(now.date())
         if self._schedules_may_be_due(now):
             self.run_schedules(now)
         self.store.prune_outbox(now)
@@ -633,13 +637,32 @@ class Service:
             log.error("event=reload_failed error=%r", exc)
             return
         self.rules, self.renderer = rules, renderer
+        self.warn_calendar_gap(self.clock().date())
         log.info("event=reloaded rules_dir=%s templates_dir=%s", self.config.rules_dir,
                  self.config.templates_dir)
+
+    def warn_calendar_gap(self, today: date, loud: bool = False) -> str | None:
+        """Warn when no holiday source vouches for one of the next 90 days (start-up, reload,
+        each new day): one log line, and with `loud` the full warning with the table to add on
+        stderr. Returns the full warning, or None."""
+        self._calendar_checked_on = today
+        rules_file = self.config.rules_dir / "schedules.toml"
+        line = calgaps.log_fields(self.rules.calendar, today, rules_file=str(rules_file))
+        if line is None:
+            return None
+        log.warning(line)
+        text = calgaps.warning(self.rules.calendar, today, rules_file=str(rules_file),
+                               after_line=calgaps.insert_after(rules_file.read_text("utf-8"))
+                               if rules_file.exists() else None)
+        if loud and text:
+            print(text, file=sys.stderr, flush=True)
+        return text
 
     # -- the loop -------------------------------------------------------------------------------
     def run(self) -> None:
         log.info("event=started inbox=%s data_dir=%s", self.config.inbox_address,
                  self.config.data_dir)
+        self.warn_calendar_gap(self.clock().date(), loud=True)
         archive.clean_partial(self.config.archive_dir)
         self.archive_closed()  # what a previous run closed but did not archive
         self.drain()  # what a previous run committed but did not send
