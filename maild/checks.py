@@ -104,7 +104,7 @@ def check_local(config: Config, environ: Mapping[str, str],
     except Exception as exc:  # any template error: report it, keep checking
         checks.append(Check("templates", False, f"[templates] dir {config.templates_dir}: {exc}"))
     try:
-        rules = Rules.load(config.rules_dir)
+        rules = Rules.from_config(config)
         checks.append(Check("rules", True, f"{len(rules.people.people)} people in "
                             f"{config.rules_dir}"))
         checks.append(check_calendar(rules.calendar, config.rules_dir / "schedules.toml",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .model import Person
@@ -23,6 +23,18 @@ _NOISE_RE = re.compile(r"[\s*＊·•()（）<>《》\"'“”]+")
 @dataclass(frozen=True)
 class Directory:
     people: tuple[Person, ...]
+    # address → person, built once: a synced directory has thousands. An alias that is an
+    # address (a secondary address from the directory sync) finds its person too.
+    _by_address: dict[str, Person] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        index: dict[str, Person] = {}
+        for person in self.people:
+            for alias in person.aliases:
+                if "@" in alias:
+                    index.setdefault(alias.lower(), person)
+        index.update((p.address, p) for p in reversed(self.people))  # the first of an address wins
+        object.__setattr__(self, "_by_address", index)
 
     @classmethod
     def from_toml(cls, data: Mapping[str, Any]) -> Directory:
@@ -40,8 +52,7 @@ class Directory:
         return cls(tuple(people))
 
     def by_address(self, address: str) -> Person | None:
-        address = address.lower()
-        return next((p for p in self.people if p.address == address), None)
+        return self._by_address.get(address.lower())
 
     def display_name(self, address: str) -> str:
         person = self.by_address(address)

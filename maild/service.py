@@ -34,7 +34,7 @@ from typing import Any
 
 import schedule
 
-from . import archive, calgaps, intake, planner, tokens, workflow
+from . import archive, calgaps, directory, dirsync, intake, planner, tokens, workflow
 from .classify import ClassifyContext, HelpRequest, Ignore, NewItem, Reply, Unrecognized, classify
 from .config import Config, resolve_password
 from .decode import DecodeError, decode
@@ -91,16 +91,27 @@ class Rules:
     calendar: WorkCalendar
 
     @classmethod
-    def load(cls, rules_dir: Path, timezone: str = "Asia/Shanghai") -> Rules:
+    def load(cls, rules_dir: Path, timezone: str = "Asia/Shanghai",
+             people_file: Path | None = None) -> Rules:
+        """The rules in `rules_dir`; the people are the synced directory (`people_file`, when it
+        exists) with rules/people.toml laid over it (`directory.merge`)."""
         def read(name: str) -> dict[str, Any]:
             path = rules_dir / name
             return tomllib.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
         schedules = read("schedules.toml")
+        people = read("people.toml")
+        if people_file is not None and people_file.exists():
+            synced = directory.decode(people_file.read_bytes(), str(people_file))
+            people = {"person": directory.merge(synced.people, people.get("person", []))}
         return cls(form_rules=load_form_rules(read("forms.toml")),
-                   people=Directory.from_toml(read("people.toml")),
+                   people=Directory.from_toml(people),
                    workflow=read("workflow.toml"),
                    schedules=planner.load_schedule_rules(schedules),
                    calendar=load_calendar(schedules, timezone))
+
+    @classmethod
+    def from_config(cls, config: Config) -> Rules:
+        return cls.load(config.rules_dir, config.timezone, config.directory.file)
 
 
 @dataclass
@@ -126,6 +137,15 @@ def load_secret(config: Config, environ: Mapping[str, str]) -> bytes:
             handle.flush()
             os.fsync(handle.fileno())
     return path.read_text().strip().encode()
+
+
+def _file_stamp(path: Path) -> tuple[int, int] | None:
+    """(mtime in ns, size) of `path`, None when it does not exist: has it changed?"""
+    try:
+        found = path.stat()
+    except OSError:
+        return None
+    return found.st_mtime_ns, found.st_size
 
 
 def _run_password_command(command: str) -> str:
@@ -183,6 +203,11 @@ class Service:
         self._fsync_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="maild-fsync")
         self.last_contact: datetime | None = None
         self._calendar_checked_on: date | None = None  # the day of the last gap warning check
+        self.environ: Mapping[str, str] = os.environ  # for the directory's password
+        self._people_stamp = _file_stamp(config.directory.file)
+        self._directory_next: datetime | None = None  # a failed sync's retry; None: the slot
+        self._directory_last: datetime | None = None  # the last sync or attempt
+        self._directory_known = False  # _directory_last read from the file yet
         self.record_renderer = RecordRenderer(config.templates_dir / "archive")
 
     # -- wiring ------------------------------------------------------------------------------
@@ -192,7 +217,7 @@ class Service:
         environ = dict(os.environ if environ is None else environ)
         secret = load_secret(config, environ)
         store = Store(config.data_dir)
-        rules = Rules.load(config.rules_dir, config.timezone)
+        rules = Rules.from_config(config)
         renderer = Renderer(config.templates_dir, timezone=config.timezone,
                             inbox_address=config.inbox_address, from_name=config.from_name)
         imap_password = resolve_password(config.imap, environ, _run_password_command)
@@ -222,6 +247,7 @@ class Service:
             backoff_max_s=config.outbox_backoff_max_s, crashpoints=crash))
         service = cls(config, inbox=inbox, store=store, outbox=outbox, renderer=renderer,
                       rules=rules, secret=secret, clock=clock, crashpoints=crash, sender=sender)
+        service.environ = environ
         holder["service"] = service
         return service
 
@@ -607,6 +633,7 @@ class Service:
         now = self.clock()
         if self._calendar_checked_on != now.date():
             self.warn_calendar_gap(now.date())
+        self.directory_tick(now)
         if self._schedules_may_be_due(now):
             self.run_schedules(now)
         self.store.prune_outbox(now)
@@ -629,7 +656,7 @@ class Service:
     def _reload(self) -> None:
         self._reload_requested.clear()
         try:
-            rules = Rules.load(self.config.rules_dir, self.config.timezone)
+            rules = Rules.from_config(self.config)
             renderer = Renderer(self.config.templates_dir, timezone=self.config.timezone,
                                 inbox_address=self.config.inbox_address,
                                 from_name=self.config.from_name)
@@ -640,6 +667,38 @@ class Service:
         self.warn_calendar_gap(self.clock().date())
         log.info("event=reloaded rules_dir=%s templates_dir=%s", self.config.rules_dir,
                  self.config.templates_dir)
+
+    def directory_tick(self, now: datetime) -> None:
+        """The daily directory sync when its slot has come (`[directory] sync_at`; a failed one
+        is tried again an hour later), then a reload of the rules when the synced file changed
+        (synced here, or by `maild directory sync` next to the daemon)."""
+        cfg = self.config.directory
+        if cfg.source and cfg.sync_at is not None:
+            if not self._directory_known:
+                self._directory_known = True
+                try:
+                    synced = dirsync.load_synced(cfg.file)
+                    if synced and synced.synced_at:
+                        self._directory_last = datetime.fromisoformat(synced.synced_at)
+                except (OSError, ValueError):
+                    pass  # an unreadable file: the sync replaces it
+            due = (now >= self._directory_next if self._directory_next is not None
+                   else dirsync.sync_due(cfg.sync_at, self._directory_last, now))
+            if due:
+                self._directory_last, self._directory_next = now, None
+                try:
+                    result = dirsync.sync(self.config, now, self.environ)
+                    log.info("event=directory_sync source=%s people=%d changes=%d problems=%d "
+                             "written=%s refused=%r", result.source, result.people,
+                             len(result.changes), len(result.problems), result.written,
+                             result.refused)
+                except Exception as exc:  # never fatal: the last synced file stays in use
+                    self._directory_next = now + timedelta(hours=1)
+                    log.error("event=directory_sync_failed error=%r", exc)
+        stamp = _file_stamp(cfg.file)
+        if stamp != self._people_stamp:
+            self._people_stamp = stamp
+            self._reload()
 
     def warn_calendar_gap(self, today: date, loud: bool = False) -> str | None:
         """Warn when no holiday source vouches for one of the next 90 days (start-up, reload,
