@@ -109,6 +109,8 @@ def check_local(config: Config, environ: Mapping[str, str],
                             f"{config.rules_dir}"))
         checks.append(check_calendar(rules.calendar, config.rules_dir / "schedules.toml",
                                      today or datetime.now(config.tz).date()))
+        if config.directory.source or config.directory.file.exists():
+            checks.append(check_directory(config))
     except Exception as exc:
         checks.append(Check("rules", False, f"[rules] dir {config.rules_dir}: {exc}"))
     if environ.get(config.secret_env):
@@ -148,6 +150,21 @@ def check_calendar(calendar: WorkCalendar, rules_file: Path, today: date) -> Che
     detail = (f"{calgaps.sources(calendar)}: the next {calgaps.HORIZON_DAYS} days from {today} "
               f"are covered")
     return Check("calendar", True, "\n".join([detail, *notes]), warn=bool(notes))
+
+
+def check_directory(config: Config) -> Check:
+    """The synced people directory: when and from where, and its problems (a warning: the
+    people that could be used are in use). `maild directory sync --dry-run` tests the source."""
+    from . import dirsync
+
+    facts, problems = dirsync.check(config)
+    where = (f"{facts['synced']} synced from {facts['source']} at {facts['synced_at']}"
+             if facts["source"] else f"not synced yet ({config.directory.file}); run `maild "
+             f"directory sync --dry-run`")
+    serious = [p for p in problems if p.kind != "self_manager"]
+    detail = f"{facts['people']} people: {where}" + (
+        f"; {len(serious)} problems, see `maild directory check`" if serious else "")
+    return Check("directory", True, detail, warn=bool(serious) or not facts["source"])
 
 
 def _existing_parent(path: Path) -> Path:

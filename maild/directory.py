@@ -242,6 +242,9 @@ def merge(synced: Sequence[Mapping[str, Any]], hand: Sequence[Mapping[str, Any]]
         address = str(entry.get("address", "")).lower()
         base = out.get(address)
         if base is None:
+            if not entry.get("name"):
+                raise ValueError(f"rules/people.toml: {address or 'a person'} is not in the "
+                                 "synced directory, so needs a name (and an address)")
             out[address] = dict(entry)
             continue
         aliases = list(dict.fromkeys([*base.get("aliases", ()), *entry.get("aliases", ())]))

@@ -176,6 +176,8 @@ def test_hand_written_entries_override_and_extend_synced_ones() -> None:
     assert (wang.name, wang.title, wang.manager) == ("王喆", "经理", "alex.morgan@corp.example")
     assert wang.aliases == ("Wang Zhe", "产品部王经理")
     assert merged.by_address("alex.morgan@corp.example").name == "Alex Morgan"
+    with pytest.raises(ValueError, match="new@corp.example is not in the synced directory"):
+        directory.merge(synced, [{"address": "new@corp.example", "timezone": "Asia/Tokyo"}])
 
 
 def test_five_thousand_people_load_and_resolve(tmp_path: Path) -> None:
@@ -302,3 +304,16 @@ def test_every_directory_subcommand_has_help_with_an_example(capsys) -> None:
         assert info.value.code == 0
         out = capsys.readouterr().out
         assert "example" in out and f"maild directory {name}" in out
+
+
+def test_maild_check_tells_where_the_directory_stands(tmp_path: Path) -> None:
+    from maild.checks import check_directory
+
+    config_path = write_config(tmp_path, '\n[directory]\nsource = "csv"\n[directory.csv]\n'
+                                         f'path = "{DATA / "roster_gbk.csv"}"\n')
+    config = load_config(config_path)
+    before = check_directory(config)
+    assert before.ok and before.warn and "not synced yet" in before.detail
+    assert run(config_path, "sync")[0] == 0
+    after = check_directory(config)
+    assert after.warn and "7 synced from csv" in after.detail and "2 problems" in after.detail
