@@ -9,6 +9,8 @@ Surprises:
   says which permissions the token carries; IMAP and SMTP then sign in with XOAUTH2, and a
   refusal names the missing permission (`signin.explain_refusal`). The token cache is used and
   updated as the daemon would.
+- A check can pass with a warning (`warn`): the calendar's gap in the next 90 days is one. It is
+  printed loudly but does not fail `check` (the daemon runs; escalations to managers wait).
 - The terminal-width helpers `_width`/`_pad` live here, not in ops.py (which imports them), so
   that format_checks can use them without a circular import.
 """
@@ -22,13 +24,15 @@ import time
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from . import calgaps
 from .config import Config, ServerConfig, resolve_password
 from .signin import SignInError, TokenSource
 from .store import Store
+from .workcal import WorkCalendar
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,7 @@ class Check:
     name: str
     ok: bool
     detail: str
+    warn: bool = False  # passed, but someone must act (printed as WARN; exit code unchanged)
 
 
 def _run_command(command: str) -> str:
@@ -45,10 +50,12 @@ def _run_command(command: str) -> str:
 
 def run_checks(config: Config, *, environ: Mapping[str, str], send_test: str | None = None,
                timeout: float = 15.0,
-               run_command: Callable[[str], str] = _run_command) -> list[Check]:
-    """Every check in order; network checks are skipped (failed) when their password is missing."""
+               run_command: Callable[[str], str] = _run_command,
+               today: date | None = None) -> list[Check]:
+    """Every check in order; network checks are skipped (failed) when their password is missing.
+    `today` is where the calendar's 90 days start (default: today in the configured zone)."""
     checks = [Check("config", True, f"{config.path} is valid")]
-    checks += check_local(config, environ)
+    checks += check_local(config, environ, today)
     from .oauth import token_sources
 
     oauth = token_sources(config, environ, run_command, time.time)
@@ -118,8 +125,10 @@ def _password(name: str, server: ServerConfig, environ: Mapping[str, str],
                   f"(example: password_env = \"MAILD_{name.upper()}_PASSWORD\")")
 
 
-def check_local(config: Config, environ: Mapping[str, str]) -> list[Check]:
-    """Templates, rules, secret and data directory: what `maild run` needs before the network."""
+def check_local(config: Config, environ: Mapping[str, str],
+                today: date | None = None) -> list[Check]:
+    """Templates, rules, calendar, secret and data directory: what `maild run` needs before the
+    network."""
     from .render import Renderer
     from .service import Rules
 
@@ -132,9 +141,13 @@ def check_local(config: Config, environ: Mapping[str, str]) -> list[Check]:
     except Exception as exc:  # any template error: report it, keep checking
         checks.append(Check("templates", False, f"[templates] dir {config.templates_dir}: {exc}"))
     try:
-        rules = Rules.load(config.rules_dir)
+        rules = Rules.from_config(config)
         checks.append(Check("rules", True, f"{len(rules.people.people)} people in "
                             f"{config.rules_dir}"))
+        checks.append(check_calendar(rules.calendar, config.rules_dir / "schedules.toml",
+                                     today or datetime.now(config.tz).date()))
+        if config.directory.source or config.directory.file.exists():
+            checks.append(check_directory(config))
     except Exception as exc:
         checks.append(Check("rules", False, f"[rules] dir {config.rules_dir}: {exc}"))
     if environ.get(config.secret_env):
@@ -159,6 +172,36 @@ def check_local(config: Config, environ: Mapping[str, str]) -> list[Check]:
         checks.append(Check("data dir", True, f"{data_dir}" + (
             f" (in use by maild pid {holder})" if holder else "")))
     return checks
+
+
+def check_calendar(calendar: WorkCalendar, rules_file: Path, today: date) -> Check:
+    """Does a holiday source vouch for each of the next 90 days? A warning (not a failure)
+    naming the table to add when not; the days where the rules overrule the package, if any."""
+    text = rules_file.read_text(encoding="utf-8") if rules_file.exists() else ""
+    gap = calgaps.warning(calendar, today, rules_file=str(rules_file),
+                          after_line=calgaps.insert_after(text))
+    notes = [f"  {rules_file} overrules chinese-calendar on {day} (the package: "
+             f"{'workday' if work else 'day off'})" for day, work in calgaps.disagreements(calendar)]
+    if gap:
+        return Check("calendar", True, "\n".join([gap, *notes]), warn=True)
+    detail = (f"{calgaps.sources(calendar)}: the next {calgaps.HORIZON_DAYS} days from {today} "
+              f"are covered")
+    return Check("calendar", True, "\n".join([detail, *notes]), warn=bool(notes))
+
+
+def check_directory(config: Config) -> Check:
+    """The synced people directory: when and from where, and its problems (a warning: the
+    people that could be used are in use). `maild directory sync --dry-run` tests the source."""
+    from . import dirsync
+
+    facts, problems = dirsync.check(config)
+    where = (f"{facts['synced']} synced from {facts['source']} at {facts['synced_at']}"
+             if facts["source"] else f"not synced yet ({config.directory.file}); run `maild "
+             f"directory sync --dry-run`")
+    serious = [p for p in problems if p.kind != "self_manager"]
+    detail = f"{facts['people']} people: {where}" + (
+        f"; {len(serious)} problems, see `maild directory check`" if serious else "")
+    return Check("directory", True, detail, warn=bool(serious) or not facts["source"])
 
 
 def _existing_parent(path: Path) -> Path:
@@ -348,10 +391,13 @@ def _reason(exc: BaseException) -> str:
 
 def format_checks(checks: Sequence[Check], paint: Painter) -> str:
     width = max((_width(c.name) for c in checks), default=0)
-    lines = [paint.line(c.ok, _pad(c.name, width), c.detail) for c in checks]
+    lines = [paint.line(c.ok, _pad(c.name, width), c.detail, warn=c.warn) for c in checks]
     failed = [c.name for c in checks if not c.ok]
+    warned = [c.name for c in checks if c.ok and c.warn]
     summary = (f"all {len(checks)} checks passed" if not failed
                else f"{len(failed)} of {len(checks)} checks failed: {', '.join(failed)}")
+    if warned:
+        summary += f"; {len(warned)} warning{'s' if len(warned) > 1 else ''}: {', '.join(warned)}"
     lines += ["", paint.line(not failed, summary, "")]
     return "\n".join(line.rstrip() for line in lines)
 
@@ -362,10 +408,10 @@ class Painter:
     def __init__(self, colour: bool) -> None:
         self.colour = colour
 
-    def line(self, ok: bool, name: str, detail: str) -> str:
-        mark = "✓ ok  " if ok else "✗ FAIL"
+    def line(self, ok: bool, name: str, detail: str, warn: bool = False) -> str:
+        mark = "! WARN" if ok and warn else "✓ ok  " if ok else "✗ FAIL"
         if self.colour:
-            mark = f"\033[{'32' if ok else '31'}m{mark}\033[0m"
+            mark = f"\033[{'33' if ok and warn else '32' if ok else '31'}m{mark}\033[0m"
         return f"{mark} {name}  {detail}"
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import ConfigError, load_config
+from .dirsync import add_directory_command, run_directory_command
 from .oauthcli import OAUTH_EXAMPLES, add_oauth_command, run_oauth_command
 from .ops import OPS_EXAMPLES, add_ops_commands, run_ops_command
 from .reports import REPORT_EXAMPLES, add_report_commands, run_report_command
@@ -24,6 +25,9 @@ EXAMPLES = {
             "  maild demo --once --scenario full   # a simulated week, through to the archive",
     "mailserver": "maild mailserver -c config.toml   # embedded IMAP+SMTP only",
     "inspect": "maild inspect tests/data/new_project_zh.eml --json",
+    "directory": "maild directory sync --dry-run     # LDAP / AD: what would change\n"
+                 "  maild directory import hr/people.csv   # an HR export (UTF-8 or GBK)\n"
+                 "  maild directory check",
     **OPS_EXAMPLES,
     **REPORT_EXAMPLES,
     **OAUTH_EXAMPLES,
@@ -100,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_ops_commands(add)
     add_report_commands(add)
     add_oauth_command(add)
+    add_directory_command(add)
     return parser
 
 
@@ -121,6 +126,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return run_oauth_command(args)
     if args.command == "inspect":
         return _inspect(args)
+    if args.command == "directory":
+        return run_directory_command(args)
     config = load_config(args.config)
     if args.command == "demo":
         from .demo import run_demo
@@ -201,7 +208,7 @@ def inspect_email(raw: bytes, config: Any, now: datetime) -> dict[str, Any]:
     from .reply import new_text
     from .service import Rules
 
-    rules = Rules.load(config.rules_dir, config.timezone)
+    rules = Rules.from_config(config)
     try:
         msg = decode(raw, max_bytes=config.max_message_bytes,
                      max_header_bytes=config.max_header_bytes)

@@ -41,6 +41,10 @@ OAUTH_FLOWS = {
 OAUTH_SECRET_NEEDED = {"client_credentials": "the app's client secret",
                        "service_account": "the service account's JSON key",
                        "refresh_token": "the OAuth client's secret"}
+DIRECTORY_SOURCES = ("", "ldap", "csv")
+DIRECTORY_KINDS = ("openldap", "ad")
+DIRECTORY_FIELDS = ("mail", "name", "aliases", "department", "title", "manager")
+CSV_FIELDS = ("address", "name", "aliases", "department", "title", "manager", "key")
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,34 @@ class EmbeddedConfig:
 
 
 @dataclass(frozen=True)
+class LdapConfig:
+    """[directory.ldap]: where the directory is and how its entries read (see ldapdir.py)."""
+
+    server: ServerConfig  # host, port, security, username (bind DN), password_env/_command
+    base_dn: str
+    kind: str = "openldap"  # openldap | ad: the preset filter and attributes
+    filter: str = ""  # "" = the preset's
+    attributes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # field → attributes
+    page_size: int = 500
+    timeout_s: float = 30.0
+    ca_file: str = ""
+
+
+@dataclass(frozen=True)
+class DirectoryConfig:
+    """[directory]: the synced people directory (dirsync.py); source "" = rules/people.toml only."""
+
+    source: str = ""  # "" | ldap | csv
+    file: Path = Path("var/directory.json")  # the synced people, merged under rules/people.toml
+    sync_at: time | None = None  # daily sync by the daemon at this local time; None: on demand
+    max_removed: float = 0.2  # a sync removing more than this share needs --force
+    ldap: LdapConfig | None = None
+    csv_path: Path | None = None
+    csv_encoding: str = "auto"
+    csv_columns: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     base_dir: Path  # relative paths in the file are relative to the file's folder
@@ -118,6 +150,7 @@ class Config:
     require_authentication: bool = False  # [security]: ignore mail it did not authenticate
     require_token: bool = False  # [security]: owner commands only through their reply address
     oauth: OAuthConfig | None = None  # [oauth]: set when [imap] or [smtp] auth = "oauth2"
+    directory: DirectoryConfig = DirectoryConfig()  # [directory]: synced people (LDAP, HR CSV)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -215,6 +248,8 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> Config:
         raise ConfigError(reader.file, "security.authserv_id",
                           "require_authentication = true needs the receiving server's authserv-id",
                           'authserv_id = "mx.corp.example"')
+    data_dir = rel(reader.text("maild", "data_dir", "var"))
+    directory = _directory_config(reader, rel, data_dir)
     plus_addressing = reader.boolean("mail", "plus_addressing", True)
     require_token = reader.boolean("security", "require_token", False)
     if require_token and not plus_addressing:
@@ -227,7 +262,7 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> Config:
     return Config(
         path=path,
         base_dir=base,
-        data_dir=rel(reader.text("maild", "data_dir", "var")),
+        data_dir=data_dir,
         archive_dir=rel(reader.text("maild", "archive_dir", "archive")),
         timezone=timezone,
         workday_end=workday_end,
@@ -261,6 +296,7 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> Config:
         require_authentication=require_authentication,
         require_token=require_token,
         oauth=oauth,
+        directory=directory,
     )
 
 
@@ -327,6 +363,72 @@ def resolve_oauth_secret(oauth: OAuthConfig, environ: Mapping[str, str],
     return ""
 
 
+def _directory_config(reader: _Reader, rel: Callable[[str], Path], data_dir: Path
+                      ) -> DirectoryConfig:
+    """[directory], [directory.ldap], [directory.csv]: only what the source needs is required."""
+    source = reader.choice("directory", "source", DIRECTORY_SOURCES, "")
+    sync_at_text = reader.text("directory", "sync_at", "")
+    sync_at = None
+    if sync_at_text:
+        try:
+            sync_at = time.fromisoformat(sync_at_text)
+        except ValueError:
+            raise ConfigError(reader.file, "directory.sync_at", f"not a time: {sync_at_text!r}",
+                              'sync_at = "02:30"') from None
+    ldap = None
+    if source == "ldap" or reader.section("directory.ldap"):
+        section = "directory.ldap"
+        security = reader.choice(section, "security", SECURITY_MODES, "tls")
+        server = ServerConfig(
+            host=reader.text(section, "host", ""),
+            port=reader.integer(section, "port", 636 if security == "tls" else 389, low=1,
+                                high=65535),
+            security=security, username=reader.text(section, "username", ""),
+            password_env=reader.text(section, "password_env", ""),
+            password_command=reader.text(section, "password_command", ""))
+        if "password" in reader.section(section):
+            raise ConfigError(reader.file, f"{section}.password", "passwords are not read from "
+                              "the file; name an environment variable or a command",
+                              'password_env = "MAILD_LDAP_PASSWORD"')
+        attributes = {}
+        for name, value in reader.section(f"{section}.attributes").items():
+            values = [value] if isinstance(value, str) else value
+            if name not in DIRECTORY_FIELDS or not isinstance(values, list) or not all(
+                    isinstance(v, str) and v for v in values):
+                raise ConfigError(reader.file, f"{section}.attributes.{name}",
+                                  f"fields are {', '.join(DIRECTORY_FIELDS)}, each an attribute "
+                                  "name or a list of them", 'mail = ["mail", "proxyAddresses"]')
+            attributes[name] = tuple(values)
+        ldap = LdapConfig(
+            server=server, base_dn=reader.text(section, "base_dn", ""),
+            kind=reader.choice(section, "kind", DIRECTORY_KINDS, "openldap"),
+            filter=reader.text(section, "filter", ""), attributes=attributes,
+            page_size=reader.integer(section, "page_size", 500, low=1, high=100000),
+            timeout_s=reader.number(section, "timeout_s", 30, low=1, high=600),
+            ca_file=reader.text(section, "ca_file", ""))
+        for key, value in (("host", server.host), ("base_dn", ldap.base_dn)):
+            if source == "ldap" and not value:
+                raise ConfigError(reader.file, f"{section}.{key}", "missing",
+                                  'host = "ldap.corp.example"' if key == "host"
+                                  else 'base_dn = "ou=people,dc=corp,dc=example"')
+    csv_path = reader.text("directory.csv", "path", "")
+    if source == "csv" and not csv_path:
+        raise ConfigError(reader.file, "directory.csv.path", "missing",
+                          'path = "hr/people.csv"')
+    columns = reader.section("directory.csv.columns")
+    if any(k not in CSV_FIELDS or not isinstance(v, str) for k, v in columns.items()):
+        raise ConfigError(reader.file, "directory.csv.columns", f"fields are "
+                          f"{', '.join(CSV_FIELDS)}, each a header", 'address = "公司邮箱"')
+    return DirectoryConfig(
+        source=source,
+        file=rel(reader.text("directory", "file", str(data_dir / "directory.json"))),
+        sync_at=sync_at,
+        max_removed=reader.number("directory", "max_removed", 0.2, low=0, high=1),
+        ldap=ldap, csv_path=rel(csv_path) if csv_path else None,
+        csv_encoding=reader.text("directory.csv", "encoding", "auto"),
+        csv_columns=dict(columns))
+
+
 def resolve_password(server: ServerConfig, environ: Mapping[str, str],
                      run_command: Callable[[str], str]) -> str:
     """The server's password: from the file (embedded only), the environment or a command."""
@@ -346,7 +448,10 @@ class _Reader:
         self.raw, self.file = raw, file
 
     def section(self, name: str) -> Mapping[str, Any]:
-        value = self.raw.get(name, {})
+        """The table `name`; a dotted name ("directory.ldap") is a table inside a table."""
+        value: Any = self.raw
+        for part in name.split("."):
+            value = value.get(part, {}) if isinstance(value, Mapping) else None
         if not isinstance(value, Mapping):
             raise ConfigError(self.file, name, "must be a table", f"[{name}]")
         return value

@@ -157,7 +157,7 @@ class Scenario:
 def play(config: Config, out: TextIO, wait_state: Callable[[], dict[str, str]]) -> None:
     """The scripted Q3 project: kickoff, three confirmation requests, three confirmations."""
     from .service import Rules
-    people = Rules.load(config.rules_dir, config.timezone).people
+    people = Rules.from_config(config).people
     names = {p.address: p.name for p in people.people}
     scenario = Scenario(config, out, names)
     inbox = config.inbox_address

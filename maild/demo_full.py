@@ -168,7 +168,7 @@ def run_full_demo(config_path: Path, out: TextIO, *, free_ports: bool = True) ->
     tz = ZoneInfo(config.timezone)
     start = datetime(2026, 8, 3, 8, 30, tzinfo=tz)  # a Monday, no holidays that week
     clock = FakeClock(start)
-    names = {p.address: p.name for p in Rules.load(config.rules_dir, config.timezone).people.people}
+    names = {p.address: p.name for p in Rules.from_config(config).people.people}
     scenario = FullScenario(config, out, names, clock)
     service = Service.from_config(config, environ={}, clock=clock)
     out.write(f"maild full demo: simulated week from {start:%Y-%m-%d %H:%M %Z}, "

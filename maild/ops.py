@@ -100,7 +100,7 @@ def run_ops_command(args: argparse.Namespace, *, out: TextIO | None = None,
     now = datetime.now(config.tz)
     if args.command == "check":
         checks = run_checks(config, environ=environ, send_test=args.send_test,
-                            timeout=args.timeout)
+                            timeout=args.timeout, today=now.date())
         emit(out, args.json, [asdict(c) for c in checks], lambda: format_checks(checks, paint))
         return EX_OK if all(c.ok for c in checks) else EX_FAILED
     if args.command == "outbox" and args.retry:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .model import Person
@@ -23,6 +23,33 @@ _NOISE_RE = re.compile(r"[\s*＊·•()（）<>《》\"'“”]+")
 @dataclass(frozen=True)
 class Directory:
     people: tuple[Person, ...]
+    # Indexes built once: a synced directory has thousands of people, and every owner named in
+    # an email is resolved. address → person (an alias that is an address, a secondary address
+    # from the directory sync, finds its person too); squashed key → people (`_keys`, in
+    # directory order); each person's keys that may appear inside a longer text.
+    _by_address: dict[str, Person] = field(init=False, repr=False, compare=False)
+    _by_key: dict[str, list[Person]] = field(init=False, repr=False, compare=False)
+    _inner_keys: tuple[tuple[Person, tuple[str, ...]], ...] = field(init=False, repr=False,
+                                                                    compare=False)
+
+    def __post_init__(self) -> None:
+        index: dict[str, Person] = {}
+        for person in self.people:
+            for alias in person.aliases:
+                if "@" in alias:
+                    index.setdefault(alias.lower(), person)
+        index.update((p.address, p) for p in reversed(self.people))  # the first of an address wins
+        object.__setattr__(self, "_by_address", index)
+        by_key: dict[str, list[Person]] = {}
+        inner = []
+        for person in self.people:
+            keys = tuple(dict.fromkeys(_keys(person)))
+            for key in keys:
+                by_key.setdefault(key, []).append(person)
+            department = _squash(person.department)
+            inner.append((person, tuple(k for k in keys if k and len(k) >= 2 and k != department)))
+        object.__setattr__(self, "_by_key", by_key)
+        object.__setattr__(self, "_inner_keys", tuple(inner))
 
     @classmethod
     def from_toml(cls, data: Mapping[str, Any]) -> Directory:
@@ -40,8 +67,7 @@ class Directory:
         return cls(tuple(people))
 
     def by_address(self, address: str) -> Person | None:
-        address = address.lower()
-        return next((p for p in self.people if p.address == address), None)
+        return self._by_address.get(address.lower())
 
     def display_name(self, address: str) -> str:
         person = self.by_address(address)
@@ -66,13 +92,11 @@ class Directory:
 
     def _match_one(self, text: str) -> list[Person]:
         key = _squash(text)
-        exact = [p for p in self.people if key in _keys(p)]
+        exact = self._by_key.get(key)
         if exact:
-            return exact
+            return list(exact)
         # "产品部*经理", "销售部主管赵磊": the name (or alias) appears inside the text.
-        contained = [p for p in self.people
-                     if any(k and len(k) >= 2 and k in key for k in _keys(p) if k != _squash(p.department))]
-        return contained
+        return [p for p, keys in self._inner_keys if any(k in key for k in keys)]
 
 
 def _squash(text: str) -> str:

@@ -15,6 +15,10 @@ Surprises worth knowing:
 * Non-emergency notices are only planned on a working day outside quiet hours (deferred, never
   dropped: they are due at the next tick that is allowed). Emergencies run on wall-clock minutes
   and ignore quiet hours, weekends and holidays.
+* On a day the calendar cannot vouch for (a year no holiday source knows: `cal.vouches_for`),
+  a level that reaches a manager (to or cc) is held, not sent and not recorded: it may be 春节.
+  The initiator's digest says so (`calendar_hold` {day, year, held}); the level goes out on the
+  first day the calendar vouches for again (`_hold_for_managers`).
 * One email per person and run, not one per level (`_deliver`): a level reaches its owner in the
   owner's digest, and its initiator in the initiator's digest, when that digest goes to them in
   the same run (the row of its task says so, with that task's buttons); a person with several
@@ -204,6 +208,9 @@ def plan(items: Sequence[Mapping[str, Any]], now: datetime, rules: ScheduleRules
     digest_now = _digest_now(live, "digest", rules.digest, new_state["digest"], now, cal)
     owner_now = _digest_now(live, "owner_digest", rules.owner_digest, new_state["owner_digest"],
                             now, cal)
+    held: list[_Due] = []
+    if dues and not cal.vouches_for(now.date()):
+        dues, held = _hold_for_managers(dues)
     planned, folded = _deliver(dues, rules, memo, digest_now, owner_now)
     cache: dict[int, tuple[dict[str, Any], RowKey]] = {}  # by task object: both digests use it
 
@@ -217,7 +224,7 @@ def plan(items: Sequence[Mapping[str, Any]], now: datetime, rules: ScheduleRules
                                       row_of, folded)) if digest_now else []
     owned = list(_owner_digests(live, now, owner_now, directory, new_state["owner_digest"],
                                 row_of, folded)) if owner_now else []
-    planned.extend(_one_digest_each(digests, owned))
+    planned.extend(_say_why_held(_one_digest_each(digests, owned), held, now.date()))
     for name, cadence in (("digest", rules.digest), ("owner_digest", rules.owner_digest)):
         if cadence.every != "off":
             _digest_horizon(live, name, cadence, new_state[name], now, cal, horizon)
@@ -504,6 +511,33 @@ def actionable(context: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
 
 def _record(due: _Due) -> tuple[str, str | None, str]:
     return due.record
+
+
+def _hold_for_managers(dues: list[_Due]) -> tuple[list[_Due], list[_Due]]:
+    """(levels to send, levels held): a level that reaches a manager waits for a day the
+    calendar can vouch for; nothing is recorded, so it is due again then."""
+    send, held = [], []
+    for due in dues:
+        level = due.level
+        (held if level.to == "manager" or "manager" in level.cc else send).append(due)
+    return send, held
+
+
+def _say_why_held(planned: list[Planned], held: Sequence[_Due], day: date) -> list[Planned]:
+    """Initiator digests that tell their reader how many of their items' escalations to
+    managers wait for the calendar (`calendar_hold`)."""
+    if not held:
+        return planned
+    count = Counter(str(due.item["initiator"]) for due in held)
+    out = []
+    for entry in planned:
+        n = count.get(entry.notice.to[0], 0) if entry.notice.template == "digest" else 0
+        if n:
+            context = {**entry.notice.context,
+                       "calendar_hold": {"day": day.isoformat(), "year": day.year, "held": n}}
+            entry = Planned(replace(entry.notice, context=context), entry.records)
+        out.append(entry)
+    return out
 
 
 # --------------------------------------------------------------------------------------------

@@ -72,7 +72,7 @@ def digest_preview(config: Config, now: datetime) -> list[dict[str, Any]]:
     """Everything the schedule would send at `now`, rendered; the store is only read."""
     from .service import Rules, load_secret, notice_addresses
 
-    rules = Rules.load(config.rules_dir, config.timezone)
+    rules = Rules.from_config(config)
     store = Store.open_readonly(config.data_dir)
     try:
         planned, _state = planner.plan(store.open_items(), now, rules.schedules, rules.calendar,

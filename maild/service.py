@@ -23,6 +23,7 @@ import secrets
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 import tomllib
@@ -35,7 +36,7 @@ from typing import Any
 
 import schedule
 
-from . import archive, intake, planner, tokens, workflow
+from . import archive, calgaps, directory, dirsync, intake, planner, tokens, workflow
 from .classify import ClassifyContext, HelpRequest, Ignore, NewItem, Reply, Unrecognized, classify
 from .config import Config, resolve_password
 from .decode import DecodeError, decode
@@ -94,16 +95,27 @@ class Rules:
     calendar: WorkCalendar
 
     @classmethod
-    def load(cls, rules_dir: Path, timezone: str = "Asia/Shanghai") -> Rules:
+    def load(cls, rules_dir: Path, timezone: str = "Asia/Shanghai",
+             people_file: Path | None = None) -> Rules:
+        """The rules in `rules_dir`; the people are the synced directory (`people_file`, when it
+        exists) with rules/people.toml laid over it (`directory.merge`)."""
         def read(name: str) -> dict[str, Any]:
             path = rules_dir / name
             return tomllib.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
         schedules = read("schedules.toml")
+        people = read("people.toml")
+        if people_file is not None and people_file.exists():
+            synced = directory.decode(people_file.read_bytes(), str(people_file))
+            people = {"person": directory.merge(synced.people, people.get("person", []))}
         return cls(form_rules=load_form_rules(read("forms.toml")),
-                   people=Directory.from_toml(read("people.toml")),
+                   people=Directory.from_toml(people),
                    workflow=read("workflow.toml"),
                    schedules=planner.load_schedule_rules(schedules),
                    calendar=load_calendar(schedules, timezone))
+
+    @classmethod
+    def from_config(cls, config: Config) -> Rules:
+        return cls.load(config.rules_dir, config.timezone, config.directory.file)
 
 
 @dataclass
@@ -129,6 +141,15 @@ def load_secret(config: Config, environ: Mapping[str, str]) -> bytes:
             handle.flush()
             os.fsync(handle.fileno())
     return path.read_text().strip().encode()
+
+
+def _file_stamp(path: Path) -> tuple[int, int] | None:
+    """(mtime in ns, size) of `path`, None when it does not exist: has it changed?"""
+    try:
+        found = path.stat()
+    except OSError:
+        return None
+    return found.st_mtime_ns, found.st_size
 
 
 def _run_password_command(command: str) -> str:
@@ -185,6 +206,12 @@ class Service:
         self._unsynced_dirs: set[Path] = set()
         self._fsync_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="maild-fsync")
         self.last_contact: datetime | None = None
+        self._calendar_checked_on: date | None = None  # the day of the last gap warning check
+        self.environ: Mapping[str, str] = os.environ  # for the directory's password
+        self._people_stamp = _file_stamp(config.directory.file)
+        self._directory_next: datetime | None = None  # a failed sync's retry; None: the slot
+        self._directory_last: datetime | None = None  # the last sync or attempt
+        self._directory_known = False  # _directory_last read from the file yet
         self.record_renderer = RecordRenderer(config.templates_dir / "archive")
 
     # -- wiring ------------------------------------------------------------------------------
@@ -194,7 +221,7 @@ class Service:
         environ = dict(os.environ if environ is None else environ)
         secret = load_secret(config, environ)
         store = Store(config.data_dir)
-        rules = Rules.load(config.rules_dir, config.timezone)
+        rules = Rules.from_config(config)
         renderer = Renderer(config.templates_dir, timezone=config.timezone,
                             inbox_address=config.inbox_address, from_name=config.from_name)
         imap_password = resolve_password(config.imap, environ, _run_password_command)
@@ -229,6 +256,7 @@ class Service:
             oauth=oauth.get("smtp"))
         service = cls(config, inbox=inbox, store=store, outbox=outbox, renderer=renderer,
                       rules=rules, secret=secret, clock=clock, crashpoints=crash, sender=sender)
+        service.environ = environ
         holder["service"] = service
         return service
 
@@ -612,6 +640,9 @@ class Service:
         """Periodic work: schedules (when something can be due), retries that came due,
         housekeeping, `status` facts."""
         now = self.clock()
+        if self._calendar_checked_on != now.date():
+            self.warn_calendar_gap(now.date())
+        self.directory_tick(now)
         if self._schedules_may_be_due(now):
             self.run_schedules(now)
         self.store.prune_outbox(now)
@@ -634,7 +665,7 @@ class Service:
     def _reload(self) -> None:
         self._reload_requested.clear()
         try:
-            rules = Rules.load(self.config.rules_dir, self.config.timezone)
+            rules = Rules.from_config(self.config)
             renderer = Renderer(self.config.templates_dir, timezone=self.config.timezone,
                                 inbox_address=self.config.inbox_address,
                                 from_name=self.config.from_name)
@@ -642,13 +673,64 @@ class Service:
             log.error("event=reload_failed error=%r", exc)
             return
         self.rules, self.renderer = rules, renderer
+        self.warn_calendar_gap(self.clock().date())
         log.info("event=reloaded rules_dir=%s templates_dir=%s", self.config.rules_dir,
                  self.config.templates_dir)
+
+    def directory_tick(self, now: datetime) -> None:
+        """The daily directory sync when its slot has come (`[directory] sync_at`; a failed one
+        is tried again an hour later), then a reload of the rules when the synced file changed
+        (synced here, or by `maild directory sync` next to the daemon)."""
+        cfg = self.config.directory
+        if cfg.source and cfg.sync_at is not None:
+            if not self._directory_known:
+                self._directory_known = True
+                try:
+                    synced = dirsync.load_synced(cfg.file)
+                    if synced and synced.synced_at:
+                        self._directory_last = datetime.fromisoformat(synced.synced_at)
+                except (OSError, ValueError):
+                    pass  # an unreadable file: the sync replaces it
+            due = (now >= self._directory_next if self._directory_next is not None
+                   else dirsync.sync_due(cfg.sync_at, self._directory_last, now))
+            if due:
+                self._directory_last, self._directory_next = now, None
+                try:
+                    result = dirsync.sync(self.config, now, self.environ)
+                    log.info("event=directory_sync source=%s people=%d changes=%d problems=%d "
+                             "written=%s refused=%r", result.source, result.people,
+                             len(result.changes), len(result.problems), result.written,
+                             result.refused)
+                except Exception as exc:  # never fatal: the last synced file stays in use
+                    self._directory_next = now + timedelta(hours=1)
+                    log.error("event=directory_sync_failed error=%r", exc)
+        stamp = _file_stamp(cfg.file)
+        if stamp != self._people_stamp:
+            self._people_stamp = stamp
+            self._reload()
+
+    def warn_calendar_gap(self, today: date, loud: bool = False) -> str | None:
+        """Warn when no holiday source vouches for one of the next 90 days (start-up, reload,
+        each new day): one log line, and with `loud` the full warning with the table to add on
+        stderr. Returns the full warning, or None."""
+        self._calendar_checked_on = today
+        rules_file = self.config.rules_dir / "schedules.toml"
+        line = calgaps.log_fields(self.rules.calendar, today, rules_file=str(rules_file))
+        if line is None:
+            return None
+        log.warning(line)
+        text = calgaps.warning(self.rules.calendar, today, rules_file=str(rules_file),
+                               after_line=calgaps.insert_after(rules_file.read_text("utf-8"))
+                               if rules_file.exists() else None)
+        if loud and text:
+            print(text, file=sys.stderr, flush=True)
+        return text
 
     # -- the loop -------------------------------------------------------------------------------
     def run(self) -> None:
         log.info("event=started inbox=%s data_dir=%s", self.config.inbox_address,
                  self.config.data_dir)
+        self.warn_calendar_gap(self.clock().date(), loud=True)
         archive.clean_partial(self.config.archive_dir)
         self.archive_closed()  # what a previous run closed but did not archive
         self.drain()  # what a previous run committed but did not send

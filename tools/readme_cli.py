@@ -5,6 +5,7 @@ Run: .venv/bin/python tools/readme_cli.py
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import io
 import os
@@ -24,8 +25,14 @@ def cli_help() -> str:
 
     parser = build_parser()
     commands = next(a for a in parser._actions if a.dest == "command").choices
+    argvs: list[list[str]] = [[]]
+    for name, sub in commands.items():
+        argvs.append([name])
+        # a command with subcommands of its own (`maild directory sync`): each gets its help
+        nested = [a for a in sub._actions if isinstance(a, argparse._SubParsersAction)]
+        argvs += [[name, child] for action in nested for child in action.choices]
     parts = []
-    for argv in [[]] + [[name] for name in commands]:
+    for argv in argvs:
         buffer = io.StringIO()
         with contextlib.redirect_stdout(buffer), contextlib.suppress(SystemExit):
             parser.parse_args([*argv, "--help"])
