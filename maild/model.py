@@ -64,6 +64,8 @@ class TaskState(StrEnum):
     DELAYED = "delayed"  # 延期
     DECLINED = "declined"
     BLOCKED = "blocked"
+    SUBMITTED = "submitted"  # 待验收: handed in, waiting for the initiator's acceptance
+    RETURNED = "returned"  # 退回修改: sent back by the initiator with a reason
 
 
 class ItemState(StrEnum):
