@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 
+from . import loopcommands
 from .model import Command
 
 _SEP = r"\s*[:：,，]?\s*"
@@ -88,6 +89,8 @@ def read_command(new_text: str) -> Command | None:
         return Command("help")
     if _SHOW_RE.match(first) and len(text.splitlines()) == 1:
         return Command("show")
+    if found := loopcommands.read(first, text):  # 验收通过 / 退回修改 / 停止重复 / 依赖
+        return found
     if match := _DECLINE_RE.match(text):
         return Command("decline", {"reason": _reason(match.group("reason"))})
     if match := _REASSIGN_RE.match(first):

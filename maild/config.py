@@ -149,6 +149,7 @@ class Config:
     authserv_id: str = ""  # [security]: the receiving server's Authentication-Results id
     require_authentication: bool = False  # [security]: ignore mail it did not authenticate
     require_token: bool = False  # [security]: owner commands only through their reply address
+    acceptance: bool = False  # [workflow]: an owner's 完成 waits for the initiator's 验收
     oauth: OAuthConfig | None = None  # [oauth]: set when [imap] or [smtp] auth = "oauth2"
     directory: DirectoryConfig = DirectoryConfig()  # [directory]: synced people (LDAP, HR CSV)
 
@@ -295,6 +296,7 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> Config:
         authserv_id=authserv_id,
         require_authentication=require_authentication,
         require_token=require_token,
+        acceptance=reader.boolean("workflow", "acceptance", False),
         oauth=oauth,
         directory=directory,
     )

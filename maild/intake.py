@@ -11,6 +11,7 @@ import re
 from datetime import datetime
 from typing import Any
 
+from . import closeloop
 from .classify import NewItem
 from .dates import ACCEPTED_FORMS, parse_deadline
 from .forms import blank_form, refill_form
@@ -82,11 +83,15 @@ def start_item(msg: Inbound, decision: NewItem, item_id: str, ctx: WorkflowConte
         "subject": msg.subject, "root_message_id": msg.message_id,
         "tasks": tasks, "audit": [],
     }
+    loop_errors = closeloop.prepare(item, ctx, now)  # acceptance, 重复, dependencies
+    if loop_errors:
+        return _validation_reply(msg, form, loop_errors, language, ctx)
     add_audit(item, now, msg.from_addr, "created", msg, tasks=len(tasks))
     in_reply_to, references = thread_of(msg)
     notices = [Notice(
         template="receipt", to=(msg.from_addr,), language=language,
-        context={"item": item, "warnings": warnings}, item_id=item_id,
+        context={"item": item, "warnings": warnings,
+                 "closing": closeloop.receipt_facts(item, ctx.calendar)}, item_id=item_id,
         in_reply_to=in_reply_to, references=references,
     )]
     for task in tasks:

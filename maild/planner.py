@@ -75,6 +75,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from operator import itemgetter
 from typing import Any
 
+from . import recurrence
 from .model import Notice, Person, TaskState
 from .people import Directory
 from .workcal import WorkCalendar, parse_time
@@ -196,6 +197,8 @@ def plan(items: Sequence[Mapping[str, Any]], now: datetime, rules: ScheduleRules
     by_kind = {kind: tuple(lv for lv in rules.levels if lv.applies_to == kind)
                for kind in ("task", "emergency")}
     for item in live:
+        if "series" in item and (created := recurrence.next_moment(item)) is not None:
+            horizon.add(created)  # a recurring task's next occurrence (closeloop, service)
         emergency = item.get("kind") == "emergency"
         if not (allowed or emergency):
             continue  # deferred, not dropped: due again at the next allowed tick

@@ -102,6 +102,8 @@ STATE_COLOURS: Mapping[str, tuple[str, str]] = MappingProxyType(
         "not_started": ("#4a5058", "#eceff2"),
         "in_progress": ("#0b4f9c", "#dcebff"),
         "done": ("#1a6b2b", "#dcf3e1"),
+        "submitted": ("#5a2d91", "#eee5fb"),
+        "returned": ("#8a3c00", "#ffeedd"),
         "delayed": ("#9a3a00", "#ffe6d5"),
         "declined": ("#a3111f", "#fde2e4"),
         "blocked": ("#8a0f55", "#fbe0ef"),
@@ -112,10 +114,12 @@ _MSGID_BAD = re.compile(r"[\s<>]")
 _ITEM_DEFAULTS: Mapping[str, Any] = MappingProxyType(
     dict.fromkeys(("initiator_name", "initiator_department", "goal", "scope"), "")
     | {"kind": "task", "participants": (), "created_at": None, "tasks": ()}
+    | {"series": None, "acceptance": None}  # closeloop.py: a recurring task, 验收
 )
 _TASK_DEFAULTS: Mapping[str, Any] = MappingProxyType(
     dict.fromkeys(("owner_name", "owner_department", "deliverable", "note"), "")
     | {"deadline": None, "confirmed_at": None, "progress": 0}
+    | {"depends_on": (), "occurrence": None}  # closeloop.py: waits on, a series' occurrence
 )
 _CONTEXT_DEFAULTS: Mapping[str, Any] = MappingProxyType(
     dict.fromkeys(("item", "task", "actor", "command", "own"), None)
@@ -123,6 +127,7 @@ _CONTEXT_DEFAULTS: Mapping[str, Any] = MappingProxyType(
     | dict.fromkeys(("reason", "refilled_form", "original_subject", "excerpt", "action"), "")
     | dict.fromkeys(("recipient", "code", "server_message", "failed_subject"), "")
     | dict.fromkeys(("token_problem",), "")
+    | {"closing": None, "returns": (), "waited_on": ()}  # closeloop.py
     | {"field_labels": MappingProxyType({}), "button_addresses": MappingProxyType({}),
        "entries": ()}
 )
@@ -314,7 +319,8 @@ class Renderer:
 
 
 # Buttons that get an action-bound address; the others (status, help) use the reply address.
-BUTTON_ACTIONS = ("confirm", "decline", "progress", "done", "reassign", "close")
+BUTTON_ACTIONS = ("confirm", "decline", "progress", "done", "reassign", "close", "approve", "return",
+                  "stop")
 
 
 def mailto(address: str, subject: str, body: str) -> str:

@@ -36,7 +36,7 @@ from typing import Any
 
 import schedule
 
-from . import archive, calgaps, directory, dirsync, intake, planner, tokens, workflow
+from . import archive, calgaps, closeloop, directory, dirsync, intake, planner, tokens, workflow
 from .classify import ClassifyContext, HelpRequest, Ignore, NewItem, Reply, Unrecognized, classify
 from .config import Config, resolve_password
 from .decode import DecodeError, decode
@@ -302,7 +302,8 @@ class Service:
             people=self.rules.people, form_rules=self.rules.form_rules,
             admins=self.config.admins, workday_end=self.config.workday_end,
             buffer_days=float(flow.get("buffer", {}).get("days", 1.0)),
-            require_token=self.config.require_token)
+            require_token=self.config.require_token, acceptance=self.config.acceptance,
+            calendar=self.rules.calendar)
 
     # -- one batch ----------------------------------------------------------------------------
     def process_batch(self) -> BatchReport:
@@ -596,9 +597,9 @@ class Service:
                 gc.enable()
 
     def _run_schedules(self, now: datetime) -> list[Outgoing]:
+        queued = self._create_occurrences(now)
         planned, state = self.plan(now)
         items: dict[str, dict[str, Any]] = {}
-        queued: list[Outgoing] = []
         for entry in planned:
             for kind, who, key in entry.records:
                 if kind in ("digest", "owner_digest"):
@@ -619,6 +620,24 @@ class Service:
         next_at = state.get("next_at")
         self._schedule_gate = (datetime.fromisoformat(next_at) if next_at else None, now, {},
                                self.rules)
+        return queued
+
+    def _create_occurrences(self, now: datetime) -> list[Outgoing]:
+        """Recurring tasks: each occurrence due at `now` is created and its email queued, in the
+        commit that records the series' next one, so each is created once (`closeloop`)."""
+        queued: list[Outgoing] = []
+        for item in self.store.open_items():
+            if "series" not in item:
+                continue
+            made = closeloop.create_occurrences(item, now, self.rules.calendar)
+            if made is None:
+                continue
+            changed, notices = made
+            self.store.put_item(changed)
+            created = "|".join(n.task_id or "" for n in notices)
+            queued += self._enqueue(notices, source=f"occurrence|{changed['id']}|{created}",
+                                    now=now)
+            log.info("event=occurrences item=%s created=%s", changed["id"], created)
         return queued
 
     # What the last plan knew: nothing falls due before its `next_at` unless an item changes or

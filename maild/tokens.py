@@ -30,7 +30,8 @@ MAX_AGE_DAYS = 365
 EPOCH = date(2020, 1, 1)
 # The command an action-bound token may carry, by the letter in its address. "reply" carries any.
 ACTION_CODES = {"reply": "r", "confirm": "c", "decline": "x", "progress": "p", "status": "s",
-                "done": "d", "blocker": "b", "delay": "l", "reassign": "a", "close": "z"}
+                "done": "d", "blocker": "b", "delay": "l", "reassign": "a", "close": "z",
+                "approve": "v", "return": "u", "stop": "o"}
 _ACTION_BY_CODE = {code: action for action, code in ACTION_CODES.items()}
 TOKEN_RE = re.compile(r"\+(md\d{1,9})-(t\d{1,4}|i)-(?:([0-9a-z]{1,4})-)?"
                       r"(?:([" + "".join(ACTION_CODES.values()) + r"])([a-z2-7]{"

@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, time
 from typing import Any
 
-from . import tokens
+from . import closeloop, recurrence, tokens
 from .classify import Reply
 from .dates import parse_deadline
 from .forms import FormRules
 from .model import Inbound, Notice, TaskState
 from .people import Directory
+from .workcal import WorkCalendar
 
 OPEN_STATES = {s.value for s in TaskState} - {TaskState.DONE.value, TaskState.DECLINED.value}
 
@@ -36,6 +37,10 @@ class WorkflowContext:
     # [security] require_token: owner commands count only through a valid, unused reply token
     # (the reply address maild gave that owner), not through threading headers or the subject.
     require_token: bool = False
+    # [workflow] acceptance: an owner's 完成 waits for the initiator's 验收 unless the item says
+    # otherwise (closeloop.py); the work calendar places a recurring task's occurrences.
+    acceptance: bool = False
+    calendar: WorkCalendar | None = None
 
 
 @dataclass(frozen=True)
@@ -83,7 +88,7 @@ def handle_reply(msg: Inbound, decision: Reply, item: dict[str, Any] | None, ctx
 
     if item is None or item.get("state") == "closed":
         return unrecognized_reply(msg, decision.language, f"no open item {decision.item_id}", ctx)
-    item = copy.deepcopy(item)
+    before, item = item, copy.deepcopy(item)
     language = item.get("language", decision.language)
     sender = msg.from_addr
     command = decision.command
@@ -104,6 +109,7 @@ def handle_reply(msg: Inbound, decision: Reply, item: dict[str, Any] | None, ctx
                        token_problem=problem)
     outcome = _dispatch(msg, decision, item, command.name, dict(command.args), language, ctx,
                         now, link)
+    outcome = closeloop.follow_up(before, outcome, msg, ctx, now)
     _note_trimmed(outcome, msg, decision)
     if reading is not None and reading.token is not None:
         for changed in outcome.items:
@@ -124,7 +130,7 @@ def _note_trimmed(outcome: Outcome, msg: Inbound, decision: Reply) -> None:
 
 # State-changing commands: the ones a reply token is checked for.
 TOKEN_CHECKED = frozenset(("confirm", "decline", "progress", "status", "done", "blocker", "delay",
-                           "reassign", "close"))
+                           "reassign", "close", *closeloop.COMMANDS))
 
 
 def _use_key(token: tokens.ReplyToken, name: str, args: Mapping[str, Any]) -> str:
@@ -175,6 +181,8 @@ def _dispatch(msg: Inbound, decision: Reply, item: dict[str, Any], name: str,
     sender = msg.from_addr
     manager = may_manage(item, sender, ctx)
 
+    if name in closeloop.COMMANDS:  # accept or return work, stop a series, dependencies
+        return closeloop.handle(msg, decision, item, name, args, language, ctx, now, link)
     if name == "close":
         if not manager:
             return _refuse(msg, item, sender, language, ctx, "close", [item["initiator"]], link)
@@ -195,6 +203,11 @@ def _dispatch(msg: Inbound, decision: Reply, item: dict[str, Any], name: str,
                                  link)
         if name == "delay":
             return _accept_delay(msg, item, task, args.get("date", ""), language, ctx, now, link)
+        verdict = closeloop.manager_verdict(task, name)  # 确认 / 拒绝 on handed-in work
+        if verdict:
+            return closeloop.handle(msg, decision, item, verdict,
+                                    {"task": task["id"], "reason": args.get("reason", ""),
+                                     "note": args.get("note", "")}, language, ctx, now, link)
     if task is None:
         owners = [t["owner"] for t in item["tasks"]]
         if sender in owners:
@@ -202,6 +215,9 @@ def _dispatch(msg: Inbound, decision: Reply, item: dict[str, Any], name: str,
         return _refuse(msg, item, sender, language, ctx, name, owners, link)
     if task["owner"] != sender:
         return _refuse(msg, item, sender, language, ctx, name, [task["owner"]], link)
+    handed_in = closeloop.hand_in(msg, item, task, name, args, language, ctx, now, link)
+    if handed_in is not None:  # 完成 where the item waits for the initiator's acceptance
+        return handed_in
     return _owner_command(msg, item, task, name, args, language, ctx, now, link)
 
 
@@ -303,7 +319,7 @@ def _owner_command(msg: Inbound, item: dict[str, Any], task: dict[str, Any], nam
         task.pop("unreachable", None)
         _touch(item, task, now)
         add_audit(item, now, sender, name, msg, task["id"], **detail)
-        if name in ("done", "progress", "status") and _all_done(item) and not item.get(
+        if name in ("done", "progress", "status") and all_done(item) and not item.get(
                 "retrospective_requested_at"):
             item["retrospective_requested_at"] = now.isoformat()
             notices.append(_notice(msg, item, "retrospective_request", initiator, language, ctx,
@@ -317,8 +333,10 @@ def _owner_command(msg: Inbound, item: dict[str, Any], task: dict[str, Any], nam
                    summary={"item": item["id"], "task": task["id"], "command": name})
 
 
-def _all_done(item: Mapping[str, Any]) -> bool:
-    return all(t["state"] == TaskState.DONE.value for t in item["tasks"])
+def all_done(item: Mapping[str, Any]) -> bool:
+    """Every task done, and no more to come (a recurring task's series stopped)."""
+    return all(t["state"] == TaskState.DONE.value for t in item["tasks"]) and \
+        not recurrence.active(item)
 
 
 def _accept_delay(msg: Inbound, item: dict[str, Any], task: dict[str, Any], date_text: str,
