@@ -75,23 +75,26 @@ from datetime import UTC, date, datetime, time, timedelta
 from operator import itemgetter
 from typing import Any
 
-from . import recurrence
+from . import looplevels, recurrence
 from .model import Notice, Person, TaskState
 from .people import Directory
 from .workcal import WorkCalendar, parse_time
 
 CLOSED_TASK_STATES = frozenset({TaskState.DONE.value, TaskState.DECLINED.value})
+_NOT_OVERDUE = CLOSED_TASK_STATES | {TaskState.SUBMITTED.value}  # handed in: the owner delivered
 UNCONFIRMED = TaskState.AWAITING_CONFIRMATION.value
 BLOCKED = TaskState.BLOCKED.value
 WHENS = {  # when → applies_to
     "unconfirmed_hours": "task", "before_deadline_hours": "task", "overdue": "task",
     "overdue_working_days": "task", "emergency_unconfirmed_minutes": "emergency",
     "emergency_update_hours": "emergency", "emergency_past_eta": "emergency",
+    **looplevels.WHENS,  # unreviewed_hours: handed-in work waiting for the initiator
 }
 ROLES = ("owner", "initiator", "manager", "emergency_contact")
 CADENCES = {"digest": ("daily", "every_2_days"), "owner_digest": ("off", "daily", "weekly")}
 _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-_ACTION = {"declined": "declined", "blocked": "blocked", "delayed": "delayed"}
+_ACTION = {"declined": "declined", "blocked": "blocked", "delayed": "delayed",
+           **looplevels.ROW_ACTIONS}
 RowKey = tuple[float, str, str]  # a row's order: deadline (a timestamp), item id, task id
 RowOf = Callable[[Mapping[str, Any], Mapping[str, Any]], tuple[dict[str, Any], RowKey]]
 
@@ -108,6 +111,7 @@ class Level:
     cc: tuple[str, ...] = ()
     progress_below: int | None = None
     template: str = "escalation"
+    blocking_threshold: float | None = None  # sooner while other tasks wait on this one
 
 
 @dataclass(frozen=True)
@@ -158,6 +162,7 @@ def load_schedule_rules(data: Mapping[str, Any]) -> ScheduleRules:
         levels.append(Level(
             key=str(entry["key"]), applies_to=applies, when=when, threshold=float(threshold),
             to=to, cc=cc, progress_below=entry.get("progress_below"),
+            blocking_threshold=_blocking_threshold(entry, where),
             template=str(entry.get("template", "reminder" if to == "owner" else "escalation")),
         ))
     if len({lv.key for lv in levels}) != len(levels):
@@ -168,6 +173,17 @@ def load_schedule_rules(data: Mapping[str, Any]) -> ScheduleRules:
         levels=tuple(levels),
         emergency_contact=str(data.get("emergency", {}).get("contact", "")).lower(),
     )
+
+
+def _blocking_threshold(entry: Mapping[str, Any], where: str) -> float | None:
+    value = entry.get("blocking_threshold")
+    if value is None:
+        return None
+    if not isinstance(value, int | float) or value < 0 or entry.get("when") not in (
+            "overdue_working_days", "before_deadline_hours"):
+        raise ValueError(f"{where}: blocking_threshold is a number of working days (or hours) "
+                         "for overdue_working_days and before_deadline_hours levels")
+    return float(value)
 
 
 def _cadence(section: Mapping[str, Any], name: str, default: str) -> Cadence:
@@ -292,6 +308,9 @@ def _due(level: Level, item: Mapping[str, Any], task: Mapping[str, Any], deadlin
     one walks the working calendar): enough to know it is not due, and for the horizon. Cheap
     tests come first: 20,000 tasks are checked on every plan."""
     when, threshold = level.when, level.threshold
+    if when == "unreviewed_hours":
+        return looplevels.unreviewed(level.key, threshold, task, sent, memo.parse,
+                                     memo.add_working_hours)
     if when in ("unconfirmed_hours", "emergency_unconfirmed_minutes"):
         if task.get("state") != UNCONFIRMED:
             return None
@@ -316,11 +335,13 @@ def _due(level: Level, item: Mapping[str, Any], task: Mapping[str, Any], deadlin
         if key in sent:  # this period's reminder went out: the next one is the next period's
             return last + (k + 1) * period, last, f"{level.key}@{memo.iso(last)}#{k + 1}"
         return last + k * period, last, key
-    if deadline is None:
+    if deadline is None or looplevels.holds(when, task):
         return None
     key = f"{level.key}@{task['deadline']}"
     if key in sent:
         return None
+    if level.blocking_threshold is not None and now >= deadline:
+        threshold = looplevels.threshold(threshold, level.blocking_threshold, item, task)
     if when == "before_deadline_hours":
         below = level.progress_below
         if now >= deadline or (below is not None and int(task.get("progress") or 0) >= below):
@@ -389,7 +410,8 @@ def _deliver(dues: Sequence[_Due], rules: ScheduleRules, memo: _Memo, digest_now
             context={**_level_facts(due, memo, role, missing), "item": due.item,
                      "task": due.task, "owner": memo.person(due.task["owner"]),
                      "overdue_days": memo.overdue_days(due.deadline),
-                     "emergency": due.level.applies_to == "emergency"},
+                     "emergency": due.level.applies_to == "emergency",
+                     **looplevels.level_facts(due.item, due.task)},
             item_id=due.item["id"], task_id=due.task["id"], in_reply_to=root,
             references=(root,) if root else ())
         planned.append(Planned(notice, (_record(due),)))
@@ -460,7 +482,8 @@ def _bundle(address: str, entries: list[tuple[_Due, str, str]], memo: _Memo,
                "actions": _actions(task, mine),
                "overdue_days": memo.overdue_days(deadline),
                "levels": tuple(_level_facts(due, memo, role, missing)
-                               for due, role, missing in levels)}
+                               for due, role, missing in levels),
+               **looplevels.level_facts(item, task)}
         keyed.append(((not mine, deadline or _NO_DEADLINE, str(item["id"]), str(task["id"])), row))
     keyed.sort(key=lambda pair: pair[0])
     rows = [row for _key, row in keyed]
@@ -641,7 +664,9 @@ def _initiator_digests(items: Sequence[Mapping[str, Any]], now: datetime, who: s
                 done += row["state"] in CLOSED_TASK_STATES
             projects.append({"id": item["id"], "title": item.get("title", ""),
                              "kind": item.get("kind", "task"), "total": total,
-                             "closable": bool(total) and done == total, **flagged})
+                             "closable": bool(total) and done == total
+                             and not recurrence.active(item), **flagged,
+                             **looplevels.project_facts(item)})
         counts = {"action": len(sections["action"]) + sum(p["closable"] for p in projects),
                   "changed": len(sections["changed"]),
                   "total": sum(p["total"] for p in projects),
@@ -737,7 +762,7 @@ def _row(item: Mapping[str, Any], task: Mapping[str, Any], now: datetime,
     state = str(task.get("state", ""))
     deadline = task.get("deadline")
     due = parse(deadline) if deadline else None
-    flags = _FLAGS[(due is not None and state not in CLOSED_TASK_STATES and now > due,
+    flags = _FLAGS[(due is not None and state not in _NOT_OVERDUE and now > due,
                     state == UNCONFIRMED, state == BLOCKED)]
     return {
         "item_id": item["id"], "item_title": item.get("title", ""),
