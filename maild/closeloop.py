@@ -295,8 +295,9 @@ def follow_up(before: Mapping[str, Any] | None, outcome: Outcome, msg: Inbound,
                 recurrence.confirm(item, task, now)
         language = str(item.get("language", "zh"))
         for task in dependencies.newly_unblocked(before, item):
-            done = [dependencies.brief(old_dep) for old_dep in
-                    (dependencies.by_id(item).get(i) for i in task["depends_on"]) if old_dep]
+            now_tasks = dependencies.by_id(item)
+            done = [dependencies.brief(now_tasks[i]) for i in old[task["id"]]["depends_on"]
+                    if i in now_tasks and now_tasks[i].get("state") == acceptance.DONE]
             notices.append(_notice(msg, item, "unblocked", task["owner"], language, ctx,
                                    {"task": task, "waited_on": done}, task["id"]))
         stats = acceptance.stats(item.get("tasks", ()),

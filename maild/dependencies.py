@@ -193,10 +193,10 @@ def newly_unblocked(before: Mapping[str, Any], after: Mapping[str, Any]) -> list
     old, new = by_id(before), by_id(after)
     out = []
     for task_id, task in new.items():
-        if not task.get("depends_on") or task.get("state") in CLOSED:
-            continue
         earlier = old.get(task_id)
-        if earlier is None or not waiting_on(before, earlier, old):
+        if earlier is None or not earlier.get("depends_on") or task.get("state") in CLOSED:
+            continue
+        if not waiting_on(before, earlier, old):
             continue
         if not waiting_on(after, task, new):
             out.append(task)
