@@ -16,8 +16,10 @@ Surprises worth knowing:
 * Every hand-in is kept (`task["submissions"]`: note, attachments, when, the verdict and its
   reason), so the initiator sees what came back before, and the retrospective can count work
   accepted the first time it was handed in (`stats`).
-* Returned work keeps the progress its owner last reported before handing in (a report at 0 %
-  before 完成 stays 0 %), and its deadline: the owner is chased as for any open task.
+* Returned work counts as `RETURNED_PROGRESS` (90 %) done, or what its owner last reported if
+  more: it was handed in as finished and needs changes, so it is not chased as barely started
+  (no "under 80 % before the deadline" reminder on top of the return), but its deadline stays
+  and an overdue return is chased as any open task.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from .model import Attachment, TaskState
 SUBMITTED = TaskState.SUBMITTED.value
 RETURNED = TaskState.RETURNED.value
 DONE = TaskState.DONE.value
+RETURNED_PROGRESS = 90
 
 _YES = re.compile(r"^(?:需要|要|是|需|必须|需验收|需要验收|验收|yes|y|true|on|required|needed)$",
                   re.IGNORECASE)
@@ -115,7 +118,8 @@ def send_back(task: dict[str, Any], now: datetime, by: str, reason: str) -> bool
         return False
     submission.update(verdict="returned", verdict_at=now.isoformat(), verdict_by=by,
                       reason=reason)
-    task.update(state=RETURNED, progress=int(task.pop("progress_before_submit", 0) or 0),
+    before = int(task.pop("progress_before_submit", 0) or 0)
+    task.update(state=RETURNED, progress=max(before, RETURNED_PROGRESS),
                 returned_reason=reason, returned_at=now.isoformat())
     # Owner reminders start over for the rework, as after a new deadline.
     task["sent"] = {k: v for k, v in (task.get("sent") or {}).items()

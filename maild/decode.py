@@ -339,6 +339,28 @@ def _payload_bytes(part: Message) -> bytes:
     return data if isinstance(data, bytes) else b""
 
 
+def attachment_files(raw: bytes, limit: int) -> list[tuple[str, str, bytes]] | None:
+    """The files attached to an email, as (filename, content type, bytes), to forward them
+    (an owner's deliverable, to the initiator who accepts it); None when together they are
+    larger than `limit` bytes. Filenames are read as `decode` reads them (RFC 2231, GBK)."""
+    message, _too_deep = _parse(raw)
+    leaves, _capped = _leaves(message)
+    hint = next((cs for leaf in leaves if _content_type(leaf).startswith("text/")
+                 and (cs := _param(leaf, "content-type", "charset"))), None)
+    files: list[tuple[str, str, bytes]] = []
+    total = 0
+    for leaf in leaves:
+        filename = _filename(leaf, hint)
+        if not (filename or _main_value(_raw_header(leaf, "content-disposition")) == "attachment"):
+            continue
+        data = _payload_bytes(leaf)
+        total += len(data)
+        if total > limit:
+            return None
+        files.append((filename or "attachment", _content_type(leaf), data))
+    return files
+
+
 def _body_text(part: Message) -> str:
     text = decode_bytes(_payload_bytes(part), _param(part, "content-type", "charset"))
     return text.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n")

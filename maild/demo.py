@@ -107,7 +107,7 @@ class Scenario:
 
     def send(self, sender: str, to: str, subject: str, text: str, *,
              in_reply_to: str | None = None, references: str | None = None,
-             date: str | None = None) -> str:
+             date: str | None = None, files: tuple[tuple[str, bytes], ...] = ()) -> str:
         msg = EmailMessage()
         msg["From"] = f"{self.transcript.names.get(sender, '')} <{sender}>"
         msg["To"] = to
@@ -119,6 +119,9 @@ class Scenario:
             msg["In-Reply-To"] = in_reply_to
             msg["References"] = references or in_reply_to
         msg.set_content(text)
+        for name, data in files:  # a deliverable, as an owner attaches it
+            msg.add_attachment(data, maintype="application", subtype="octet-stream",
+                               filename=name)
         with smtplib.SMTP(self.host, self.config.embedded_system.smtp_port, timeout=10) as smtp:
             smtp.send_message(msg)
         self.transcript.email("IN ", msg.as_bytes())

@@ -161,6 +161,9 @@ class Outgoing:
     item_id: str | None = None
     language: str = "zh"
     date: str = ""  # RFC 5322 date chosen at enqueue, so a resend is byte-identical
+    # Files sent along (filename, content type, base64 of the bytes): the deliverable an owner
+    # handed in, forwarded to the initiator for acceptance (closeloop.py).
+    attachments: tuple[tuple[str, str, str], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         # Field by field: `dataclasses.asdict` deep-copies every value, a third of enqueueing.
@@ -168,6 +171,7 @@ class Outgoing:
         data["to"] = list(self.to)
         data["cc"] = list(self.cc)
         data["references"] = list(self.references)
+        data["attachments"] = [list(a) for a in self.attachments]
         return data
 
     @classmethod
@@ -176,6 +180,7 @@ class Outgoing:
         values = {k: v for k, v in data.items() if k in known}
         for key in ("to", "cc", "references"):
             values[key] = tuple(values.get(key) or ())
+        values["attachments"] = tuple(tuple(a) for a in values.get("attachments") or ())
         return cls(**values)
 
 

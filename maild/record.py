@@ -31,6 +31,8 @@ from zoneinfo import ZoneInfo
 from jinja2 import DictLoader, Environment, StrictUndefined, select_autoescape
 from markupsafe import Markup, escape
 
+from .acceptance import stats
+
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates" / "archive"
 TEMPLATES = ("record.md.j2", "record.html.j2", "lessons.md.j2", "lessons.html.j2")
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>|~#])")
@@ -232,7 +234,14 @@ def record_view(item: Mapping[str, Any], catalog: Mapping[str, Any], tz: ZoneInf
                   "shortfall": str(retro.get("shortfall") or ""),
                   "improvements": improvement_lines(retro.get("improvements"))},
         "emails": list(email_files),
+        "acceptance": _acceptance(item),
     }
+
+
+def _acceptance(item: Mapping[str, Any]) -> dict[str, int] | None:
+    """How the item's work was accepted (验收), when any was: for the retrospective."""
+    counted = stats(item.get("tasks") or (), (item.get("series") or {}).get("history", ()))
+    return counted if counted["accepted"] else None
 
 
 def lessons_view(entries: Sequence[Mapping[str, Any]], catalog: Mapping[str, Any]

@@ -127,7 +127,7 @@ _CONTEXT_DEFAULTS: Mapping[str, Any] = MappingProxyType(
     | dict.fromkeys(("reason", "refilled_form", "original_subject", "excerpt", "action"), "")
     | dict.fromkeys(("recipient", "code", "server_message", "failed_subject"), "")
     | dict.fromkeys(("token_problem",), "")
-    | {"closing": None, "returns": (), "waited_on": ()}  # closeloop.py
+    | {"closing": None, "returns": (), "waited_on": (), "forwarded": False}  # closeloop.py
     | {"field_labels": MappingProxyType({}), "button_addresses": MappingProxyType({}),
        "entries": ()}
 )
@@ -418,10 +418,9 @@ def to_mime(out: Outgoing, *, from_address: str, from_name: str) -> bytes:
         "\0".join((out.message_id, out.text, out.html)).encode("utf-8")
     ).hexdigest()
     boundary = f"=_maild_{digest[:32]}"  # "=_" cannot occur in QP or base64 bodies
-    lines.append(f'Content-Type: multipart/alternative;\r\n boundary="{boundary}"')
+    alternative = f'Content-Type: multipart/alternative;\r\n boundary="{boundary}"'
     delimiter = f"\r\n--{boundary}\r\n".encode("ascii")
-    return b"".join((
-        "\r\n".join(lines).encode("ascii"),
+    body = b"".join((
         b"\r\n",  # the blank line ending the header; the delimiter's CRLF completes it
         delimiter,
         _part("plain", out.text),
@@ -429,6 +428,17 @@ def to_mime(out: Outgoing, *, from_address: str, from_name: str) -> bytes:
         _part("html", out.html),
         f"\r\n--{boundary}--\r\n".encode("ascii"),
     ))
+    if out.attachments:  # multipart/mixed: the text and HTML, then each file
+        mixed = f"=_maild_m{digest[32:63]}"
+        outer = f"\r\n--{mixed}\r\n".encode("ascii")
+        body = b"".join((
+            b"\r\n", outer, alternative.encode("ascii"), body,
+            *(outer + _file_part(*attachment) for attachment in out.attachments),
+            f"\r\n--{mixed}--\r\n".encode("ascii"),
+        ))
+        alternative = f'Content-Type: multipart/mixed;\r\n boundary="{mixed}"'
+    lines.append(alternative)
+    return "\r\n".join(lines).encode("ascii") + body
 
 
 _FOLD_AT = 78  # RFC 5322 2.1.1: SHOULD stay within 78 characters, MUST within 998
@@ -449,6 +459,29 @@ def _part(subtype: str, body: str) -> bytes:
         cte = "quoted-printable"
     head = f'Content-Type: text/{subtype}; charset="utf-8"\r\nContent-Transfer-Encoding: {cte}'
     return head.encode("ascii") + b"\r\n\r\n" + encoded
+
+
+_FILENAME_MAX = 60
+
+
+def _file_part(filename: str, content_type: str, data_base64: str) -> bytes:
+    """One attached file: its type, its name (RFC 2047 for the clients that read only that,
+    RFC 2231 for the rest) and its bytes in base64 lines of 76."""
+    if not re.fullmatch(r"[\w.+-]+/[\w.+-]+", content_type):
+        content_type = "application/octet-stream"
+    name = filename.replace("\r", " ").replace("\n", " ").replace('"', "'").strip() or "file"
+    if len(name) > _FILENAME_MAX:  # header lines stay short: keep the start and the extension
+        stem, dot, ext = name.rpartition(".")
+        ext = dot + ext if dot and len(ext) <= 8 else ""
+        name = name[:_FILENAME_MAX - len(ext) - 1] + "…" + ext
+    shown = name if _PRINTABLE.match(name) else _encoded_words(name)
+    encoded = quote(name, safe="")
+    data = base64.b64decode(data_base64.encode("ascii"))
+    lines = base64.encodebytes(data).replace(b"\n", b"\r\n").rstrip(b"\r\n")
+    head = (f'Content-Type: {content_type};\r\n name="{shown}"\r\n'
+            f'Content-Disposition: attachment;\r\n filename="{shown}";\r\n'
+            f" filename*=utf-8''{encoded}\r\nContent-Transfer-Encoding: base64")
+    return head.encode("ascii") + b"\r\n\r\n" + lines
 
 
 def _fold(name: str, value: str) -> str:

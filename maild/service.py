@@ -13,6 +13,7 @@ work; what is due is decided from stored timestamps.
 from __future__ import annotations
 
 import asyncio
+import base64
 import gc
 import hashlib
 import json
@@ -29,7 +30,7 @@ import time
 import tomllib
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,7 @@ import schedule
 from . import archive, calgaps, closeloop, directory, dirsync, intake, planner, tokens, workflow
 from .classify import ClassifyContext, HelpRequest, Ignore, NewItem, Reply, Unrecognized, classify
 from .config import Config, resolve_password
-from .decode import DecodeError, decode
+from .decode import DecodeError, attachment_files, decode
 from .files import publish, write_pending
 from .forms import FormRules, load_form_rules
 from .imap import CONNECTION_ERRORS, ImapInbox, ImapSettings, Inbox
@@ -58,6 +59,9 @@ log = logging.getLogger("maild.service")
 
 # Replies to a sender that are not about a task they own; these are rate-limited per sender.
 UNSOLICITED_TEMPLATES = frozenset({"validation_error", "templates", "not_understood", "refused"})
+# An owner's deliverable is forwarded to the initiator up to this size (more is named, not sent):
+# with base64 a 10 MB hand-in makes a ~14 MB email, under the common 20–25 MB server limits.
+FORWARD_MAX_BYTES = 10 * 2**20
 CRASHPOINTS = ("after_fetch", "after_parse", "mid_db_write", "after_commit", "after_outbox_write",
                "after_smtp_250", "before_move")
 
@@ -386,7 +390,7 @@ class Service:
             self.store.put_item(item)
         for message_id, item_id, task_id in outcome.links:
             self.store.link_message(message_id, item_id, task_id)
-        self._enqueue(outcome.notices, source=msg.message_id, now=now)
+        self._enqueue(outcome.notices, source=msg.message_id, now=now, raw=raw)
         folder = (self.config.quarantine_folder if outcome.disposition == "quarantine"
                   else self.config.processed_folder)
         log.info("event=inbound message_id=%s from=%s disposition=%s reason=%r",
@@ -468,9 +472,15 @@ class Service:
         return intake.unrecognized_reply(msg, decision.language, decision.reason, wctx)
 
     def _enqueue(self, notices: tuple[Notice, ...] | list[Notice], *, source: str,
-                 now: datetime) -> list[Outgoing]:
+                 now: datetime, raw: bytes | None = None) -> list[Outgoing]:
         queued = []
         for index, notice in enumerate(notices):
+            files: list[tuple[str, str, bytes]] | None = []
+            if raw is not None and notice.context.get("forward_attachments"):
+                # the files of the email being handled go along (an owner's deliverable)
+                files = attachment_files(raw, FORWARD_MAX_BYTES)
+                notice = Notice(**{**notice.__dict__, "context": {
+                    **notice.context, "forwarded": files is not None}})
             recipient = notice.to[0] if notice.to else ""
             if notice.template in UNSOLICITED_TEMPLATES and not self._allow_reply(recipient, now):
                 log.warning("event=reply_rate_limited to=%s template=%s", recipient,
@@ -490,6 +500,10 @@ class Service:
             out = self.renderer.render(notice, message_id=message_id, date=now,
                                        reply_address=reply_address, action_addresses=addresses,
                                        task_addresses=task_addresses)
+            if files:
+                out = replace(out, attachments=tuple(
+                    (name, ctype, base64.b64encode(data).decode("ascii"))
+                    for name, ctype, data in files))
             self.store.enqueue(out, now=now)
             if notice.item_id:
                 self.store.link_message(message_id, notice.item_id, notice.task_id)

@@ -38,7 +38,7 @@ def test_hand_in_return_with_reason_hand_in_again_accept() -> None:
     assert acceptance.pending(work) is first
 
     assert acceptance.send_back(work, at(7, 15), LI, "场景图缺少移动端")
-    assert work["state"] == "returned" and work["progress"] == 60  # as reported before 完成
+    assert work["state"] == "returned" and work["progress"] == 90  # mostly done, not chased as new
     assert work["returned_reason"] == "场景图缺少移动端"
     assert acceptance.pending(work) is None
     assert not acceptance.approve(work, at(7, 16), LI)  # nothing waits for a verdict

@@ -93,6 +93,10 @@ def test_handed_in_returned_with_a_reason_handed_in_again_and_accepted(convo):
         assert "500字以内卖点说明+用户场景图" in part  # the 交付标准 beside what was handed in
         assert "卖点说明和用户场景图见附件" in part and "卖点说明.pdf" in part
     assert [label for label, *_ in buttons_of(review)][:2] == ["验收通过", "退回修改"]
+    # The deliverable itself comes along, as the owner attached it.
+    assert [(p.get_filename(), p.get_content()) for p in review.iter_attachments()] == [
+        ("卖点说明.pdf", b"%PDF-1.4 selling points v1")]
+    assert "交付的附件已随本邮件附上" in text_of(review)
 
     # 李娜 returns it with a reason (the button's ready-made reply, the reason written after it).
     convo.clock.advance(hours=1)
@@ -116,6 +120,7 @@ def test_handed_in_returned_with_a_reason_handed_in_again_and_accepted(convo):
     (second,) = convo.inbox(LI)
     assert second["X-Maild-Kind"] == "review_request"
     assert "第 2 次" in text_of(second) and "场景图缺少移动端" in text_of(second)
+    assert [p.get_filename() for p in second.iter_attachments()] == ["卖点说明v2.pdf"]
     press(convo, LI, second, "验收通过")
     convo.process()
     (accepted,) = convo.inbox(WANG)
