@@ -129,6 +129,12 @@ def sample_context(kind: str) -> dict[str, Any]:
         "retro_form": "结项\n是否达成目标：\n未达目标原因：\n可优化点：",
         "ask": "blocker_fields", "missing": ["cause", "support"], "value": "",
         "tasks": [task], "addresses": [task["owner"]],
+        # closing the loop (maild/closeloop.py): a hand-in, a return before it, what was waited on
+        "submission": {"n": 2, "note": f"已按要求补充移动端场景图 {HOSTILE}", "attachments": [
+            {"filename": f"新品核心卖点说明（第二版，含用户场景图）{HOSTILE}.docx",
+             "content_type": "application/octet-stream", "size": 1_834_221}]},
+        "returns": [{"n": 1, "reason": f"场景图缺少移动端，{HOSTILE}"}], "forwarded": True,
+        "waited_on": [{"id": "T-1", "name": item["tasks"][0]["name"]}],
     }
     recipient = {"address": "li.na@corp.example", "name": "李娜", "department": "市场部"}
     rows = [_row(item, t) for t in item["tasks"]]
@@ -138,7 +144,13 @@ def sample_context(kind: str) -> dict[str, Any]:
         counts={**counts, "action": sum(bool(r["action"]) for r in rows), "changed": 4,
                 "total": len(rows)},
         projects=[{"id": item["id"], "title": item["title"], "kind": "project",
-                   "total": len(rows), "closable": False, **counts}],
+                   "total": len(rows), "closable": False, **counts,
+                   "chains": [[f"{t['id']} {t['name']}" for t in item["tasks"][:3]]]},
+                  {"id": "MD-0013", "title": "月度客户满意度报告", "kind": "task", "total": 1,
+                   "closable": False, "overdue": 0, "unconfirmed": 0, "blocked": 0,
+                   "series": {"text": "每月5日", "count": 4, "done": 3, "on_time": 2,
+                              "declined": 0, "open": 1, "next_due": "2026-09-30",
+                              "stopped": False}}],
         sections=[{"key": key, "rows": [r for r in rows if _section(r) == key]}
                   for key in ("action", "overdue", "changed", "rest")],
         rows=rows, level="overdue_1", rule="overdue_1", reason="overdue", threshold=1,
