@@ -112,7 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="with [mail] embedded = true: use the embedded mail system that "
                           "`maild mailserver` runs instead of starting one")
     demo = add("demo", "Play the seed guide's Q3 project on the embedded mail system, "
-                       "printing every email in and out.")
+                       "printing every email in and out; its data stays in <data_dir>/demo/ "
+                       "(see it with: maild status -c <data_dir>/demo/config.toml).")
     demo.add_argument("--once", action="store_true", help="exit after the scenario (0 = all steps happened)")
     demo.add_argument("--free-ports", action="store_true",
                       help="let the OS pick the ports instead of those in the config")
