@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import textwrap
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -146,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         return 78  # EX_CONFIG
 
 
-def _locate_config(args: argparse.Namespace, environ: os._Environ[str] | dict[str, str],
+def _locate_config(args: argparse.Namespace, environ: Mapping[str, str],
                    cwd: Path) -> FoundConfig:
     try:
         return find_config(args.config, environ, cwd)

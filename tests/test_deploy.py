@@ -244,3 +244,25 @@ def test_a_traced_daemon_stays_inside_the_units_sandbox(tmp_path):
             ("/tmp/", "/dev/null", "/dev/shm/", "/proc/self/")))))
     assert outside == [], outside
     assert any(Path(p).is_relative_to(state) for p in written)
+
+
+def test_log_dir_gets_the_same_lines_as_stdout(tmp_path, capsys):
+    import logging
+
+    from maild.cli import setup_logging
+
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        setup_logging("kv", log_dir=tmp_path / "logs")
+        logging.getLogger("maild.test").info("event=started inbox=collab@corp.example")
+        for handler in root.handlers:
+            handler.flush()
+    finally:
+        for handler in root.handlers:
+            handler.close()
+        root.handlers[:], level = saved
+        root.setLevel(level)
+    line = (tmp_path / "logs" / "maild.log").read_text(encoding="utf-8").strip()
+    assert line.endswith("logger=maild.test event=started inbox=collab@corp.example")
+    assert line in capsys.readouterr().out
