@@ -16,14 +16,13 @@ import re
 import shutil
 import signal
 import smtplib
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from imapclient import IMAPClient
+from daemonproc import inbox_count, wait_for
+from mailservers import free_port
 
 from maild.checks import check_folders, writable_problem
 from maild.config import parse_config
@@ -149,31 +148,6 @@ def allowed_syscalls(tool: str) -> set[str]:
     return allowed
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _count(port: int, address: str) -> int:
-    with IMAPClient("127.0.0.1", port=port, ssl=False, timeout=5) as client:
-        client.login(address, "demo")
-        client.select_folder("INBOX", readonly=True)
-        return len(client.search(["ALL"]))
-
-
-def _wait(predicate, timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if predicate():
-                return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError("timed out")
-
-
 WRITE_OPEN = re.compile(r'^\d+\s+openat\([^,]+, "([^"]+)", [^)]*O_(?:WRONLY|RDWR|CREAT)')
 PATH_CHANGE = re.compile(r'^\d+\s+(?:mkdir|mkdirat|rename|renameat2?|unlink|unlinkat|rmdir)'
                          r'\((?:[^,]+, )?"([^"]+)"')
@@ -188,7 +162,7 @@ def test_a_traced_daemon_stays_inside_the_units_sandbox(tmp_path):
     analyze = need("systemd-analyze", "systemd")
     strace = need("strace", "strace")
     allowed = allowed_syscalls(analyze)
-    imap_port, smtp_port = _free_port(), _free_port()
+    imap_port, smtp_port = free_port(), free_port()
     state = tmp_path / "state"
     text = (ROOT / "config.toml").read_text(encoding="utf-8")
     from maild.shipped import set_value
@@ -207,14 +181,14 @@ def test_a_traced_daemon_stays_inside_the_units_sandbox(tmp_path):
     trace = tmp_path / "trace.txt"
     daemon = None
     try:
-        _wait(lambda: _count(imap_port, "li.na@corp.example") == 0)
+        wait_for(lambda: inbox_count(imap_port, "li.na@corp.example") == 0, timeout_s=60)
         daemon = subprocess.Popen([strace, "-f", "-qq", "-s", "256", "-o", str(trace),
                                    *maild, "run", "--attach"], env=env, cwd=state.parent,
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         project = (ROOT / "tests" / "data" / "new_project_zh.eml").read_bytes()
         with smtplib.SMTP("127.0.0.1", smtp_port, timeout=10) as smtp:
             smtp.sendmail("li.na@corp.example", ["collab@corp.example"], project)
-        _wait(lambda: _count(imap_port, "wang.zhe@corp.example") == 1)
+        wait_for(lambda: inbox_count(imap_port, "wang.zhe@corp.example") == 1, timeout_s=60)
         traced = int(trace.read_text(encoding="utf-8").split(None, 1)[0])  # the daemon's pid
         os.kill(traced, signal.SIGTERM)  # strace itself would not pass the signal on
         log, _ = daemon.communicate(timeout=60)

@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from conversation import TZ, Conversation, FakeClock, buttons_of, make_config, text_of
+from conversation import TZ, Conversation, FakeClock, buttons_of, kinds, make_config, text_of
 
 from maild.service import Service
 
@@ -27,10 +27,6 @@ PROJECT = """项目名称：渠道拓展项目
 渠道调研 | 王喆 | 8月5日 | 调研报告
 合同谈判 | 赵磊 | 8月20日 | 合同草案
 """
-
-
-def kinds(messages) -> list[str]:
-    return sorted(str(m["X-Maild-Kind"]) for m in messages)
 
 
 @pytest.fixture

@@ -10,14 +10,13 @@ import re
 import shlex
 import signal
 import smtplib
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from imapclient import IMAPClient
+from daemonproc import inbox_count, wait_for
+from mailservers import free_port
 
 from maild.shipped import set_value
 
@@ -44,35 +43,10 @@ def recipe() -> list[list[str]]:
     return commands
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _maild(argv: list[str], cwd: Path, **kw) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "maild", *argv[1:]], cwd=cwd, env=ENV,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), **kw)
-
-
-def _inbox_count(port: int, address: str) -> int:
-    with IMAPClient("127.0.0.1", port=port, ssl=False, timeout=5) as client:
-        client.login(address, "demo")
-        client.select_folder("INBOX", readonly=True)
-        return len(client.search(["ALL"]))
-
-
-def _wait_for(predicate, timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if predicate():
-                return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError("timed out")
 
 
 def _interrupt(proc: subprocess.Popen) -> str:
@@ -92,7 +66,7 @@ def test_the_readme_recipe_runs_as_written(tmp_path):
     assert done.returncode == 0, done.stderr
     folder = Path(init[-1])
     # this test's own ports: other test runs may hold the shipped ones
-    imap_port, smtp_port = _free_port(), _free_port()
+    imap_port, smtp_port = free_port(), free_port()
     config = folder / "config.toml"
     text = config.read_text(encoding="utf-8")
     for key, port in (("imap_port", imap_port), ("smtp_port", smtp_port)):
@@ -102,15 +76,15 @@ def test_the_readme_recipe_runs_as_written(tmp_path):
     server = _maild(steps[1], folder)
     daemon = None
     try:
-        _wait_for(lambda: _inbox_count(imap_port, "li.na@corp.example") == 0)
+        wait_for(lambda: inbox_count(imap_port, "li.na@corp.example") == 0, timeout_s=60)
         clash = subprocess.run([sys.executable, "-m", "maild", "run"], capture_output=True,
                                text=True, env=ENV, cwd=folder, timeout=60)
         assert clash.returncode == 69 and "maild run --attach" in clash.stderr
         daemon = _maild(steps[2], folder)
         with smtplib.SMTP("127.0.0.1", smtp_port, timeout=10) as smtp:
             smtp.sendmail("li.na@corp.example", ["collab@corp.example"], PROJECT)
-        _wait_for(lambda: _inbox_count(imap_port, "li.na@corp.example") == 1)  # the receipt
-        _wait_for(lambda: _inbox_count(imap_port, "wang.zhe@corp.example") == 1)
+        wait_for(lambda: inbox_count(imap_port, "li.na@corp.example") == 1)  # the receipt
+        wait_for(lambda: inbox_count(imap_port, "wang.zhe@corp.example") == 1, timeout_s=60)
         status = subprocess.run([sys.executable, "-m", "maild", *steps[3][1:], "--json"],
                                 capture_output=True, text=True, env=ENV, cwd=folder, timeout=60)
         assert status.returncode == 0, status.stderr

@@ -16,6 +16,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from mailservers import free_port
 
 from maild.shipped import set_value
 
@@ -67,13 +68,6 @@ def test_sdist_and_wheel_carry_the_shipped_files(built):
     assert not any(name.startswith(("tests/", "maild/_data/tests")) for name in packaged)
 
 
-def _free_port() -> int:
-    import socket
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_the_wheel_installs_into_a_fresh_venv_and_runs_init_check_and_the_demo(built):
     work = built["work"]
     venv = work / "venv"
@@ -100,7 +94,7 @@ def test_the_wheel_installs_into_a_fresh_venv_and_runs_init_check_and_the_demo(b
     office = site / "office"
     config = office / "config.toml"
     text = config.read_text(encoding="utf-8")
-    imap_port, smtp_port = _free_port(), _free_port()
+    imap_port, smtp_port = free_port(), free_port()
     for key, port in (("imap_port", imap_port), ("smtp_port", smtp_port)):
         text = set_value(text, "embedded", key, port)
     config.write_text(text, encoding="utf-8")

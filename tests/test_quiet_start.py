@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime
 
 import pytest
-from conversation import TZ, Conversation, FakeClock, make_config
+from conversation import TZ, Conversation, FakeClock, kinds, make_config
 
 from maild import baseline
 from maild.planner import Cadence
@@ -18,10 +18,6 @@ PROJECT = """项目名称：渠道拓展项目
 渠道调研 | 王喆 | 8月20日 | 调研报告
 合同谈判 | 赵磊 | 8月21日 | 合同草案
 """
-
-
-def kinds(messages) -> list[str]:
-    return sorted(str(m["X-Maild-Kind"]) for m in messages)
 
 
 @pytest.mark.integration
