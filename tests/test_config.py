@@ -124,10 +124,10 @@ def test_server_keys_are_known_while_the_embedded_system_is_used(shipped_config)
 def test_a_key_is_known_by_being_read():
     """No list of keys to keep in sync: whatever the reader reads (here a future [store] url)
     is accepted, and only that."""
-    from maild.config import _Reader
+    from maild.tomlreader import StrictReader
 
     raw = {"store": {"url": "postgresql:///maild", "pool": 4}}
-    reader = _Reader(raw, "c.toml")
+    reader = StrictReader(raw, "c.toml")
     assert reader.text("store", "url", "") == "postgresql:///maild"
     with pytest.raises(ConfigError, match=r"\[store.pool\] unknown key"):
         reader.reject_unknown()
