@@ -48,19 +48,23 @@ def seed(items: Sequence[Mapping[str, Any]], state: Mapping[str, Any], now: date
         seeded[name] = {
             address: memory.get(address)
             or {"done": last_slot(cadence, min(cal.local(joined), now), cal).isoformat()}
-            for address, joined in readers(live, name, now).items()}
+            for address, joined in readers(live, name, now, memory).items()}
     return seeded
 
 
-def readers(items: Sequence[Mapping[str, Any]], name: str, now: datetime) -> dict[str, datetime]:
+def readers(items: Sequence[Mapping[str, Any]], name: str, now: datetime,
+            known: Mapping[str, Any]) -> dict[str, datetime]:
     """Who gets this digest, as the planner decides it (each open item's initiator, or each
     owner of a task still open), and since when: their earliest such item's creation or task's
-    assignment (`now` where a time is missing)."""
+    assignment (`now` where a time is missing; not worked out for those in `known`)."""
     joined: dict[str, datetime] = {}
 
     def meet(address: object, stamp: object) -> None:
-        when = datetime.fromisoformat(stamp) if isinstance(stamp, str) and stamp else now
         key = str(address)
+        if key in known:
+            joined[key] = now
+            return
+        when = datetime.fromisoformat(stamp) if isinstance(stamp, str) and stamp else now
         if key not in joined or when < joined[key]:
             joined[key] = when
 
