@@ -1,29 +1,42 @@
-"""The `maild` command line: a thin layer over the library, one subcommand per job, each with an example."""
+"""The `maild` command line: a thin layer over the library, one subcommand per job, each with an example.
+
+Every command but `init` needs a config file: `-c`, else `$MAILD_CONFIG`, else ./config.toml,
+else /etc/maild/config.toml (`config.find_config`); which one was taken is said on stderr (by
+`run` in its log) unless `-c` named it. `inspect` alone falls back to the shipped starter config.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import textwrap
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .config import ConfigError, load_config
+from .config import ConfigError, FoundConfig, find_config, load_config
 from .dirsync import add_directory_command, run_directory_command
 from .oauthcli import OAUTH_EXAMPLES, add_oauth_command, run_oauth_command
 from .ops import OPS_EXAMPLES, add_ops_commands, run_ops_command
 from .reports import REPORT_EXAMPLES, add_report_commands, run_report_command
 
+CONFIG_HELP = ("configuration file (default: $MAILD_CONFIG, else ./config.toml, else "
+               "/etc/maild/config.toml)")
 EXAMPLES = {
-    "run": "maild run -c config.toml",
+    "init": "maild init ~/maild          # then: cd ~/maild && maild demo\n"
+            "  maild init --system /etc/maild   # for the systemd unit (deploy/README.md)",
+    "run": "maild run -c /etc/maild/config.toml\n"
+           "  maild run --attach          # use the mail system of a running `maild mailserver`",
     "demo": "maild demo            # play the Q3 project, then keep serving\n"
             "  maild demo --once     # play it and exit (non-zero if a step failed)\n"
             "  maild demo --once --scenario full   # a simulated week, through to the archive",
-    "mailserver": "maild mailserver -c config.toml   # embedded IMAP+SMTP only",
+    "mailserver": "maild mailserver        # terminal 1: embedded IMAP+SMTP only\n"
+                  "  maild run --attach      # terminal 2: the daemon, using it",
     "inspect": "maild inspect tests/data/new_project_zh.eml --json",
     "directory": "maild directory sync --dry-run     # LDAP / AD: what would change\n"
                  "  maild directory import hr/people.csv   # an HR export (UTF-8 or GBK)\n"
@@ -56,11 +69,20 @@ class _JsonFormatter(logging.Formatter):
         return json.dumps(fields, ensure_ascii=False)
 
 
-def setup_logging(fmt: str, level: int = logging.INFO) -> None:
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(_JsonFormatter() if fmt == "json" else _KeyValueFormatter())
+def setup_logging(fmt: str, level: int = logging.INFO, log_dir: Path | None = None) -> None:
+    """One line per event on stdout, and appended to `log_dir`/maild.log when given (reopened
+    when logrotate moves it)."""
+    from logging.handlers import WatchedFileHandler
+
+    formatter = _JsonFormatter() if fmt == "json" else _KeyValueFormatter()
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stdout)]
+    if log_dir is not None:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        handlers.append(WatchedFileHandler(log_dir / "maild.log", encoding="utf-8"))
+    for handler in handlers:
+        handler.setFormatter(formatter)
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = handlers
     root.setLevel(level)
     for noisy in ("mail.log", "mail", "imapclient", "aiosmtpd", "asyncio", "pymap", "msal",
                   "urllib3", "google"):
@@ -74,21 +96,32 @@ def build_parser() -> argparse.ArgumentParser:
                     "work chased.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n  " + "\n  ".join(EXAMPLES.values()))
-    parser.add_argument("-c", "--config", default="config.toml", type=Path,
-                        help="configuration file (default: ./config.toml)")
+    parser.add_argument("-c", "--config", default=None, type=Path, help=CONFIG_HELP)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, help_text: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, description=help_text,
                                   formatter_class=argparse.RawDescriptionHelpFormatter,
                                   epilog="example:\n  " + EXAMPLES[name])
-        sub.add_argument("-c", "--config", type=Path, default=argparse.SUPPRESS,
-                         help="configuration file (default: ./config.toml)")
+        if name != "init":
+            sub.add_argument("-c", "--config", type=Path, default=argparse.SUPPRESS,
+                             help=CONFIG_HELP)
         return sub
 
-    add("run", "Run the daemon against the configured IMAP/SMTP servers (or the embedded one).")
+    init = add("init", "Write an editable copy of the shipped config.toml, rules/ and templates/ "
+                       "into DIR (created if missing; nothing is overwritten).")
+    init.add_argument("dir", type=Path, metavar="DIR", help="folder to write into")
+    init.add_argument("--system", action="store_true",
+                      help="for the systemd unit: absolute paths under /var/lib/maild and "
+                           "/var/log/maild, [mail] embedded = false, and maild.service")
+    run = add("run", "Run the daemon against the configured IMAP/SMTP servers (or the embedded "
+                     "one).")
+    run.add_argument("--attach", action="store_true",
+                     help="with [mail] embedded = true: use the embedded mail system that "
+                          "`maild mailserver` runs instead of starting one")
     demo = add("demo", "Play the seed guide's Q3 project on the embedded mail system, "
-                       "printing every email in and out.")
+                       "printing every email in and out; its data stays in <data_dir>/demo/ "
+                       "(see it with: maild status -c <data_dir>/demo/config.toml).")
     demo.add_argument("--once", action="store_true", help="exit after the scenario (0 = all steps happened)")
     demo.add_argument("--free-ports", action="store_true",
                       help="let the OS pick the ports instead of those in the config")
@@ -111,10 +144,47 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.command == "init":
+            return _init(args)
+        found = _locate_config(args, os.environ, Path.cwd())
+        args.config, args.config_source = found.path, found.source
+        if found.source != "-c" and args.command != "run":
+            print(f"maild: using {found.describe()}", file=sys.stderr)
         return _dispatch(args)
     except ConfigError as exc:
         print(f"maild: configuration error: {exc}", file=sys.stderr)
         return 78  # EX_CONFIG
+
+
+def _locate_config(args: argparse.Namespace, environ: Mapping[str, str],
+                   cwd: Path) -> FoundConfig:
+    try:
+        return find_config(args.config, environ, cwd)
+    except ConfigError:
+        if args.command != "inspect":
+            raise
+        from .shipped import shipped_config  # inspect needs only rules and limits
+        return FoundConfig(shipped_config(), "the shipped starter config")
+
+
+def _init(args: argparse.Namespace) -> int:
+    from .shipped import InitError, init
+
+    try:
+        written = init(args.dir, system=args.system)
+    except (InitError, OSError) as exc:
+        print(f"maild init: {exc}", file=sys.stderr)
+        return 73  # EX_CANTCREAT
+    for path in written:
+        print(f"wrote {path}{'/' if path.is_dir() else ''}")
+    config = args.dir / "config.toml"
+    if args.system:
+        print(f"\nnext: edit {config} ([mail] inbox_address, [imap], [smtp]), then\n"
+              f"  runuser -u maild -- maild -c {config} check\n"
+              f"  cp {args.dir / 'maild.service'} /etc/systemd/system/ (see deploy/README.md)")
+    else:
+        print(f"\nnext: cd {args.dir} && maild demo    (or: maild -c {config} check)")
+    return 0
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -136,8 +206,8 @@ def _dispatch(args: argparse.Namespace) -> int:
             from .demo_full import run_full_demo
             return run_full_demo(args.config, sys.stdout, free_ports=True)
         return run_demo(args.config, once=args.once, free_ports=args.free_ports)
-    setup_logging(config.log_format)
     if args.command == "mailserver":
+        setup_logging(config.log_format)
         from .embedded import EmbeddedMailSystem
         emb = config.embedded_system
         mail = EmbeddedMailSystem(emb.host, emb.imap_port, emb.smtp_port, dict(emb.accounts))
@@ -146,16 +216,27 @@ def _dispatch(args: argparse.Namespace) -> int:
         mail.serve_forever()
         return 0
     if args.command == "run":
-        return _run(config)
+        setup_logging(config.log_format, log_dir=config.log_dir)
+        logging.getLogger("maild.cli").info("event=config path=%s from=%s", config.path,
+                                            args.config_source.replace(" ", "_"))
+        return _run(config, attach=args.attach)
     raise AssertionError(args.command)
 
 
-def _run(config: Any) -> int:
+def _run(config: Any, *, attach: bool = False) -> int:
     from .service import Service
     from .store import LockError
 
     mail = None
-    if config.embedded:
+    if attach and not config.embedded:
+        print("maild: --attach is for [mail] embedded = true (the mail system of "
+              "`maild mailserver`); this config names real servers", file=sys.stderr)
+        return 64  # EX_USAGE
+    if config.embedded and attach:
+        emb = config.embedded_system
+        print(f"using the embedded mail system of `maild mailserver`: IMAP {emb.host}:"
+              f"{emb.imap_port}  SMTP {emb.host}:{emb.smtp_port}", flush=True)
+    elif config.embedded:
         from .embedded import EmbeddedMailSystem
         emb = config.embedded_system
         mail = EmbeddedMailSystem(emb.host, emb.imap_port, emb.smtp_port, dict(emb.accounts))
@@ -163,8 +244,8 @@ def _run(config: Any) -> int:
             mail.start()
         except OSError as exc:
             print(f"maild: cannot start the embedded mail system on {emb.host}:{emb.imap_port}/"
-                  f"{emb.smtp_port}: {exc}. Is `maild mailserver` already running? Then set "
-                  f"[mail] embedded = false and point [imap]/[smtp] at it.", file=sys.stderr)
+                  f"{emb.smtp_port}: {exc}. Is `maild mailserver` already running? Then use "
+                  f"it: maild run --attach", file=sys.stderr)
             return 69  # EX_UNAVAILABLE
         if (emb.imap_port, emb.smtp_port) != (mail.imap_port, mail.smtp_port):
             # Port 0 in the file means "any free port": point the daemon at the ones taken.
@@ -254,12 +335,7 @@ def inspect_email(raw: bytes, config: Any, now: datetime) -> dict[str, Any]:
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    config_path = args.config if args.config.exists() else None
-    if config_path is None:
-        print(f"maild: {args.config} not found; inspect needs it for rules and limits",
-              file=sys.stderr)
-        return 78
-    config = load_config(config_path)
+    config = load_config(args.config)  # for its rules and limits
     raw = sys.stdin.buffer.read() if str(args.file) == "-" else args.file.read_bytes()
     result = inspect_email(raw, config, datetime.now(config.tz))
     if args.json:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import email
 import email.policy
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -21,7 +20,7 @@ from typing import TextIO
 from zoneinfo import ZoneInfo
 
 from .config import Config
-from .demo import DemoFailed, Scenario, Transcript, start_demo_mail
+from .demo import DemoFailed, Scenario, Transcript, start_demo_mail, where_to_look
 
 LI, WANG, ZHAO, CHEN, ALEX = ("li.na@corp.example", "wang.zhe@corp.example",
                               "zhao.lei@corp.example", "chen.jing@corp.example",
@@ -162,8 +161,11 @@ def steps(start: datetime) -> list[Step]:
 def run_full_demo(config_path: Path, out: TextIO, *, free_ports: bool = True) -> int:
     from .service import Rules, Service
 
-    mail, config, work = start_demo_mail(config_path, free_ports=free_ports,
-                                         prefix="maild-demo-full-")
+    try:
+        mail, config, demo_path = start_demo_mail(config_path, free_ports=free_ports)
+    except DemoFailed as exc:
+        out.write(f"✘ {exc}\n")
+        return 1
     emb = config.embedded_system
     tz = ZoneInfo(config.timezone)
     start = datetime(2026, 8, 3, 8, 30, tzinfo=tz)  # a Monday, no holidays that week
@@ -204,8 +206,7 @@ def run_full_demo(config_path: Path, out: TextIO, *, free_ports: bool = True) ->
     finally:
         service.close()
         mail.stop()
-    if status == 0:
-        shutil.rmtree(work / "var", ignore_errors=True)
+    out.write("\n" + where_to_look(demo_path, archived=True))
     return status
 
 

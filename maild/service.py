@@ -36,7 +36,7 @@ from typing import Any
 
 import schedule
 
-from . import archive, calgaps, directory, dirsync, intake, planner, tokens, workflow
+from . import archive, baseline, calgaps, directory, dirsync, intake, planner, tokens, workflow
 from .classify import ClassifyContext, HelpRequest, Ignore, NewItem, Reply, Unrecognized, classify
 from .config import Config, resolve_password
 from .decode import DecodeError, decode
@@ -576,10 +576,14 @@ class Service:
         return report
 
     def plan(self, now: datetime) -> tuple[list[planner.Planned], dict[str, Any]]:
-        """What digests, reminders and escalations are due at `now` (nothing is changed)."""
-        return planner.plan(self.store.open_items(), now, self.rules.schedules,
-                            self.rules.calendar, self.rules.people,
-                            self.store.meta_get("planner", {}))
+        """What digests, reminders and escalations are due at `now` (nothing is changed).
+        People the schedules meet for the first time get their baseline (`baseline.seed`):
+        their first digest comes at its time, not now."""
+        items = self.store.open_items()
+        memory = baseline.seed(items, self.store.meta_get("planner", {}), now,
+                               self.rules.schedules, self.rules.calendar)
+        return planner.plan(items, now, self.rules.schedules, self.rules.calendar,
+                            self.rules.people, memory)
 
     def run_schedules(self, now: datetime) -> list[Outgoing]:
         """Enqueue what is due and record it as sent, in the same commit: each level once. An
