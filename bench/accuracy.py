@@ -139,6 +139,7 @@ def main() -> int:
     print(f"overall: {correct} / {len(cases)} read correctly ({100 * correct / len(cases):.1f} %)")
     if misses:
         print("\nmisses:\n  " + "\n  ".join(misses))
+    __import__("bench.accuracy_guide_replies", fromlist=["run"]).run(config)
     return 0
 
 
