@@ -215,6 +215,8 @@ def inspect_email(raw: bytes, config: Any, now: datetime) -> dict[str, Any]:
                               "command": None, "new_text": text, "item": None, "errors": []}
     if isinstance(decision, Reply):
         result["command"] = decision.command.to_dict() if decision.command else None
+        result["commands"] = [command.to_dict() for command in decision.commands]
+        result["unread"] = list(decision.unread)
         result["item"] = ({"id": decision.item_id, "task": decision.task_id}
                           if decision.item_id else None)
     elif isinstance(decision, NewItem):

@@ -9,7 +9,7 @@ from conversation import TZ
 
 from maild import intake, tokens, workflow
 from maild.classify import NewItem, Reply
-from maild.commands import read_command
+from maild.commands import read_commands
 from maild.forms import read_form
 from maild.model import Attachment, Inbound, Notice
 
@@ -72,7 +72,8 @@ def renderer():
 def reply(renderer):
     def send(item, ctx, sender, text, task_id=None, when=NOW + timedelta(hours=1), **extra):
         msg = email(sender, text, **extra)
-        decision = Reply("MD-0001", task_id, read_command(text), text, "zh", "token")
+        said = read_commands(text)
+        decision = Reply("MD-0001", task_id, said.commands, text, "zh", "token", None, said.unread)
         return renderer(workflow.handle_reply(msg, decision, item, ctx, when))
     return send
 
@@ -205,7 +206,7 @@ def _with_token(item, ctx, sender, text, action="reply", nonce="abcd", task_id="
     token = tokens.ReplyToken("MD-0001", task_id, address or sender, NOW.date(), action, nonce)
     reading = tokens.read(SECRET, [tokens.reply_address("collab@corp.example",
                                                         tokens.issue(SECRET, token))], sender)
-    decision = Reply("MD-0001", task_id, read_command(text), text, "zh", "token", reading)
+    decision = Reply("MD-0001", task_id, read_commands(text).commands, text, "zh", "token", reading)
     return workflow.handle_reply(email(sender, text), decision,
                                  item, ctx, when)
 
