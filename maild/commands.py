@@ -136,10 +136,11 @@ def read_commands(new_text: str) -> ReplyReading:
     hits = [_Hit(f.name, dict(f.args), f.start, f.end) for f in labelled.found]
     hits += _sentence_hits(free, said)
     hits.sort(key=lambda h: h.start)
+    said_something = list(hits)  # repeats included: a sentence that repeats a command is read
     hits, conflict = _fold(hits)
-    unread = _unread(free, said, hits)
+    unread = _unread(free, said, said_something)
     commands = _with_free_text(free, said, hits, unread)
-    if problems or conflict or _contradictory(commands, free, said, hits):
+    if problems or conflict or _contradictory(commands, free, said, said_something):
         return ReplyReading()
     return ReplyReading(tuple(commands), tuple(free[s.start:s.end].strip() for s in unread))
 
@@ -168,6 +169,9 @@ def _explicit(clause: str) -> phrases.Found | None:
     return None
 
 
+# A command is said in a short clause; longer ones are prose (and would cost the patterns time).
+_LONGEST_CLAUSE = 200
+
 # Order is data: each clause is offered to these in turn; words already taken by an earlier
 # finder are not read again (so "完成了70%" is progress, never done, and "延期两天" a duration).
 _FINDERS: tuple[tuple[bool, Callable[[str, str], phrases.Found | None]], ...] = (
@@ -190,6 +194,8 @@ def _sentence_hits(free: str, said: list[Sentence]) -> list[_Hit]:
         text = free[sentence.start:sentence.end]
         found: list[_Hit] = []
         for clause in sentence.clauses:
+            if len(clause.text) > _LONGEST_CLAUSE:
+                continue
             taken: list[tuple[int, int]] = []
             for explicit, finder in _FINDERS:
                 got = finder(clause.text, text)

@@ -122,7 +122,9 @@ _DATE_AFTER_EN_RE = re.compile(
     r"\b(?:" + _DELAY_EN_VERB + r"\b[^.,;]{0,25}?\b(?:to|until|till)|extension\s+(?:to|until|till)|"
     r"more time\s+(?:to|until|till)|need\s+(?:it\s+)?until|have\s+until|get\s+until|"
     r"(?:deadline|due date)\s+(?:to|until|moved to))\s+", re.IGNORECASE)
-_EN_REASON_STOP = re.compile(r"\s+(?:because|due to|since|as|so|-|–|—)\s|\s*[,;(]", re.IGNORECASE)
+# (?<!\s): each run of spaces is tried once, from its start (long runs cost no backtracking).
+_EN_REASON_STOP = re.compile(r"(?<!\s)\s+(?:because|due to|since|as|so|-|–|—)\s|(?<!\s)\s*[,;(]",
+                             re.IGNORECASE)
 _ZH_REASON_STOP = re.compile(r"(?:因为|因|由于|原因|，|,|；|;|（|\()")
 _DATE_PROBE = datetime(2000, 1, 3, tzinfo=UTC)
 _DATE_WORDS = 8
@@ -249,10 +251,10 @@ _DONE_ALONE_RE = re.compile(
     r"(?:all\s+)?(?:done|finished|completed?|delivered)(?:\s+now)?$|"
     r"^(?:i'?ve|i have|we'?ve|we have)\s+(?:finished|completed|delivered|wrapped up)\s+"
     r"(?:it|this|the task|everything|the work)$", re.IGNORECASE)
-_DONE_SUBJECT_RE = re.compile(
-    r"^(?P<before>.*?)(?:都|已经?|全部|\s)*(?:完成|做完|写完|弄完|搞定|交付|提交|做好)(?:了|啦)*$|"
-    r"^(?P<before2>.+?)\s+(?:is|are|has been|have been)\s+(?:all\s+)?"
-    r"(?:done|finished|completed?|delivered|ready)(?:$|\s+and\s)", re.IGNORECASE)
+_DONE_VERB_ZH_RE = re.compile(r"(?:完成|做完|写完|弄完|搞定|交付|提交|做好)(?:了|啦)*$")
+_DONE_VERB_EN_RE = re.compile(r"\s(?:is|are|has been|have been)\s+(?:all\s+)?"
+                              r"(?:done|finished|completed?|delivered|ready)(?:$|\s+and\s)",
+                              re.IGNORECASE)
 _NOT_YET_RE = re.compile(r"[待还未没剩快能会要将差]|不是|not|almost|nearly|will|once|when|if|n't",
                          re.IGNORECASE)
 HANDOVER_RE = re.compile(r"见附件|附件|已上传|上传到|上传至|已发(?:给|到|至)|已提交|终稿|定稿|请查收|请查阅|"
@@ -261,12 +263,13 @@ HANDOVER_RE = re.compile(r"见附件|附件|已上传|上传到|上传至|已发
 
 
 def done(clause: str, sentence: str) -> Found | None:
-    if match := _DONE_ALONE_RE.match(clause.strip()):
+    clause = clause.strip()
+    if _DONE_ALONE_RE.match(clause):
         return Found("done", {}, 0, len(clause))
-    match = _DONE_SUBJECT_RE.match(clause.strip())
-    if match and HANDOVER_RE.search(sentence):
-        before = match.group("before") if match.group("before") is not None else match.group("before2")
-        if not _NOT_YET_RE.search(before or ""):
+    verb = _DONE_VERB_ZH_RE.search(clause) or _DONE_VERB_EN_RE.search(clause)
+    if verb and HANDOVER_RE.search(sentence):
+        before = clause[:verb.start()].rstrip(" 都已经全部")
+        if before and not _NOT_YET_RE.search(before):
             return Found("done", {}, 0, len(clause))
     return None
 
