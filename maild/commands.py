@@ -68,6 +68,9 @@ _REFUSAL_RE = re.compile(r"做不了|无法|無法|不能|拒绝|拒絕|来不�
 _ASKS_RE = re.compile(r"[?？]|能否|能不能|可否|可不可以|请问|想问|问下|问一下|麻烦|帮忙|请你|请您|"
                       r"\b(?:could|can|would|will) (?:you|we)\b|\bplease\b|\blet me know\b|"
                       r"\bshall we\b", re.IGNORECASE)
+_CONTRAST_RE = re.compile(r"不过|但是|但|可是|只是|\bbut\b|\bhowever\b", re.IGNORECASE)
+_NEEDS_RE = re.compile(r"需要|得|要|希望|想|\bneed|\bwant|\bhave to\b|\bwould like\b|\bmust\b",
+                       re.IGNORECASE)
 _REASON_LEAD = re.compile(r"^(?:原因是|原因|理由|因为|因為|因(?![此而])|由于|由於|reason(?: is)?|"
                           r"because(?: of)?|due to|since|as)\s*[:：,，]?\s*", re.IGNORECASE)
 _REASON_MARK = re.compile(r"(?:原因是|原因[:：]|理由[:：]|因为|因為|由于|由於|\bbecause\b|\bdue to\b|"
@@ -142,7 +145,7 @@ def read_commands(new_text: str) -> ReplyReading:
     commands = _with_free_text(free, said, hits, unread)
     if problems or conflict or _contradictory(commands, free, said, said_something):
         return ReplyReading()
-    return ReplyReading(tuple(commands), tuple(free[s.start:s.end].strip() for s in unread))
+    return ReplyReading(tuple(commands), tuple(free[a:b].strip() for a, b in unread))
 
 
 def read_command(new_text: str) -> Command | None:
@@ -241,25 +244,36 @@ def _pre(free: str, sentence: Sentence, hit: _Hit, found: list[_Hit]) -> str:
     return _APOLOGY.sub("", _clean(free[before[0].start:before[-1].end]))
 
 
-def _unread(free: str, said: list[Sentence], hits: list[_Hit]) -> list[Sentence]:
-    """Sentences that ask for something and that no command took or explains."""
+def _unread(free: str, said: list[Sentence], hits: list[_Hit]) -> list[tuple[int, int]]:
+    """Where the reply asks for something no command took or explains: a sentence that asks
+    ("另外想问下…？"), or a clause after "but" / "不过" that needs something ("OK, but I'll need
+    a couple of weeks off first") beside a command that does not cover it."""
     declined_from = min((h.start for h in hits if h.name == "decline"), default=None)
     unread = []
     for number, sentence in enumerate(said):
-        if any(h.sentence == number or sentence.start <= h.start < sentence.end
-               or h.start <= sentence.start < h.end for h in hits):
-            continue
         if declined_from is not None and sentence.start > declined_from:
             continue  # a decline's reason runs to the end of its paragraph
-        if _ASKS_RE.search(free[sentence.start:sentence.end]):
-            unread.append(sentence)
+        mine = [h for h in hits if h.sentence == number or sentence.start <= h.start < sentence.end
+                or h.start <= sentence.start < h.end]
+        if not mine:
+            if _ASKS_RE.search(free[sentence.start:sentence.end]):
+                unread.append((sentence.start, sentence.end))
+            continue
+        previous = sentence.start
+        for clause in sentence.clauses:
+            taken = any(h.start < clause.end and clause.start < max(h.end, h.clause_end)
+                        for h in mine)
+            if (not taken and _CONTRAST_RE.search(free[previous:clause.start])
+                    and (_ASKS_RE.search(clause.text) or _NEEDS_RE.search(clause.text))):
+                unread.append((clause.start, clause.end))
+            previous = clause.end
     return unread
 
 
 # ------------------------------------------------------------------------------ free text
 
 def _with_free_text(free: str, said: list[Sentence], hits: list[_Hit],
-                    unread: list[Sentence]) -> list[Command]:
+                    unread: list[tuple[int, int]]) -> list[Command]:
     """Each hit as a Command, its note or reason taken from the free text around it."""
     commands: list[Command] = []
     for index, hit in enumerate(hits):
@@ -291,7 +305,7 @@ def _own_words(free: str, start: int, hit: _Hit, limit: int) -> str:
 
 
 def _limit(free: str, said: list[Sentence], hits: list[_Hit], index: int,
-           unread: list[Sentence]) -> int:
+           unread: list[tuple[int, int]]) -> int:
     """Where a command's free text ends: its line (a decline's: its paragraph), the next
     sentence that gives another command, or the next sentence that asks something."""
     hit = hits[index]
@@ -307,9 +321,9 @@ def _limit(free: str, said: list[Sentence], hits: list[_Hit], index: int,
             start = said[other.sentence].start if other.sentence is not None else other.start
             limit = min(limit, max(start, sentence.end))
         break
-    for asking in unread:
-        if asking.start >= sentence.end:
-            limit = min(limit, asking.start)
+    for asking, _end in unread:
+        if asking >= hit.end:
+            limit = min(limit, asking)
             break
     return limit
 
@@ -319,7 +333,7 @@ def _clause_start(sentence: Sentence, offset: int) -> int:
 
 
 def _tail(free: str, said: list[Sentence], hits: list[_Hit], index: int,
-          unread: list[Sentence]) -> str:
+          unread: list[tuple[int, int]]) -> str:
     hit = hits[index]
     begin = hit.end if hit.at_start else max(hit.end, hit.clause_end)
     return free[begin:max(begin, _limit(free, said, hits, index, unread))]

@@ -46,9 +46,10 @@ _ZH_NUMBERS = {"一": 1, "二": 2, "两": 2, "俩": 2, "三": 3, "四": 4, "五"
                "八": 8, "九": 9, "十": 10, "半": 0.5}
 _EN_NUMBERS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
                "seven": 7, "eight": 8, "nine": 9, "ten": 10, "a couple of": 2, "couple of": 2,
-               "another": 1, "one more": 1}
+               "a couple": 2, "couple": 2, "another": 1, "one more": 1}
 _NUM = r"(\d{1,2}|[一二两俩三四五六七八九十半]{1,2})"
-_EN_NUM = r"(\d{1,2}|a couple of|couple of|an?|one|two|three|four|five|six|seven|eight|nine|ten)"
+_EN_NUM = (r"(\d{1,2}|a couple(?: of)?|couple(?: of)?|an?|one|two|three|four|five|six|seven|eight|"
+           r"nine|ten)")
 
 
 def number(token: str) -> float | None:
@@ -189,7 +190,7 @@ def delay(clause: str) -> Found | None:
 # ----------------------------------------------------------------------------------- confirm
 
 _CONFIRM_START_RE = re.compile(
-    r"^(?:确认|確認|收到|好的|好滴|好嘞|好(?=$|[\s,，。.!！~～])|可以(?=$|[\s,，。.!！~～的])|"
+    r"^(?:确认|確認|收到|好的|好滴|好嘞|批准|准了|好(?=$|[\s,，。.!！~～])|可以(?=$|[\s,，。.!！~～的])|"
     r"行(?=$|[\s,，。.!！~～])|没问题|沒問題|没有问题|同意|接受|明白了?(?=$|[\s,，。.!！])|"
     r"知道了|了解(?=$|[\s,，。.!！])|ok(?:ay)?|confirm(?:ed)?|accept(?:ed)?|approved?|agreed|"
     r"yes|yep|sure|fine|noted|got it|will do|roger|sounds good|no problem|absolutely|"

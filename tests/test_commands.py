@@ -145,6 +145,41 @@ NATURAL = [
     ("同意，按8月18日执行。", [("confirm", {})]),
     ("同意延期，按新日期推进。", [("confirm", {})]),
     ("Fine by me, approved.", [("confirm", {})]),
+    # A second table, written after the first had been read and fixed (read 26/28 at first).
+    ("李总，收到！我这边负责，下周三前出方案。", [("confirm", {})]),
+    ("ok 没问题", [("confirm", {})]),
+    ("Got it, thanks. I'll start tomorrow.", [("confirm", {})]),
+    ("Yes, I can take this one.", [("confirm", {})]),
+    ("不好意思李经理，我这个月负责不了，手上有两个大促项目。",
+     [("decline", {"reason": "手上有两个大促项目。"})]),
+    ("Sorry, I have to decline this one. I'm moving to another team next week.",
+     [("decline", {"reason": "I'm moving to another team next week."})]),
+    ("目前完成了差不多一半，预计周五能出初稿。", [("progress", {"percent": 50})]),
+    ("进度：30%，还在收集数据", [("progress", {"percent": 30, "note": "还在收集数据"})]),
+    ("Roughly 70% complete. Waiting for two more interviews.", [("progress", {"percent": 70})]),
+    ("当前进度: ■25% □50% □75% □100%", [("progress", {"percent": 25})]),
+    ("当前进度：0%□ 25%□ 50%√ 75%□", [("progress", {"percent": 50})]),
+    ("完成状态：□未开始 ■进行中 □已完成 □延期\n备注/问题反馈：需产品部提供FAQ文档",
+     [("status", {"state": "in_progress", "note": "需产品部提供FAQ文档"})]),
+    ("目前卡在审批环节，因为财务总监出差了，需要总经办协调代签。",
+     [("blocker", {"cause": "财务总监出差了", "support": "总经办协调代签"})]),
+    ("The booth design is delayed due to the printer being down. "
+     "We need Admin to approve a second vendor.",
+     [("blocker", {"cause": "the printer being down", "support": "Admin to approve a second vendor"})]),
+    ("问题：场地未确认\n现状：两个场地都在等报价\n原因：供应商节假日休息\n需支持资源：行政部协助联系备选场地",
+     [("blocker", {"situation": "两个场地都在等报价"})]),
+    ("申请延期3天，原因：样品还没到。", [("delay", {"days": 3, "reason": "样品还没到。"})]),
+    ("这个任务需要推迟到下周五，客户那边资料还没给。", [("delay", {"date": "下周五"})]),
+    ("Can I have until next Wednesday? The vendor is late with the quotes.",
+     [("delay", {"date": "next Wednesday", "reason": "The vendor is late with the quotes."})]),
+    ("We need another week - the survey closes late.", [("delay", {"weeks": 1})]),
+    ("收到，不过时间有点紧，能不能宽限两天？", [("confirm", {}), ("delay", {"days": 2})]),
+    ("OK, but I'll need a couple more days because of the holiday.",
+     [("confirm", {}), ("delay", {"days": 2, "reason": "the holiday."})]),
+    ("已完成，报告见附件。", [("done", {})]),
+    ("培训做完了，签到表已上传到共享盘。", [("done", {})]),
+    ("All finished, slides attached.", [("done", {})]),
+    ("批准，按新的日期执行。", [("confirm", {})]),
 ]
 
 
@@ -161,7 +196,8 @@ def test_reads_what_people_write(text, expected):
 UNCLEAR = ["我再考虑一下。", "这个可能有点难，我跟领导沟通下。", "Not sure I can do this one, let me get back to you.",
            "好的，不过这周我实在抽不出时间。", "大概下周能弄完吧", "数据收集已完成，待分析",
            "用户增长50%", "当前进度：□50% ☑75% ☑100%", "确认。\n拒绝：本周出差",
-           "已完成，进度80%", "进度 50%，进度 70%"]
+           "已完成，进度80%", "进度 50%，进度 70%", "回头再说吧", "这周实在排不开",
+           "Maybe, I'll see what I can do."]
 
 
 @pytest.mark.parametrize("text", UNCLEAR, ids=[t[:20] for t in UNCLEAR])
@@ -174,7 +210,9 @@ def test_unclear_replies_give_no_command(text):
     ("Confirmed. Also, could you send me last quarter's channel numbers?",
      "could you send me last quarter's channel numbers?"),
     ("进度60%。另外请问预算上限什么时候能定？", "请问预算上限什么时候能定？"),
-], ids=["zh-question", "en-request", "progress-and-question"])
+    ("好的，不过需要市场部先给素材。", "需要市场部先给素材"),
+    ("OK, but first I need the budget numbers from Finance.", "first I need the budget numbers"),
+], ids=["zh-question", "en-request", "progress-and-question", "zh-but-needs", "en-but-needs"])
 def test_a_question_beside_a_command_is_reported_unread(text, unread):
     reading = read_commands(text)
     assert reading.commands and len(reading.unread) == 1 and unread in reading.unread[0]
