@@ -69,18 +69,10 @@ def check_case(case: Mapping[str, Any], result: Mapping[str, Any]) -> list[str]:
     return problems
 
 
-def _table(title: str, counts: Mapping[str, list[int]]) -> list[str]:
-    lines = [f"{title:<14} correct / total"]
-    for name in sorted(counts):
-        ok, total = counts[name]
-        lines.append(f"  {name:<12} {ok:>3} / {total:<3} {100 * ok / total:5.1f} %")
-    return lines
-
-
 def run(config: Any = None) -> dict[str, Any]:
     """Score the guide's replies; print the tables and misses; return the figures."""
     sys.path.insert(0, str(ROOT))
-    from bench.accuracy import read_case
+    from bench.accuracy import _table, read_case
     from maild.config import load_config
 
     config = config or load_config(ROOT / "config.toml")

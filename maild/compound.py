@@ -25,7 +25,7 @@ from typing import Any
 
 from .classify import Reply
 from .model import Command, Inbound, Notice
-from .workflow import Outcome, WorkflowContext, add_audit, apply_command
+from .workflow import Outcome, WorkflowContext, _actor, add_audit, apply_command, thread_of
 
 # The notices that tell the initiator about an owner's reply, the most demanding first: the
 # first of these a reply causes carries the others.
@@ -158,12 +158,5 @@ def _with_item(notice: Notice, item: dict[str, Any]) -> Notice:
     return Notice(**{**notice.__dict__, "context": {**notice.context, "item": item}})
 
 
-def _actor(ctx: WorkflowContext, address: str) -> dict[str, str]:
-    person = ctx.people.by_address(address)
-    return {"address": address, "name": person.name if person else address,
-            "department": person.department if person else ""}
-
-
 def _thread(msg: Inbound, item: Mapping[str, Any]) -> tuple[str, tuple[str, ...]]:
-    from .workflow import thread_of
     return thread_of(msg, item.get("root_message_id"))

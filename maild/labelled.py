@@ -198,15 +198,21 @@ def _state_of(value: str) -> str | None:
     return STATE_WORDS.get(value.strip().strip("。.").lower())
 
 
-def _progress_value(value: str) -> dict[str, Any] | str | None:
+def _one_choice(value: str) -> str | None:
+    """The value itself, or its one ticked option; "" when none is ticked, None when several are."""
     choice = ticked(value)
-    if choice is not None:
-        if len(choice.ticked) > 1:
-            return "ambiguous"
-        if not choice.ticked:
-            return None
-        value = choice.ticked[0]
-    match = re.fullmatch(r"\s*(\d{1,3})\s*%\s*", value)
+    if choice is None:
+        return value
+    if len(choice.ticked) > 1:
+        return None
+    return choice.ticked[0] if choice.ticked else ""
+
+
+def _progress_value(value: str) -> dict[str, Any] | str | None:
+    chosen = _one_choice(value)
+    if chosen is None:
+        return "ambiguous"
+    match = re.fullmatch(r"\s*(\d{1,3})\s*%\s*", chosen)
     if not match:
         return None
     percent = int(match.group(1))
@@ -214,14 +220,10 @@ def _progress_value(value: str) -> dict[str, Any] | str | None:
 
 
 def _status_value(value: str) -> dict[str, Any] | str | None:
-    choice = ticked(value)
-    if choice is not None:
-        if len(choice.ticked) > 1:
-            return "ambiguous"
-        if not choice.ticked:
-            return None
-        value = choice.ticked[0]
-    state = _state_of(value)
+    chosen = _one_choice(value)
+    if chosen is None:
+        return "ambiguous"
+    state = _state_of(chosen)
     return {"state": state} if state else None
 
 

@@ -7,6 +7,7 @@ People send by SMTP and read their mailboxes by IMAP; maild handles its inbox as
 from __future__ import annotations
 
 from datetime import datetime
+from email.message import EmailMessage
 
 import pytest
 from conversation import TZ, Conversation, FakeClock, html_of, make_config, text_of
@@ -90,12 +91,16 @@ def test_ok_but_three_more_days_is_a_confirmation_and_a_delay_request(convo):
     assert convo.folder("collab@corp.example") == []
 
 
+def _confirmed(convo: Conversation, answer: str) -> EmailMessage:
+    """王喆 confirms his task; the acknowledgement he then replies to."""
+    convo.reply(WANG, convo.inbox(WANG)[0], answer)
+    convo.process()
+    convo.inbox(INITIATOR)
+    return convo.inbox(WANG)[0]
+
+
 def test_the_guides_blocker_sentence_reaches_the_initiator_at_once(shared):
-    request = shared.inbox(WANG)[0]
-    shared.reply(WANG, request, "确认")
-    shared.process()
-    shared.inbox(INITIATOR)
-    ack = shared.inbox(WANG)[0]
+    ack = _confirmed(shared, "确认")
     shared.clock.advance(days=1)
     shared.reply(WANG, ack, "李经理好，\n\n推广素材制作延迟，因设计部人手不足，需市场部协调1名设计师临时支援。"
                             "\n\n谢谢！\n王喆")
@@ -111,11 +116,7 @@ def test_the_guides_blocker_sentence_reaches_the_initiator_at_once(shared):
 
 
 def test_a_ticked_progress_box_with_its_summary_is_progress_with_a_note(shared):
-    request = shared.inbox(WANG)[0]
-    shared.reply(WANG, request, "收到")
-    shared.process()
-    shared.inbox(INITIATOR)
-    ack = shared.inbox(WANG)[0]
+    ack = _confirmed(shared, "收到")
     shared.clock.advance(days=2)
     shared.reply(WANG, ack, "当前进度：□0% □25% □50% ☑75% □100%\n完成情况简述：卖点说明初稿已完成，场景图在画")
     shared.process()
