@@ -255,8 +255,10 @@ def _inspect(args: argparse.Namespace) -> int:
         print(json.dumps(result, ensure_ascii=False, indent=2))
     else:
         print(f"kind:     {result['kind']}  ({result['language']})")
-        if result["command"]:
-            print(f"command:  {result['command']}")
+        for command in result.get("commands") or ([result["command"]] if result["command"] else []):
+            print(f"command:  {command}")
+        for part in result.get("unread", ()):
+            print(f"unread:   {part}")
         print("new text:\n" + textwrap.indent(result["new_text"] or "(empty)", "  "))
         if result["item"]:
             print("item:     " + json.dumps(result["item"], ensure_ascii=False, indent=2))

@@ -14,7 +14,8 @@ about while the others stand. What it tells people is then merged, one email per
 * anyone else (a new owner, an owner told of a new deadline) gets what the part sent them.
 
 The whole reply is one outcome: one commit, as for a single command. A reply all of whose parts
-are refused gets the first refusal, as a single command would.
+are refused gets the first refusal, as a single command would (parts not understood included:
+nothing else is told, so someone outside the item sees nothing of it).
 """
 
 from __future__ import annotations
@@ -48,7 +49,8 @@ def handle_compound(msg: Inbound, decision: Reply, item: dict[str, Any], ctx: Wo
         if mine is not None:
             current, changed = mine, True
         parts.append(_part(command, outcome, sender))
-    if outcomes and all(p["result"] == "refused" for p in parts) and not decision.unread:
+    if outcomes and all(p["result"] == "refused" for p in parts):
+        # Nothing it asks may be done: one refusal, which shows someone outside the item nothing.
         return outcomes[0]
     if decision.unread and changed:
         task = _task_of(current, decision, parts)

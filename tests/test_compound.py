@@ -210,3 +210,9 @@ def test_strict_tokens_apply_to_every_part(item, ctx):
     outcome = reply(item, strict, WANG, "没问题，不过得延后三天左右。")
     assert outcome.items == () and templates_to(outcome) == [("refused", WANG)]
     assert outcome.notices[0].context["token_problem"] == "missing"
+
+
+def test_someone_outside_the_item_is_refused_once_and_shown_nothing(item, ctx):
+    outcome = reply(item, ctx, "alex.morgan@corp.example", "好的，进度50%。另外请问预算什么时候定？")
+    assert outcome.items == () and templates_to(outcome) == [("refused", "alex.morgan@corp.example")]
+    assert "item" not in outcome.notices[0].context
