@@ -52,8 +52,8 @@ def handle_compound(msg: Inbound, decision: Reply, item: dict[str, Any], ctx: Wo
     if outcomes and all(p["result"] == "refused" for p in parts):
         # Nothing it asks may be done: one refusal, which shows someone outside the item nothing.
         return outcomes[0]
+    task = _task_of(current, decision, parts)
     if decision.unread and changed:
-        task = _task_of(current, decision, parts)
         add_audit(current, now, sender, "unread", msg, task["id"] if task else None,
                   text="\n".join(decision.unread))
     notices = _merge(msg, decision, current, parts, outcomes, sender, ctx)
@@ -62,7 +62,6 @@ def handle_compound(msg: Inbound, decision: Reply, item: dict[str, Any], ctx: Wo
     if decision.unread:
         reason += f"; {len(decision.unread)} part(s) not understood"
     summary: dict[str, Any] = {"item": item["id"], "commands": applied}
-    task = _task_of(current, decision, parts)
     if task:
         summary["task"] = task["id"]
     if applied:
@@ -80,7 +79,8 @@ def _part(command: Command, outcome: Outcome, sender: str) -> dict[str, Any]:
     ack = next((n for n in to_sender if n.template == "command_ack"), None)
     said = dict(ack.context.get("command") or {}) if ack else {}
     part: dict[str, Any] = {"command": {**command.to_dict(), **said, "name": command.name}}
-    task = (ack or question or refused).context.get("task") if (ack or question or refused) else None
+    told = ack or question or refused
+    task = told.context.get("task") if told is not None else None
     if task:
         part["task"] = {"id": task["id"], "name": task["name"]}
     if outcome.items:
@@ -128,14 +128,14 @@ def _merge(msg: Inbound, decision: Reply, item: dict[str, Any], parts: list[dict
     language = item.get("language", decision.language)
     first = next((p["command"] for p in parts if p["result"] == "applied"), parts[0]["command"]
                  if parts else {"name": ""})
+    in_reply_to, references = thread_of(msg, item.get("root_message_id"))
     ack = Notice(template="command_ack", to=(sender,), language=language,
                  context={"item": item, "task": task, "command": first,
                           "changed": any(p["result"] == "applied" for p in parts),
                           "actor": _actor(ctx, sender), "parts": parts,
                           "unread": list(decision.unread), "unread_forwarded": forwarded},
                  item_id=item["id"], task_id=task["id"] if task else None,
-                 in_reply_to=to_initiator[0].in_reply_to if to_initiator else
-                 _thread(msg, item)[0], references=_thread(msg, item)[1])
+                 in_reply_to=in_reply_to, references=references)
     return [ack, *notices]
 
 
@@ -158,7 +158,3 @@ def _with_item(notice: Notice, item: dict[str, Any]) -> Notice:
     if "item" not in notice.context or notice.context["item"].get("id") != item["id"]:
         return notice
     return Notice(**{**notice.__dict__, "context": {**notice.context, "item": item}})
-
-
-def _thread(msg: Inbound, item: Mapping[str, Any]) -> tuple[str, tuple[str, ...]]:
-    return thread_of(msg, item.get("root_message_id"))
