@@ -140,6 +140,7 @@ def main() -> int:
     if misses:
         print("\nmisses:\n  " + "\n  ".join(misses))
     __import__("bench.accuracy_replies", fromlist=["run"]).run()  # the reply new-text corpus
+    __import__("bench.accuracy_guide_replies", fromlist=["run"]).run(config)
     return 0
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from . import tokens
-from .commands import normalise, read_command
+from .commands import normalise, read_commands
 from .dsn import bounce_signal
 from .forms import FormRules, read_form
 from .model import Command, FormResult, Inbound
@@ -47,12 +47,18 @@ class NewItem:
 class Reply:
     item_id: str
     task_id: str | None
-    command: Command | None
+    commands: tuple[Command, ...]  # every command the new text gives, in order; () when none
     new_text: str
     language: str
     matched_by: str  # token | thread | subject
     token: tokens.TokenReading | None = None  # what its reply address said, if it had a token
+    unread: tuple[str, ...] = ()  # parts that ask for something no command covers
     trimmed: dict[str, str] = field(default_factory=dict)  # reply.ReplyText.audit_detail()
+
+    @property
+    def command(self) -> Command | None:
+        """The first command: most replies give exactly one."""
+        return self.commands[0] if self.commands else None
 
 
 @dataclass(frozen=True)
@@ -221,7 +227,8 @@ def classify(msg: Inbound, ctx: ClassifyContext) -> Decision:
     target = _reply_target(msg, ctx)
     if target:
         item_id, task_id, via, reading = target
-        return Reply(item_id, task_id, read_command(text), text, language, via, reading,
+        said = read_commands(text)
+        return Reply(item_id, task_id, said.commands, text, language, via, reading, said.unread,
                      replied.audit_detail())
 
     form = read_form(msg.subject, msg.text, ctx.form_rules, msg.html)

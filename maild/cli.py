@@ -309,6 +309,8 @@ def inspect_email(raw: bytes, config: Any, now: datetime) -> dict[str, Any]:
                               "command": None, "new_text": text, "item": None, "errors": []}
     if isinstance(decision, Reply):
         result["command"] = decision.command.to_dict() if decision.command else None
+        result["commands"] = [command.to_dict() for command in decision.commands]
+        result["unread"] = list(decision.unread)
         result["item"] = ({"id": decision.item_id, "task": decision.task_id}
                           if decision.item_id else None)
     elif isinstance(decision, NewItem):
@@ -342,8 +344,10 @@ def _inspect(args: argparse.Namespace) -> int:
         print(json.dumps(result, ensure_ascii=False, indent=2))
     else:
         print(f"kind:     {result['kind']}  ({result['language']})")
-        if result["command"]:
-            print(f"command:  {result['command']}")
+        for command in result.get("commands") or ([result["command"]] if result["command"] else []):
+            print(f"command:  {command}")
+        for part in result.get("unread", ()):
+            print(f"unread:   {part}")
         print("new text:\n" + textwrap.indent(result["new_text"] or "(empty)", "  "))
         if result["item"]:
             print("item:     " + json.dumps(result["item"], ensure_ascii=False, indent=2))

@@ -39,6 +39,12 @@ Context contract (`Notice.context`; keys marked ? are optional):
   forms        [{name, text, subject?}] (templates).        excerpt?  str (not_understood).
   recipient, code, server_message, failed_subject? (delivery_failed).
   action? str, allowed? [str] (refused).
+  parts?       [{command, result (applied|unchanged|asked|refused), task?, ask?, missing?, value?,
+               token_problem?, allowed?}], unread? [str], unread_forwarded? bool (command_ack of a
+               reply that said several things, compound.py).
+  also?        [command dict], remarks? [str]: what else the reply recorded and what it said that
+               was not understood (confirmed, declined, delay_request, blocker_alert).
+  extension?   {days|weeks: int}: a delay asked as a duration (delay_request).
 
 Per template: receipt(item, warnings?), confirm_request(item, task), confirmed(item, task, actor?),
 declined(item, task, reason, actor?), command_ack(item, command, task?, actor?, reason?),
@@ -123,6 +129,8 @@ _CONTEXT_DEFAULTS: Mapping[str, Any] = MappingProxyType(
     | dict.fromkeys(("reason", "refilled_form", "original_subject", "excerpt", "action"), "")
     | dict.fromkeys(("recipient", "code", "server_message", "failed_subject"), "")
     | dict.fromkeys(("token_problem",), "")
+    | dict.fromkeys(("parts", "unread", "also", "remarks"), ())  # a reply saying several things
+    | {"unread_forwarded": False, "extension": None}
     | {"field_labels": MappingProxyType({}), "button_addresses": MappingProxyType({}),
        "entries": ()}
 )

@@ -302,7 +302,7 @@ class Service:
             people=self.rules.people, form_rules=self.rules.form_rules,
             admins=self.config.admins, workday_end=self.config.workday_end,
             buffer_days=float(flow.get("buffer", {}).get("days", 1.0)),
-            require_token=self.config.require_token)
+            require_token=self.config.require_token, workdays=self.rules.calendar.is_workday)
 
     # -- one batch ----------------------------------------------------------------------------
     def process_batch(self) -> BatchReport:
