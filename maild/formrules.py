@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .model import ItemKind
@@ -34,6 +34,10 @@ class Template:
     fields: tuple[str, ...]  # in the order the form prints them
     required: tuple[str, ...]
     labels: Mapping[str, Mapping[str, str]]  # language → field → label replacing the default
+    subject_words: tuple[str, ...] = ()  # the form's own name, as people put it in a subject
+    signature: frozenset[str] = frozenset()  # normalised labels only this form uses
+    columns: tuple[str, ...] = ()  # its task table as the guide prints it (columns or fields)
+    column_labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,16 @@ class FormRules:
             return template.labels[lang][key]
         return self.labels[key][lang]
 
+    def column_label(self, key: str, language: str, kind: ItemKind | None = None) -> str:
+        """A task table column's label in `kind`'s form (a field key names a field's label)."""
+        lang = language_key(language)
+        template = self.templates.get(kind) if kind else None
+        if template and key in template.column_labels.get(lang, {}):
+            return template.column_labels[lang][key]
+        if key in self.column_labels:
+            return self.column_labels[key][lang]
+        return self.label(key, lang, kind)
+
 
 def load_form_rules(data: Mapping[str, Any]) -> FormRules:
     """Build the rules from the parsed `forms.toml`; ValueError names what is wrong."""
@@ -70,15 +84,27 @@ def load_form_rules(data: Mapping[str, Any]) -> FormRules:
         except ValueError:
             raise ValueError(f"forms: unknown template {name!r}") from None
         fields, required = tuple(spec.get("fields", ())), tuple(spec.get("required", ()))
-        unknown = set(fields + required) - set(labels) or set(required) - set(fields)
+        # A required field may be left out of the printed form when the subject gives it (the
+        # title of an emergency is its subject).
+        unknown = set(fields + required) - set(labels)
         if unknown:
-            raise ValueError(f"forms: template {name}: unknown or unlisted fields {sorted(unknown)}")
+            raise ValueError(f"forms: template {name}: unknown fields {sorted(unknown)}")
         own = {lang: dict(v) for lang, v in spec.get("labels", {}).items()}
         for over in own.values():
             for key, label in over.items():
                 _index(field_index, key, [label], f"templates.{name}.labels")
-        templates[kind] = Template(kind, _names_of(spec, f"templates.{name}"),
-                                   tuple(spec.get("markers", ())), fields, required, own)
+        columns = tuple(spec.get("columns", ()))
+        strange = set(columns) - set(column_labels) - set(labels)
+        if strange:
+            raise ValueError(f"forms: template {name}: unknown columns {sorted(strange)}")
+        own_columns = {lang: dict(v) for lang, v in spec.get("column_labels", {}).items()}
+        for over in own_columns.values():
+            for key, label in over.items():
+                _index(column_index, key, [label], f"templates.{name}.column_labels")
+        templates[kind] = Template(
+            kind, _names_of(spec, f"templates.{name}"), tuple(spec.get("markers", ())), fields,
+            required, own, tuple(spec.get("subject_words", ())),
+            frozenset(norm(label) for label in spec.get("signature", ())), columns, own_columns)
     if set(templates) != set(ItemKind):
         raise ValueError(f"forms: templates needed for {[k.value for k in ItemKind]}")
     choices = {key: tuple(Choice(c["value"], _names_of(c, f"choices.{key}"),
