@@ -27,6 +27,7 @@ def test_several_owners_are_several(rules, text):
     assert len(rules.people.resolve(text)) >= 2
 
 
-@pytest.mark.parametrize("text", ["", "张三", "财务部"], ids=["empty", "unknown-name", "dept-only"])
+@pytest.mark.parametrize("text", ["", "张三", "法务部", "法务部*经理"],
+                         ids=["empty", "unknown-name", "unknown-dept", "unknown-dept-role"])
 def test_unknown(rules, text):
     assert rules.people.resolve(text) == []
