@@ -282,16 +282,9 @@ def read_form(subject: str, text: str, rules: FormRules, html: str | None = None
     elif kind is ItemKind.TASK:
         if reader.tasks_inline:
             fields.setdefault("title", reader.tasks_inline.strip())
-        drafts, row_errors = (TaskDraft(
-            fields.get("title", ""), fields.get("owner", ""), fields.get("deadline", ""),
-            fields.get("deliverable", ""), fields.get("note", ""),
-            status=fields.get("status", ""), progress=fields.get("progress", ""),
-            priority=fields.get("priority", ""), feedback=fields.get("feedback", "")),), []
+        drafts, row_errors = (draft_from_fields(kind, fields),), []
     elif kind is ItemKind.EMERGENCY:
-        drafts, row_errors = (TaskDraft(fields.get("title", ""), fields.get("responder", ""),
-                                        fields.get("eta", ""), fields.get("plan", ""),
-                                        fields.get("note", ""),
-                                        status=fields.get("status", "")),), []
+        drafts, row_errors = (draft_from_fields(kind, fields),), []
     elif kind is ItemKind.PROJECT and not reader.rows and fields.get("cooperation"):
         kickoff = read_kickoff(fields["cooperation"], fields.get("participants", ""))
         drafts, source = kickoff.tasks, "kickoff"
@@ -299,13 +292,35 @@ def read_form(subject: str, text: str, rules: FormRules, html: str | None = None
     unread = tuple(reader.unknown)
     if kind is None:
         return FormResult(None, fields, drafts, unread=unread)
+    errors = form_errors(kind, fields, drafts, tuple(row_errors), rules,
+                         reader.tasks_inline.strip())
+    return FormResult(kind, fields, drafts, errors, source, unread)
+
+
+def draft_from_fields(kind: ItemKind, fields: Mapping[str, str]) -> TaskDraft:
+    """The one task of a daily-task form written as fields, or of an emergency (the responder
+    owns it, due at the ETA, the plan is what it delivers)."""
+    if kind is ItemKind.EMERGENCY:
+        return TaskDraft(fields.get("title", ""), fields.get("responder", ""),
+                         fields.get("eta", ""), fields.get("plan", ""), fields.get("note", ""),
+                         status=fields.get("status", ""))
+    return TaskDraft(fields.get("title", ""), fields.get("owner", ""), fields.get("deadline", ""),
+                     fields.get("deliverable", ""), fields.get("note", ""),
+                     status=fields.get("status", ""), progress=fields.get("progress", ""),
+                     priority=fields.get("priority", ""), feedback=fields.get("feedback", ""))
+
+
+def form_errors(kind: ItemKind, fields: Mapping[str, str], drafts: tuple[TaskDraft, ...],
+                row_errors: tuple[FieldError, ...], rules: FormRules,
+                tasks_inline: str = "") -> tuple[FieldError, ...]:
+    """What a form of `kind` lacks: each required field, malformed rows, a project's tasks."""
     template = rules.templates[kind]
     errors = [FieldError(key, "missing") for key in template.required
               if key != "tasks" and not fields.get(key)]
     errors += row_errors
-    if kind is ItemKind.PROJECT and not reader.rows and not drafts:
-        errors.append(FieldError("tasks", "no_tasks", reader.tasks_inline.strip()))
-    return FormResult(kind, fields, drafts, tuple(errors), source, unread)
+    if kind is ItemKind.PROJECT and not drafts and not row_errors:
+        errors.append(FieldError("tasks", "no_tasks", tasks_inline))
+    return tuple(errors)
 
 
 def _merge_html(reader: _Reader, page: _Reader, rules: FormRules) -> None:

@@ -79,9 +79,12 @@ class FieldError:
     code: str  # e.g. "missing", "date_unparseable", "date_past", "owner_unknown", "owner_many"
     value: str = ""
     task: int | None = None  # 1-based task line, when the problem is in a task
+    options: tuple[str, ...] = ()  # the candidates, when an owner fits several people
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        data["options"] = list(self.options)
+        return data
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, time
+from datetime import date, datetime, time
 from typing import Any
 
 from . import tokens
@@ -36,6 +36,9 @@ class WorkflowContext:
     # [security] require_token: owner commands count only through a valid, unused reply token
     # (the reply address maild gave that owner), not through threading headers or the subject.
     require_token: bool = False
+    # The work calendar's working days (weekend/holiday deadlines get a note); None: Mon–Fri.
+    workdays: Callable[[date], bool] | None = None
+    draft_days: float = 7.0  # a reading waiting for its initiator's word expires after this
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,7 @@ class Outcome:
     notices: tuple[Notice, ...] = ()
     links: tuple[tuple[str, str, str | None], ...] = ()
     summary: Mapping[str, Any] = field(default_factory=dict)
+    drafts: tuple[dict[str, Any], ...] = ()  # readings waiting for their initiator (drafts.py)
 
 
 def thread_of(msg: Inbound, root: str | None = None) -> tuple[str, tuple[str, ...]]:
