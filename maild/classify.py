@@ -233,16 +233,14 @@ def classify(msg: Inbound, ctx: ClassifyContext) -> Decision:
 
     text = reply_new_text(msg.text, msg.html)
     language = language_of(msg.subject, text)
-    target = _reply_target(msg, ctx)
+    tag = _DRAFT_TAG.search(msg.subject)  # maild's own "[D-…]" subject: a draft's answer
+    target = (tag[1], None, "subject", None) if tag else _reply_target(msg, ctx)
     if target and target[0].startswith(DRAFT_PREFIX):
         return DraftReply(target[0], text, read_form(msg.subject, text, ctx.form_rules),
                           language)
     if target:
         item_id, task_id, via, reading = target
         return Reply(item_id, task_id, read_command(text), text, language, via, reading)
-    tag = _DRAFT_TAG.search(msg.subject)
-    if tag:
-        return DraftReply(tag[1], text, read_form(msg.subject, text, ctx.form_rules), language)
     return _new_item(msg, text, language, ctx)
 
 

@@ -159,7 +159,7 @@ def answer_draft(msg: Inbound, decision: DraftReply, draft: Mapping[str, Any] | 
         return _answer(msg, draft, "not_understood", language)
     laid_out = plan(form, draft["initiator"], ctx, now)
     if laid_out.errors:
-        outcome = validation_reply(msg, form, list(laid_out.errors), language, ctx)
+        outcome = validation_reply(msg, form, list(laid_out.errors), language, ctx, subject)
         return keep_rejected(outcome, msg, form, list(laid_out.errors), language, now,
                              dict(draft))
     if laid_out.uncertain:

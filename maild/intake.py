@@ -123,8 +123,9 @@ def recognised(form: FormResult, language: str, ctx: WorkflowContext) -> dict[st
 
 
 def validation_reply(msg: Inbound, form: FormResult, errors: Sequence[FieldError],
-                     language: str, ctx: WorkflowContext) -> Outcome:
-    """One reply: what was recognised, what must be fixed, and the sender's text in the form."""
+                     language: str, ctx: WorkflowContext, subject: str | None = None) -> Outcome:
+    """One reply: what was recognised, what must be fixed, and the sender's text in the form.
+    `subject` is the form's own subject when `msg` is a reply correcting it."""
     in_reply_to, references = thread_of(msg)
     rules = ctx.form_rules
     labels = {e.field: rules.label(e.field, language, form.kind)
@@ -138,7 +139,7 @@ def validation_reply(msg: Inbound, form: FormResult, errors: Sequence[FieldError
                  "refilled_form": refill_form(form, language, rules),
                  "accepted_dates": list(ACCEPTED_FORMS.get(language, ACCEPTED_FORMS["en"]))
                  if any(e.code.startswith("date") for e in errors) else [],
-                 "original_subject": msg.subject},
+                 "original_subject": msg.subject if subject is None else subject},
         in_reply_to=in_reply_to, references=references,
     )
     return Outcome("processed", "validation errors", notices=(notice,),
