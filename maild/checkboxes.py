@@ -42,17 +42,18 @@ def _marks(value: str) -> str:
 def options(value: str) -> list[tuple[str, bool | None]]:
     """The options in a choice text, each with True (ticked), False (unticked) or None (no mark).
 
-    Without marks the options are what the separators (/ 、 , ; |) divide; with marks, the text
-    between two marks is one option ("☑ Customer complaint ☐ Other")."""
+    The separators (/ 、 , ; |) divide options; with marks, so do the marks, and the text between
+    two marks is one option even with spaces in it ("☑ Customer complaint ☐ Other")."""
     text = _marks(unicodedata.normalize("NFC", value).strip())
     parts = _MARK.split(text)  # text, ticked, unticked, bracket, text, ...
     if len(parts) == 1:
         return [(word.strip(), None) for word in _SPLIT.split(text) if word.strip()]
     tokens: list[tuple[str, str]] = []  # ("mark", "1" | "0") or ("text", option)
     for index in range(0, len(parts), 4):
-        words = parts[index].strip(" \t\xa0\u3000" + _SEPARATORS)
-        if words:
-            tokens.append(("text", words))
+        for words in _SPLIT.split(parts[index]):  # "☑高/中/低": three options, one ticked
+            words = words.strip(" \t\xa0\u3000")
+            if words:
+                tokens.append(("text", words))
         if index + 3 < len(parts):
             ticked, bracket = parts[index + 1], parts[index + 3]
             tokens.append(("mark", "1" if ticked or bracket == "1" else "0"))

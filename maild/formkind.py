@@ -54,12 +54,16 @@ def detect_kind(subject: str, fields: Mapping[str, str], rules: FormRules,
 
 _SUBJECT_NOISE = re.compile(
     r"^\s*(?:(?:re|fw|fwd|aw|回复|回覆|答复|转发|轉發)\s*[:：]\s*|[\[【［][^\]】］]{1,20}[\]】］]\s*|"
-    r"(?:紧急|緊急|urgent)\s*[:：!！]\s*)+", re.IGNORECASE)
+    r"(?:紧急|緊急|urgent)\s*[:：!！]\s*|"
+    # maild's own subjects, when a reply corrects the form it asked about
+    r"(?:请修改后重发|請修改後重發|please fix and resend|请确认|please confirm)\s*[:：]\s*)+",
+    re.IGNORECASE)
+_MAILD_TAG = re.compile(r"\s*\[(?:D-[A-Z2-7]{8}|MD-\d{4,})[^\]]*\]")
 
 
 def strip_subject(subject: str, rules: FormRules) -> str:
     """The subject as a title: without Re:/Fwd:, [markers] and the form's own name."""
-    title = _SUBJECT_NOISE.sub("", subject or "").strip()
+    title = _SUBJECT_NOISE.sub("", _MAILD_TAG.sub("", subject or "")).strip()
     for template in rules.templates.values():
         for word in sorted(template.subject_words, key=len, reverse=True):
             title = title.replace(word, "")

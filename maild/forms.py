@@ -334,12 +334,18 @@ def _merge_html(reader: _Reader, page: _Reader, rules: FormRules) -> None:
                        in zip(reader.rows, page.rows, strict=True)]
     for key, value in page.fields.items():
         mine = reader.fields.get(key)
-        if mine is None or (key in rules.choices and not choose(mine, rules.choices[key])
-                            and choose(value, rules.choices[key])):
+        if mine is None or (not _answered(key, mine, rules) and _answered(key, value, rules)):
             reader.fields[key] = value
     reader.seen |= page.seen
     reader.tasks_label = reader.tasks_label or page.tasks_label
     reader.tasks_inline = reader.tasks_inline or page.tasks_inline
+
+
+def _answered(key: str, value: str, rules: FormRules) -> bool:
+    """Whether a choice field's text chooses something (当前进度 included)."""
+    if key == "progress":
+        return bool(percent_of(value))
+    return key in rules.choices and bool(choose(value, rules.choices[key]))
 
 
 def _complete(rows: list[tuple[TaskDraft | None, str]]) -> tuple[int, int]:

@@ -51,14 +51,17 @@ def plan(form: FormResult, sender: str, ctx: Any, now: datetime) -> Plan:
     participants = split_people(fields.get("participants", ""))
     tasks: list[dict[str, Any]] = []
     notes: list[dict[str, Any]] = []
-    uncertain = form.source == "kickoff" and bool(form.unread)
+    cooperation = fields.get("cooperation", "")
+    uncertain = form.source == "kickoff" and any(line in cooperation for line in form.unread)
     for number, draft in enumerate(form.tasks, start=1):
         owner_text = draft.owner
         if form.source == "kickoff":
             owner_text = _participant_for(draft.owner, participants, ctx) or draft.owner
         task, task_errors, task_notes = _task(draft, number, owner_text, kind, ctx, now)
-        reported = {(e.field, e.code) for e in errors if e.task is None}
-        errors.extend(e for e in task_errors if (e.field, e.code) not in reported)
+        # A field the form already reported missing (a task form's own owner) is named once.
+        missing = {e.field for e in errors if e.task is None and e.code == "missing"}
+        errors.extend(e for e in task_errors
+                      if not (e.field in missing and e.code in ("missing", "owner_missing")))
         if task is not None:
             tasks.append(task)
             notes.extend(task_notes)
