@@ -139,6 +139,8 @@ def main() -> int:
     print(f"overall: {correct} / {len(cases)} read correctly ({100 * correct / len(cases):.1f} %)")
     if misses:
         print("\nmisses:\n  " + "\n  ".join(misses))
+    print()
+    __import__("bench.accuracy_guide_new", fromlist=["run"]).run(config)  # the guide corpus
     return 0
 
 

@@ -35,221 +35,37 @@ Surprises worth knowing:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
-from .checkboxes import choose, has_marks, or_raw, percent_of, picked
+from .checkboxes import choose, or_raw, percent_of
+from .formhtml import merge_html, read_html
 from .formkind import detect_kind, strip_subject
 from .formprint import blank_form, refill_form
-from .formrules import LANGUAGES, ROW_KEYS, Choice, FormRules, Template, load_form_rules, norm
-from .formtables import Slot, cells, header, unfold
-from .htmltables import html_tables
+from .formreader import Reader
+from .formrules import LANGUAGES, Choice, FormRules, Template, load_form_rules
+from .formtables import unfold
+from .htmltext import html_to_text
 from .kickoff import read_kickoff
 from .model import FieldError, FormResult, ItemKind, TaskDraft
 
 __all__ = ["LANGUAGES", "Choice", "FormRules", "Template", "blank_form", "detect_kind",
            "load_form_rules", "read_form", "refill_form", "strip_subject"]
 
-# --------------------------------------------------------------------------------------------
-# Reading
-
-_LABEL_LINE = re.compile(
-    r"^\s*(?:[-*+•·●○■▪◦>]\s*|(?:\d{1,2}|[一二三四五六七八九十]{1,3})\s*[.、)）]\s*|[(（]\d{1,2}[)）]\s*)?"
-    r"(?:【(?P<bracket>[^】]{1,80})】\s*[:：]?|(?P<plain>[^:：|｜\t]{1,80}?)\s*[:：])\s*(?P<value>.*)$")
-_HINT = re.compile(r"[(（]([^)）]*)[)）]")
-_NUMBERED = re.compile(r"^\s*(?:\d{1,3}\s*[.、)）]|[(（]\d{1,3}[)）]|[-*•·●▪◦])\s*")
-_SEPARATOR = re.compile(r"^[\s|:+=-]*-{3,}[\s|:+=-]*$")
-_PROSE_END = re.compile(r"[。！？!?…:：]\s*$")
-_UNKNOWN_LABEL = re.compile(r"^[\w\u3400-\u9fff/（）() ]{1,12}$")
 # Columns whose value is a choice, and the choice list that normalises them.
 _CHOICE_COLUMNS = {"status": "status", "priority": "priority"}
 
 
-def _label(line: str, rules: FormRules) -> tuple[str, str, str] | None:
-    """(field, value, label as written) of a `Label: value` line with a known label."""
-    m = _LABEL_LINE.match(line)
-    if not m:
-        return None
-    written = m["bracket"] or m["plain"]
-    key = rules.field_index.get(norm(written))
-    if not key:
-        return None
-    value = m["value"].lstrip("*").strip()
-    hint = _HINT.search(written)
-    if not value and hint and has_marks(hint[1]) and picked(hint[1]):
-        value = hint[1]  # "优先级（□高☑中□低）：" ticked in the label itself
-    return key, value, written
-
-
-@dataclass
-class _Reader:
-    """The state of one pass over the lines of a body (local to one `read_form` call)."""
-
-    rules: FormRules
-    fields: dict[str, str] = field(default_factory=dict)
-    rows: list[tuple[TaskDraft | None, str]] = field(default_factory=list)  # None: malformed
-    seen: set[str] = field(default_factory=set)  # normalised labels met (for the signature)
-    unknown: list[str] = field(default_factory=list)  # "Foo: bar" lines with unknown labels
-    tasks_label: bool = False
-    tasks_inline: str = ""
-    current: str | None = None  # the field whose value continues on the next line
-    indent: int = 0  # of the current field's label line; deeper lines always continue it
-    in_tasks: bool = False  # after the tasks label
-    table: bool = False  # inside a table outside the tasks section
-    header: list[Slot] | None = None
-    above: dict[str, str] = field(default_factory=dict)  # the last row's item-level cells
-    block_rows: bool = False  # a row since the last blank line
-    strict: bool = False  # tasks section, after a blank line that followed rows
-
-    def line(self, raw: str) -> None:
-        text = raw.strip()
-        if not text:
-            self.current = None
-            self.strict = self.strict or (self.in_tasks and self.block_rows)
-            self.block_rows = False
-            if not self.in_tasks:
-                self.table, self.header = False, None
-            return
-        indent = len(raw) - len(raw.lstrip())
-        if self.current and indent > self.indent:
-            self.fields[self.current] += "\n" + text
-            return
-        label = _label(raw, self.rules)
-        if label:
-            self.seen.add(norm(label[2]))
-            self.field(label[0], label[1])
-            self.indent = indent
-            return
-        row, strong = cells(raw)
-        if _SEPARATOR.match(text):
-            return
-        slots = header(row, self.rules)
-        if slots:
-            self.seen.update(norm(c) for c, s in zip(row, slots, strict=True) if s)
-            self.header, self.table, self.current = slots, not self.in_tasks, None
-            self.above = {}
-            return
-        if self.in_tasks or self.table:
-            if len(row) >= 2 and (strong or not self.strict):
-                self.row(row, text)
-            elif self.in_tasks and not self.strict and (
-                    _NUMBERED.match(text) or (self.block_rows and not _PROSE_END.search(text))):
-                self.rows.append((None, text))
-            elif self.strict or self.table:
-                self.in_tasks = self.table = False  # the table is over; prose follows
-            return
-        if strong and sum(1 for c in row if c) >= 3:
-            self.table, self.current = True, None
-            self.row(row, text)
-        elif strong and len(row) == 2 and norm(row[0]) in self.rules.field_index:
-            self.seen.add(norm(row[0]))
-            self.fields.setdefault(self.rules.field_index[norm(row[0])], row[1])
-        elif self.current:
-            self.fields[self.current] += "\n" + text
-        else:
-            m = _LABEL_LINE.match(raw)
-            if m and m["plain"] and _UNKNOWN_LABEL.match(m["plain"]) and m["value"].strip():
-                self.unknown.append(text)
-
-    def field(self, key: str, value: str) -> None:
-        self.in_tasks = self.table = self.strict = self.block_rows = False
-        self.header, self.current = None, None
-        if key == "tasks":
-            self.tasks_label = self.in_tasks = True
-            row, _ = cells(value)
-            if len(row) >= 2:
-                self.row(row, value)
-            else:
-                self.tasks_inline = value
-        elif key not in self.fields:
-            self.fields[key], self.current = value, key
-
-    def row(self, row: list[str], raw: str) -> None:
-        self.block_rows = True
-        draft, row_fields, is_task = _task_row(row, self.header, self.rules, self.above)
-        self.above = row_fields
-        for key, value in row_fields.items():
-            self.fields.setdefault(key, value)
-        if is_task:
-            self.rows.append((draft, raw))
-
-
-def _task_row(row: list[str], slots: list[Slot] | None, rules: FormRules,
-              above: Mapping[str, str]) -> tuple[TaskDraft | None, dict[str, str], bool]:
-    """A row's task (None when malformed), the item-level cells it carries (empty ones repeat
-    `above`, the row before: Excel's merged cells), and whether it has any task cell at all (a
-    row of form fields only is no task)."""
-    if slots is None:
-        row = row[1:] if row and row[0].isdecimal() else row  # an index column
-        slots = [("column", name) for name in rules.column_order]
-    values: dict[str, dict[str, str]] = {"column": {}, "field": {}}
-    for cell, slot in zip(row, slots, strict=False):
-        if slot and cell:
-            values[slot[0]].setdefault(slot[1], cell)
-    row_fields = {**{k: v for k, v in above.items() if k != "title"}, **values["field"]}
-    columns = values["column"]
-    if "name" in columns:
-        columns["name"] = _NUMBERED.sub("", columns["name"]).strip()
-    if not all(columns.get(k) for k in ROW_KEYS):
-        return None, row_fields, any(columns.values())
-    draft = TaskDraft(columns["name"], columns["owner"], columns["deadline"],
-                      columns.get("deliverable", ""), columns.get("note", ""),
-                      status=columns.get("status", ""), progress=columns.get("progress", ""),
-                      priority=columns.get("priority", ""), feedback=columns.get("feedback", ""),
-                      row={k: v for k, v in row_fields.items() if k != "title"})
-    return draft, row_fields, True
-
-
-def _read_html(html: str, rules: FormRules, with_text: bool) -> _Reader:
-    """Fields and task rows from an HTML body (its text lines too when `with_text`)."""
-    grids, lines = html_tables(html)
-    reader = _Reader(rules)
-    if with_text:
-        for line in unfold(lines, rules):
-            reader.line(line)
-    for grid in grids:
-        at = next((i for i, row in enumerate(grid[:3]) if header(row, rules)), None)
-        slots = None if at is None else header(grid[at], rules)
-        above, body = (grid, []) if at is None else (grid[:at], grid[at + 1:])
-        if slots is None and any(sum(1 for c in row if c) >= 3 for row in grid) and not any(
-                _pairs(row, rules) for row in grid):
-            above, body = [], grid
-        for row in above:  # "label | value" tables (2 or 4 columns), a title row, or layout
-            for key, value, written in _pairs(row, rules):
-                reader.seen.add(norm(written))
-                reader.fields.setdefault(key, value)
-        if slots is not None:
-            reader.seen.update(norm(c) for c, s in zip(grid[at], slots, strict=True) if s)
-        reader.header, reader.above = slots, {}
-        for row in body:
-            reader.row(row, " | ".join(row))
-    return reader
-
-
-def _pairs(row: list[str], rules: FormRules) -> list[tuple[str, str, str]]:
-    """(field, value, label) of a row laid out label | value [| label | value]."""
-    found = []
-    for at in range(0, len(row) - 1, 2):
-        key = rules.field_index.get(norm(row[at]))
-        if key is not None and key != "tasks":
-            found.append((key, row[at + 1], row[at]))
-        elif row[at]:
-            break
-    return found
-
-
-# --------------------------------------------------------------------------------------------
-# The result
-
-
 def read_form(subject: str, text: str, rules: FormRules, html: str | None = None) -> FormResult:
     """The form in one email: kind, raw fields, task rows and what is missing or malformed."""
-    reader = _Reader(rules)
+    reader = Reader(rules)
     for line in unfold(text.splitlines(), rules):
         reader.line(line)
     if html:
-        _merge_html(reader, _read_html(html, rules, with_text=not text.strip()), rules)
+        # An HTML-only email's text is made from its HTML, tables merged cells and all.
+        derived = bool(text.strip()) and text.strip() == html_to_text(html).strip()
+        merge_html(reader, read_html(html, rules, with_text=not text.strip()), rules,
+                    derived or not text.strip())
     fields = {k: v.strip() for k, v in reader.fields.items() if v.strip()}
     probe = {**fields, "tasks": "yes"} if reader.rows or reader.tasks_label else fields
     kind = detect_kind(subject, probe, rules, reader.seen)
@@ -321,46 +137,6 @@ def form_errors(kind: ItemKind, fields: Mapping[str, str], drafts: tuple[TaskDra
     if kind is ItemKind.PROJECT and not drafts and not row_errors:
         errors.append(FieldError("tasks", "no_tasks", tasks_inline))
     return tuple(errors)
-
-
-def _merge_html(reader: _Reader, page: _Reader, rules: FormRules) -> None:
-    """Take the HTML's rows when they are more complete than the text's (spans expanded, ticks by
-    emphasis); its fields fill gaps, and a choice the text left unresolved."""
-    text_ok, page_ok = _complete(reader.rows), _complete(page.rows)
-    if page_ok[0] and page_ok > text_ok:
-        reader.rows = page.rows
-    elif page_ok == text_ok:  # the same table: a box ticked by emphasis is only in the HTML
-        reader.rows = [(_choices_from(mine, theirs), raw) for (mine, raw), (theirs, _)
-                       in zip(reader.rows, page.rows, strict=True)]
-    for key, value in page.fields.items():
-        mine = reader.fields.get(key)
-        if mine is None or (not _answered(key, mine, rules) and _answered(key, value, rules)):
-            reader.fields[key] = value
-    reader.seen |= page.seen
-    reader.tasks_label = reader.tasks_label or page.tasks_label
-    reader.tasks_inline = reader.tasks_inline or page.tasks_inline
-
-
-def _answered(key: str, value: str, rules: FormRules) -> bool:
-    """Whether a choice field's text chooses something (当前进度 included)."""
-    if key == "progress":
-        return bool(percent_of(value))
-    return key in rules.choices and bool(choose(value, rules.choices[key]))
-
-
-def _complete(rows: list[tuple[TaskDraft | None, str]]) -> tuple[int, int]:
-    """How complete a reading of the rows is: valid rows, then fewer malformed ones."""
-    valid = sum(1 for draft, _ in rows if draft)
-    return valid, valid - len(rows)
-
-
-def _choices_from(mine: TaskDraft | None, theirs: TaskDraft | None) -> TaskDraft | None:
-    """`mine`, with the choice cells it leaves unticked taken from the same row in `theirs`."""
-    if mine is None or theirs is None or mine.name != theirs.name:
-        return mine
-    changes = {key: getattr(theirs, key) for key in ("status", "priority", "progress")
-               if not picked(getattr(mine, key)) and picked(getattr(theirs, key))}
-    return replace(mine, **changes) if changes else mine
 
 
 def _normalised(draft: TaskDraft, rules: FormRules) -> TaskDraft:

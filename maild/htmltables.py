@@ -163,9 +163,17 @@ def _take(carry: dict[int, tuple[str, int]], col: int) -> str:
 def html_tables(html: str) -> tuple[list[list[list[str]]], list[str]]:
     """Every table as rows of cell texts (spans expanded, empty rows dropped), and the lines of
     text outside the tables."""
+    grids, lines, _ = html_tables_spans(html)
+    return grids, lines
+
+
+def html_tables_spans(html: str) -> tuple[list[list[list[str]]], list[str], list[bool]]:
+    """`html_tables`, and for each table whether it merges cells (a rowspan or colspan): its
+    text rendering (`htmltext`) then misaligns the cells, and only the grid is right."""
     parser = _HTMLTables()
     feed_html(parser, html)
     while parser.open:  # unclosed tables still count
         parser.handle_endtag("table")
     grids = [[cells for cells in _grid(table) if any(cells)] for table in parser.tables]
-    return grids, parser.lines
+    spans = [any(r > 1 or c > 1 for row in table for _, r, c in row) for table in parser.tables]
+    return grids, parser.lines, spans

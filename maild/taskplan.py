@@ -63,7 +63,7 @@ def plan(form: FormResult, sender: str, ctx: Any, now: datetime) -> Plan:
         errors.extend(e for e in task_errors
                       if not (e.field in missing and e.code in ("missing", "owner_missing")))
         if task is not None:
-            tasks.append(task)
+            tasks.append({**task, "_number": number})
             notes.extend(task_notes)
             uncertain = uncertain or (form.source == "kickoff" and any(
                 n["kind"] == "owner" and n["how"] not in _PLAIN_HOW for n in task_notes))
@@ -145,9 +145,12 @@ def _state(draft: TaskDraft) -> tuple[str, int]:
 def _groups(kind: ItemKind, fields: Mapping[str, str], participants: list[str],
             drafts: tuple[TaskDraft, ...], tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The items: one per row of a daily-task table, else one with every task."""
+    tasks = [dict(task) for task in tasks]
+    numbers = [task.pop("_number") for task in tasks]
     if kind is ItemKind.TASK and len(drafts) > 1:
         groups = []
-        for draft, task in zip(drafts, tasks, strict=True):
+        for number, task in zip(numbers, tasks, strict=True):
+            draft = drafts[number - 1]
             row_fields = {**{k: v for k, v in fields.items() if k not in _ROW_KEYS},
                           **dict(draft.row), "title": draft.name, "owner": draft.owner,
                           "deadline": draft.deadline}

@@ -876,6 +876,184 @@ def build_replies() -> None:
          note="a form in a reply to a person's email: the quoted one is not read")
 
 
+def build_more() -> None:
+    """A second batch, written before it was ever run: its first score is in the README."""
+    # template 1: 完成状态 as four tick columns under one merged header cell (an Excel form)
+    head1 = ('<tr><td rowspan="2"><b>项目名称</b></td><td rowspan="2"><b>发起人/部门</b></td>'
+             '<td rowspan="2"><b>参与人/部门</b></td><td rowspan="2"><b>沟通事项</b></td>'
+             '<td rowspan="2"><b>时间节点</b></td><td rowspan="2"><b>负责人</b></td>'
+             '<td colspan="4"><b>完成状态</b></td><td rowspan="2"><b>备注/问题反馈</b></td></tr>'
+             '<tr><td>未开始</td><td>进行中</td><td>已完成</td><td>延期</td></tr>')
+    body_rows = ('<tr><td rowspan="3">Q3新品推广项目</td><td rowspan="3">市场部*经理</td>'
+                 '<td rowspan="3">产品部、销售部、客服部</td><td>新品核心卖点提炼</td><td>8月10日前</td>'
+                 '<td>产品部*经理</td><td></td><td>√</td><td></td><td></td><td>需结合用户调研数据</td></tr>'
+                 '<tr><td>渠道推广方案制定</td><td>8月14日前</td><td>销售部*主管</td><td>√</td><td></td>'
+                 '<td></td><td></td><td>预算上限待财务部确认</td></tr>'
+                 '<tr><td>客诉应对流程培训</td><td>8月20日前</td><td>客服部*专员</td><td>√</td><td></td>'
+                 '<td></td><td></td><td>需产品部提供FAQ文档</td></tr>')
+    table = ('<table border="1" cellspacing="0" cellpadding="0" style="border-collapse:collapse">'
+             + head1 + body_rows + "</table>")
+    v = Variant(GUIDE.owners, ("8月10日前", "8月14日前", "8月20日前"), ("", "", ""),
+                (at(8, 10), at(8, 14), at(8, 20)), (WIP, AWAIT, AWAIT), "department*title",
+                "M月D日前", "√ in one of four status columns")
+    t1_case("t1/status_tick_columns_wps_html.eml", "wps", "html_table", "",
+            Email(LI, "跨部门项目协作沟通记录表", None, html_page("wps", "各位好：\n", table)), v)
+    # template 1 as the guide prints it, then a signature with a phone number
+    t1_case("t1/guide_print_signature_qq.eml", "qq", "word_cells", "",
+            Email(LI, "Q3新品推广项目 协作记录",
+                  word_cells(T1_HEADER, t1_rows(GUIDE), spaced=True, merged=3)
+                  + "\n\n\n谢谢！\n\n李娜\n市场部 经理\n电话：010-6255 8899"), GUIDE)
+    # template 1 in a markdown table with a separator row, goal line and one owner for two rows
+    v = Variant(("王喆", "王喆", "陈静"), ("8月10日前", "8月14日前", "8月20日前"),
+                ("☑未开始", "☑未开始", "☑未开始"), (at(8, 10), at(8, 14), at(8, 20)),
+                (AWAIT, AWAIT, AWAIT), "name", "M月D日前", "☑ one option",
+                addresses=(WANG, WANG, CHEN))
+    rows = t1_rows(v)
+    t1_case("t1/markdown_pipes_gmail.eml", "gmail", "label_lines+pipes", "",
+            Email(LI, "[项目] Q3新品推广项目",
+                  "**项目名称：** Q3新品推广项目\n**参与人/部门：** 产品部、销售部、客服部\n\n"
+                  "| 沟通事项 | 时间节点 | 负责人 | 完成状态 | 备注/问题反馈 |\n|---|---|---|---|---|\n"
+                  + "\n".join("| " + " | ".join(r[3:]) + " |" for r in rows) + "\n"), v)
+    # template 1 from Outlook with the owner column merged over two rows
+    own = ('<table class="MsoTableGrid" border="1" cellspacing="0" cellpadding="0">'
+           '<tr><td><b>沟通事项</b></td><td><b>时间节点</b></td><td><b>负责人</b></td>'
+           '<td><b>完成状态</b></td></tr>'
+           '<tr><td>新品核心卖点提炼</td><td>8月10日前</td><td rowspan="2">产品部*经理</td><td>□未开始</td></tr>'
+           '<tr><td>用户场景图</td><td>8月12日前</td><td>□未开始</td></tr>'
+           '<tr><td>渠道推广方案制定</td><td>8月14日前</td><td>销售部*主管</td><td>□未开始</td></tr></table>')
+    case("t1/outlook_html_owner_rowspan.eml", "outlook", "t1", "html_table", "zh",
+         Email(LI, "[项目] Q3新品推广项目", None,
+               html_page("outlook", "项目名称：Q3新品推广项目\n参与人/部门：产品部、销售部\n", own)),
+         checkbox="one option left", owner_form="department*title", date_form="M月D日前",
+         kind="new_item", item={"kind": "project", "title": "Q3新品推广项目"},
+         tasks=[task("新品核心卖点提炼", WANG, at(8, 10)), task("用户场景图", WANG, at(8, 12)),
+                task("渠道推广方案制定", ZHAO, at(8, 14))], items=1, errors=[])
+    # template 1, English, WPS HTML with merged cells
+    en_header = ("Project name", "Initiator/Dept", "Participants/Depts", "Matter", "Deadline",
+                 "Owner", "Status", "Notes/Issues")
+    en_rows = [["Q3 launch", "Li Na, Marketing", "Product, Sales", "Key selling points", "8/10",
+                "Wang Zhe", "In progress", ""],
+               ["Q3 launch", "Li Na, Marketing", "Product, Sales", "Channel plan", "8/14",
+                "Zhao Lei", "Not started", "budget tbc"]]
+    case("t1/en_wps_html_rowspan.eml", "wps", "t1", "html_table", "en",
+         Email(LI, "Q3 launch - project record", None,
+               html_page("wps", "Hi team,\n", html_table("wps", en_header, en_rows, merged=3))),
+         checkbox="plain option", owner_form="name", date_form="M/D", kind="new_item",
+         item={"kind": "project", "title": "Q3 launch"},
+         tasks=[task("Key selling points", WANG, at(8, 10), WIP),
+                task("Channel plan", ZHAO, at(8, 14))], items=1, errors=[])
+    # template 2: progress in words, name with title in brackets, an address
+    t2_case("t2/label_lines_progress_in_words_outlook.eml", "outlook", "label_lines",
+            Email(WU, "[任务] 月度客户满意度报告",
+                  "任务名称：月度客户满意度报告\n发起人：运营部 吴芳\n负责人：孙悦（数据部分析师）\n优先级：高\n"
+                  "截止日期：8月10日\n当前进度：已经做了一大半，大约70%\n完成情况简述：数据收集已完成，待分析\n"),
+            [task("月度客户满意度报告", SUN, at(8, 10), WIP, progress=70, priority="high")],
+            checkbox="none (words)", owner_form="name (dept title)", date_form="M月D日")
+    t2_case("t2/two_row_163_html.eml", "163", "two_row",
+            Email(WU, "日常任务同步跟进表", None,
+                  html_page("163", "", html_table("163", T2_HEADER, [[
+                      "供应商对账", "运营部 吴芳", "zhou.min@corp.example", "□高☑中□低", "8月12日",
+                      "☑25%", "7月对账单已收齐", "7月27日"]]))),
+            [task("供应商对账", ZHOU, at(8, 12), WIP, progress=25, priority="medium")],
+            checkbox="☑ before", owner_form="address", date_form="M月D日")
+    merged_initiator = ('<table border="1" cellspacing="0" cellpadding="0">'
+                        '<tr><td>任务名称</td><td>发起人</td><td>负责人</td><td>优先级</td><td>截止日期</td>'
+                        '<td>当前进度</td></tr>'
+                        '<tr><td>7月考勤汇总</td><td rowspan="2">行政部*主管</td><td>孙悦</td><td>中</td>'
+                        '<td>7月31日</td><td>50%</td></tr>'
+                        '<tr><td>工位调整通知</td><td>郑涛</td><td>低</td><td>8月3日</td><td>0%</td></tr>'
+                        '</table>')
+    t2_case("t2/foxmail_html_initiator_rowspan.eml", "foxmail", "html_table",
+            Email(ZHENG, "日常任务同步跟进表", None, html_page("foxmail", "", merged_initiator)),
+            [task("7月考勤汇总", SUN, at(7, 31), WIP, progress=50, priority="medium"),
+             task("工位调整通知", ZHENG, at(8, 3), AWAIT, progress=0, priority="low")],
+            checkbox="plain option", owner_form="name", date_form="M月D日")
+    t2_case("t2/en_label_lines_ticks_after_apple.eml", "apple", "label_lines",
+            Email(WU, "[Task] Update the supplier list",
+                  "Task: Update the supplier list\nOwner: Zheng Tao\nPriority: High ☐ Medium ☑ Low ☐\n"
+                  "Due date: Aug 12\nProgress: 0% ☑\n"),
+            [task("Update the supplier list", ZHENG, at(8, 12), AWAIT, progress=0,
+                  priority="medium")], language="en", checkbox="☑ after",
+            owner_form="name", date_form="English")
+    t2_case("t2/word_cells_guide_compact_thunderbird.eml", "thunderbird", "word_cells",
+            Email(WU, "日常任务同步跟进表", word_cells(T2_HEADER, [list(r) for r in T2_GUIDE],
+                                                        spaced=False)), T2_TASKS,
+            checkbox="one option left", owner_form="department*title", date_form="M月D日")
+    t2_case("t2/excel_fullwidth_dates_qq.eml", "qq", "excel_tabs",
+            Email(WU, "[任务] 本周", tabs(T2_HEADER, [
+                ["月度客户满意度报告", "运营部*专员", "孙悦", "高", "７月３０日", "７５％", "", ""],
+                ["办公设备采购申请", "行政部*主管", "周敏", "中", "８月５日", "５０％", "", ""]])),
+            [task("月度客户满意度报告", SUN, at(7, 30), WIP, progress=75, priority="high"),
+             task("办公设备采购申请", ZHOU, at(8, 5), WIP, progress=50, priority="medium")],
+            checkbox="plain option", owner_form="name", date_form="full-width")
+    # template 3: more ETAs and layouts
+    t3_case("t3/label_lines_eod_163.eml", "163", "label_lines",
+            Email(CHEN, "紧急：客服热线排队过长",
+                  "紧急事务类型：□客诉 □系统故障 □舆情 ☑其他\n发起人：客服部 陈静\n"
+                  "事务描述（含影响范围）：热线排队超过20分钟，全国用户\n响应人：赵磊\n"
+                  "处理方案（含步骤、责任人、时间）：临时增加坐席（赵磊，1小时内）\n预计完成时间：今天下班前\n"),
+            "客服热线排队过长", ZHAO, at(7, 27, 18), "other", checkbox="☑ among options",
+            owner_form="name", date_form="今天下班前")
+    t3_case("t3/word_cells_spaced_outlook.eml", "outlook", "word_cells",
+            Email(CHEN, "[紧急] 优惠券被刷",
+                  word_cells(T3_HEADER, [["☑其他", "客服部*专员", "优惠券接口被批量刷取，已损失约2万元",
+                                          "王喆", "1.下线接口 2.核查订单", "30分钟内"]], spaced=True)),
+            "优惠券被刷", WANG, at(7, 27, 9, 30), "other", checkbox="☑ before",
+            owner_form="name", date_form="N分钟内")
+    t3_case("t3/excel_two_row_wps_html.eml", "wps", "two_row",
+            Email(CHEN, "紧急事务处理快速响应表 - 物流延迟", None,
+                  html_page("wps", "", html_table("wps", T3_HEADER, [[
+                      "客诉", "客服部*专员", "华南仓发货延迟，约500单超时", "客服部", "逐一致电安抚，补发优惠券",
+                      "明天18点"]]))),
+            "物流延迟", CHEN, at(7, 28, 18), "customer_complaint", checkbox="plain option",
+            owner_form="department", date_form="明天N点")
+    # kickoff: bullet lines with a colon after the department, dates as 8.10
+    case("kickoff/bullets_colon_dates_qq.eml", "qq", "kickoff", "kickoff_lines", "zh",
+         Email(LI, "Q3新品推广项目启动会",
+               "事项：Q3新品推广项目启动会\n发起人：市场部 李娜\n参与人：产品部、销售部、客服部\n"
+               "背景：新品8月上市\n需配合：\n- 产品部：8.10前输出核心卖点\n- 销售部：8.14前提交渠道需求\n"
+               "- 客服部：8.20前准备FAQ\n"),
+         owner_form="department", date_form="M.D前", kind="new_item",
+         item={"kind": "project", "title": "Q3新品推广项目启动会"},
+         tasks=[task("输出核心卖点", WANG, at(8, 10)), task("提交渠道需求", ZHAO, at(8, 14)),
+                task("准备FAQ", CHEN, at(8, 20))], items=1, confirm=True, errors=[])
+    case("kickoff/163_html.eml", "163", "kickoff", "kickoff_html", "zh",
+         Email(LI, "启动会：Q3新品推广项目", None,
+               html_page("163", KICKOFF.format(name="星耀", clauses="产品部8月10日前输出核心卖点；"
+                                                                  "销售部两周内提交渠道需求"), "")),
+         owner_form="department", date_form="M月D日前 / 两周内", kind="new_item",
+         item={"kind": "project", "title": "Q3新品推广项目启动会"},
+         tasks=[task("输出核心卖点", WANG, at(8, 10)), task("提交渠道需求", ZHAO, at(8, 10))],
+         items=1, confirm=True, errors=[])
+    # bad input
+    case("bad/row_without_owner_foxmail.eml", "foxmail", "t1", "excel_tabs", "zh",
+         Email(LI, "[项目] Q3新品推广项目",
+               "项目名称：Q3新品推广项目\n" + tabs(T1_HEADER[3:6], [["新品核心卖点提炼", "8月10日前", "王喆"],
+                                                         ["渠道推广方案制定", "8月14日前", ""]])),
+         owner_form="missing", kind="new_item", item={"kind": "project"},
+         errors=["task_malformed"])
+    case("bad/two_owners_slash_qq.eml", "qq", "t2", "label_lines", "zh",
+         Email(WU, "[任务] 月度报告", "任务名称：月度报告\n负责人：孙悦/周敏\n截止日期：8月10日\n"),
+         owner_form="two people", kind="new_item", item={"kind": "task"}, errors=["owner_many"])
+    case("bad/en_asap_gmail.eml", "gmail", "t3", "label_lines", "en",
+         Email(CHEN, "[Urgent] Mail server down",
+               "Emergency type: System outage\nResponder: Wang Zhe\nETA: ASAP\n"),
+         date_form="vague", kind="new_item", item={"kind": "emergency"},
+         errors=["date_unparseable"])
+    case("bad/unknown_department_role_outlook.eml", "outlook", "t1", "label_lines+pipes", "zh",
+         Email(LI, "[项目] 合同归档",
+               "项目名称：合同归档\n任务分配：\n沟通事项 | 时间节点 | 负责人\n合同扫描 | 8月14日前 | 法务部*经理\n"),
+         owner_form="unknown department", kind="new_item", item={"kind": "project"},
+         errors=["owner_unknown"])
+    # a form forwarded: it is in the forwarded part, and read
+    fwd = ("转给协作邮箱登记一下。\n\n-------- 转发的邮件 --------\n主题：日常任务\n日期：2026-07-24 17:00\n"
+           "发件人：郑涛 <zheng.tao@corp.example>\n\n任务名称：工位调整通知\n负责人：郑涛\n截止日期：8月3日\n")
+    case("reply/forwarded_form_thunderbird.eml", "thunderbird", "t2", "forwarded", "zh",
+         Email(WU, "Fwd: 日常任务", fwd), owner_form="name", date_form="M月D日", kind="new_item",
+         item={"kind": "task", "title": "工位调整通知"}, tasks=[task("工位调整通知", ZHENG, at(8, 3))],
+         items=1, errors=[])
+
+
 # --------------------------------------------------------------------------------------------
 # Output
 
@@ -917,6 +1095,7 @@ def main() -> int:
     build_kickoff()
     build_bad()
     build_replies()
+    build_more()
     if OUT.exists():
         shutil.rmtree(OUT)
     blocks = [HEADER]
