@@ -43,6 +43,17 @@ def _label(line: str, rules: FormRules) -> tuple[str, str, str] | None:
     return key, value, written
 
 
+# Fields whose value is one line: a "Foo: bar" line after them is not their continuation.
+_ONE_LINE = frozenset({"title", "initiator", "owner", "priority", "deadline", "progress",
+                       "status", "feedback", "emergency_type", "responder", "eta"})
+
+
+def _unknown_label(line: str) -> bool:
+    """Whether a line reads "Label: value" with a short label this form does not know."""
+    m = _LABEL_LINE.match(line)
+    return bool(m and m["plain"] and _UNKNOWN_LABEL.match(m["plain"]) and m["value"].strip())
+
+
 @dataclass
 class Reader:
     """The state of one pass over the lines of a body (local to one `read_form` call)."""
@@ -107,12 +118,11 @@ class Reader:
         elif strong and len(row) == 2 and norm(row[0]) in self.rules.field_index:
             self.seen.add(norm(row[0]))
             self.fields.setdefault(self.rules.field_index[norm(row[0])], row[1])
-        elif self.current:
+        elif self.current and not (self.current in _ONE_LINE and _unknown_label(raw)):
             self.fields[self.current] += "\n" + text
-        else:
-            m = _LABEL_LINE.match(raw)
-            if m and m["plain"] and _UNKNOWN_LABEL.match(m["plain"]) and m["value"].strip():
-                self.unknown.append(text)
+        elif _unknown_label(raw):
+            self.current = None  # "会议室: 3楼" after 优先级：高 is not part of the priority
+            self.unknown.append(text)
 
     def field(self, key: str, value: str) -> None:
         self.in_tasks = self.table = self.strict = self.block_rows = False
