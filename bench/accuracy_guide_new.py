@@ -59,14 +59,6 @@ def check_guide_case(case: Mapping[str, Any], result: Mapping[str, Any]) -> list
     return problems
 
 
-def _table(title: str, counts: Mapping[str, list[int]]) -> list[str]:
-    lines = [f"{title:<18} correct / total"]
-    for name in sorted(counts):
-        ok, total = counts[name]
-        lines.append(f"  {name:<28} {ok:>3} / {total:<3} {100 * ok / total:5.1f} %")
-    return lines
-
-
 def run(config: Any | None = None, *, quiet: bool = False) -> dict[str, Any]:
     """Score the corpus; print per template, shape, language (… date form) unless `quiet`."""
     sys.path.insert(0, str(ROOT))
@@ -89,6 +81,8 @@ def run(config: Any | None = None, *, quiet: bool = False) -> dict[str, Any]:
     correct = len(cases) - len(misses)
     if not quiet:
         print("guide corpus: new items (tests/data/guide/new/)")
+        from bench.accuracy import _table
+
         for dimension in DIMENSIONS:
             print("\n".join(_table(dimension.replace("_", " "), by[dimension])))
             print()

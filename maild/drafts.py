@@ -133,7 +133,7 @@ def answer_draft(msg: Inbound, decision: DraftReply, draft: Mapping[str, Any] | 
     if msg.from_addr != draft["initiator"]:
         return _answer(msg, draft, "not_yours", language)
     if draft["state"] == "used":
-        return _answer(msg, draft, "used", language, items=draft.get("items", []))
+        return _answer(msg, draft, "used", language, item_ids=draft.get("items", []))
     if now - datetime.fromisoformat(draft["created_at"]) > timedelta(days=ctx.draft_days):
         expired = {**draft, "state": "expired", "updated_at": now.isoformat()}
         outcome = _answer(msg, draft, "expired", language)

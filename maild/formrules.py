@@ -89,18 +89,12 @@ def load_form_rules(data: Mapping[str, Any]) -> FormRules:
         unknown = set(fields + required) - set(labels)
         if unknown:
             raise ValueError(f"forms: template {name}: unknown fields {sorted(unknown)}")
-        own = {lang: dict(v) for lang, v in spec.get("labels", {}).items()}
-        for over in own.values():
-            for key, label in over.items():
-                _index(field_index, key, [label], f"templates.{name}.labels")
+        own = _own_labels(spec, "labels", field_index, name)
         columns = tuple(spec.get("columns", ()))
         strange = set(columns) - set(column_labels) - set(labels)
         if strange:
             raise ValueError(f"forms: template {name}: unknown columns {sorted(strange)}")
-        own_columns = {lang: dict(v) for lang, v in spec.get("column_labels", {}).items()}
-        for over in own_columns.values():
-            for key, label in over.items():
-                _index(column_index, key, [label], f"templates.{name}.column_labels")
+        own_columns = _own_labels(spec, "column_labels", column_index, name)
         templates[kind] = Template(
             kind, _names_of(spec, f"templates.{name}"), tuple(spec.get("markers", ())), fields,
             required, own, tuple(spec.get("subject_words", ())),
@@ -127,6 +121,16 @@ def _named(data: Mapping[str, Any], section: str) -> tuple[dict[str, dict[str, s
         labels[key] = _names_of(spec, f"{section}.{key}")
         _index(index, key, [*labels[key].values(), *spec.get("aliases", ())], section)
     return labels, index
+
+
+def _own_labels(spec: Mapping[str, Any], section: str, index: dict[str, str],
+                template: str) -> dict[str, dict[str, str]]:
+    """A template's own labels (language → key → label), added to the labels it is read by."""
+    own = {lang: dict(v) for lang, v in spec.get(section, {}).items()}
+    for over in own.values():
+        for key, label in over.items():
+            _index(index, key, [label], f"templates.{template}.{section}")
+    return own
 
 
 def _names_of(spec: Mapping[str, Any], where: str) -> dict[str, str]:

@@ -43,14 +43,14 @@ Context contract (`Notice.context`; keys marked ? are optional):
   forms        [{name, kind?, text, header? [column], subject?}], unrecognised?, recognised?,
                unread?, original_subject? (templates).  excerpt?  str (not_understood).
   draft, notes (draft_confirm): draft {id, kind, title, participants, tasks [task], unread};
-  situation (used|expired|not_yours|not_understood|unknown), items? [id] (draft_answer).
+  situation (used|expired|not_yours|not_understood|unknown), item_ids? [id] (draft_answer).
   recipient, code, server_message, failed_subject? (delivery_failed).
   action? str, allowed? [str] (refused).
 
 Per template: receipt(item, warnings?), confirm_request(item, task), confirmed(item, task, actor?),
 declined(item, task, reason, actor?), command_ack(item, command, task?, actor?, reason?),
 validation_error(errors, field_labels?, accepted_dates?, refilled_form?, original_subject?),
-templates(forms), draft_confirm(draft, notes), draft_answer(situation, items?, original_subject),
+templates(forms), draft_confirm(draft, notes), draft_answer(situation, item_ids?, original_subject),
 delivery_failed(item, recipient, code, server_message, task?, failed_subject?),
 refused(reason?, action?, allowed?, item?), not_understood(item?, excerpt?).
 
@@ -131,7 +131,7 @@ _CONTEXT_DEFAULTS: Mapping[str, Any] = MappingProxyType(
     | dict.fromkeys(("reason", "refilled_form", "original_subject", "excerpt", "action"), "")
     | dict.fromkeys(("recipient", "code", "server_message", "failed_subject"), "")
     | dict.fromkeys(("token_problem", "situation", "draft_id"), "")
-    | dict.fromkeys(("items", "notes", "suggestions", "unread"), ())
+    | dict.fromkeys(("items", "notes", "suggestions", "unread", "item_ids"), ())
     | {"field_labels": MappingProxyType({}), "button_addresses": MappingProxyType({}),
        "entries": (), "recognised": None, "unrecognised": False, "draft": None}
 )

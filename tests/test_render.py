@@ -148,7 +148,7 @@ def context_for(kind: str) -> dict[str, Any]:
             "notes": [{"task": "T-1", "kind": "owner", "text": "产品部", "name": "王喆",
                        "how": "department head", "group": 0}],
             "original_subject": "Q3启动会"},
-        "draft_answer": {"situation": "used", "items": ["MD-0012"], "draft_id": "D-7K3F9QAB",
+        "draft_answer": {"situation": "used", "item_ids": ["MD-0012"], "draft_id": "D-7K3F9QAB",
                          "original_subject": f"Q3启动会 {SCRIPT} {JINJA}"},
     }
     return contexts[kind]
