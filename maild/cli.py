@@ -184,6 +184,12 @@ def _run(config: Any) -> int:
     return 0
 
 
+def _new_item_defaults() -> dict[str, Any]:
+    """For a new item: how many items it makes, whether it waits for a one-word confirmation,
+    the receipt's notes, what could not be read. Every reading has these keys (stable schema)."""
+    return {"items": 0, "confirm": False, "notes": [], "unread": []}
+
+
 def inspect_email(raw: bytes, config: Any, now: datetime, *,
                   now_from_email: bool = False) -> dict[str, Any]:
     """The stable `inspect --json` reading of one email (no state read or written); with
@@ -211,7 +217,7 @@ def inspect_email(raw: bytes, config: Any, now: datetime, *,
                      max_header_bytes=config.max_header_bytes)
     except DecodeError as exc:
         return {"kind": "unrecognized", "language": "en", "command": None, "new_text": "",
-                "item": None, "errors": [f"undecodable: {exc.reason}"]}
+                "item": None, "errors": [f"undecodable: {exc.reason}"], **_new_item_defaults()}
     if now_from_email and msg.date is not None:
         now = msg.date.astimezone(config.tz)
     secret = b"inspect"
@@ -224,7 +230,8 @@ def inspect_email(raw: bytes, config: Any, now: datetime, *,
     text = new_text(msg.text, msg.html)
     result: dict[str, Any] = {"kind": inspect_kind(decision),
                               "language": language_of(msg.subject, text),
-                              "command": None, "new_text": text, "item": None, "errors": []}
+                              "command": None, "new_text": text, "item": None, "errors": [],
+                              **_new_item_defaults()}
     if isinstance(decision, Reply):
         result["command"] = decision.command.to_dict() if decision.command else None
         result["item"] = ({"id": decision.item_id, "task": decision.task_id}

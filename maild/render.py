@@ -47,7 +47,8 @@ Context contract (`Notice.context`; keys marked ? are optional):
   recipient, code, server_message, failed_subject? (delivery_failed).
   action? str, allowed? [str] (refused).
 
-Per template: receipt(item, warnings?), confirm_request(item, task), confirmed(item, task, actor?),
+Per template: receipt(item?, items?, notes?, suggestions?), confirm_request(item, task),
+confirmed(item, task, actor?),
 declined(item, task, reason, actor?), command_ack(item, command, task?, actor?, reason?),
 validation_error(errors, field_labels?, accepted_dates?, refilled_form?, original_subject?),
 templates(forms), draft_confirm(draft, notes), draft_answer(situation, item_ids?, original_subject),
@@ -127,7 +128,7 @@ _TASK_DEFAULTS: Mapping[str, Any] = MappingProxyType(
 )
 _CONTEXT_DEFAULTS: Mapping[str, Any] = MappingProxyType(
     dict.fromkeys(("item", "task", "actor", "command", "own"), None)
-    | dict.fromkeys(("warnings", "errors", "accepted_dates", "forms", "allowed"), ())
+    | dict.fromkeys(("errors", "accepted_dates", "forms", "allowed"), ())
     | dict.fromkeys(("reason", "refilled_form", "original_subject", "excerpt", "action"), "")
     | dict.fromkeys(("recipient", "code", "server_message", "failed_subject"), "")
     | dict.fromkeys(("token_problem", "situation", "draft_id"), "")

@@ -61,7 +61,8 @@ from .workcal import WorkCalendar, load_calendar
 log = logging.getLogger("maild.service")
 
 # Replies to a sender that are not about a task they own; these are rate-limited per sender.
-UNSOLICITED_TEMPLATES = frozenset({"validation_error", "templates", "not_understood", "refused"})
+UNSOLICITED_TEMPLATES = frozenset({"validation_error", "templates", "not_understood", "refused",
+                                   "draft_answer"})
 CRASHPOINTS = ("after_fetch", "after_parse", "mid_db_write", "after_commit", "after_outbox_write",
                "after_smtp_250", "before_move")
 
