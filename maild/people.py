@@ -22,8 +22,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from functools import cached_property
+from dataclasses import dataclass, field
 from typing import Any
 
 from .model import Person
@@ -55,6 +54,45 @@ class OwnerMatch:
 @dataclass(frozen=True)
 class Directory:
     people: tuple[Person, ...]
+    # Indexes built once: a synced directory has thousands of people, and every owner named in
+    # an email is resolved. address → person (an alias that is an address, a secondary address
+    # from the directory sync, finds its person too); squashed key → people (`_keys`, in
+    # directory order); each person's keys that may appear inside a longer text; department →
+    # its members; the titles people hold, longest first.
+    _by_address: dict[str, Person] = field(init=False, repr=False, compare=False)
+    _by_key: dict[str, list[Person]] = field(init=False, repr=False, compare=False)
+    _inner_keys: tuple[tuple[Person, tuple[str, ...]], ...] = field(init=False, repr=False,
+                                                                    compare=False)
+    _departments: dict[str, list[Person]] = field(init=False, repr=False, compare=False)
+    _titles: tuple[str, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        index: dict[str, Person] = {}
+        for person in self.people:
+            for alias in person.aliases:
+                if "@" in alias:
+                    index.setdefault(alias.lower(), person)
+        index.update((p.address, p) for p in reversed(self.people))  # the first of an address wins
+        object.__setattr__(self, "_by_address", index)
+        by_key: dict[str, list[Person]] = {}
+        inner = []
+        members: dict[str, list[Person]] = {}
+        for person in self.people:
+            keys = tuple(dict.fromkeys(_keys(person)))
+            for key in keys:
+                if key:
+                    by_key.setdefault(key, []).append(person)
+            department = _squash(person.department)
+            inner.append((person, tuple(k for k in keys if k and len(k) >= 2 and k != department)))
+            if department:
+                members.setdefault(department, []).append(person)
+        object.__setattr__(self, "_by_key", by_key)
+        object.__setattr__(self, "_inner_keys", tuple(inner))
+        # longest first: "人力资源部" before "人力资源"
+        object.__setattr__(self, "_departments", dict(sorted(members.items(),
+                                                             key=lambda kv: -len(kv[0]))))
+        titles = {_squash(p.title) for p in self.people if p.title} | set(COMMON_TITLES)
+        object.__setattr__(self, "_titles", tuple(sorted(titles, key=len, reverse=True)))
 
     @classmethod
     def from_toml(cls, data: Mapping[str, Any]) -> Directory:
@@ -70,32 +108,6 @@ class Directory:
                 title=str(entry.get("title", "")),
             ))
         return cls(tuple(people))
-
-    @cached_property
-    def _by_address(self) -> dict[str, Person]:
-        return {p.address: p for p in reversed(self.people)}
-
-    @cached_property
-    def _by_key(self) -> dict[str, list[Person]]:
-        index: dict[str, list[Person]] = {}
-        for person in self.people:
-            for key in dict.fromkeys(_keys(person)):
-                if key:
-                    index.setdefault(key, []).append(person)
-        return index
-
-    @cached_property
-    def _departments(self) -> dict[str, list[Person]]:
-        members: dict[str, list[Person]] = {}
-        for person in self.people:
-            if person.department:
-                members.setdefault(_squash(person.department), []).append(person)
-        return members
-
-    @cached_property
-    def _titles(self) -> tuple[str, ...]:
-        titles = {_squash(p.title) for p in self.people if p.title} | set(COMMON_TITLES)
-        return tuple(sorted(titles, key=len, reverse=True))
 
     def by_address(self, address: str) -> Person | None:
         return self._by_address.get(address.lower())
@@ -142,17 +154,14 @@ class Directory:
         if by_role.people or by_role.how:
             return by_role
         # "销售部主管赵磊", "赵磊 (销售部)": a name (or alias) appears inside the text.
-        contained = [p for p in self.people
-                     if any(k and len(k) >= 2 and k in key for k in _keys(p)
-                            if k != _squash(p.department))]
+        contained = [p for p, keys in self._inner_keys if any(k in key for k in keys)]
         return OwnerMatch(tuple(contained), "contained" if contained else "")
 
     def _by_role(self, text: str) -> OwnerMatch:
         """Department, name or surname, and title: "产品部*经理", "王喆经理", "客服部"."""
         masked = bool(_MASK_RE.search(text))
         key = _squash(_MASK_RE.sub("", text))
-        department = next((d for d in sorted(self._departments, key=len, reverse=True)
-                           if key.startswith(d)), "")
+        department = next((d for d in self._departments if key.startswith(d)), "")
         rest = key[len(department):]
         title = next((t for t in self._titles if t and rest.endswith(t) and t != rest
                       or t == rest), "")
