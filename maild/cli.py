@@ -37,7 +37,9 @@ EXAMPLES = {
             "  maild demo --once --scenario full   # a simulated week, through to the archive",
     "mailserver": "maild mailserver        # terminal 1: embedded IMAP+SMTP only\n"
                   "  maild run --attach      # terminal 2: the daemon, using it",
-    "inspect": "maild inspect tests/data/new_project_zh.eml --json",
+    "inspect": "maild inspect tests/data/new_project_zh.eml --json\n"
+               "  maild inspect form.eml --now 2026-07-27T09:00   # relative dates as of then\n"
+               "  maild inspect form.eml --now email   # as of the email's own Date",
     "directory": "maild directory sync --dry-run     # LDAP / AD: what would change\n"
                  "  maild directory import hr/people.csv   # an HR export (UTF-8 or GBK)\n"
                  "  maild directory check",
@@ -134,6 +136,10 @@ def build_parser() -> argparse.ArgumentParser:
     inspect = add("inspect", "Show how maild reads an email, without touching any state.")
     inspect.add_argument("file", type=Path, help="an .eml file ('-' for standard input)")
     inspect.add_argument("--json", action="store_true", help="print the stable JSON schema")
+    inspect.add_argument("--now", metavar="ISO|email", default=None,
+                         help="read relative dates (下周三, 两周内, 月底) as of this time (ISO "
+                              "8601, the config's timezone when none is given), or 'email' for "
+                              "the email's own Date header; default: the current time")
     add_ops_commands(add)
     add_report_commands(add)
     add_oauth_command(add)
@@ -272,11 +278,20 @@ def _run(config: Any, *, attach: bool = False) -> int:
     return 0
 
 
-def inspect_email(raw: bytes, config: Any, now: datetime) -> dict[str, Any]:
-    """The stable `inspect --json` reading of one email (no state read or written)."""
-    from . import intake, workflow
+def _new_item_defaults() -> dict[str, Any]:
+    """For a new item: how many items it makes, whether it waits for a one-word confirmation,
+    the receipt's notes, what could not be read. Every reading has these keys (stable schema)."""
+    return {"items": 0, "confirm": False, "notes": [], "unread": []}
+
+
+def inspect_email(raw: bytes, config: Any, now: datetime, *,
+                  now_from_email: bool = False) -> dict[str, Any]:
+    """The stable `inspect --json` reading of one email (no state read or written); with
+    `now_from_email`, relative dates are read as of the email's own Date (else `now`)."""
+    from . import workflow
     from .classify import (
         ClassifyContext,
+        DraftReply,
         HelpRequest,
         NewItem,
         Reply,
@@ -288,6 +303,7 @@ def inspect_email(raw: bytes, config: Any, now: datetime) -> dict[str, Any]:
     from .decode import DecodeError, decode
     from .reply import new_text
     from .service import Rules
+    from .taskplan import plan
 
     rules = Rules.from_config(config)
     try:
@@ -295,7 +311,9 @@ def inspect_email(raw: bytes, config: Any, now: datetime) -> dict[str, Any]:
                      max_header_bytes=config.max_header_bytes)
     except DecodeError as exc:
         return {"kind": "unrecognized", "language": "en", "command": None, "new_text": "",
-                "item": None, "errors": [f"undecodable: {exc.reason}"]}
+                "item": None, "errors": [f"undecodable: {exc.reason}"], **_new_item_defaults()}
+    if now_from_email and msg.date is not None:
+        now = msg.date.astimezone(config.tz)
     secret = b"inspect"
     ctx = ClassifyContext(
         inbox_address=config.inbox_address, secret=secret, allowed_domains=(),
@@ -306,29 +324,37 @@ def inspect_email(raw: bytes, config: Any, now: datetime) -> dict[str, Any]:
     text = new_text(msg.text, msg.html)
     result: dict[str, Any] = {"kind": inspect_kind(decision),
                               "language": language_of(msg.subject, text),
-                              "command": None, "new_text": text, "item": None, "errors": []}
+                              "command": None, "new_text": text, "item": None, "errors": [],
+                              **_new_item_defaults()}
     if isinstance(decision, Reply):
         result["command"] = decision.command.to_dict() if decision.command else None
         result["commands"] = [command.to_dict() for command in decision.commands]
         result["unread"] = list(decision.unread)
         result["item"] = ({"id": decision.item_id, "task": decision.task_id}
                           if decision.item_id else None)
-    elif isinstance(decision, NewItem):
+    elif isinstance(decision, NewItem | DraftReply) and decision.form.kind is not None:
         form = decision.form
         wctx = workflow.WorkflowContext(inbox_address=config.inbox_address, secret=secret,
                                         people=rules.people, form_rules=rules.form_rules,
-                                        workday_end=config.workday_end)
-        outcome = intake.start_item(msg, decision, "MD-0000", wctx, now)
+                                        workday_end=config.workday_end,
+                                        workdays=rules.calendar.is_workday)
+        laid_out = plan(form, msg.from_addr, wctx, now)
+        planned = [task for group in laid_out.groups for task in group["tasks"]]
         tasks = [{"name": t.name, "owner": t.owner, "deadline": t.deadline,
                   "deliverable": t.deliverable} for t in form.tasks]
-        if outcome.items:
-            for raw_task, task in zip(tasks, outcome.items[0]["tasks"], strict=False):
-                raw_task.update(owner_address=task["owner"], deadline_at=task["deadline"])
+        if not laid_out.errors:
+            for raw_task, task in zip(tasks, planned, strict=False):
+                raw_task.update(owner_address=task["owner"], deadline_at=task["deadline"],
+                                state=task["state"], progress=task["progress"])
+                raw_task.update({k: task[k] for k in ("priority",) if k in task})
         result["item"] = {"kind": form.kind.value if form.kind else None, **dict(form.fields),
                           "tasks": tasks}
-        for notice in outcome.notices:
-            if notice.template == "validation_error":
-                result["errors"] = list(notice.context["errors"])
+        result["items"] = len(laid_out.groups) if not laid_out.errors else 0
+        result["confirm"] = bool(laid_out.uncertain and not laid_out.errors)
+        result["notes"] = [{k: v for k, v in note.items() if k != "group"}
+                           for note in laid_out.notes]
+        result["unread"] = list(form.unread)
+        result["errors"] = [e.to_dict() for e in laid_out.errors]
     elif isinstance(decision, HelpRequest):
         result["command"] = {"name": "help"}
     elif isinstance(decision, Unrecognized):
@@ -339,7 +365,15 @@ def inspect_email(raw: bytes, config: Any, now: datetime) -> dict[str, Any]:
 def _inspect(args: argparse.Namespace) -> int:
     config = load_config(args.config)  # for its rules and limits
     raw = sys.stdin.buffer.read() if str(args.file) == "-" else args.file.read_bytes()
-    result = inspect_email(raw, config, datetime.now(config.tz))
+    now = datetime.now(config.tz)
+    if args.now and args.now != "email":
+        try:
+            now = datetime.fromisoformat(args.now)
+        except ValueError:
+            print(f"maild: --now {args.now!r} is neither an ISO time nor 'email'", file=sys.stderr)
+            return 64  # EX_USAGE
+        now = now if now.tzinfo else now.replace(tzinfo=config.tz)
+    result = inspect_email(raw, config, now, now_from_email=args.now == "email")
     if args.json:
         print(json.dumps(result, ensure_ascii=False, indent=2))
     else:

@@ -36,8 +36,28 @@ from typing import Any
 
 import schedule
 
-from . import archive, baseline, calgaps, directory, dirsync, intake, planner, tokens, workflow
-from .classify import ClassifyContext, HelpRequest, Ignore, NewItem, Reply, Unrecognized, classify
+from . import (
+    archive,
+    baseline,
+    calgaps,
+    directory,
+    dirsync,
+    drafts,
+    intake,
+    planner,
+    tokens,
+    workflow,
+)
+from .classify import (
+    ClassifyContext,
+    DraftReply,
+    HelpRequest,
+    Ignore,
+    NewItem,
+    Reply,
+    Unrecognized,
+    classify,
+)
 from .config import Config, resolve_password
 from .decode import DecodeError, decode
 from .files import publish, write_pending
@@ -57,7 +77,8 @@ from .workcal import WorkCalendar, load_calendar
 log = logging.getLogger("maild.service")
 
 # Replies to a sender that are not about a task they own; these are rate-limited per sender.
-UNSOLICITED_TEMPLATES = frozenset({"validation_error", "templates", "not_understood", "refused"})
+UNSOLICITED_TEMPLATES = frozenset({"validation_error", "templates", "not_understood", "refused",
+                                   "draft_answer"})
 CRASHPOINTS = ("after_fetch", "after_parse", "mid_db_write", "after_commit", "after_outbox_write",
                "after_smtp_250", "before_move")
 
@@ -302,7 +323,9 @@ class Service:
             people=self.rules.people, form_rules=self.rules.form_rules,
             admins=self.config.admins, workday_end=self.config.workday_end,
             buffer_days=float(flow.get("buffer", {}).get("days", 1.0)),
-            require_token=self.config.require_token, workdays=self.rules.calendar.is_workday)
+            require_token=self.config.require_token,
+            workdays=self.rules.calendar.is_workday,
+            draft_days=float(flow.get("drafts", {}).get("days", 7.0)))
 
     # -- one batch ----------------------------------------------------------------------------
     def process_batch(self) -> BatchReport:
@@ -383,6 +406,8 @@ class Service:
             self._keep_original(item_id, msg, raw)
         for item in outcome.items:
             self.store.put_item(item)
+        for draft in outcome.drafts:  # readings waiting for their initiator (drafts.py)
+            self.store.meta_set("draft:" + draft["id"], draft)
         for message_id, item_id, task_id in outcome.links:
             self.store.link_message(message_id, item_id, task_id)
         self._enqueue(outcome.notices, source=msg.message_id, now=now)
@@ -453,9 +478,14 @@ class Service:
                 return workflow.owners_unreachable(msg, msg.failed_recipients,
                                                    self.store.open_items(), wctx, now)
             return workflow.Outcome("processed", f"ignored {decision.kind}: {decision.reason}")
-        if isinstance(decision, NewItem):
-            outcome = intake.start_item(msg, decision, self.store.peek_item_id(), wctx, now)
-            if outcome.items:
+        if isinstance(decision, NewItem | DraftReply):
+            first = self.store.peek_item_id()
+            if isinstance(decision, NewItem):
+                outcome = intake.start_item(msg, decision, first, wctx, now)
+            else:
+                draft = self.store.meta_get("draft:" + decision.draft_id)
+                outcome = drafts.answer_draft(msg, decision, draft, first, wctx, now)
+            for _ in intake.next_ids(first, len(outcome.items)):  # one email, several items
                 self.store.next_item_id()
             return outcome
         if isinstance(decision, Reply):
@@ -464,7 +494,8 @@ class Service:
         if isinstance(decision, HelpRequest):
             return intake.help_reply(msg, decision.language, wctx)
         assert isinstance(decision, Unrecognized)
-        return intake.unrecognized_reply(msg, decision.language, decision.reason, wctx)
+        return intake.unrecognized_reply(msg, decision.language, decision.reason, wctx,
+                                         decision.form)
 
     def _enqueue(self, notices: tuple[Notice, ...] | list[Notice], *, source: str,
                  now: datetime) -> list[Outgoing]:
@@ -492,6 +523,8 @@ class Service:
             self.store.enqueue(out, now=now)
             if notice.item_id:
                 self.store.link_message(message_id, notice.item_id, notice.task_id)
+            elif notice.context.get("draft_id"):  # a reply to it answers the draft
+                self.store.link_message(message_id, notice.context["draft_id"], None)
             queued.append(out)
         return queued
 

@@ -36,8 +36,10 @@ class WorkflowContext:
     # [security] require_token: owner commands count only through a valid, unused reply token
     # (the reply address maild gave that owner), not through threading headers or the subject.
     require_token: bool = False
-    # The work calendar's working days (`WorkCalendar.is_workday`): "延期两天" counts them.
+    # The work calendar's working days (`WorkCalendar.is_workday`): "延期两天" counts them, and
+    # weekend/holiday deadlines of new items get a note. None: Monday–Friday.
     workdays: Workdays | None = None
+    draft_days: float = 7.0  # a reading waiting for its initiator's word expires after this
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,7 @@ class Outcome:
     notices: tuple[Notice, ...] = ()
     links: tuple[tuple[str, str, str | None], ...] = ()
     summary: Mapping[str, Any] = field(default_factory=dict)
+    drafts: tuple[dict[str, Any], ...] = ()  # readings waiting for their initiator (drafts.py)
 
 
 def thread_of(msg: Inbound, root: str | None = None) -> tuple[str, tuple[str, ...]]:

@@ -89,7 +89,9 @@ def test_start_item_receipt_requests_tokens_and_buffer_warning(item, ctx, rules)
     assert templates_to(outcome) == sorted([("receipt", INITIATOR), ("confirm_request", WANG),
                                             ("confirm_request", ZHAO), ("confirm_request", CHEN)])
     receipt = outcome.notices[0]
-    assert receipt.context["warnings"] == ["buffer:T-3"]  # due today: less than a day of buffer
+    # 8月15日 is a Saturday: the working day before is named; T-3 is due today: no buffer left
+    assert [(n["task"], n["kind"]) for n in receipt.context["notes"]] == [
+        ("T-2", "workday"), ("T-3", "buffer")]
     for notice in outcome.notices[1:]:
         # The reply addresses are signed for exactly this item, task and owner when sent.
         assert notice.item_id == "MD-0001" and notice.task_id in ("T-1", "T-2", "T-3")
