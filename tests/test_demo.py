@@ -89,4 +89,7 @@ def test_ctrl_c_stops_the_serving_demo_cleanly(own_config):
     assert proc.returncode == 0, out[-3000:]
     assert "stopping…" in out
     assert "Bad file descriptor" not in out and "Traceback" not in out
-    assert "level=warning" not in out and "level=error" not in out
+    # The one warning allowed: the work calendar's gap (2027 is in no installed source yet).
+    warnings = [line for line in out.splitlines()
+                if "level=warning" in line and "event=calendar_gap" not in line]
+    assert not warnings and "level=error" not in out

@@ -96,7 +96,10 @@ def test_the_readme_recipe_runs_as_written(tmp_path):
         assert daemon.returncode == 0, log
         assert "event=config" in log and "from=./config.toml" in log
         assert "event=stopped" in log
-        assert "level=warning" not in log and "level=error" not in log, log
+        # The one warning allowed: the work calendar's gap (2027 is in no installed source yet).
+        warnings = [line for line in log.splitlines()
+                    if "level=warning" in line and "event=calendar_gap" not in line]
+        assert not warnings and "level=error" not in log, log
         assert "Traceback" not in log
     finally:
         if daemon is not None and daemon.poll() is None:
