@@ -140,6 +140,9 @@ def main() -> int:
     if misses:
         print("\nmisses:\n  " + "\n  ".join(misses))
     __import__("bench.accuracy_replies", fromlist=["run"]).run()  # the reply new-text corpus
+    __import__("bench.accuracy_guide_replies", fromlist=["run"]).run(config)
+    print()
+    __import__("bench.accuracy_guide_new", fromlist=["run"]).run(config)  # the guide corpus
     return 0
 
 

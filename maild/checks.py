@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import ssl
 import subprocess
+import tempfile
 import time
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
@@ -51,10 +52,10 @@ def _run_command(command: str) -> str:
 def run_checks(config: Config, *, environ: Mapping[str, str], send_test: str | None = None,
                timeout: float = 15.0,
                run_command: Callable[[str], str] = _run_command,
-               today: date | None = None) -> list[Check]:
+               today: date | None = None, config_source: str = "-c") -> list[Check]:
     """Every check in order; network checks are skipped (failed) when their password is missing.
     `today` is where the calendar's 90 days start (default: today in the configured zone)."""
-    checks = [Check("config", True, f"{config.path} is valid")]
+    checks = [Check("config", True, f"{config.path} is valid (from {config_source})")]
     checks += check_local(config, environ, today)
     from .oauth import token_sources
 
@@ -127,7 +128,8 @@ def _password(name: str, server: ServerConfig, environ: Mapping[str, str],
 
 def check_local(config: Config, environ: Mapping[str, str],
                 today: date | None = None) -> list[Check]:
-    """Templates, rules, calendar, secret and data directory: what `maild run` needs before the
+    """Templates, rules, calendar, secret and the folders maild writes: what `maild run` needs
+    before the
     network."""
     from .render import Renderer
     from .service import Rules
@@ -150,27 +152,8 @@ def check_local(config: Config, environ: Mapping[str, str],
             checks.append(check_directory(config))
     except Exception as exc:
         checks.append(Check("rules", False, f"[rules] dir {config.rules_dir}: {exc}"))
-    if environ.get(config.secret_env):
-        checks.append(Check("secret", True, f"from ${config.secret_env}"))
-    elif config.secret_file.exists():
-        ok = os.access(config.secret_file, os.R_OK)
-        checks.append(Check("secret", ok, f"{config.secret_file}"
-                            + ("" if ok else " is not readable by this user")))
-    else:
-        parent = _existing_parent(config.secret_file)
-        ok = os.access(parent, os.W_OK)
-        checks.append(Check("secret", ok, f"{config.secret_file} will be created on first start"
-                            if ok else f"[maild] secret_file: cannot create {config.secret_file} "
-                            f"({parent} is not writable); set ${config.secret_env} instead"))
-    data_dir = config.data_dir
-    target = data_dir if data_dir.exists() else _existing_parent(data_dir)
-    if not os.access(target, os.W_OK):
-        checks.append(Check("data dir", False, f"[maild] data_dir: {target} is not writable "
-                            f"(example: data_dir = \"/var/lib/maild\")"))
-    else:
-        holder = Store.lock_holder(data_dir) if data_dir.exists() else None
-        checks.append(Check("data dir", True, f"{data_dir}" + (
-            f" (in use by maild pid {holder})" if holder else "")))
+    checks.append(_check_secret(config, environ))
+    checks += check_folders(config)
     return checks
 
 
@@ -202,6 +185,73 @@ def check_directory(config: Config) -> Check:
     detail = f"{facts['people']} people: {where}" + (
         f"; {len(serious)} problems, see `maild directory check`" if serious else "")
     return Check("directory", True, detail, warn=bool(serious) or not facts["source"])
+# Under the systemd unit (ProtectSystem=strict) these are read-only, whatever their mode says.
+READ_ONLY_UNDER_SYSTEMD = (Path("/etc"), Path("/usr"), Path("/boot"))
+
+
+def check_folders(config: Config, *, euid: int | None = None) -> list[Check]:
+    """Every folder maild writes to, tried for real (a temporary file or folder is made and
+    removed): data, archive and, when set, logs. A folder not made yet is judged by its
+    nearest existing parent, where maild will make it."""
+    euid = os.geteuid() if euid is None else euid
+    places = [("data dir", "data_dir", config.data_dir, "/var/lib/maild"),
+              ("archive dir", "archive_dir", config.archive_dir, "/var/lib/maild/archive")]
+    if config.log_dir is not None:
+        places.append(("log dir", "log_dir", config.log_dir, "/var/log/maild"))
+    checks = []
+    for name, key, folder, example in places:
+        problem = writable_problem(folder)
+        if problem:
+            checks.append(Check(name, False, f"[maild] {key}: {problem} (example: {key} = "
+                                f"\"{example}\")"))
+            continue
+        detail = str(folder)
+        if name == "data dir" and folder.exists():
+            holder = Store.lock_holder(folder)
+            detail += f" (in use by maild pid {holder})" if holder else ""
+        if euid == 0 and not checks:
+            detail += " (tried as root; run as the service's user: runuser -u maild -- maild check)"
+        checks.append(Check(name, True, detail))
+    return checks
+
+
+def writable_problem(folder: Path) -> str:
+    """Why maild could not write in `folder` ("" when it can)."""
+    folder = folder.absolute()
+    for system in READ_ONLY_UNDER_SYSTEMD:
+        if folder == system or system in folder.parents:
+            return (f"{folder} is under {system}, which the systemd unit keeps read-only "
+                    f"(ProtectSystem=strict); use an absolute path under /var/lib/maild")
+    if folder.exists():
+        if not folder.is_dir():
+            return f"{folder} is not a folder"
+        try:
+            fd, probe = tempfile.mkstemp(dir=folder, prefix=".maild-check-")
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as exc:
+            return f"cannot write in {folder} ({exc.strerror})"
+        return ""
+    parent = _existing_parent(folder)
+    try:
+        os.rmdir(tempfile.mkdtemp(dir=parent, prefix=".maild-check-"))
+    except OSError as exc:
+        return f"cannot create {folder}: {parent} is not writable ({exc.strerror})"
+    return ""
+
+
+def _check_secret(config: Config, environ: Mapping[str, str]) -> Check:
+    if environ.get(config.secret_env):
+        return Check("secret", True, f"from ${config.secret_env}")
+    if config.secret_file.exists():
+        ok = os.access(config.secret_file, os.R_OK)
+        return Check("secret", ok, f"{config.secret_file}"
+                     + ("" if ok else " is not readable by this user"))
+    problem = writable_problem(config.secret_file.parent)
+    if problem:
+        return Check("secret", False, f"[maild] secret_file: cannot create "
+                     f"{config.secret_file}: {problem}; or set ${config.secret_env}")
+    return Check("secret", True, f"{config.secret_file} will be created on first start")
 
 
 def _existing_parent(path: Path) -> Path:

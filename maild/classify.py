@@ -4,6 +4,11 @@ Loop protection comes first and is a list of small named checks run in order (ow
 auto-replies, list mail): an email any of them flags is never answered, whatever it says. Replies
 are matched by a signed token in the recipient address, then by threading headers, then by the
 subject tag; commands are read only from the new text of the reply.
+
+A reply to a draft (a reading waiting for its initiator: a kickoff to confirm, a form to correct;
+see drafts.py) is a `DraftReply`, its form read from the new text only. A new email that is a
+reply (Re:, In-Reply-To) is read from its new text when that alone holds a form, so quoted
+history never becomes tasks; a forwarded form is read whole.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from . import tokens
-from .commands import normalise, read_command
+from .commands import normalise, read_commands
 from .dsn import bounce_signal
 from .forms import FormRules, read_form
 from .model import Command, FormResult, Inbound
@@ -47,12 +52,18 @@ class NewItem:
 class Reply:
     item_id: str
     task_id: str | None
-    command: Command | None
+    commands: tuple[Command, ...]  # every command the new text gives, in order; () when none
     new_text: str
     language: str
     matched_by: str  # token | thread | subject
     token: tokens.TokenReading | None = None  # what its reply address said, if it had a token
+    unread: tuple[str, ...] = ()  # parts that ask for something no command covers
     trimmed: dict[str, str] = field(default_factory=dict)  # reply.ReplyText.audit_detail()
+
+    @property
+    def command(self) -> Command | None:
+        """The first command: most replies give exactly one."""
+        return self.commands[0] if self.commands else None
 
 
 @dataclass(frozen=True)
@@ -71,9 +82,21 @@ class Ignore:
 class Unrecognized:
     reason: str
     language: str
+    form: FormResult | None = None  # what was read anyway (fields without a form), for the reply
 
 
-Decision = NewItem | Reply | HelpRequest | Ignore | Unrecognized
+@dataclass(frozen=True)
+class DraftReply:
+    draft_id: str
+    text: str  # the reply's new text
+    form: FormResult  # read from the new text only
+    language: str
+
+
+Decision = NewItem | Reply | HelpRequest | Ignore | Unrecognized | DraftReply
+
+DRAFT_PREFIX = "D-"
+_DRAFT_TAG = re.compile(r"\[(D-[A-Z2-7]{8})\]")
 
 _AUTO_SUBJECT_RE = re.compile(
     r"^\s*(?:自动回复|自動回覆|自动答复|自動答覆|automatic reply|auto(?:matic)?[- ]?reply|autoreply|"
@@ -218,20 +241,35 @@ def classify(msg: Inbound, ctx: ClassifyContext) -> Decision:
     replied = read_reply(msg.text, msg.html)
     text = replied.text
     language = language_of(msg.subject, text)
-    target = _reply_target(msg, ctx)
+    tag = _DRAFT_TAG.search(msg.subject)  # maild's own "[D-…]" subject: a draft's answer
+    target = (tag[1], None, "subject", None) if tag else _reply_target(msg, ctx)
+    if target and target[0].startswith(DRAFT_PREFIX):
+        return DraftReply(target[0], text, read_form(msg.subject, text, ctx.form_rules),
+                          language)
     if target:
         item_id, task_id, via, reading = target
-        return Reply(item_id, task_id, read_command(text), text, language, via, reading,
+        said = read_commands(text)
+        return Reply(item_id, task_id, said.commands, text, language, via, reading, said.unread,
                      replied.audit_detail())
+    return _new_item(msg, text, language, ctx)
 
-    form = read_form(msg.subject, msg.text, ctx.form_rules, msg.html)
+
+def _new_item(msg: Inbound, text: str, language: str, ctx: ClassifyContext) -> Decision:
+    """A new email: a form (from a reply's new text when that alone is one), help, or neither."""
+    form = None
+    if text.strip() != msg.text.strip() and (msg.in_reply_to or msg.references):
+        form = read_form(msg.subject, text, ctx.form_rules)
+        form = form if form.kind is not None else None
+    if form is None:
+        form = read_form(msg.subject, msg.text, ctx.form_rules, msg.html)
     if form.kind is not None:
         return NewItem(form, language_of(msg.subject, msg.text))
     subject = normalise(msg.subject)
     subject = re.sub(r"^\s*(?:(?:re|fw|fwd|回复|答复|转发)\s*[:：]\s*)+", "", subject, flags=re.IGNORECASE)
     if _HELP_RE.match(subject) or _HELP_RE.match(normalise(text)):
         return HelpRequest(language)
-    return Unrecognized("neither a form maild knows nor a reply to one of its items", language)
+    return Unrecognized("neither a form maild knows nor a reply to one of its items", language,
+                        form if form.fields or form.unread else None)
 
 
 def _reply_target(msg: Inbound, ctx: ClassifyContext
@@ -259,6 +297,8 @@ def inspect_kind(decision: Decision) -> str:
     """The `kind` reported by `maild inspect --json` (a stable, documented set)."""
     if isinstance(decision, NewItem):
         return "new_item"
+    if isinstance(decision, DraftReply):
+        return "new_item" if decision.form.kind is not None else "reply"
     if isinstance(decision, Reply):
         return "reply"
     if isinstance(decision, Ignore) and decision.kind == "bounce":

@@ -1,8 +1,9 @@
 """Closing the loop in the workflow: work handed in and accepted or returned, recurring tasks
 stopped or created, tasks made to wait on others. The workflow calls in at a few points:
 
-* `prepare(item, ctx, now)` at intake: the item's acceptance choice, its series (重复), the
-  dependencies its tasks state, and those their notes only suggest (for the receipt to ask);
+* `problems(groups)` and `prepare(item, ctx)` at intake: what must be fixed first (a rule that
+  cannot be read, a loop), then the item's acceptance choice, its series (重复), the dependencies
+  its tasks state, and those their notes only suggest (for the receipt to ask);
 * `hand_in(...)` before an owner's 完成 (or 100 %, or 状态：已完成) is applied: where the item
   waits for acceptance, the task is handed in instead and the initiator asked to review it;
 * `handle(...)` for the initiator's commands (`COMMANDS`), and `manager_verdict` to read their
@@ -17,7 +18,7 @@ Pure, like the workflow: items in, `Outcome`s and notices out.
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -38,39 +39,56 @@ UPCOMING = 3  # the next occurrences the receipt shows
 # New items
 
 
-def prepare(item: dict[str, Any], ctx: WorkflowContext, now: datetime) -> list[FieldError]:
+def problems(groups: Sequence[Mapping[str, Any]]) -> list[FieldError]:
+    """What closes the loop in a new form that must be fixed first: a 重复 rule that cannot be
+    read or is not on a single daily task, a dependency on a task that is not there, on the task
+    itself, or in a loop. `groups` are the items a form lays out (`taskplan.Plan.groups`)."""
+    errors: list[FieldError] = []
+    for group in groups:
+        fields, tasks = group.get("fields") or {}, group.get("tasks") or ()
+        repeat = str(fields.get("repeat", "")).strip()
+        if repeat and recurrence.parse_rule(repeat) is None:
+            errors.append(FieldError("repeat", "repeat_unparseable", repeat))
+        elif repeat and (len(tasks) != 1 or group.get("kind") == "emergency"):
+            errors.append(FieldError("repeat", "repeat_one_task", repeat))
+        stated = [{**t, "depends_on": _stated(t)} for t in tasks]
+        for number, task in enumerate(stated, start=1):
+            if not task["depends_on"]:
+                continue
+            problem, detail = dependencies.check_add(
+                [{**t, "depends_on": []} if t is task else t for t in stated], task["id"],
+                task["depends_on"])
+            if problem:
+                errors.append(FieldError("note", f"dependency_{problem}",
+                                         " → ".join(detail) if problem == "cycle"
+                                         else "、".join(detail), number))
+                break  # one loop is one error, not one per task in it
+    return errors
+
+
+def _stated(task: Mapping[str, Any]) -> list[str]:
+    return dependencies.explicit(f"{task.get('depends', '')} {task.get('note', '')}")
+
+
+def prepare(item: dict[str, Any], ctx: WorkflowContext) -> None:
     """Read what closes the loop from a new item's fields and task notes, in place: whether it
     waits for acceptance (`验收`), its series (`重复`, a daily task only), the dependencies its
-    notes state and the ones they suggest. Returns the problems to send back instead."""
+    notes state and the ones they suggest. `problems` has refused what cannot be applied."""
     fields = item.get("fields") or {}
-    errors: list[FieldError] = []
     # Decided once, at intake: a later change of the default leaves open items as they were.
     flag = acceptance.read_flag(str(fields.get("acceptance", "")))
     item["acceptance"] = acceptance.required(
         {"kind": item.get("kind"), "acceptance": flag}, ctx.acceptance)
     repeat = str(fields.get("repeat", "")).strip()
-    if repeat:
-        rule = recurrence.parse_rule(repeat)
-        if rule is None:
-            errors.append(FieldError("repeat", "repeat_unparseable", repeat))
-        elif len(item["tasks"]) != 1 or item.get("kind") == "emergency":
-            errors.append(FieldError("repeat", "repeat_one_task", repeat))
-        elif ctx.calendar is not None:
-            recurrence.start_series(item, rule, repeat, ctx.calendar)
-    for number, task in enumerate(item["tasks"], start=1):
-        stated = dependencies.explicit(str(task.get("depends", "")) + " " + task.get("note", ""))
-        if stated:
+    rule = recurrence.parse_rule(repeat) if repeat else None
+    if rule is not None and len(item["tasks"]) == 1 and ctx.calendar is not None:
+        recurrence.start_series(item, rule, repeat, ctx.calendar)
+    for task in item["tasks"]:
+        if stated := _stated(task):
             task["depends_on"] = stated
-        problem, detail = dependencies.check_add(item["tasks"], task["id"], stated) if stated \
-            else ("", [])
-        if problem:
-            errors.append(FieldError("note", f"dependency_{problem}",
-                                     " → ".join(detail) if problem == "cycle" else
-                                     "、".join(detail), number))
     suggested = dependencies.suggest(item["tasks"])
     if suggested:
         item["suggested_dependencies"] = [s.to_dict() for s in suggested]
-    return errors
 
 
 def receipt_facts(item: Mapping[str, Any], cal: WorkCalendar | None) -> dict[str, Any]:

@@ -13,7 +13,12 @@ timezone of the result. Surprises worth knowing:
 - A result earlier than `now` is error "past" (its value is kept, so a reply can show it).
 - Anything not read exactly is error "unparseable": no fuzzy guessing ("asap", "尽快", "8/10/2026").
 - Working days are Monday–Friday unless a `workdays(date) -> bool` predicate (the work calendar)
-  is passed.
+  is passed; `previous_workday` finds the working day before a deadline that falls on a weekend
+  or holiday (the guide's buffer advice).
+- "8.10", "08/10" and "8-10" are month.day (never a decimal or a range); "Q3末", "三季度末",
+  "本季度末" the last day of that quarter (its next occurrence); "8月上旬/中旬/下旬" the 10th,
+  the 20th and the month's last day, a bare "下旬" this month's (next month's once past);
+  "8月底" that month's last day; "early/mid/late August" the same as 上旬/中旬/下旬.
 """
 
 from __future__ import annotations
@@ -41,10 +46,12 @@ class Deadline:
 
 
 ACCEPTED_FORMS: Mapping[str, tuple[str, ...]] = MappingProxyType({
-    "zh": ("8月10日", "8月10日前", "2026年8月10日", "2026-08-10", "8/10", "15号前", "周五前",
-           "下周五", "明天下午3点", "月底前", "3天内", "3个工作日内", "2小时内"),
+    "zh": ("8月10日", "8月10日前", "2026年8月10日", "2026-08-10", "8/10", "8.10", "15号前",
+           "周五前", "下周三", "明天下午3点", "月底前", "8月中旬", "Q3末", "本季度末", "3天内",
+           "两周内", "3个工作日内", "2小时内"),
     "en": ("Aug 10", "10 August 2026", "2026-08-10 15:00", "8/10", "by Friday", "next Friday",
-           "tomorrow 3pm", "EOD", "end of month", "in 3 days", "within 2 hours"),
+           "tomorrow 3pm", "EOD", "end of month", "mid-August", "end of Q3", "in 3 days",
+           "within 2 hours"),
 })
 
 _UNPARSEABLE = Deadline(None, "unparseable")
@@ -101,7 +108,7 @@ _EN_WITHIN = re.compile(r"^(?:in|within)\s+(\d{1,3}|an?|one|two|three|four|five|
 _ISO = re.compile(r"^(\d{4})([-/.])(\d{1,2})\2(\d{1,2})$")
 _ZH_YMD = re.compile(r"^(\d{4}|[零〇一二三四五六七八九]{4})\s*年\s*" + _NUM + r"\s*月\s*" + _NUM
                      + r"\s*[日号]?$")
-_MD = re.compile(r"^(\d{1,2})/(\d{1,2})$")
+_MD = re.compile(r"^(\d{1,2})\s*[/.-]\s*(\d{1,2})$")
 _ZH_MD = re.compile(r"^" + _NUM + r"\s*月(?:份)?\s*" + _NUM + r"\s*[日号]?$")
 _ZH_DAY = re.compile(r"^(本月|这个月|下月|下个月)?\s*" + _NUM + r"\s*[日号]$")
 _EN_MD = re.compile(r"^" + _MONTH_RE + r"\.?\s+(\d{1,2})(?:st|nd|rd|th)?(?:,?\s+(\d{4}))?$")
@@ -118,6 +125,14 @@ _MONTH_END = {"月底": 0, "本月底": 0, "月末": 0, "本月末": 0, "这个�
 _WEEK_END = {"本周内": 0, "这周内": 0, "本周": 0, "这周": 0, "this week": 0, "end of week": 0,
              "end of the week": 0, "end of this week": 0, "eow": 0, "下周内": 1,
              "end of next week": 1}
+_CN_QUARTER = {"一": 1, "二": 2, "三": 3, "四": 4, "1": 1, "2": 2, "3": 3, "4": 4}
+_QUARTER_END = re.compile(
+    r"^(?:(本|这个?|今|下个?|下一)?\s*(?:季度|季)(?:末|底)|q([1-4])\s*(?:末|底|end)|"
+    r"(?:第)?([一二三四1-4])\s*季度\s*(?:末|底)|end of (?:the |this )?(next )?quarter|"
+    r"end of q([1-4])|eoq)$")
+_XUN = re.compile(r"^(?:(本月|这个月|下月|下个月)|" + _NUM + r"\s*月(?:份)?)?\s*([上中下])旬$")
+_EN_XUN = re.compile(r"^(early|mid|late|end of)[- ]?" + _MONTH_RE + r"\.?$")
+_ZH_MONTH_END = re.compile(r"^" + _NUM + r"\s*月(?:份)?\s*(?:月)?(?:底|末)$")
 _YEAR_END = {"年底", "本年底", "今年底", "年末", "今年年底", "end of year", "end of the year", "eoy"}
 
 
@@ -321,7 +336,75 @@ def _plain_day(s: str, today: date, is_workday: Workdays) -> date | None:
         return working[-1] if working else days[4]
     if s in _YEAR_END:
         return date(today.year, 12, 31)
+    return _period_end(s, today)
+
+
+def _period_end(s: str, today: date) -> date | None:
+    """Quarter ends (Q3末, 本季度末), 上旬/中旬/下旬 and a named month's end (8月底)."""
+    if m := _QUARTER_END.match(s):
+        if m[2] or m[3] or m[5]:
+            quarter = _CN_QUARTER[m[2] or m[3] or m[5]]
+            for year in (today.year, today.year + 1):
+                end = _month_end(year, quarter * 3)
+                if end >= today:
+                    return end
+        ahead = 1 if (m[1] or "").startswith("下") or m[4] else 0
+        year, month = divmod(today.year * 12 + (today.month - 1) // 3 * 3 + 2 + 3 * ahead, 12)
+        return _month_end(year, month + 1)
+    if m := _XUN.match(s):
+        which = {"上": 10, "中": 20, "下": 0}[m[3]]
+        if m[2]:
+            month = _number(m[2])
+            if month is None or not 1 <= month <= 12:
+                return None
+            for year in (today.year, today.year + 1):
+                day = _xun_day(year, month, which)
+                if day >= today:
+                    return day
+            return None
+        offset = 1 if m[1] in ("下月", "下个月") else 0
+        year, month = divmod(today.year * 12 + today.month - 1 + offset, 12)
+        day = _xun_day(year, month + 1, which)
+        if day < today and m[1] is None:
+            year, month = divmod(today.year * 12 + today.month, 12)
+            day = _xun_day(year, month + 1, which)
+        return day
+    if m := _EN_XUN.match(s):
+        month = _MONTHS[m[2]]
+        which = {"early": 10, "mid": 20}.get(m[1], 0)
+        for year in (today.year, today.year + 1):
+            day = _xun_day(year, month, which)
+            if day >= today:
+                return day
+    if m := _ZH_MONTH_END.match(s):
+        month = _number(m[1])
+        if month is None or not 1 <= month <= 12:
+            return None
+        for year in (today.year, today.year + 1):
+            if _month_end(year, month) >= today:
+                return _month_end(year, month)
     return None
+
+
+def _month_end(year: int, month: int) -> date:
+    return date(year, month, calendar.monthrange(year, month)[1])
+
+
+def _xun_day(year: int, month: int, which: int) -> date:
+    """The last day of a month's 上旬 (10th), 中旬 (20th) or 下旬 (its last day: `which` 0)."""
+    return date(year, month, which) if which else _month_end(year, month)
+
+
+def previous_workday(day: date, workdays: Workdays | None = None) -> date:
+    """The last working day before `day` (the buffer the guide advises before a deadline that
+    falls on a weekend or holiday)."""
+    is_workday = workdays or _monday_to_friday
+    earlier = day - timedelta(days=1)
+    for _ in range(60):  # the longest holiday runs are a week or two
+        if is_workday(earlier):
+            return earlier
+        earlier -= timedelta(days=1)
+    return earlier
 
 
 def _date(year: int, month: int, day: int) -> date | None:

@@ -4,15 +4,25 @@ Everything here speaks real SMTP and IMAP to the embedded servers, exactly as pe
 clients would: the initiator sends the project email, the daemon (running in a thread, as in
 `maild run`) answers, and each owner replies from their own mailbox. Each step waits for the
 emails it expects and reports what did not arrive, so `maild demo --once` doubles as a smoke test.
+
+The demo keeps its data in its own folder, `<data_dir>/demo/`, with a config.toml written there
+for it, so that `maild status -c <data_dir>/demo/config.toml` (and items, show, lessons) shows
+what it did; each run empties that folder first, and never touches the data_dir's own store.
+
+Surprise: the daemon's thread is waited for with an Event, not `Thread.join`: on Python 3.11 a
+join interrupted by Ctrl-C can return while the thread still runs, and closing the service then
+pulls its IMAP socket from under it ("Bad file descriptor").
 """
 
 from __future__ import annotations
 
 import email
 import email.policy
+import os
+import shutil
+import signal
 import smtplib
 import sys
-import tempfile
 import textwrap
 import threading
 import time
@@ -27,6 +37,7 @@ from typing import TYPE_CHECKING, TextIO
 from imapclient import IMAPClient
 
 from .config import Config, load_config
+from .shipped import set_value
 
 if TYPE_CHECKING:
     from .embedded import EmbeddedMailSystem
@@ -190,60 +201,123 @@ def play(config: Config, out: TextIO, wait_state: Callable[[], dict[str, str]]) 
         raise DemoFailed(f"expected three confirmed tasks, found {states}")
 
 
-def start_demo_mail(config_path: Path, *, free_ports: bool, prefix: str
+DEMO_MARK = "# written by `maild demo`"
+
+
+def start_demo_mail(config_path: Path, *, free_ports: bool
                     ) -> tuple[EmbeddedMailSystem, Config, Path]:
-    """The embedded mail system of the config (or on free ports), and a config for a daemon
-    that uses it with its data in a fresh temporary folder."""
+    """The embedded mail system of the config (or on free ports), and the config of a daemon
+    that uses it, kept in the demo's own folder (`demo_config`)."""
     from .embedded import EmbeddedMailSystem
 
-    emb = load_config(config_path).embedded_system
+    source = load_config(config_path)
+    emb = source.embedded_system
     mail = EmbeddedMailSystem(emb.host, 0 if free_ports else emb.imap_port,
                               0 if free_ports else emb.smtp_port, dict(emb.accounts))
     mail.start()
-    work = Path(tempfile.mkdtemp(prefix=prefix))
-    config = load_config(config_path, {
-        "mail.embedded": True,
-        "embedded.imap_port": mail.imap_port, "embedded.smtp_port": mail.smtp_port,
-        "maild.data_dir": str(work / "var"), "maild.secret_file": str(work / "var" / "secret.key"),
-        "maild.archive_dir": str(work / "archive")})
-    return mail, config, work
+    try:
+        path = demo_config(config_path, source, mail.imap_port, mail.smtp_port)
+        return mail, load_config(path), path
+    except BaseException:
+        mail.stop()
+        raise
+
+
+def demo_config(config_path: Path, source: Config, imap_port: int, smtp_port: int) -> Path:
+    """`<data_dir>/demo/config.toml`: the config with its data, archive and secret in that
+    folder, the embedded system on these ports, the same rules and templates. The folder is
+    emptied first, unless something other than a demo wrote it (DemoFailed)."""
+    folder = source.data_dir / "demo"
+    path = folder / "config.toml"
+    if folder.exists() and any(folder.iterdir()):
+        if not (path.is_file() and path.read_text(encoding="utf-8").startswith(DEMO_MARK)):
+            raise DemoFailed(f"{folder} holds files maild demo did not write; move them away")
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    text = config_path.read_text(encoding="utf-8")
+    for section, key, value in (
+            ("maild", "data_dir", "."), ("maild", "archive_dir", "archive"),
+            ("maild", "secret_file", "secret.key"), ("maild", "log_dir", ""),
+            ("mail", "embedded", True), ("embedded", "imap_port", imap_port),
+            ("embedded", "smtp_port", smtp_port), ("rules", "dir", str(source.rules_dir)),
+            ("templates", "dir", str(source.templates_dir))):
+        text = set_value(text, section, key, value)
+    path.write_text(f"{DEMO_MARK} from {config_path}; its data is in this folder.\n"
+                    f"# Look at it with: maild status -c {path}\n{text}", encoding="utf-8")
+    return path
+
+
+def where_to_look(path: Path, *, archived: bool = False) -> str:
+    """How to see the demo's data afterwards: the commands, with the config path as typed
+    (`archived`: the project was closed, so the archive's lessons rather than the item)."""
+    try:
+        shown = os.path.relpath(path)
+    except ValueError:
+        shown = str(path)
+    shown = shown if len(shown) < len(str(path)) else str(path)
+    last = f"maild lessons -c {shown}" if archived else f"maild show -c {shown} MD-0001"
+    return (f"the demo's data stays in {Path(shown).parent}/ until the next demo; look at it with\n"
+            f"  maild status -c {shown}\n  maild items -c {shown}\n  {last}\n")
 
 
 def run_demo(config_path: Path, *, once: bool, free_ports: bool, out: TextIO = sys.stdout) -> int:
     from .service import Service
 
-    mail, config, data_dir = start_demo_mail(config_path, free_ports=free_ports,
-                                             prefix="maild-demo-")
+    try:
+        mail, config, demo_path = start_demo_mail(config_path, free_ports=free_ports)
+    except DemoFailed as exc:
+        out.write(f"✘ {exc}\n")
+        return 1
     emb = config.embedded_system
     out.write(f"maild demo: embedded mail on {emb.host} (IMAP {mail.imap_port}, SMTP "
-              f"{mail.smtp_port}); data in {data_dir}\n")
+              f"{mail.smtp_port}); data in {config.data_dir}\n")
     service = Service.from_config(config, environ={})
-    thread = threading.Thread(target=service.run, name="maild-service", daemon=True)
+    stopped = threading.Event()
+
+    def serve() -> None:
+        try:
+            service.run()
+        finally:
+            stopped.set()
+
+    thread = threading.Thread(target=serve, name="maild-service", daemon=True)
     thread.start()
 
     def task_states() -> dict[str, str]:
         items = service.store.open_items()
         return {f"{item['id']}/{t['id']}": t["state"] for item in items for t in item["tasks"]}
 
-    status = 0
+    status, played = 0, False
     try:
-        play(config, out, task_states)
-        out.write("\n✔ demo scenario complete: 1 project, 3 tasks, 3 owners confirmed\n")
-    except DemoFailed as exc:
-        out.write(f"\n✘ demo step failed: {exc}\n")
-        status = 1
-    if not once and status == 0:
-        out.write(_connection_help(config, mail.imap_port, mail.smtp_port))
-        out.flush()
         try:
-            while thread.is_alive():
-                thread.join(timeout=1.0)
-        except KeyboardInterrupt:
-            out.write("\nstopping…\n")
-    service.stop_event.set()
-    thread.join(timeout=10)
-    service.close()
-    mail.stop()
+            play(config, out, task_states)
+            out.write("\n✔ demo scenario complete: 1 project, 3 tasks, 3 owners confirmed\n")
+            played = True
+        except DemoFailed as exc:
+            out.write(f"\n✘ demo step failed: {exc}\n")
+            status = 1
+        out.write("\n" + where_to_look(demo_path))
+        if not once and status == 0:
+            out.write(_connection_help(config, mail.imap_port, mail.smtp_port))
+            out.flush()
+            while not stopped.wait(1.0):
+                pass
+    except KeyboardInterrupt:  # Ctrl-C: while serving, the way to stop; before, an abort
+        out.write("\nstopping…\n")
+        if not played and status == 0:
+            status = 130  # interrupted before the scenario was through, as shells count it
+    # a second Ctrl-C must not cut the shutdown short
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+    try:
+        service.stop_event.set()
+        stopped.wait(timeout=30)
+        service.close()
+        mail.stop()
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+    out.flush()
     return status
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import email
 import email.policy
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -26,7 +25,7 @@ from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
 from .config import Config
-from .demo import DemoFailed, Scenario, Transcript, start_demo_mail
+from .demo import DemoFailed, Scenario, Transcript, start_demo_mail, where_to_look
 
 LI, WANG, ZHAO, CHEN, ALEX = ("li.na@corp.example", "wang.zhe@corp.example",
                               "zhao.lei@corp.example", "chen.jing@corp.example",
@@ -188,9 +187,10 @@ def steps(start: datetime) -> list[Step]:
              lambda s: s.answer(LI, "review_request", "验收通过", "T-2"),
              [(CHEN, "accepted"), (LI, "command_ack")]),
         Step(at(7, 9), "Monday 09:00: the weekly report's next occurrence is created for 赵磊 "
-                       "(due Friday, confirmed once for the series); digests",
+                       "(due Friday, confirmed once for the series); digests (赵磊 had nothing open since "
+                       "Friday: his weekly digest starts again next Monday)",
              None, [(ZHAO, "occurrence"), (LI, "digest"), (WANG, "owner_digest"),
-                    (CHEN, "owner_digest"), (ZHAO, "owner_digest")]),
+                    (CHEN, "owner_digest")]),
         Step(at(7, 10), "王喆 hands T-1 in",
              lambda s: s.answer(WANG, "reminder", "完成：卖点说明和用户场景图见附件",
                                 files=(("卖点说明.docx", b"PK demo"), ("用户场景图.png", b"PNG demo"))),
@@ -220,8 +220,11 @@ def steps(start: datetime) -> list[Step]:
 def run_full_demo(config_path: Path, out: TextIO, *, free_ports: bool = True) -> int:
     from .service import Rules, Service
 
-    mail, config, work = start_demo_mail(config_path, free_ports=free_ports,
-                                         prefix="maild-demo-full-")
+    try:
+        mail, config, demo_path = start_demo_mail(config_path, free_ports=free_ports)
+    except DemoFailed as exc:
+        out.write(f"✘ {exc}\n")
+        return 1
     emb = config.embedded_system
     tz = ZoneInfo(config.timezone)
     start = datetime(2026, 8, 3, 8, 30, tzinfo=tz)  # a Monday, no holidays that week
@@ -265,8 +268,7 @@ def run_full_demo(config_path: Path, out: TextIO, *, free_ports: bool = True) ->
     finally:
         service.close()
         mail.stop()
-    if status == 0:
-        shutil.rmtree(work / "var", ignore_errors=True)
+    out.write("\n" + where_to_look(demo_path, archived=True))
     return status
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .model import ItemKind
@@ -34,6 +34,10 @@ class Template:
     fields: tuple[str, ...]  # in the order the form prints them
     required: tuple[str, ...]
     labels: Mapping[str, Mapping[str, str]]  # language → field → label replacing the default
+    subject_words: tuple[str, ...] = ()  # the form's own name, as people put it in a subject
+    signature: frozenset[str] = frozenset()  # normalised labels only this form uses
+    columns: tuple[str, ...] = ()  # its task table as the guide prints it (columns or fields)
+    column_labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,16 @@ class FormRules:
             return template.labels[lang][key]
         return self.labels[key][lang]
 
+    def column_label(self, key: str, language: str, kind: ItemKind | None = None) -> str:
+        """A task table column's label in `kind`'s form (a field key names a field's label)."""
+        lang = language_key(language)
+        template = self.templates.get(kind) if kind else None
+        if template and key in template.column_labels.get(lang, {}):
+            return template.column_labels[lang][key]
+        if key in self.column_labels:
+            return self.column_labels[key][lang]
+        return self.label(key, lang, kind)
+
 
 def load_form_rules(data: Mapping[str, Any]) -> FormRules:
     """Build the rules from the parsed `forms.toml`; ValueError names what is wrong."""
@@ -70,15 +84,21 @@ def load_form_rules(data: Mapping[str, Any]) -> FormRules:
         except ValueError:
             raise ValueError(f"forms: unknown template {name!r}") from None
         fields, required = tuple(spec.get("fields", ())), tuple(spec.get("required", ()))
-        unknown = set(fields + required) - set(labels) or set(required) - set(fields)
+        # A required field may be left out of the printed form when the subject gives it (the
+        # title of an emergency is its subject).
+        unknown = set(fields + required) - set(labels)
         if unknown:
-            raise ValueError(f"forms: template {name}: unknown or unlisted fields {sorted(unknown)}")
-        own = {lang: dict(v) for lang, v in spec.get("labels", {}).items()}
-        for over in own.values():
-            for key, label in over.items():
-                _index(field_index, key, [label], f"templates.{name}.labels")
-        templates[kind] = Template(kind, _names_of(spec, f"templates.{name}"),
-                                   tuple(spec.get("markers", ())), fields, required, own)
+            raise ValueError(f"forms: template {name}: unknown fields {sorted(unknown)}")
+        own = _own_labels(spec, "labels", field_index, name)
+        columns = tuple(spec.get("columns", ()))
+        strange = set(columns) - set(column_labels) - set(labels)
+        if strange:
+            raise ValueError(f"forms: template {name}: unknown columns {sorted(strange)}")
+        own_columns = _own_labels(spec, "column_labels", column_index, name)
+        templates[kind] = Template(
+            kind, _names_of(spec, f"templates.{name}"), tuple(spec.get("markers", ())), fields,
+            required, own, tuple(spec.get("subject_words", ())),
+            frozenset(norm(label) for label in spec.get("signature", ())), columns, own_columns)
     if set(templates) != set(ItemKind):
         raise ValueError(f"forms: templates needed for {[k.value for k in ItemKind]}")
     choices = {key: tuple(Choice(c["value"], _names_of(c, f"choices.{key}"),
@@ -101,6 +121,16 @@ def _named(data: Mapping[str, Any], section: str) -> tuple[dict[str, dict[str, s
         labels[key] = _names_of(spec, f"{section}.{key}")
         _index(index, key, [*labels[key].values(), *spec.get("aliases", ())], section)
     return labels, index
+
+
+def _own_labels(spec: Mapping[str, Any], section: str, index: dict[str, str],
+                template: str) -> dict[str, dict[str, str]]:
+    """A template's own labels (language → key → label), added to the labels it is read by."""
+    own = {lang: dict(v) for lang, v in spec.get(section, {}).items()}
+    for over in own.values():
+        for key, label in over.items():
+            _index(index, key, [label], f"templates.{template}.{section}")
+    return own
 
 
 def _names_of(spec: Mapping[str, Any], where: str) -> dict[str, str]:

@@ -4,16 +4,30 @@ The one job is `html_tables(html)` → (grids, lines). Excel, Word and Outlook p
 tables; `forms` reads the grids like text rows. Pure. Surprises: rowspan/colspan are expanded
 (capped at 50) so every row has its cells under the header's columns; unclosed tables still
 count; a break inside a cell between two CJK characters is no space ("客诉应对流程<br>培训").
+
+People pick an option in a table by emphasis too: in a choice cell ("□高 □中 □低", "高/中/低")
+an option in bold (<b>, <strong>, font-weight:bold) or highlighted (<mark>, a background colour,
+mso-highlight) is written "☑option", the way `checkboxes` reads a tick. A cell that is bold as a
+whole (a header) is left as it is.
 """
 
 from __future__ import annotations
 
+import re
 from html.parser import HTMLParser
 from typing import Any
 
 from .htmltext import feed_html, squash
 
 _MAX_SPAN = 50
+_ON, _OFF = "\ue000", "\ue001"  # around emphasised text inside a cell, until the cell closes
+_EMPHASIS_TAGS = frozenset({"b", "strong", "mark"})
+_EMPHASIS_STYLE = re.compile(r"font-weight\s*:\s*(?:bold|[6-9]00)|background(?:-color)?\s*:\s*"
+                             r"(?!\s*(?:transparent|none|white|#fff\b|#ffffff|inherit|initial))"
+                             r"|mso-highlight\s*:", re.IGNORECASE)
+_EMPHASISED = re.compile(f"{_ON}([^{_ON}{_OFF}]*){_OFF}")
+# Two to eight short options, boxed or divided by / 、 |: "□高 □中 □低", "高/中/低".
+_CHOICE_CELL = re.compile(r"^(?=.*[□☐/／、|])(?:[□☐]?\s*[^\s/／、,，|□☐]{1,8}\s*[/／、|]?\s*){2,8}$")
 
 
 class _HTMLTables(HTMLParser):
@@ -29,6 +43,7 @@ class _HTMLTables(HTMLParser):
         self.open: list[dict[str, Any]] = []  # open tables: rows, the open cell and its spans
         self.lines: list[str] = [""]
         self.skip = 0
+        self.emphasis: list[tuple[str, bool]] = []  # open inline tags inside a cell: (tag, emphasis)
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag in self._SKIP:
@@ -45,6 +60,13 @@ class _HTMLTables(HTMLParser):
             self.open[-1]["span"] = (_span(spans.get("rowspan")), _span(spans.get("colspan")))
         elif tag in self._BLOCK:
             self._break()
+        elif self.open and self.open[-1]["cell"] is not None and tag in (
+                "b", "strong", "mark", "span", "font"):
+            emphasis = tag in _EMPHASIS_TAGS or bool(
+                _EMPHASIS_STYLE.search(dict(attrs).get("style") or ""))
+            self.emphasis.append((tag, emphasis))
+            if emphasis:
+                self.open[-1]["cell"].append(_ON)
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag in self._BLOCK:
@@ -60,6 +82,10 @@ class _HTMLTables(HTMLParser):
             self.tables.append(self.open.pop()["rows"])
         elif tag in self._BLOCK:
             self._break()
+        elif self.emphasis and self.emphasis[-1][0] == tag:
+            _, emphasis = self.emphasis.pop()
+            if emphasis and self.open and self.open[-1]["cell"] is not None:
+                self.open[-1]["cell"].append(_OFF)
 
     def handle_data(self, data: str) -> None:
         if self.skip:
@@ -79,11 +105,24 @@ class _HTMLTables(HTMLParser):
         table = self.open[-1]
         if table["cell"] is None:
             return
-        text = squash("".join(table["cell"]))
+        text = _ticked_by_emphasis(squash("".join(table["cell"])))
+        self.emphasis.clear()
         if not table["rows"]:
             table["rows"].append([])
         table["rows"][-1].append((text, *table["span"]))
         table["cell"] = None
+
+
+def _ticked_by_emphasis(text: str) -> str:
+    """A choice cell's emphasised option as "☑option"; other cells lose the emphasis marks."""
+    plain = text.replace(_ON, "").replace(_OFF, "")
+    chosen = [m.strip(" □☐") for m in _EMPHASISED.findall(text) if m.strip(" □☐")]
+    if not chosen or not _CHOICE_CELL.match(plain) or "".join(chosen) == plain.replace(" ", ""):
+        return plain
+    marked = _EMPHASISED.sub(lambda m: "☑" + m[1].strip(" □☐") if m[1].strip(" □☐") else m[1],
+                             text)
+    marked = re.sub(r"[□☐]\s*☑", "☑", marked)
+    return squash(marked.replace(_ON, "").replace(_OFF, ""))
 
 
 def _span(value: str | None) -> int:
@@ -124,9 +163,17 @@ def _take(carry: dict[int, tuple[str, int]], col: int) -> str:
 def html_tables(html: str) -> tuple[list[list[list[str]]], list[str]]:
     """Every table as rows of cell texts (spans expanded, empty rows dropped), and the lines of
     text outside the tables."""
+    grids, lines, _ = html_tables_spans(html)
+    return grids, lines
+
+
+def html_tables_spans(html: str) -> tuple[list[list[list[str]]], list[str], list[bool]]:
+    """`html_tables`, and for each table whether it merges cells (a rowspan or colspan): its
+    text rendering (`htmltext`) then misaligns the cells, and only the grid is right."""
     parser = _HTMLTables()
     feed_html(parser, html)
     while parser.open:  # unclosed tables still count
         parser.handle_endtag("table")
     grids = [[cells for cells in _grid(table) if any(cells)] for table in parser.tables]
-    return grids, parser.lines
+    spans = [any(r > 1 or c > 1 for row in table for _, r, c in row) for table in parser.tables]
+    return grids, parser.lines, spans

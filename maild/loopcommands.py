@@ -4,13 +4,14 @@ recurring task, make a task wait on another (or not).
 `read(first_line, text)` → a `Command` or None; `commands.read_commands` asks it first, like the
 other commands that take a whole reply (转派, 结项). Pure.
 
-    验收通过 / 通过验收 / 验收合格 / approve / approved / accept deliverable   → approve {note}
+    验收通过 / 通过验收 / 验收合格 / approve the work / sign off             → approve {note}
     退回修改：数据缺7月 / 退回：… / return: … / send back: … / rework: …       → return {reason}
     停止重复 / 取消重复 / stop repeating / stop the series                     → stop
     依赖 T-3 T-1 / T-3 依赖 T-1 / T-3 waits on T-1 / depends: T-3 on T-1      → depend {task, on}
     取消依赖 T-3 / T-3 不再依赖 T-1 / remove dependency T-3 on T-1            → undepend {task, on}
 
-Surprises: "通过" or "accept" alone is not read here (a confirmation reads it); the workflow
+Surprises: "通过", "approved" or "accept" alone is not read here (a confirmation reads it, and
+on a delay request it accepts the delay); the workflow
 reads an initiator's confirmation of handed-in work as acceptance, and a refusal ("拒绝：…") as
 a return, so plain words work too. A return needs a reason: without one the workflow asks.
 """
@@ -26,7 +27,8 @@ _SEP = r"\s*[:：,，。.!！]?\s*"
 _LEAD = re.compile(r"^[\s:：,，.。;；!！、\-–—]+")
 _APPROVE_RE = re.compile(
     r"^(?:验收通过|通过验收|验收合格|验收完成|验收ok|同意验收|确认验收|已验收|"
-    r"approved?|accept(?:ed)? (?:the )?(?:deliverable|work)|sign(?:ed)?[- ]off|lgtm)"
+    r"(?:approve[ds]?|accept(?:ed|s)?) (?:the )?(?:work|deliverable|hand-?in)|"
+    r"(?:work|deliverable) (?:approved|accepted)|sign(?:ed)?[- ]off|lgtm)"
     r"(?![a-z])" + _SEP, re.IGNORECASE)
 _RETURN_RE = re.compile(
     r"^(?:退回修改|退回重做|退回|打回|驳回|返工|验收不通过|不通过|需要修改|需修改|请修改|"

@@ -81,9 +81,12 @@ class FieldError:
     code: str  # e.g. "missing", "date_unparseable", "date_past", "owner_unknown", "owner_many"
     value: str = ""
     task: int | None = None  # 1-based task line, when the problem is in a task
+    options: tuple[str, ...] = ()  # the candidates, when an owner fits several people
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        data["options"] = list(self.options)
+        return data
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,11 @@ class TaskDraft:
     deadline: str
     deliverable: str = ""
     note: str = ""
+    status: str = ""  # 完成状态: a TaskState value when recognised, else as written
+    progress: str = ""  # 当前进度, e.g. "75%"
+    priority: str = ""  # 优先级: a choice value ("high") when recognised
+    feedback: str = ""  # 反馈时间, as written
+    row: Mapping[str, str] = field(default_factory=dict)  # its row's item-level cells (发起人 …)
 
 
 @dataclass(frozen=True)
@@ -105,6 +113,10 @@ class FormResult:
     fields: Mapping[str, str]  # canonical key → raw value, e.g. {"title": "Q3新品推广项目"}
     tasks: tuple[TaskDraft, ...] = ()
     errors: tuple[FieldError, ...] = ()
+    # How the tasks were read: "table" (rows or a form's fields) or "kickoff" (the guide's
+    # step-3 "需配合" sentences, a reading to confirm before it becomes an item).
+    source: str = "table"
+    unread: tuple[str, ...] = ()  # what looked like form content but could not be placed
 
 
 @dataclass(frozen=True)

@@ -100,7 +100,8 @@ def run_ops_command(args: argparse.Namespace, *, out: TextIO | None = None,
     now = datetime.now(config.tz)
     if args.command == "check":
         checks = run_checks(config, environ=environ, send_test=args.send_test,
-                            timeout=args.timeout, today=now.date())
+                            timeout=args.timeout, today=now.date(),
+                            config_source=getattr(args, "config_source", "-c"))
         emit(out, args.json, [asdict(c) for c in checks], lambda: format_checks(checks, paint))
         return EX_OK if all(c.ok for c in checks) else EX_FAILED
     if args.command == "outbox" and args.retry:
@@ -174,6 +175,7 @@ def status(store: Store, config: Config, now: datetime) -> dict[str, Any]:
         next_runs = {str(r.get("name")): r.get("at") for r in next_runs if isinstance(r, dict)}
     holder = Store.lock_holder(config.data_dir) if config.data_dir.exists() else None
     return {
+        "config": str(config.path),
         "data_dir": str(config.data_dir),
         "daemon": {"running": holder is not None, "pid": holder},
         "queue_depth": len(queued),
@@ -319,6 +321,7 @@ def format_status(data: Mapping[str, Any], tz: tzinfo, now: datetime) -> str:
     runs = data["next_runs"]
     lines = [
         ("daemon", f"running (pid {daemon['pid']})" if daemon["running"] else "not running"),
+        ("config", data.get("config", UNKNOWN)),
         ("data dir", data["data_dir"]),
         ("queue depth", f"{data['queue_depth']} email(s) queued"),
         ("outbox backlog", f"{box['due_now']} due now"

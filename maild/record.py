@@ -163,7 +163,7 @@ def _detail(detail: Any, catalog: Mapping[str, Any], tz: ZoneInfo) -> list[dict[
             text = f"{value}%"
         elif key == "state":
             text = catalog["state"].get(str(value), str(value))
-        elif key in ("deadline", "date") and re.match(r"^\d{4}-\d\d-\d\dT", str(value)):
+        elif key in ("deadline", "date", "old", "new") and re.match(r"^\d{4}-\d\d-\d\dT", str(value)):
             text = local_time(value, tz)
         elif isinstance(value, str):
             text = value

@@ -31,19 +31,34 @@ Context contract (`Notice.context`; keys marked ? are optional):
   task         {id, name, owner, owner_name?, owner_department?, deadline? (ISO), deliverable?,
                 state (a TaskState value), progress? (int %), confirmed_at? (ISO), note?}
   actor?       {name, address}: who did what the email reports (defaults to the task owner).
-  reason?      str: why (decline, refusal, delay ...).       warnings?  list[str] (receipt).
+  reason?      str: why (decline, refusal, delay ...).
+  items?, notes?, suggestions?  (receipt) the items one email made (several from a daily-task
+               table: then `item` is None), notes [{item, task, kind: owner|workday|buffer, text?,
+               name?, deadline?, before?, days?}] and suggested fields ("goal", "deliverable").
   command?     Command.to_dict(): {name, ...args}; args read: percent, deadline, reason, to, note,
                retrospective, situation, cause, support (command_ack).
   errors       [FieldError.to_dict()], field_labels? {field: label}, accepted_dates? [str],
-               refilled_form? str, original_subject? str (validation_error).
-  forms        [{name, text, subject?}] (templates).        excerpt?  str (not_understood).
+               refilled_form? str, original_subject? str, recognised? {form, fields [[label,
+               value]], tasks [str]}, unread? [str] (validation_error).
+  forms        [{name, kind?, text, header? [column], subject?}], unrecognised?, recognised?,
+               unread?, original_subject? (templates).  excerpt?  str (not_understood).
+  draft, notes (draft_confirm): draft {id, kind, title, participants, tasks [task], unread};
+  situation (used|expired|not_yours|not_understood|unknown), item_ids? [id] (draft_answer).
   recipient, code, server_message, failed_subject? (delivery_failed).
   action? str, allowed? [str] (refused).
+  parts?       [{command, result (applied|unchanged|asked|refused), task?, ask?, missing?, value?,
+               token_problem?, allowed?}], unread? [str], unread_forwarded? bool (command_ack of a
+               reply that said several things, compound.py).
+  also?        [command dict], remarks? [str]: what else the reply recorded and what it said that
+               was not understood (confirmed, declined, delay_request, blocker_alert).
+  extension?   {days|weeks: int}: a delay asked as a duration (delay_request).
 
-Per template: receipt(item, warnings?), confirm_request(item, task), confirmed(item, task, actor?),
+Per template: receipt(item?, items?, notes?, suggestions?), confirm_request(item, task),
+confirmed(item, task, actor?),
 declined(item, task, reason, actor?), command_ack(item, command, task?, actor?, reason?),
 validation_error(errors, field_labels?, accepted_dates?, refilled_form?, original_subject?),
-templates(forms), delivery_failed(item, recipient, code, server_message, task?, failed_subject?),
+templates(forms), draft_confirm(draft, notes), draft_answer(situation, item_ids?, original_subject),
+delivery_failed(item, recipient, code, server_message, task?, failed_subject?),
 refused(reason?, action?, allowed?, item?), not_understood(item?, excerpt?).
 
 The renderer adds: lang, L (the catalog for lang), t, mailto, now, subject, reply_subject,
@@ -123,13 +138,16 @@ _TASK_DEFAULTS: Mapping[str, Any] = MappingProxyType(
 )
 _CONTEXT_DEFAULTS: Mapping[str, Any] = MappingProxyType(
     dict.fromkeys(("item", "task", "actor", "command", "own"), None)
-    | dict.fromkeys(("warnings", "errors", "accepted_dates", "forms", "allowed"), ())
+    | dict.fromkeys(("errors", "accepted_dates", "forms", "allowed"), ())
     | dict.fromkeys(("reason", "refilled_form", "original_subject", "excerpt", "action"), "")
     | dict.fromkeys(("recipient", "code", "server_message", "failed_subject"), "")
-    | dict.fromkeys(("token_problem",), "")
+    | dict.fromkeys(("token_problem", "situation", "draft_id"), "")
+    | dict.fromkeys(("items", "notes", "suggestions", "item_ids"), ())
+    | dict.fromkeys(("parts", "unread", "also", "remarks"), ())  # a reply saying several things
+    | {"unread_forwarded": False, "extension": None}
     | {"closing": None, "returns": (), "waited_on": (), "forwarded": False}  # closeloop.py
     | {"field_labels": MappingProxyType({}), "button_addresses": MappingProxyType({}),
-       "entries": ()}
+       "entries": (), "recognised": None, "unrecognised": False, "draft": None}
 )
 
 

@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from . import archive, planner
+from . import archive, baseline, planner
 from .config import Config, load_config
 from .model import Notice
 from .record import RecordRenderer
@@ -50,7 +50,7 @@ def run_report_command(args: argparse.Namespace, out: TextIO = sys.stdout) -> in
     if args.command == "digest":
         now = (datetime.fromisoformat(args.at).replace(tzinfo=config.tz) if args.at
                else datetime.now(config.tz))
-        previews = digest_preview(config, now)
+        previews = digest_preview(config, now, met_at=datetime.now(config.tz))
         if args.json:
             out.write(json.dumps(previews, ensure_ascii=False, indent=2) + "\n")
         elif not previews:
@@ -68,15 +68,22 @@ def run_report_command(args: argparse.Namespace, out: TextIO = sys.stdout) -> in
     return 0
 
 
-def digest_preview(config: Config, now: datetime) -> list[dict[str, Any]]:
-    """Everything the schedule would send at `now`, rendered; the store is only read."""
+def digest_preview(config: Config, now: datetime,
+                   met_at: datetime | None = None) -> list[dict[str, Any]]:
+    """Everything the schedule would send at `now`, rendered; the store is only read. People
+    the daemon has not met yet are met at `met_at` (the real time: the running daemon meets
+    them within a tick), or at `now` if that is earlier (`baseline.seed`)."""
     from .service import Rules, load_secret, notice_addresses
 
     rules = Rules.from_config(config)
     store = Store.open_readonly(config.data_dir)
     try:
-        planned, _state = planner.plan(store.open_items(), now, rules.schedules, rules.calendar,
-                                       rules.people, store.meta_get("planner", {}))
+        items = store.open_items()
+        memory = baseline.seed(items, store.meta_get("planner", {}),
+                               min(met_at, now) if met_at else now, rules.schedules,
+                               rules.calendar)
+        planned, _state = planner.plan(items, now, rules.schedules, rules.calendar,
+                                       rules.people, memory)
     finally:
         store.close()
     renderer = Renderer(config.templates_dir, timezone=config.timezone,

@@ -37,8 +37,29 @@ from typing import Any
 
 import schedule
 
-from . import archive, calgaps, closeloop, directory, dirsync, intake, planner, tokens, workflow
-from .classify import ClassifyContext, HelpRequest, Ignore, NewItem, Reply, Unrecognized, classify
+from . import (
+    archive,
+    baseline,
+    calgaps,
+    closeloop,
+    directory,
+    dirsync,
+    drafts,
+    intake,
+    planner,
+    tokens,
+    workflow,
+)
+from .classify import (
+    ClassifyContext,
+    DraftReply,
+    HelpRequest,
+    Ignore,
+    NewItem,
+    Reply,
+    Unrecognized,
+    classify,
+)
 from .config import Config, resolve_password
 from .decode import DecodeError, attachment_files, decode
 from .files import publish, write_pending
@@ -58,7 +79,8 @@ from .workcal import WorkCalendar, load_calendar
 log = logging.getLogger("maild.service")
 
 # Replies to a sender that are not about a task they own; these are rate-limited per sender.
-UNSOLICITED_TEMPLATES = frozenset({"validation_error", "templates", "not_understood", "refused"})
+UNSOLICITED_TEMPLATES = frozenset({"validation_error", "templates", "not_understood", "refused",
+                                   "draft_answer"})
 # An owner's deliverable is forwarded to the initiator up to this size (more is named, not sent):
 # with base64 a 10 MB hand-in makes a ~14 MB email, under the common 20–25 MB server limits.
 FORWARD_MAX_BYTES = 10 * 2**20
@@ -306,8 +328,10 @@ class Service:
             people=self.rules.people, form_rules=self.rules.form_rules,
             admins=self.config.admins, workday_end=self.config.workday_end,
             buffer_days=float(flow.get("buffer", {}).get("days", 1.0)),
-            require_token=self.config.require_token, acceptance=self.config.acceptance,
-            calendar=self.rules.calendar)
+            require_token=self.config.require_token,
+            workdays=self.rules.calendar.is_workday,
+            draft_days=float(flow.get("drafts", {}).get("days", 7.0)),
+            acceptance=self.config.acceptance, calendar=self.rules.calendar)
 
     # -- one batch ----------------------------------------------------------------------------
     def process_batch(self) -> BatchReport:
@@ -388,6 +412,8 @@ class Service:
             self._keep_original(item_id, msg, raw)
         for item in outcome.items:
             self.store.put_item(item)
+        for draft in outcome.drafts:  # readings waiting for their initiator (drafts.py)
+            self.store.meta_set("draft:" + draft["id"], draft)
         for message_id, item_id, task_id in outcome.links:
             self.store.link_message(message_id, item_id, task_id)
         self._enqueue(outcome.notices, source=msg.message_id, now=now, raw=raw)
@@ -458,9 +484,14 @@ class Service:
                 return workflow.owners_unreachable(msg, msg.failed_recipients,
                                                    self.store.open_items(), wctx, now)
             return workflow.Outcome("processed", f"ignored {decision.kind}: {decision.reason}")
-        if isinstance(decision, NewItem):
-            outcome = intake.start_item(msg, decision, self.store.peek_item_id(), wctx, now)
-            if outcome.items:
+        if isinstance(decision, NewItem | DraftReply):
+            first = self.store.peek_item_id()
+            if isinstance(decision, NewItem):
+                outcome = intake.start_item(msg, decision, first, wctx, now)
+            else:
+                draft = self.store.meta_get("draft:" + decision.draft_id)
+                outcome = drafts.answer_draft(msg, decision, draft, first, wctx, now)
+            for _ in intake.next_ids(first, len(outcome.items)):  # one email, several items
                 self.store.next_item_id()
             return outcome
         if isinstance(decision, Reply):
@@ -469,7 +500,8 @@ class Service:
         if isinstance(decision, HelpRequest):
             return intake.help_reply(msg, decision.language, wctx)
         assert isinstance(decision, Unrecognized)
-        return intake.unrecognized_reply(msg, decision.language, decision.reason, wctx)
+        return intake.unrecognized_reply(msg, decision.language, decision.reason, wctx,
+                                         decision.form)
 
     def _enqueue(self, notices: tuple[Notice, ...] | list[Notice], *, source: str,
                  now: datetime, raw: bytes | None = None) -> list[Outgoing]:
@@ -507,6 +539,8 @@ class Service:
             self.store.enqueue(out, now=now)
             if notice.item_id:
                 self.store.link_message(message_id, notice.item_id, notice.task_id)
+            elif notice.context.get("draft_id"):  # a reply to it answers the draft
+                self.store.link_message(message_id, notice.context["draft_id"], None)
             queued.append(out)
         return queued
 
@@ -591,10 +625,14 @@ class Service:
         return report
 
     def plan(self, now: datetime) -> tuple[list[planner.Planned], dict[str, Any]]:
-        """What digests, reminders and escalations are due at `now` (nothing is changed)."""
-        return planner.plan(self.store.open_items(), now, self.rules.schedules,
-                            self.rules.calendar, self.rules.people,
-                            self.store.meta_get("planner", {}))
+        """What digests, reminders and escalations are due at `now` (nothing is changed).
+        People the schedules meet for the first time get their baseline (`baseline.seed`):
+        their first digest comes at its time, not now."""
+        items = self.store.open_items()
+        memory = baseline.seed(items, self.store.meta_get("planner", {}), now,
+                               self.rules.schedules, self.rules.calendar)
+        return planner.plan(items, now, self.rules.schedules, self.rules.calendar,
+                            self.rules.people, memory)
 
     def run_schedules(self, now: datetime) -> list[Outgoing]:
         """Enqueue what is due and record it as sent, in the same commit: each level once. An

@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, time
 from typing import Any
 
-from . import closeloop, recurrence, tokens
+from . import closeloop, delays, recurrence, tokens
 from .classify import Reply
-from .dates import parse_deadline
+from .dates import Workdays, parse_deadline
 from .forms import FormRules
-from .model import Inbound, Notice, TaskState
+from .model import Command, Inbound, Notice, TaskState
 from .people import Directory
 from .workcal import WorkCalendar
 
@@ -37,6 +37,10 @@ class WorkflowContext:
     # [security] require_token: owner commands count only through a valid, unused reply token
     # (the reply address maild gave that owner), not through threading headers or the subject.
     require_token: bool = False
+    # The work calendar's working days (`WorkCalendar.is_workday`): "延期两天" counts them, and
+    # weekend/holiday deadlines of new items get a note. None: Monday–Friday.
+    workdays: Workdays | None = None
+    draft_days: float = 7.0  # a reading waiting for its initiator's word expires after this
     # [workflow] acceptance: an owner's 完成 waits for the initiator's 验收 unless the item says
     # otherwise (closeloop.py); the work calendar places a recurring task's occurrences.
     acceptance: bool = False
@@ -51,6 +55,7 @@ class Outcome:
     notices: tuple[Notice, ...] = ()
     links: tuple[tuple[str, str, str | None], ...] = ()
     summary: Mapping[str, Any] = field(default_factory=dict)
+    drafts: tuple[dict[str, Any], ...] = ()  # readings waiting for their initiator (drafts.py)
 
 
 def thread_of(msg: Inbound, root: str | None = None) -> tuple[str, tuple[str, ...]]:
@@ -83,20 +88,36 @@ def may_manage(item: Mapping[str, Any], address: str, ctx: WorkflowContext) -> b
 
 def handle_reply(msg: Inbound, decision: Reply, item: dict[str, Any] | None, ctx: WorkflowContext,
                  now: datetime) -> Outcome:
-    """A reply about an item: check who may do what the command asks, then do it."""
-    from .intake import help_reply, unrecognized_reply
+    """A reply about an item: check who may do what each command asks, then do it. A reply with
+    several commands, or with parts not understood, is handled by `compound.handle_compound`."""
+    from .intake import unrecognized_reply
 
     if item is None or item.get("state") == "closed":
         return unrecognized_reply(msg, decision.language, f"no open item {decision.item_id}", ctx)
+    if not decision.commands:
+        language = item.get("language", decision.language)
+        return Outcome("processed", "command not understood", notices=(
+            _notice(msg, item, "not_understood", msg.from_addr, language, ctx,
+                    {"excerpt": decision.new_text[:500]}),), links=_link(msg, item, decision))
+    if len(decision.commands) > 1 or decision.unread:
+        from .compound import handle_compound
+        return handle_compound(msg, decision, item, ctx, now)
+    return apply_command(msg, decision, item, decision.commands[0], ctx, now)
+
+
+def _link(msg: Inbound, item: Mapping[str, Any], decision: Reply) -> Link:
+    return ((msg.message_id, item["id"], decision.task_id),)
+
+
+def apply_command(msg: Inbound, decision: Reply, item: dict[str, Any], command: Command,
+                  ctx: WorkflowContext, now: datetime) -> Outcome:
+    """One command of a reply on `item` (not modified: a changed copy is in the outcome)."""
+    from .intake import help_reply
+
     before, item = item, copy.deepcopy(item)
     language = item.get("language", decision.language)
     sender = msg.from_addr
-    command = decision.command
-    link: Link = ((msg.message_id, item["id"], decision.task_id),)
-    if command is None:
-        return Outcome("processed", "command not understood", notices=(
-            _notice(msg, item, "not_understood", sender, language, ctx,
-                    {"excerpt": decision.new_text[:500]}),), links=link)
+    link = _link(msg, item, decision)
     if command.name == "help":
         return Outcome("processed", "help", notices=help_reply(msg, language, ctx).notices,
                        links=link)
@@ -202,7 +223,9 @@ def _dispatch(msg: Inbound, decision: Reply, item: dict[str, Any], name: str,
             return _accept_delay(msg, item, task, task["requested_deadline"], language, ctx, now,
                                  link)
         if name == "delay":
-            return _accept_delay(msg, item, task, args.get("date", ""), language, ctx, now, link)
+            date_text = delays.manager_date(args, task, now, workday_end=ctx.workday_end,
+                                            workdays=ctx.workdays)
+            return _accept_delay(msg, item, task, date_text, language, ctx, now, link)
         verdict = closeloop.manager_verdict(task, name)  # 确认 / 拒绝 on handed-in work
         if verdict:
             return closeloop.handle(msg, decision, item, verdict,
@@ -305,15 +328,21 @@ def _owner_command(msg: Inbound, item: dict[str, Any], task: dict[str, Any], nam
                                {"task": task, "actor": _actor(ctx, sender), "blocker": blocker},
                                task["id"]))
     elif name == "delay":
-        deadline = parse_deadline(args.get("date", ""), now, workday_end=ctx.workday_end)
+        deadline = delays.requested_deadline(args, delays.current_deadline(task), now,
+                                             workday_end=ctx.workday_end, workdays=ctx.workdays)
         if deadline.value is None or deadline.error:
+            # A duration that lands in the past (the deadline went by long ago) shows its date.
+            shown = args.get("date") or (deadline.value.date().isoformat() if deadline.value else "")
             return _ask(msg, item, sender, language, ctx, "delay_date", link, task=task,
-                        value=args.get("date", ""))
+                        value=shown)
         task.update(state=TaskState.DELAYED.value, requested_deadline=deadline.value.isoformat(),
                     delay_reason=args.get("reason", ""))
+        detail["deadline"] = deadline.value.isoformat()
+        args = {**args, "deadline": deadline.value.isoformat()}
         notices.append(_notice(msg, item, "delay_request", initiator, language, ctx,
                                {"task": task, "actor": _actor(ctx, sender),
                                 "requested_deadline": deadline.value.isoformat(),
+                                "extension": delays.extension(args),
                                 "reason": args.get("reason", "")}, task["id"]))
     if changed:
         task.pop("unreachable", None)
@@ -346,7 +375,7 @@ def _accept_delay(msg: Inbound, item: dict[str, Any], task: dict[str, Any], date
     if date_text and "T" in date_text and date_text[:4].isdigit():
         new_deadline = datetime.fromisoformat(date_text)
     else:
-        parsed = parse_deadline(date_text, now, workday_end=ctx.workday_end)
+        parsed = parse_deadline(date_text, now, workday_end=ctx.workday_end, workdays=ctx.workdays)
         if parsed.value is None or parsed.error:
             return _ask(msg, item, sender, language, ctx, "delay_date", link, task=task,
                         value=date_text)

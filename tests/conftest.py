@@ -23,6 +23,20 @@ def shipped_config(shipped_config_path: Path):
     return load_config(shipped_config_path)
 
 
+@pytest.fixture
+def own_config(tmp_path: Path) -> Path:
+    """The shipped config.toml copied into tmp_path, so that its relative data (var/, archive/,
+    the demo's var/demo/) lands there; its rules and templates stay the repository's."""
+    from maild.shipped import set_value
+
+    text = (ROOT / "config.toml").read_text(encoding="utf-8")
+    for section in ("rules", "templates"):
+        text = set_value(text, section, "dir", str(ROOT / section))
+    path = tmp_path / "config.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
 @pytest.fixture(scope="session")
 def rules(shipped_config):
     from maild.service import Rules

@@ -124,6 +124,11 @@ class Conversation:
         return fresh
 
 
+def kinds(messages: list[EmailMessage]) -> list[str]:
+    """What maild sent, by its X-Maild-Kind header, sorted: ["confirm_request", "receipt"]."""
+    return sorted(str(m["X-Maild-Kind"]) for m in messages)
+
+
 def text_of(msg: EmailMessage) -> str:
     return msg.get_body(preferencelist=("plain",)).get_content()
 

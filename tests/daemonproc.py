@@ -1,4 +1,5 @@
-"""The config file a test daemon process (`python -m maild run`) reads, written in one place.
+"""The config file a test daemon process (`python -m maild run`) reads, written in one place,
+and what tests of such processes share: counting a mailbox, waiting for a condition.
 
 The crash, crash-consistency and daemon tests each start real maild processes; they differ only
 in which mail system the daemon talks to and in a few extra keys.
@@ -6,7 +7,8 @@ in which mail system the daemon talks to and in a few extra keys.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,3 +62,26 @@ dir = "{ROOT / 'rules'}"
 dir = "{ROOT / 'templates'}"
 """, encoding="utf-8")
     return path
+
+
+def inbox_count(port: int, address: str, password: str = "demo") -> int:
+    """How many emails `address`'s INBOX holds on the IMAP server at 127.0.0.1:`port`."""
+    from imapclient import IMAPClient
+
+    with IMAPClient("127.0.0.1", port=port, ssl=False, timeout=5) as client:
+        client.login(address, password)
+        client.select_folder("INBOX", readonly=True)
+        return len(client.search(["ALL"]))
+
+
+def wait_for(predicate: Callable[[], bool], timeout_s: float = 20.0) -> None:
+    """Until `predicate()` holds (a server not listening yet counts as not yet)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError("timed out")

@@ -97,7 +97,8 @@ def test_the_retrospective_counts_work_accepted_the_first_time() -> None:
 @pytest.mark.parametrize("text, command", [
     ("验收通过", Command("approve", {"note": ""})),
     ("验收通过，辛苦了！", Command("approve", {"note": "辛苦了！"})),
-    ("Approved - thanks", Command("approve", {"note": "thanks"})),
+    ("Approve the work - thanks", Command("approve", {"note": "thanks"})),
+    ("LGTM, signed off", Command("approve", {"note": "signed off"})),
     ("退回修改：场景图缺少移动端", Command("return", {"reason": "场景图缺少移动端"})),
     ("验收不通过，数据缺7月", Command("return", {"reason": "数据缺7月"})),
     ("退回修改", Command("return", {"reason": ""})),
@@ -110,7 +111,7 @@ def test_the_retrospective_counts_work_accepted_the_first_time() -> None:
     ("依赖 T-1", Command("depend", {"task": None, "on": ["T-1"]})),
     ("取消依赖 T-3", Command("undepend", {"task": "T-3", "on": []})),
     ("进度 50%", None),
-], ids=["approve", "approve-note", "approve-en", "return", "not-passed", "return-no-reason",
+], ids=["approve", "approve-note", "approve-en", "lgtm", "return", "not-passed", "return-no-reason",
         "return-en", "stop", "stop-en", "depend", "confirm-depend", "depend-en", "depend-one",
         "undepend", "not-ours"])
 def test_the_initiators_words(text: str, command: Command | None) -> None:

@@ -13,7 +13,8 @@ from maild.cli import EXAMPLES, build_parser, main
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
-SCHEMA_KEYS = {"kind", "language", "command", "new_text", "item", "errors"}
+SCHEMA_KEYS = {"kind", "language", "command", "new_text", "item", "errors", "items", "confirm",
+               "notes", "unread"}
 
 
 def _commands() -> list[str]:
@@ -60,6 +61,7 @@ def test_inspect_new_project():
     assert [t["name"] for t in item["tasks"]] == ["新品核心卖点提炼", "渠道推广方案", "客诉应对流程培训"]
     assert item["tasks"][0]["owner_address"] == "wang.zhe@corp.example"
     assert item["tasks"][0]["deadline"] == "8月10日前"
+    assert result["items"] == 1 and result["confirm"] is False
 
 
 def test_inspect_english_task():

@@ -12,7 +12,7 @@ from conversation import TZ
 
 from maild import intake, workflow
 from maild.classify import NewItem, Reply
-from maild.commands import read_command
+from maild.commands import read_commands
 from maild.forms import read_form
 from maild.model import Attachment, Inbound, Notice
 from maild.render import Renderer, to_mime
@@ -64,7 +64,8 @@ def start(ctx, rules, extra: str = "", note2: str = "预算上限待财务部确
 
 def say(item, ctx, sender, text, task_id=None, when=NOW + timedelta(hours=1), **extra):
     msg = email(sender, text, **extra)
-    decision = Reply("MD-0001", task_id, read_command(text), text, "zh", "token")
+    said = read_commands(text)
+    decision = Reply("MD-0001", task_id, said.commands, text, "zh", "token", None, said.unread)
     return rendered(workflow.handle_reply(msg, decision, item, ctx, when))
 
 
@@ -100,9 +101,9 @@ def test_done_hands_in_and_the_initiator_gets_the_deliverable_to_review(item, ct
 
 
 @pytest.mark.parametrize("text, verdict", [
-    ("验收通过", "done"), ("确认", "done"), ("OK", "done"),
+    ("验收通过", "done"), ("确认", "done"), ("OK", "done"), ("Approved", "done"),
     ("退回修改：场景图缺少移动端", "returned"), ("拒绝：场景图缺少移动端", "returned"),
-], ids=["approve", "confirm-word", "ok", "return", "decline-word"])
+], ids=["approve", "confirm-word", "ok", "approved", "return", "decline-word"])
 def test_the_initiators_verdict_in_plain_words(item, ctx, text: str, verdict: str) -> None:
     submitted = say(item, ctx, WANG, "完成", "T-1").items[0]
     out = say(submitted, ctx, LI, text, "T-1")

@@ -9,26 +9,19 @@ from __future__ import annotations
 import os
 import signal
 import smtplib
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-from daemonproc import write_daemon_config
-from imapclient import IMAPClient
+from daemonproc import inbox_count, wait_for, write_daemon_config
+from mailservers import free_port
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = (ROOT / "tests" / "data" / "new_project_zh.eml").read_bytes()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _config(tmp_path: Path, *, embedded: bool, imap_port: int, smtp_port: int) -> Path:
@@ -47,25 +40,6 @@ def _spawn(config: Path, command: str) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def _wait_for(predicate, timeout_s: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if predicate():
-                return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError("timed out")
-
-
-def _mailbox(port: int, address: str, password: str = "demo") -> int:
-    with IMAPClient("127.0.0.1", port=port, ssl=False, timeout=5) as client:
-        client.login(address, password)
-        client.select_folder("INBOX", readonly=True)
-        return len(client.search(["ALL"]))
-
-
 def _send(port: int) -> None:
     with smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:
         smtp.sendmail("li.na@corp.example", ["collab@corp.example"], PROJECT)
@@ -78,13 +52,13 @@ def _stop(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> str:
 
 
 def test_run_with_embedded_mail_reloads_on_sighup_and_stops_on_sigterm(tmp_path):
-    imap_port, smtp_port = _free_port(), _free_port()
+    imap_port, smtp_port = free_port(), free_port()
     daemon = _spawn(_config(tmp_path, embedded=True, imap_port=imap_port, smtp_port=smtp_port),
                     "run")
     try:
-        _wait_for(lambda: _mailbox(imap_port, "li.na@corp.example") == 0)
+        wait_for(lambda: inbox_count(imap_port, "li.na@corp.example") == 0)
         _send(smtp_port)
-        _wait_for(lambda: _mailbox(imap_port, "wang.zhe@corp.example") == 1)
+        wait_for(lambda: inbox_count(imap_port, "wang.zhe@corp.example") == 1)
         daemon.send_signal(signal.SIGHUP)
         time.sleep(1.5)
     finally:
@@ -94,42 +68,42 @@ def test_run_with_embedded_mail_reloads_on_sighup_and_stops_on_sigterm(tmp_path)
 
 
 def test_mailserver_keeps_mail_while_the_daemon_is_killed_and_restarted(tmp_path):
-    imap_port, smtp_port = _free_port(), _free_port()
+    imap_port, smtp_port = free_port(), free_port()
     server_config = _config(tmp_path, embedded=True, imap_port=imap_port, smtp_port=smtp_port)
     server = _spawn(server_config, "mailserver")
     try:
-        _wait_for(lambda: _mailbox(imap_port, "li.na@corp.example") == 0)
+        wait_for(lambda: inbox_count(imap_port, "li.na@corp.example") == 0)
         daemon_dir = tmp_path / "daemon"
         daemon_dir.mkdir()
         config = _config(daemon_dir, embedded=False, imap_port=imap_port, smtp_port=smtp_port)
         daemon = _spawn(config, "run")
         _send(smtp_port)
-        _wait_for(lambda: _mailbox(imap_port, "wang.zhe@corp.example") == 1)
+        wait_for(lambda: inbox_count(imap_port, "wang.zhe@corp.example") == 1)
         daemon.kill()
         daemon.wait(timeout=10)
         _send(smtp_port)  # arrives while the daemon is down: waits in INBOX
-        assert _mailbox(imap_port, "collab@corp.example", "collab-demo") == 1
+        assert inbox_count(imap_port, "collab@corp.example", "collab-demo") == 1
         daemon = _spawn(config, "run")
-        _wait_for(lambda: _mailbox(imap_port, "collab@corp.example", "collab-demo") == 0)
+        wait_for(lambda: inbox_count(imap_port, "collab@corp.example", "collab-demo") == 0)
         log = _stop(daemon)
         assert daemon.returncode == 0, log
         # The second copy has the same Message-ID: handled once, no second request.
-        assert _mailbox(imap_port, "wang.zhe@corp.example") == 1
+        assert inbox_count(imap_port, "wang.zhe@corp.example") == 1
     finally:
         server_log = _stop(server)
     assert server.returncode == 0, server_log
 
 
 def test_a_second_daemon_on_the_same_data_is_refused_clearly(tmp_path):
-    imap_port, smtp_port = _free_port(), _free_port()
+    imap_port, smtp_port = free_port(), free_port()
     config = _config(tmp_path, embedded=True, imap_port=imap_port, smtp_port=smtp_port)
     first = _spawn(config, "run")
     try:
-        _wait_for(lambda: _mailbox(imap_port, "li.na@corp.example") == 0)
+        wait_for(lambda: inbox_count(imap_port, "li.na@corp.example") == 0)
         other = tmp_path / "other"
         other.mkdir()
-        other_config = _config(other, embedded=True, imap_port=_free_port(),
-                               smtp_port=_free_port())
+        other_config = _config(other, embedded=True, imap_port=free_port(),
+                               smtp_port=free_port())
         other_config.write_text(other_config.read_text().replace(str(other / "var"),
                                                                  str(tmp_path / "var")))
         second = _spawn(other_config, "run")

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from maild.dates import ACCEPTED_FORMS, Deadline, parse_deadline
+from maild.dates import ACCEPTED_FORMS, Deadline, parse_deadline, previous_workday
 
 TZ = ZoneInfo("Asia/Shanghai")
 SAT = datetime(2026, 8, 1, 10, 0, tzinfo=TZ)  # a Saturday morning
@@ -183,3 +183,40 @@ def test_every_accepted_example_parses(language: str) -> None:
         result = parse_deadline(example, SAT)
         assert result.value is not None, example
         assert result.error in (None, "past"), example
+
+
+# The forms the guide's users write (issue 14), as of Monday 2026-07-27 09:00.
+GUIDE_NOW = datetime(2026, 7, 27, 9, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+GUIDE_FORMS = [
+    ("8.10", "2026-08-10"), ("8.10前", "2026-08-10"), ("08/10", "2026-08-10"),
+    ("8-10", "2026-08-10"), ("Q3末", "2026-09-30"), ("三季度末", "2026-09-30"),
+    ("本季度末", "2026-09-30"), ("季度末", "2026-09-30"), ("下季度末", "2026-12-31"),
+    ("8月上旬", "2026-08-10"), ("8月中旬", "2026-08-20"), ("8月下旬", "2026-08-31"),
+    ("下旬", "2026-07-31"), ("中旬", "2026-08-20"), ("下月中旬", "2026-08-20"),
+    ("两周内", "2026-08-10"), ("下周三", "2026-08-05"), ("月底", "2026-07-31"),
+    ("8月底", "2026-08-31"), ("８月１０日前", "2026-08-10"), ("８．１０", "2026-08-10"),
+    ("mid-August", "2026-08-20"), ("late Aug", "2026-08-31"), ("end of Q3", "2026-09-30"),
+    ("end of quarter", "2026-09-30"),
+]
+
+
+@pytest.mark.parametrize(("text", "day"), GUIDE_FORMS, ids=[f[0] for f in GUIDE_FORMS])
+def test_guide_date_forms(text: str, day: str) -> None:
+    deadline = parse_deadline(text, GUIDE_NOW)
+    assert deadline.ok and deadline.value is not None
+    assert deadline.value.date().isoformat() == day
+    assert deadline.value.hour == 18  # no time given: the end of that working day
+
+
+@pytest.mark.parametrize(("day", "before"), [
+    ("2026-08-15", "2026-08-14"), ("2026-08-16", "2026-08-14"), ("2026-08-14", "2026-08-13")],
+    ids=["saturday", "sunday", "friday"])
+def test_previous_workday(day: str, before: str) -> None:
+    assert previous_workday(date.fromisoformat(day)).isoformat() == before
+
+
+def test_previous_workday_follows_the_calendar() -> None:
+    """With a work calendar: the day before National Day week is the last working day."""
+    holidays = {date(2026, 10, d) for d in range(1, 9)}
+    assert previous_workday(date(2026, 10, 5), lambda d: d.weekday() < 5 and d not in holidays
+                            ) == date(2026, 9, 30)

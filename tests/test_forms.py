@@ -225,7 +225,7 @@ def test_daily_task_zh(form_rules: FormRules) -> None:
          "priority": "high", "deadline": "7月30日", "deliverable": "报告PDF，含NPS趋势与改进建议",
          "progress": "75%", "note": "数据收集已完成，待分析"},
         (TaskDraft("月度客户满意度报告", "数据部 刘洋", "7月30日", "报告PDF，含NPS趋势与改进建议",
-                   "数据收集已完成，待分析"),),
+                   "数据收集已完成，待分析", progress="75%", priority="high"),),
         (),
     )
 
@@ -235,7 +235,7 @@ def test_daily_task_en_inferred_from_fields(form_rules: FormRules) -> None:
     assert result.kind is ItemKind.TASK
     assert result.fields["priority"] == "medium"
     assert result.tasks == (TaskDraft("Office equipment purchase request", "Finance manager",
-                                      "Aug 5", "Approved budget"),)
+                                      "Aug 5", "Approved budget", priority="medium"),)
     assert result.errors == ()
 
 
@@ -248,25 +248,33 @@ FOLLOW_UP_TABLE = (
 
 
 def test_daily_task_follow_up_table(form_rules: FormRules) -> None:
+    """Template 2 as the guide has it: no 交付标准 column, several rows (several tasks), each
+    with its own 发起人, 优先级, 当前进度 and 反馈时间. Nothing is missing."""
     result = read_form("[任务] 本周跟进", FOLLOW_UP_TABLE, form_rules)
     assert result == FormResult(
         ItemKind.TASK,
         {"title": "月度客户满意度报告", "initiator": "运营部 孙悦", "owner": "数据部 刘洋",
-         "priority": "high", "deadline": "7月30日", "progress": "75%"},
-        (TaskDraft("月度客户满意度报告", "数据部 刘洋", "7月30日", "", "数据收集已完成，待分析"),
-         TaskDraft("办公设备采购申请", "财务部 吴刚", "8月5日", "", "预算审批中")),
-        (FieldError("deliverable", "missing"),),
+         "deadline": "7月30日"},
+        (TaskDraft("月度客户满意度报告", "数据部 刘洋", "7月30日", "", "数据收集已完成，待分析",
+                   progress="75%", priority="high", feedback="7月28日",
+                   row={"initiator": "运营部 孙悦"}),
+         TaskDraft("办公设备采购申请", "财务部 吴刚", "8月5日", "", "预算审批中",
+                   progress="50%", priority="medium", feedback="8月3日",
+                   row={"initiator": "行政部 周敏"})),
+        (),
     )
 
 
 def test_emergency_zh(form_rules: FormRules) -> None:
+    """The title of an emergency is its subject (without the marker)."""
     result = read_form("[紧急] 订单系统故障", EMERGENCY_ZH, form_rules)
     assert result == FormResult(
         ItemKind.EMERGENCY,
         {"emergency_type": "system_outage", "initiator": "客服部 陈静",
          "description": "订单系统下单失败\n影响华东区约30%用户，客诉量上升", "responder": "王喆",
-         "plan": "1) 回滚昨晚发布 2) 核对订单数据 3) 发公告", "eta": "今天下午5点"},
-        (TaskDraft("订单系统下单失败", "王喆", "今天下午5点", "1) 回滚昨晚发布 2) 核对订单数据 3) 发公告"),),
+         "plan": "1) 回滚昨晚发布 2) 核对订单数据 3) 发公告", "eta": "今天下午5点",
+         "title": "订单系统故障"},
+        (TaskDraft("订单系统故障", "王喆", "今天下午5点", "1) 回滚昨晚发布 2) 核对订单数据 3) 发公告"),),
         (),
     )
 
@@ -332,8 +340,12 @@ def test_html_flattened_into_text_is_replaced_by_the_table(form_rules: FormRules
 
 
 def test_text_rows_win_over_html(form_rules: FormRules) -> None:
+    """Rows as complete as the HTML's stay; the HTML only answers a choice the text leaves open
+    (here 完成状态, which the text table has no column for)."""
     result = read_form("[项目] Q3", PROJECT_ZH, form_rules, html=SEED_RECORD_HTML)
-    assert result.tasks == Q3_TASKS
+    assert [(t.name, t.owner, t.deadline, t.deliverable) for t in result.tasks] == [
+        (t.name, t.owner, t.deadline, t.deliverable) for t in Q3_TASKS]
+    assert [t.status for t in result.tasks] == ["not_started", "", "not_started"]
 
 
 def test_seed_record_table_with_merged_cells(form_rules: FormRules) -> None:
@@ -341,11 +353,14 @@ def test_seed_record_table_with_merged_cells(form_rules: FormRules) -> None:
     assert result.fields == {"title": "Q3新品推广项目", "initiator": "市场部 李娜",
                              "participants": "产品部、销售部、客服部"}
     assert result.tasks == (
-        TaskDraft("新品核心卖点提炼", "王喆", "8月10日前", "", "需结合用户调研数据"),
-        TaskDraft("渠道推广方案制定", "赵磊", "8月15日前", "", "预算上限待财务部确认"),
-        TaskDraft("客诉应对流程培训", "陈静", "8月20日前", "", "需产品部提供FAQ文档"),
+        TaskDraft("新品核心卖点提炼", "王喆", "8月10日前", "", "需结合用户调研数据",
+                  status="not_started"),
+        TaskDraft("渠道推广方案制定", "赵磊", "8月15日前", "", "预算上限待财务部确认",
+                  status="not_started"),
+        TaskDraft("客诉应对流程培训", "陈静", "8月20日前", "", "需产品部提供FAQ文档",
+                  status="not_started"),
     )
-    assert result.errors == (FieldError("goal", "missing"),)
+    assert result.errors == ()  # the guide's template 1 has no 目标/背景: none is asked for
 
 
 def test_two_column_html_form(form_rules: FormRules) -> None:
@@ -357,7 +372,7 @@ def test_two_column_html_form(form_rules: FormRules) -> None:
         ItemKind.TASK,
         {"title": "月度客户满意度报告", "owner": "数据部 刘洋", "deadline": "7月30日",
          "deliverable": "报告PDF", "priority": "high"},
-        (TaskDraft("月度客户满意度报告", "数据部 刘洋", "7月30日", "报告PDF"),), ())
+        (TaskDraft("月度客户满意度报告", "数据部 刘洋", "7月30日", "报告PDF", priority="high"),), ())
 
 
 MALFORMED = ("项目名称：Q3\n发起人：李娜\n目标：增长\n任务分配：\n"
@@ -366,9 +381,10 @@ MALFORMED = ("项目名称：Q3\n发起人：李娜\n目标：增长\n任务分�
              "渠道推广方案 赵磊 8月15日前\n")
 
 ERRORS = [
-    ("project missing fields and tasks", "[项目] Q3", "项目名称：Q3新品推广项目\n\n谢谢\n",
-     (FieldError("initiator", "missing"), FieldError("goal", "missing"),
-      FieldError("tasks", "no_tasks"))),
+    ("project missing tasks", "[项目] Q3", "项目名称：Q3新品推广项目\n\n谢谢\n",
+     (FieldError("tasks", "no_tasks"),)),
+    ("project missing its title", "[项目]", "任务分配：\n新品核心卖点提炼 | 王喆 | 8月10日前\n",
+     (FieldError("title", "missing"),)),
     ("project tasks label but no rows", "[项目] Q3",
      "项目名称：Q3\n发起人：李娜\n目标：增长\n任务分配：\n请见附件。\n", (FieldError("tasks", "no_tasks"),)),
     ("project tasks written inline", "[项目] Q3",
@@ -386,8 +402,9 @@ ERRORS = [
     ("task missing owner and deadline", "[任务] 报告", "任务名称：月度客户满意度报告\n交付标准：报告\n",
      (FieldError("owner", "missing"), FieldError("deadline", "missing"))),
     ("emergency missing everything but type", "[紧急] 故障", "紧急事务类型：系统故障\n",
-     (FieldError("description", "missing"), FieldError("responder", "missing"),
-      FieldError("eta", "missing"))),
+     (FieldError("responder", "missing"), FieldError("eta", "missing"))),
+    ("emergency without a subject or description", "[紧急]", "响应人：王喆\n预计完成时间：今天18点\n",
+     (FieldError("title", "missing"),)),
 ]
 
 
@@ -493,16 +510,30 @@ def test_signature_after_the_table_is_not_a_row(form_rules: FormRules) -> None:
 
 
 def test_blank_form_zh_task(form_rules: FormRules) -> None:
+    """Template 2 with exactly the guide's fields, its boxes as the guide prints them."""
     assert blank_form(ItemKind.TASK, "zh", form_rules) == (
-        "日常任务同步跟进表\n\n任务名称：\n发起人：\n负责人：\n优先级（高/中/低）：\n截止日期：\n"
-        "交付标准：\n当前进度：\n备注：\n")
+        "日常任务同步跟进表\n\n任务名称：\n发起人：\n负责人：\n优先级（□高□中□低）：\n截止日期：\n"
+        "当前进度（□0%□25%□50%□75%□100%）：\n完成情况简述：\n反馈时间：\n")
+
+
+def test_blank_form_zh_project(form_rules: FormRules) -> None:
+    """Template 1: its item-level columns as lines, then its task columns in the guide's order."""
+    assert blank_form(ItemKind.PROJECT, "zh", form_rules) == (
+        "跨部门项目协作沟通记录表\n\n项目名称：\n发起人/部门：\n参与人/部门：\n任务分配：\n"
+        "沟通事项 | 时间节点 | 负责人 | 完成状态（□未开始□进行中□已完成□延期） | 备注/问题反馈\n")
+
+
+def test_blank_form_zh_emergency(form_rules: FormRules) -> None:
+    assert blank_form(ItemKind.EMERGENCY, "zh", form_rules) == (
+        "紧急事务处理快速响应表\n\n紧急事务类型（□客诉□系统故障□舆情□其他）：\n发起人：\n"
+        "事务描述（含影响范围）：\n响应人：\n处理方案（含步骤、责任人、时间）：\n预计完成时间：\n")
 
 
 def test_blank_form_en_project(form_rules: FormRules) -> None:
     assert blank_form(ItemKind.PROJECT, "en", form_rules) == (
-        "Project collaboration record\n\nProject:\nInitiator/Dept:\nParticipants/Depts:\n"
-        "Goal/Background:\nScope:\nMilestones:\nSupport needed:\nNote:\nTasks:\n"
-        "Task | Owner | Deadline | Deliverable\n")
+        "Cross-department project record\n\nProject name:\nInitiator/Dept:\n"
+        "Participants/Depts:\nTasks:\n"
+        "Matter | Deadline | Owner | Status (not started/in progress/done/delayed) | Notes/Issues\n")
 
 
 @pytest.mark.parametrize("kind", list(ItemKind), ids=[k.value for k in ItemKind])
@@ -518,9 +549,9 @@ def test_blank_form_read_back_lists_every_required_field(form_rules: FormRules, 
 def test_refill_puts_values_back_and_malformed_rows_in_place(form_rules: FormRules) -> None:
     result = read_form("[项目] Q3", MALFORMED, form_rules)
     assert refill_form(result, "zh", form_rules) == (
-        "项目协作沟通记录表\n\n项目名称：Q3\n发起人/部门：李娜\n参与人/部门：\n目标/背景：增长\n范围：\n"
-        "关键时间节点：\n需配合内容：\n备注：\n任务分配：\n任务名称 | 负责人 | 截止日期 | 交付标准\n"
-        "新品核心卖点提炼 | 王喆 | 8月10日前 | 500字以内卖点说明+用户场景图\n"
+        "跨部门项目协作沟通记录表\n\n项目名称：Q3\n发起人/部门：李娜\n参与人/部门：\n目标/背景：增长\n"
+        "任务分配：\n沟通事项 | 时间节点 | 负责人 | 完成状态（□未开始□进行中□已完成□延期） | 备注/问题反馈"
+        " | 交付标准\n新品核心卖点提炼 | 8月10日前 | 王喆 |  |  | 500字以内卖点说明+用户场景图\n"
         "客诉应对流程培训 | 陈静\n渠道推广方案 赵磊 8月15日前\n")
 
 
@@ -565,3 +596,140 @@ def test_missing_template_is_refused() -> None:
     del data["templates"]["emergency"]
     with pytest.raises(ValueError, match="templates"):
         load_form_rules(data)
+
+
+# --------------------------------------------------------------------------------------------
+# The guide's own tables, in the shapes office workers produce them
+
+GUIDE_T1_HEADER = ["项目名称", "发起人/部门", "参与人/部门", "沟通事项", "时间节点", "负责人",
+                   "完成状态(□未开始□进行中□已完成□延期)", "备注/问题反馈"]
+GUIDE_T1_VALUES = ["Q3新品推广项目", "市场部*经理", "产品部、销售部、客服部",
+                   "新品核心卖点提炼", "8月10日前", "产品部*经理", "□未开始", "需结合用户调研数据",
+                   "渠道推广方案", "8月15日前", "销售部*主管", "□未开始", "预算上限待财务部确认",
+                   "客诉应对流程培训", "8月20日前", "客服部*专员", "□未开始", "需产品部提供FAQ文档"]
+GUIDE_T1_TASKS = (
+    TaskDraft("新品核心卖点提炼", "产品部*经理", "8月10日前", "", "需结合用户调研数据", "not_started"),
+    TaskDraft("渠道推广方案", "销售部*主管", "8月15日前", "", "预算上限待财务部确认", "not_started"),
+    TaskDraft("客诉应对流程培训", "客服部*专员", "8月20日前", "", "需产品部提供FAQ文档", "not_started"),
+)
+GUIDE_T1_FIELDS = {"title": "Q3新品推广项目", "initiator": "市场部*经理",
+                   "participants": "产品部、销售部、客服部"}
+
+
+def _excel(rows: list[list[str]]) -> str:
+    return "\n".join("\t".join(r) for r in rows) + "\n"
+
+
+T1_SHAPES = [
+    ("as the guide prints it", "\n\n".join(GUIDE_T1_HEADER + GUIDE_T1_VALUES) + "\n"),
+    ("word one cell per line", "\n".join(GUIDE_T1_HEADER + GUIDE_T1_VALUES) + "\n"),
+    ("word copy then a signature", "\n".join(GUIDE_T1_HEADER + GUIDE_T1_VALUES)
+     + "\n\n谢谢！\n李娜\n市场部"),
+    ("excel paste, merged cells blank", _excel(
+        [GUIDE_T1_HEADER, GUIDE_T1_VALUES[:8], ["", "", ""] + GUIDE_T1_VALUES[8:13],
+         ["", "", ""] + GUIDE_T1_VALUES[13:]])),
+]
+
+
+@pytest.mark.parametrize("body", [c[1] for c in T1_SHAPES], ids=[c[0] for c in T1_SHAPES])
+def test_template_1_in_every_shape(form_rules: FormRules, body: str) -> None:
+    """Template 1 with exactly its columns: no 目标/背景 asked for, 沟通事项 are the tasks,
+    时间节点 their deadlines, the merged item-level cells fill the item's fields once."""
+    result = read_form("跨部门项目协作沟通记录表", body, form_rules)
+    assert result == FormResult(ItemKind.PROJECT, GUIDE_T1_FIELDS, GUIDE_T1_TASKS, ())
+
+
+def test_template_1_as_an_html_table_with_rowspan_and_a_bold_status(form_rules: FormRules) -> None:
+    rows = "".join(
+        "<tr>" + ("<td rowspan=3>Q3新品推广项目</td><td rowspan=3>市场部*经理</td>"
+                  "<td rowspan=3>产品部、销售部、客服部</td>" if n == 0 else "")
+        + f"<td>{name}</td><td>{due}</td><td>{owner}</td><td>{status}</td><td></td></tr>"
+        for n, (name, due, owner, status) in enumerate([
+            ("新品核心卖点提炼", "8月10日前", "产品部*经理", "□未开始□<b>进行中</b>□已完成□延期"),
+            ("渠道推广方案", "8月15日前", "销售部*主管", '<span style="background:yellow">已完成</span>'
+                                                 "/进行中"),
+            ("客诉应对流程培训", "8月20日前", "客服部*专员", "□未开始")]))
+    html = ("<table><tr>" + "".join(f"<td><b>{h}</b></td>" for h in GUIDE_T1_HEADER) + "</tr>"
+            + rows + "</table>")
+    result = read_form("[项目] Q3新品推广项目", "", form_rules, html=html)
+    assert result.fields == GUIDE_T1_FIELDS
+    assert [(t.name, t.owner, t.status) for t in result.tasks] == [
+        ("新品核心卖点提炼", "产品部*经理", "in_progress"), ("渠道推广方案", "销售部*主管", "done"),
+        ("客诉应对流程培训", "客服部*专员", "not_started")]
+
+
+def test_template_2_rows_are_several_tasks_with_their_own_cells(form_rules: FormRules) -> None:
+    header = ["任务名称", "发起人", "负责人", "优先级(□高□中□低)", "截止日期",
+              "当前进度(□0%□25%□50%□75%□100%)", "完成情况简述", "反馈时间"]
+    values = ["月度客户满意度报告", "运营部*专员", "数据部*分析师", "□高", "7月30日", "□75%",
+              "数据收集已完成,待分析", "7月28日",
+              "办公设备采购申请", "行政部*主管", "财务部*经理", "□中", "8月5日", "□50%", "预算审批中",
+              "8月3日"]
+    result = read_form("日常任务同步跟进表", "\n\n".join(header + values), form_rules)
+    assert result.kind is ItemKind.TASK and result.errors == ()
+    assert result.tasks == (
+        TaskDraft("月度客户满意度报告", "数据部*分析师", "7月30日", "", "数据收集已完成,待分析",
+                  progress="75%", priority="high", feedback="7月28日",
+                  row={"initiator": "运营部*专员"}),
+        TaskDraft("办公设备采购申请", "财务部*经理", "8月5日", "", "预算审批中", progress="50%",
+                  priority="medium", feedback="8月3日", row={"initiator": "行政部*主管"}))
+
+
+def test_template_3_two_row_table_and_label_value_cells(form_rules: FormRules) -> None:
+    header = ["紧急事务类型(□客诉□系统故障□舆情□其他)", "发起人", "事务描述(含影响范围)", "响应人",
+              "处理方案(含步骤、责任人、时间)", "预计完成时间"]
+    values = ["☑系统故障", "客服部*专员", "支付接口超时，影响全部线上订单", "产品部*经理", "切换备用通道",
+              "今天18点"]
+    expected = FormResult(
+        ItemKind.EMERGENCY,
+        {"emergency_type": "system_outage", "initiator": "客服部*专员",
+         "description": "支付接口超时，影响全部线上订单", "responder": "产品部*经理",
+         "plan": "切换备用通道", "eta": "今天18点", "title": "支付系统故障"},
+        (TaskDraft("支付系统故障", "产品部*经理", "今天18点", "切换备用通道"),), ())
+    two_row = "\t".join(header) + "\n" + "\t".join(values) + "\n"
+    label_value = "\n".join(f"{h}\n{v}" for h, v in zip(header, values, strict=True))
+    assert read_form("紧急：支付系统故障", two_row, form_rules) == expected
+    assert read_form("紧急：支付系统故障", label_value, form_rules) == expected
+
+
+def test_status_split_into_tick_columns(form_rules: FormRules) -> None:
+    html = ("<table><tr><td rowspan=2>沟通事项</td><td rowspan=2>时间节点</td><td rowspan=2>负责人</td>"
+            "<td colspan=4>完成状态</td></tr><tr><td>未开始</td><td>进行中</td><td>已完成</td>"
+            "<td>延期</td></tr><tr><td>卖点提炼</td><td>8月10日</td><td>王喆</td><td></td><td>√</td>"
+            "<td></td><td></td></tr><tr><td>渠道方案</td><td>8月14日</td><td>赵磊</td><td></td><td>"
+            "</td><td></td><td>√</td></tr></table>")
+    result = read_form("[项目] Q3", "项目名称：Q3\n", form_rules, html=html)
+    assert [(t.name, t.status) for t in result.tasks] == [("卖点提炼", "in_progress"),
+                                                          ("渠道方案", "delayed")]
+
+
+KIND_EVIDENCE = [
+    ("the form's name in the subject", "日常任务同步跟进表", "负责人：王喆\n", ItemKind.TASK),
+    ("紧急： opening the subject", "紧急：支付故障", "响应人：王喆\n", ItemKind.EMERGENCY),
+    ("template 1's own labels", "Q3", "沟通事项\t时间节点\t负责人\n卖点\t8月10日\t王喆\n",
+     ItemKind.PROJECT),
+    ("template 2's own labels", "本周", "任务名称\t负责人\t优先级\t当前进度\n报告\t王喆\t高\t50%\n",
+     ItemKind.TASK),
+]
+
+
+@pytest.mark.parametrize(("subject", "body", "kind"), [c[1:] for c in KIND_EVIDENCE],
+                         ids=[c[0] for c in KIND_EVIDENCE])
+def test_which_form_without_a_marker(form_rules: FormRules, subject: str, body: str,
+                                     kind: ItemKind) -> None:
+    assert read_form(subject, body, form_rules).kind is kind
+
+
+def test_a_kickoff_without_rows_reads_its_clauses(form_rules: FormRules) -> None:
+    body = ("事项：Q3新品推广项目启动会\n发起人：市场部*经理\n参与人：产品部总监、销售部主管、客服部*专员\n"
+            "背景：新品计划8月上市\n需配合：产品部8月10日前输出核心卖点；销售部8月15日前提交渠道需求；设计部尽快出图\n")
+    result = read_form("Q3新品推广项目启动会", body, form_rules)
+    assert result.kind is ItemKind.PROJECT and result.source == "kickoff" and result.errors == ()
+    assert result.tasks == (TaskDraft("输出核心卖点", "产品部", "8月10日前"),
+                            TaskDraft("提交渠道需求", "销售部", "8月15日前"))
+    assert result.unread == ("设计部尽快出图",)
+
+
+def test_unknown_label_lines_are_listed_as_unread(form_rules: FormRules) -> None:
+    result = read_form("[任务] 报告", "任务名称：报告\n负责人：王喆\n\n会议室: 3楼\n", form_rules)
+    assert result.unread == ("会议室: 3楼",) and "会议室" not in result.fields.get("owner", "")

@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from conversation import TZ, Conversation, FakeClock, buttons_of, make_config, text_of
+from conversation import TZ, Conversation, FakeClock, buttons_of, kinds, make_config, text_of
 
 from maild.service import Service
 
@@ -27,10 +27,6 @@ PROJECT = """项目名称：渠道拓展项目
 渠道调研 | 王喆 | 8月5日 | 调研报告
 合同谈判 | 赵磊 | 8月20日 | 合同草案
 """
-
-
-def kinds(messages) -> list[str]:
-    return sorted(str(m["X-Maild-Kind"]) for m in messages)
 
 
 @pytest.fixture
@@ -190,15 +186,18 @@ def test_one_email_lists_an_owners_reminders_and_each_task_keeps_its_buttons(con
     assert "reminder" not in kinds(convo.inbox(WANG))
 
 
-def test_full_demo_runs_a_simulated_week_to_the_archive():
+def test_full_demo_runs_a_simulated_week_to_the_archive(own_config):
     from maild.demo_full import run_full_demo
     out = io.StringIO()
-    status = run_full_demo(ROOT / "config.toml", out)
+    status = run_full_demo(own_config, out)
     transcript = out.getvalue()
     assert status == 0, transcript[-3000:]
     assert "2026-Q3-Q3新品推广项目" in transcript
     for moment in ("李娜 reassigns T-2", "blocker", "escalated to the manager", "archived"):
         assert moment in transcript
+    kept = own_config.parent / "var" / "demo"  # where `maild lessons -c` finds it, and says so
+    assert f"maild lessons -c {kept / 'config.toml'}" in transcript
+    assert (kept / "archive" / "index.jsonl").is_file()
 
 
 def test_digest_preview_shows_what_is_due_without_sending_or_recording(convo):

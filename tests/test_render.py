@@ -84,7 +84,12 @@ def context_for(kind: str) -> dict[str, Any]:
     owner = {"name": task["owner_name"], "address": task["owner"]}
     initiator = {"name": "李娜", "address": "li.na@corp.example"}
     contexts: dict[str, dict[str, Any]] = {
-        "receipt": {"item": item, "warnings": [f"T-1 截止日期没有预留缓冲期 {SCRIPT}"]},
+        "receipt": {"item": item, "items": [item], "suggestions": ["goal"], "notes": [
+            {"item": "MD-0012", "task": "T-2", "kind": "owner", "text": f"销售部*主管 {SCRIPT}",
+             "name": "赵磊", "how": "department+title"},
+            {"item": "MD-0012", "task": "T-2", "kind": "workday",
+             "deadline": "2026-08-15T18:00:00+08:00", "before": "2026-08-14T18:00:00+08:00"},
+            {"item": "MD-0012", "task": "T-1", "kind": "buffer", "days": 1}]},
         "confirm_request": {"item": item, "task": task},
         "confirmed": {"item": item, "task": item["tasks"][0], "actor": owner},
         "declined": {
@@ -136,6 +141,15 @@ def context_for(kind: str) -> dict[str, Any]:
             "actor": initiator,
         },
         "not_understood": {"item": item, "excerpt": f"这个怎么弄？{SCRIPT} {JINJA}"},
+        "draft_confirm": {
+            "draft": {"id": "D-7K3F9QAB", "kind": "project", "title": f"Q3启动会 {SCRIPT} {JINJA}",
+                      "participants": ["产品部总监", "客服部*专员"], "tasks": item["tasks"][:2],
+                      "unread": [f"设计部尽快出图 {SCRIPT}"]},
+            "notes": [{"task": "T-1", "kind": "owner", "text": "产品部", "name": "王喆",
+                       "how": "department head", "group": 0}],
+            "original_subject": "Q3启动会"},
+        "draft_answer": {"situation": "used", "item_ids": ["MD-0012"], "draft_id": "D-7K3F9QAB",
+                         "original_subject": f"Q3启动会 {SCRIPT} {JINJA}"},
     }
     return contexts[kind]
 
@@ -156,8 +170,10 @@ KINDS = (
     "delivery_failed",
     "refused",
     "not_understood",
+    "draft_confirm",
+    "draft_answer",
 )
-NO_ITEM = {"validation_error", "templates"}
+NO_ITEM = {"validation_error", "templates", "draft_confirm", "draft_answer"}
 CASES = [(kind, lang) for kind in KINDS for lang in LANGS]
 CASE_IDS = [f"{kind}-{lang}" for kind, lang in CASES]
 

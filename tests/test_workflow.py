@@ -9,7 +9,7 @@ from conversation import TZ
 
 from maild import intake, tokens, workflow
 from maild.classify import NewItem, Reply
-from maild.commands import read_command
+from maild.commands import read_commands
 from maild.forms import read_form
 from maild.model import Attachment, Inbound, Notice
 
@@ -72,7 +72,8 @@ def renderer():
 def reply(renderer):
     def send(item, ctx, sender, text, task_id=None, when=NOW + timedelta(hours=1), **extra):
         msg = email(sender, text, **extra)
-        decision = Reply("MD-0001", task_id, read_command(text), text, "zh", "token")
+        said = read_commands(text)
+        decision = Reply("MD-0001", task_id, said.commands, text, "zh", "token", None, said.unread)
         return renderer(workflow.handle_reply(msg, decision, item, ctx, when))
     return send
 
@@ -88,7 +89,9 @@ def test_start_item_receipt_requests_tokens_and_buffer_warning(item, ctx, rules)
     assert templates_to(outcome) == sorted([("receipt", INITIATOR), ("confirm_request", WANG),
                                             ("confirm_request", ZHAO), ("confirm_request", CHEN)])
     receipt = outcome.notices[0]
-    assert receipt.context["warnings"] == ["buffer:T-3"]  # due today: less than a day of buffer
+    # 8月15日 is a Saturday: the working day before is named; T-3 is due today: no buffer left
+    assert [(n["task"], n["kind"]) for n in receipt.context["notes"]] == [
+        ("T-2", "workday"), ("T-3", "buffer")]
     for notice in outcome.notices[1:]:
         # The reply addresses are signed for exactly this item, task and owner when sent.
         assert notice.item_id == "MD-0001" and notice.task_id in ("T-1", "T-2", "T-3")
@@ -205,7 +208,7 @@ def _with_token(item, ctx, sender, text, action="reply", nonce="abcd", task_id="
     token = tokens.ReplyToken("MD-0001", task_id, address or sender, NOW.date(), action, nonce)
     reading = tokens.read(SECRET, [tokens.reply_address("collab@corp.example",
                                                         tokens.issue(SECRET, token))], sender)
-    decision = Reply("MD-0001", task_id, read_command(text), text, "zh", "token", reading)
+    decision = Reply("MD-0001", task_id, read_commands(text).commands, text, "zh", "token", reading)
     return workflow.handle_reply(email(sender, text), decision,
                                  item, ctx, when)
 
@@ -271,7 +274,7 @@ def test_the_audit_entry_shows_what_the_reply_cut(item, ctx, renderer):
             "在 2026年8月3日，09:15，协作助手 <collab@corp.example> 写道：\n> 请确认任务。确认 / 拒绝\n")
     replied = read_reply(body)
     msg = email(WANG, body)
-    decision = Reply("MD-0001", "T-1", read_command(replied.text), replied.text, "zh", "token",
+    decision = Reply("MD-0001", "T-1", read_commands(replied.text).commands, replied.text, "zh", "token",
                      trimmed=replied.audit_detail())
     outcome = renderer(workflow.handle_reply(msg, decision, item, ctx, NOW + timedelta(hours=1)))
     entry = outcome.items[0]["audit"][-1]

@@ -98,7 +98,20 @@ def sample_context(kind: str) -> dict[str, Any]:
     common: dict[str, Any] = {
         "item": item, "task": task, "actor": owner,
         "reason": f"本周出差，{HOSTILE}\n建议转给销售部欧阳明月·阿依古丽·买买提江",
-        "warnings": [f"T-1 截止日期没有预留缓冲期 {HOSTILE}", "buffer:T-3"],
+        "notes": [{"item": "MD-0012", "task": "T-2", "kind": "owner", "how": "department+title",
+                   "text": f"销售部*主管 {HOSTILE}", "name": "欧阳明月·阿依古丽·买买提江"},
+                  {"item": "MD-0012", "task": "T-2", "kind": "workday",
+                   "deadline": "2026-08-15T18:00:00+08:00", "before": "2026-08-14T18:00:00+08:00"},
+                  {"item": "MD-0012", "task": "T-3", "kind": "buffer", "days": 1}],
+        "suggestions": ["goal", "deliverable"],
+        "recognised": {"form": "日常任务同步跟进表", "fields": [["任务名称", f"季度预算汇总 {HOSTILE}"],
+                                                          ["负责人", "经理"]],
+                       "tasks": [f"季度预算汇总 | 经理 | 下下下周 {LONG_URL}"]},
+        "unread": [f"会议室: 3楼 {HOSTILE}"],
+        "draft": {"id": "D-7K3F9QAB", "kind": "project", "title": f"Q3新品推广项目启动会 {HOSTILE}",
+                  "participants": ["产品部总监", "销售部主管", "客服部*专员"],
+                  "tasks": item["tasks"][:3], "unread": [f"设计部尽快出图 {HOSTILE}"]},
+        "situation": "used", "item_ids": ["MD-0012", "MD-0013"], "draft_id": "D-7K3F9QAB",
         "command": {"name": "progress", "percent": 75, "note": f"素材已完成 {HOSTILE}"},
         "errors": [
             {"field": "title", "code": "missing", "value": "", "task": None},
@@ -164,7 +177,7 @@ def sample_context(kind: str) -> dict[str, Any]:
         common["counts"] = {"total": len(rows), **{f: counts[f] for f in ("overdue", "unconfirmed")}}
     if kind == "reminder":
         common["recipient_role"] = "owner"
-    if kind in ("validation_error", "templates"):
+    if kind in ("validation_error", "templates", "draft_confirm", "draft_answer"):
         common["item"] = common["task"] = None
     if kind == "confirmed":
         common["task"] = item["tasks"][0]

@@ -1,0 +1,46 @@
+"""checkboxes: which option a choice cell picks, ticked the ways people tick boxes."""
+
+from __future__ import annotations
+
+import pytest
+
+from maild.checkboxes import choose, percent_of, picked
+from maild.formrules import Choice
+
+PICKED = [
+    ("□高 ☑中 □低", "中"), ("☐高☑中☐低", "中"), ("高☑ 中□ 低□", "高"), ("中 ☑", "中"),
+    ("☒延期", "延期"), ("■进行中 □延期", "进行中"), ("▣高", "高"), ("√已完成", "已完成"),
+    ("✓进行中", "进行中"), ("✔75%", "75%"), ("●中 ○高", "中"), ("[x] Low", "Low"),
+    ("[X]高 [ ]中", "高"), ("(x)高 ( )中", "高"), ("高 [x]", "高"), ("☑ Customer complaint ☐ Other",
+                                                            "Customer complaint"),
+    ("☑高/中/低", "高"), ("高/☑中/低", "中"), ("□高□☑中□低", "中"),
+    ("□未开始", "未开始"), ("进行中", "进行中"),  # one option left is that option
+    ("□0%□25%□50%□75%□100%", ""), ("高/中/低", ""), ("", ""),  # nothing chosen
+    ("☑高☑中", None),  # contradictory
+]
+
+
+@pytest.mark.parametrize(("value", "option"), PICKED, ids=[p[0] or "empty" for p in PICKED])
+def test_picked(value: str, option: str | None) -> None:
+    assert picked(value) == option
+
+
+PRIORITY = (Choice("high", {"zh": "高", "en": "High"}), Choice("medium", {"zh": "中", "en": "Medium"},
+                                                              ("普通",)),
+            Choice("low", {"zh": "低", "en": "Low"}))
+
+
+@pytest.mark.parametrize(("value", "chosen"), [
+    ("高", "high"), ("Medium", "medium"), ("普通", "medium"), ("□高 ☑中 □低", "medium"),
+    ("□高□中□低", ""), ("☑很急", None), ("看情况", None)],
+    ids=["name", "english", "alias", "ticked", "none-ticked", "unknown-ticked", "prose"])
+def test_choose(value: str, chosen: str | None) -> None:
+    assert choose(value, PRIORITY) == chosen
+
+
+@pytest.mark.parametrize(("value", "percent"), [
+    ("75%", "75%"), ("□0% □25% ☑50%", "50%"), ("７５％", "75%"), ("已经做了一大半，大约70%", "70%"),
+    ("□0%□25%□50%□75%□100%", ""), ("一半", None)],
+    ids=["plain", "ticked", "full-width", "sentence", "none-ticked", "words"])
+def test_percent_of(value: str, percent: str | None) -> None:
+    assert percent_of(value) == percent
