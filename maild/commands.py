@@ -26,7 +26,7 @@ _DONE_RE = re.compile(r"^(?:已完成|完成了?|已交付|done|completed|finish
                       + _SEP + r"(?P<note>.*)", re.IGNORECASE | re.DOTALL)
 _STATUS_RE = re.compile(r"^(?:状态|狀態|status)\s*[:：]?\s*(?P<state>未开始|進行中|进行中|已完成|延期|"
                         r"not started|in progress|done|delayed)", re.IGNORECASE)
-_DELAY_RE = re.compile(r"^(?:延期|推迟|推遲|delay(?:ed)?|postpone[d]?)\s*(?:至|到|until|to)?\s*[:：]?\s*"
+_DELAY_RE = re.compile(r"^(?:延期|推迟|推遲|改期|delay(?:ed)?|postpone[d]?|reschedule[d]?)\s*(?:至|到|until|to)?\s*[:：]?\s*"
                        r"(?P<date>.*?)\s*(?:[,，;；。\n]|(?=\s(?:because|reason|due to)\b)|"
                        r"(?=因为|因為|原因|由于|由於)|$)(?P<reason>.*)", re.IGNORECASE | re.DOTALL)
 _BLOCKER_RE = re.compile(r"^(?:问题|問題|阻塞|受阻|卡住|blocker|blocked|problem|issue)(?![a-z])",
@@ -34,6 +34,8 @@ _BLOCKER_RE = re.compile(r"^(?:问题|問題|阻塞|受阻|卡住|blocker|blocke
 _REASSIGN_RE = re.compile(r"^(?:转派|轉派|改派|reassign)\s*(?P<task>T-?\d+)?\s*(?:给|給|to|至)?\s*"
                           r"(?P<owner>.+)", re.IGNORECASE)
 _CLOSE_RE = re.compile(r"^(?:关闭|關閉|结项|結項|结案|close[d]?)(?![a-z])", re.IGNORECASE)
+# The initiator takes the item back (the receipt's 撤销 button: an item they did not send).
+_WITHDRAW_RE = re.compile(r"^(?:撤销|撤銷|撤回|withdraw(?:n)?)(?![a-z])", re.IGNORECASE)
 # The "Status" button's body, or a question about where things stand: answered, nothing changes.
 _SHOW_RE = re.compile(r"^(?:状态|狀態|查看状态|查看狀態|查询状态|查詢狀態|进展如何|進展如何|status|"
                       r"show status|what(?:'s| is) the status)\s*[?？]?$", re.IGNORECASE)
@@ -96,6 +98,8 @@ def read_command(new_text: str) -> Command | None:
                                     "owner": match.group("owner").strip()})
     if _CLOSE_RE.match(first):
         return Command("close", _fields(text, _RETRO_FIELDS))
+    if _WITHDRAW_RE.match(first):
+        return Command("withdraw", {"note": _note(_WITHDRAW_RE.sub("", first, count=1))})
     if _BLOCKER_RE.match(first):
         return Command("blocker", _fields(text, _BLOCKER_FIELDS))
     if match := _DELAY_RE.match(text):

@@ -87,7 +87,16 @@ class Config:
     extra: Mapping[str, Any] = field(default_factory=dict)
     authserv_id: str = ""  # [security]: the receiving server's Authentication-Results id
     require_authentication: bool = False  # [security]: ignore mail it did not authenticate
-    require_token: bool = False  # [security]: owner commands only through their reply address
+    # [security]: every state-changing command needs the sender's own reply token (or trusted
+    # sender authentication, below)
+    require_token: bool = True
+    # [security]: the operator declares that the receiving server stamps Authentication-Results
+    # with authserv_id and removes such fields arriving from outside (`maild check` probes it)
+    trust_authentication_results: bool = False
+    # [security]: Exchange's X-MS-Exchange-Organization-AuthAs: Internal counts as authenticated
+    trust_exchange_internal: bool = False
+    external_owners: tuple[str, ...] = ()  # [security]: owners allowed outside allowed_domains
+    replies_per_sender_per_day: int = 40  # [security]: answers to one correspondent per 24 h
 
     @property
     def tz(self) -> ZoneInfo:
@@ -180,16 +189,22 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> Config:
 
     authserv_id = reader.text("security", "authserv_id", "").strip().lower()
     require_authentication = reader.boolean("security", "require_authentication", False)
-    if require_authentication and not authserv_id:
+    trust_results = reader.boolean("security", "trust_authentication_results", False)
+    trust_exchange = reader.boolean("security", "trust_exchange_internal", False)
+    if trust_results and not authserv_id:
         raise ConfigError(reader.file, "security.authserv_id",
-                          "require_authentication = true needs the receiving server's authserv-id",
-                          'authserv_id = "mx.corp.example"')
+                          "trust_authentication_results = true needs the receiving server's "
+                          "authserv-id", 'authserv_id = "mx.corp.example"')
+    if require_authentication and not (trust_results or trust_exchange):
+        # A field nobody strips is whatever the sender wrote: requiring it proves nothing.
+        raise ConfigError(reader.file, "security.require_authentication",
+                          "require_authentication = true needs a stamp maild can trust: "
+                          "trust_authentication_results = true (with authserv_id, after `maild "
+                          "check` shows your server strips forged fields) or "
+                          "trust_exchange_internal = true",
+                          'authserv_id = "mx.corp.example"  trust_authentication_results = true')
     plus_addressing = reader.boolean("mail", "plus_addressing", True)
-    require_token = reader.boolean("security", "require_token", False)
-    if require_token and not plus_addressing:
-        raise ConfigError(reader.file, "security.require_token",
-                          "require_token = true needs reply tokens, which ride in plus addresses",
-                          "require_token = false  # or [mail] plus_addressing = true")
+    require_token = reader.boolean("security", "require_token", True)
     return Config(
         path=path,
         base_dir=base,
@@ -226,6 +241,12 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> Config:
         authserv_id=authserv_id,
         require_authentication=require_authentication,
         require_token=require_token,
+        trust_authentication_results=trust_results,
+        trust_exchange_internal=trust_exchange,
+        external_owners=tuple(a.strip().lower() for a in reader.strings("security",
+                                                                       "external_owners")),
+        replies_per_sender_per_day=reader.integer("security", "replies_per_sender_per_day", 40,
+                                                  low=1),
     )
 
 

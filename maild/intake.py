@@ -1,8 +1,11 @@
 """New items: a parsed form becomes a stored item with confirmation requests, or one reply to fix it.
 
-Pure: `start_item` validates every task (one owner from the people directory, a readable future
-deadline) and either returns the new item with a receipt and one confirmation request per owner,
-or a single validation reply that names each problem and refills the sender's form.
+Pure: `start_item` validates every task (one owner from the people directory, inside the
+allowed domains or a declared external owner, and a readable future deadline) and either
+returns the new item with a receipt and one confirmation request per owner, or a single
+validation reply that names each problem and refills the sender's form. The receipt goes to the
+From address, whoever sent the email: someone named as initiator by a forged From learns of
+the item at once and can withdraw it (撤销) with one click.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from .classify import NewItem
 from .dates import ACCEPTED_FORMS, parse_deadline
 from .forms import blank_form, refill_form
 from .model import FieldError, Inbound, ItemKind, Notice, TaskState
+from .trust import may_own
 from .workflow import Outcome, WorkflowContext, add_audit, thread_of
 
 
@@ -37,6 +41,9 @@ def start_item(msg: Inbound, decision: NewItem, item_id: str, ctx: WorkflowConte
             task_errors.append(FieldError("owner", "owner_unknown", draft.owner, number))
         elif len(owners) > 1 or not owners[0].address:
             task_errors.append(FieldError("owner", "owner_many", draft.owner, number))
+        elif not may_own(owners[0].address, ctx):
+            # Never mail outside on an email's word: anyone may write a project in a name.
+            task_errors.append(FieldError("owner", "owner_external", draft.owner, number))
         deadline = parse_deadline(draft.deadline, now, workday_end=ctx.workday_end)
         if not draft.deadline.strip():
             task_errors.append(FieldError("deadline", "missing", "", number))

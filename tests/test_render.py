@@ -143,6 +143,7 @@ def context_for(kind: str) -> dict[str, Any]:
 SCHEDULE_KINDS = frozenset({"digest", "owner_digest", "reminder", "escalation"})
 WORKFLOW_KINDS = frozenset({"blocker_alert", "delay_request", "retrospective_request", "question",
                             "owner_unreachable"})
+ADMISSION_KINDS = frozenset({"not_handled"})  # maild/admission.py
 KINDS = (
     "receipt",
     "confirm_request",
@@ -601,7 +602,7 @@ def test_unknown_template_is_an_error(renderer: Renderer) -> None:
             )
     # The kinds tested here, plus the schedule kinds (test_render_schedules.py) and the workflow
     # kinds rendered from real workflow outcomes (test_workflow.py).
-    assert renderer.kinds == frozenset(KINDS) | SCHEDULE_KINDS | WORKFLOW_KINDS
+    assert renderer.kinds == frozenset(KINDS) | SCHEDULE_KINDS | WORKFLOW_KINDS | ADMISSION_KINDS
 
 
 def test_render_reads_no_files_after_construction(tmp_path: Path) -> None:
