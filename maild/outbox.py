@@ -34,6 +34,9 @@ Surprises:
   `DetachedSend`, and `settle` records them in the store later, on the store's own thread or in
   another process (the sender's child, `sender.py`, which holds an Outbox without a store).
 - `now` comes in; the module never reads the clock. Jitter comes from the injected `rng`.
+- With a `journal` (`sentjournal.SentJournal`), each 250 is also appended there and fsynced
+  before the next email is sent, so a crash before the commit re-sends only the email that was
+  in flight (the service folds the journal into the store at start-up).
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ from typing import Any
 import aiosmtplib
 
 from .model import Outgoing
+from .sentjournal import SentJournal
 from .store import OutboxEntry, Store
 
 log = logging.getLogger(__name__)
@@ -148,6 +152,7 @@ class Outbox:
         rng: random.Random | None = None,
         keep_alive_s: float = 30.0,
         max_per_drain: int = 2000,
+        journal: SentJournal | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
@@ -159,6 +164,7 @@ class Outbox:
         self.rng = rng or random.Random()
         self.keep_alive_s = keep_alive_s  # 0: hang up at the end of every drain
         self.max_per_drain = max_per_drain
+        self.journal = journal  # where each 250 is written down at once (see the module docs)
         self.connections_opened = 0  # for tests and `maild status`
         self._kept: aiosmtplib.SMTP | None = None  # the connection kept between drains
         self._kept_loop: asyncio.AbstractEventLoop | None = None
@@ -318,6 +324,8 @@ class Outbox:
             self._retry(tally, entry, now, None, _describe(exc))
             raise _ConnectionLost(_describe(exc)) from exc
         else:
+            if self.journal is not None:
+                self.journal.record(out.message_id)
             if self.crash_hook is not None:  # tests: a kill after the 250, before the mark
                 self.crash_hook("after_smtp_250")
             tally.writes.outbox_mark_sent(out.message_id, now)

@@ -22,6 +22,8 @@ Surprises:
   fork would copy) on the first `submit`, about 0.3 s; it exits when its pipe closes, so a
   SIGKILLed daemon does not leave it behind.
 - Crash points (tests, MAILD_CRASH_AT) reached in the child kill the daemon, then the child.
+- The child writes each 250 to the sent journal (`options.journal_path`) as it comes, so a
+  daemon killed while the child sends re-sends, at its next start, only what was in flight.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from typing import Any, BinaryIO
 
 from .model import Outgoing
 from .outbox import DetachedSend, Outbox, SmtpSettings
+from .sentjournal import SentJournal
 from .store import OutboxEntry
 
 log = logging.getLogger(__name__)
@@ -55,6 +58,7 @@ class SenderOptions:
     backoff_initial_s: float = 5
     backoff_max_s: float = 1800
     crashpoints: frozenset[str] = frozenset()
+    journal_path: Path | None = None  # the sent journal the child writes each 250 to
 
 
 class _Spool:
@@ -82,7 +86,8 @@ def _serve(conn: Connection, options: SenderOptions, daemon_pid: int) -> None:
                     build_mime=spool.read,
                     max_attempts=options.max_attempts,
                     backoff_initial_s=options.backoff_initial_s,
-                    backoff_max_s=options.backoff_max_s)
+                    backoff_max_s=options.backoff_max_s,
+                    journal=SentJournal(options.journal_path) if options.journal_path else None)
     if options.crashpoints:
         def crash(point: str) -> None:
             if point in options.crashpoints:
