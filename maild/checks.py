@@ -3,7 +3,10 @@ check in order as a `Check` (name, ok, detail); `format_checks` prints them as a
 
 Surprises:
 - `check` talks to the real servers: IMAP login, folder creation, IDLE; SMTP EHLO, TLS, AUTH. It
-  sends an email only with `--send-test ADDRESS`. Passwords are used, never printed.
+  sends an email only with `--send-test ADDRESS`, and, where `[security]
+  trust_authentication_results` is set, a probe to the inbox carrying a forged
+  Authentication-Results field (read back over IMAP and deleted): the stamp may be trusted only
+  if the forged field does not arrive. Passwords are used, never printed.
 - A server whose password cannot be had is not contacted: its password check fails instead.
 - The terminal-width helpers `_width`/`_pad` live here, not in ops.py (which imports them), so
   that format_checks can use them without a circular import.
@@ -56,6 +59,12 @@ def run_checks(config: Config, *, environ: Mapping[str, str], send_test: str | N
         # the daemon does not AUTH to the embedded system (it has no TLS); neither does check
         checks += check_smtp(config.smtp, passwords["smtp"], auth=not config.embedded,
                              sender=config.inbox_address, send_test=send_test, timeout=timeout)
+    if config.trust_authentication_results and passwords["imap"] is not None \
+            and passwords["smtp"] is not None:
+        # Trusting the stamp is safe only if forged copies never arrive: send one and look.
+        from .authprobe import check_authentication_stamp
+        checks.append(check_authentication_stamp(config, passwords["imap"], passwords["smtp"],
+                                                 timeout=timeout))
     if config.embedded and not all(c.ok for c in checks if c.name.endswith("connect")):
         checks.append(Check("embedded", False,
                             "[mail] embedded = true: the mail system runs inside `maild run`; "
