@@ -16,9 +16,10 @@ Pure functions of the email, the stored marks and `now`; the service applies the
   limit and the advice to share large files by link (`not_handled`). So is a trustworthy sender
   of an email maild failed on.
 - Answers to one correspondent are capped per hour (the unsolicited ones: templates, refusals,
-  not understood) and per 24 hours (every answer to their own email): OTRS caps auto-responses
-  at 40 per address per day. Without the daily cap, a responder that answers every email with
-  something maild acknowledges went on forever.
+  not understood) and per 24 hours (every answer to their own email but a new item's receipt:
+  an auto-responder writes no forms): OTRS caps auto-responses at 40 per address per day.
+  Without the daily cap, a responder that answers every email with something maild
+  acknowledges ("收到" reads as a confirmation) went on forever.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ from .workflow import thread_of
 # Replies to a sender that are not about a task they own; these are capped per hour as well.
 UNSOLICITED_TEMPLATES = frozenset({"validation_error", "templates", "not_understood", "refused",
                                    "not_handled"})
+# Answers the daily cap does not count: a receipt answers a new item, which only a form makes.
+UNCAPPED_ANSWERS = frozenset({"receipt"})
 
 
 def fingerprint(raw: bytes, msg: Inbound) -> str:

@@ -537,8 +537,9 @@ class Service:
                 log.warning("event=recipient_refused to=%s template=%s", recipient,
                             notice.template)  # mail goes only inside, or to declared owners
                 continue
-            if not self._allow_reply(recipient, notice.template, now,
-                                     answer=bool(answering) and recipient == answering):
+            answer = (bool(answering) and recipient == answering
+                      and notice.template not in admission.UNCAPPED_ANSWERS)
+            if not self._allow_reply(recipient, notice.template, now, answer=answer):
                 log.warning("event=reply_rate_limited to=%s template=%s", recipient,
                             notice.template)
                 continue

@@ -288,3 +288,88 @@ def test_a_message_id_taken_first_by_someone_else_does_not_swallow_the_real_emai
     assert _item(convo)["tasks"][0]["state"] == "not_started"
     mark = convo.service.store.processed("taken@corp.example")
     assert mark and mark["reason"] == "help"  # the first one keeps its own mark
+
+
+# ── memory: the daemon process and an email far over the cap ────────────────────────────────
+
+
+def test_an_email_far_over_the_cap_costs_the_daemon_no_memory(shipped_config, tmp_path):
+    """A real daemon process and Dovecot: a 54 MB email (over twice the 25 MB cap) is
+    decided on its RFC822.SIZE and only its header block is fetched, so the daemon's peak RSS
+    (VmHWM) stays within a fixed margin of what it was before. (It followed the email's size:
+    191 MB for one of 150 MB.) `tools/attacks.py --only rss` measures a 150 MB one."""
+    import base64
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from daemonproc import write_daemon_config
+    from imapclient import IMAPClient
+
+    from maild.store import Store
+
+    emb = shipped_config.embedded_system
+    system = make_mail_system("dovecot", dict(emb.accounts), emb.host)
+    config = write_daemon_config(tmp_path, host=system.host, imap_port=system.imap_port,
+                                 smtp_port=system.smtp_port)
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "TEST_IMAP_PASSWORD": "collab-demo", "MAILD_SECRET": "rss-test",
+           "PYTHONPATH": str(root)}
+    daemon = subprocess.Popen([sys.executable, "-m", "maild", "-c", str(config), "run"], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+
+    def peak_mb() -> float:
+        status = Path(f"/proc/{daemon.pid}/status").read_text()
+        return int(next(ln for ln in status.splitlines() if ln.startswith("VmHWM:")).split()[1]) / 1024
+
+    def imap(address: str) -> IMAPClient:
+        client = IMAPClient(system.host, port=system.imap_port, ssl=False, timeout=120)
+        client.login(address, emb.accounts[address])
+        return client
+
+    def wait(condition, what: str) -> None:
+        deadline = time.monotonic() + 120
+        while not condition():
+            assert daemon.poll() is None and time.monotonic() < deadline, what
+            time.sleep(0.2)
+
+    try:
+        def connected() -> bool:  # the daemon creates its folders when it logs in
+            with imap("collab@corp.example") as client:
+                return client.folder_exists("Quarantine")
+        wait(connected, "the daemon did not start")
+        time.sleep(1.0)  # the rest of its start (a first drain, IDLE)
+        before = peak_mb()
+        payload = base64.encodebytes(os.urandom(40 * 2**20))
+        raw = (f"From: {INITIATOR}\r\nTo: collab@corp.example\r\nSubject: 资料\r\n"
+               "Message-ID: <rss-big@corp.example>\r\nMIME-Version: 1.0\r\n"
+               "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n"
+               "Content-Type: text/plain; charset=utf-8\r\n\r\n资料见附件\r\n--b\r\n"
+               "Content-Type: application/zip\r\nContent-Transfer-Encoding: base64\r\n"
+               "Content-Disposition: attachment; filename=big.zip\r\n\r\n").encode()
+        raw += payload.replace(b"\n", b"\r\n") + b"--b--\r\n"
+        del payload
+        with imap("collab@corp.example") as client:
+            client.append("INBOX", raw)
+        size = len(raw)
+        del raw
+
+        def answered() -> bool:
+            with imap(INITIATOR) as client:
+                return client.select_folder("INBOX", readonly=True)[b"EXISTS"] > 0
+        wait(answered, "no answer to the sender")
+        after = peak_mb()
+        with Store.open_readonly(tmp_path / "var") as store:
+            mark = store.processed("rss-big@corp.example")
+        assert mark and mark["folder"] == "Quarantine" and mark["reason"].startswith("too large")
+        print(f"\npeak RSS {before:.1f} MB before, {after:.1f} MB after a "
+              f"{size / 2**20:.0f} MB email")
+        assert size > 2 * shipped_config.max_message_bytes
+        assert after - before < 16, (before, after)  # a fixed margin, not the email's size
+    finally:
+        if daemon.poll() is None:
+            daemon.send_signal(signal.SIGTERM)
+        daemon.wait(timeout=30)
+        getattr(system, "remove", system.stop)()
