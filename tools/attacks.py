@@ -292,7 +292,8 @@ def forged_initiator_close_and_deadline(world: World) -> dict[str, Any]:
 
 def forged_authentication_results(world: World) -> dict[str, Any]:
     """An outsider's email with From: 李娜 and its own topmost Authentication-Results claiming
-    dmarc=pass from the configured authserv-id: reassign T-2 to the outsider's friend."""
+    dmarc=pass from the would-be authserv-id: reassign T-2 to the outsider's friend. (Under
+    require_authentication, on a server that stamps nothing.)"""
     top = ("Authentication-Results: mx.corp.example; dmarc=pass header.from=corp.example; "
            "dkim=pass header.d=corp.example\r\n")
     # 李娜's genuine project carries the same field, as if the receiving server had stamped it:
@@ -405,14 +406,34 @@ def message_id_collision(world: World) -> dict[str, Any]:
             "mail": _sent(world.everyone_new())}
 
 
+def forged_authentication_results_stripped(world: World) -> dict[str, Any]:
+    """The same forged field where the operator declared the stamp trustworthy and the
+    receiving server does stamp and strip (the Dovecot peer's front door, as an MTA with a
+    DMARC milter): the forged field never reaches maild."""
+    item_id, _ = world.project("伪造认证结果（服务器剥离）")
+    before = _snapshot(world, item_id)
+    top = "Authentication-Results: mx.corp.example; dmarc=pass header.from=corp.example\r\n"
+    world.send(LI, f"Re: [{item_id} T-2] 任务", f"转派 T-2 给 {CHEN}", raw_top=top)
+    world.settle()
+    after = _snapshot(world, item_id)
+    return {"changed": before != after, "owner_T2": after["tasks"][1][0],
+            "mail": _sent(world.everyone_new())}
+
+
+# name → (scenario, config keys; "_stamp": the SMTP front door stamps and strips as this id)
 SCENARIOS: dict[str, tuple[Scenario, dict[str, Any]]] = {
     "forged-initiator-reassign": (forged_initiator_reassign, {}),
     "forged-owner-confirm": (forged_owner_confirm, {}),
     "forged-initiator-close-deadline": (forged_initiator_close_and_deadline,
                                         {"security.require_token": True}),
-    "forged-authentication-results": (forged_authentication_results,
-                                      {"security.require_authentication": True,
-                                       "security.authserv_id": "mx.corp.example"}),
+    "forged-authentication-results": (forged_authentication_results, {}),
+    "forged-authentication-results-required": (forged_authentication_results,
+                                               {"security.require_authentication": True,
+                                                "security.authserv_id": "mx.corp.example"}),
+    "forged-authentication-results-stripped": (forged_authentication_results_stripped,
+                                               {"security.authserv_id": "mx.corp.example",
+                                                "security.trust_authentication_results": True,
+                                                "_stamp": "mx.corp.example"}),
     "outside-owners": (outside_owners, {}),
     "big-attachment-done": (big_attachment_done, {}),
     "big-project": (big_project, {}),
@@ -435,6 +456,7 @@ def main() -> int:
         for name in args.only or SCENARIOS:
             scenario, keys = SCENARIOS[name]
             overrides = {} if args.shipped_only else dict(keys)
+            mail.authserv_id = str(overrides.pop("_stamp", ""))
             if args.plus != "shipped":
                 overrides["mail.plus_addressing"] = args.plus == "on"
             with tempfile.TemporaryDirectory(prefix="maild-attack-") as work:
