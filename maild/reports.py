@@ -20,7 +20,6 @@ from . import archive, planner
 from .config import Config, load_config
 from .model import Notice
 from .record import RecordRenderer
-from .render import Renderer
 from .store import Store
 
 REPORT_EXAMPLES = {
@@ -70,7 +69,7 @@ def run_report_command(args: argparse.Namespace, out: TextIO = sys.stdout) -> in
 
 def digest_preview(config: Config, now: datetime) -> list[dict[str, Any]]:
     """Everything the schedule would send at `now`, rendered; the store is only read."""
-    from .service import Rules, load_secret, notice_addresses
+    from .service import Rules, load_secret, make_renderer, notice_addresses
 
     rules = Rules.load(config.rules_dir, config.timezone)
     store = Store.open_readonly(config.data_dir)
@@ -79,8 +78,7 @@ def digest_preview(config: Config, now: datetime) -> list[dict[str, Any]]:
                                        rules.people, store.meta_get("planner", {}))
     finally:
         store.close()
-    renderer = Renderer(config.templates_dir, timezone=config.timezone,
-                        inbox_address=config.inbox_address, from_name=config.from_name)
+    renderer = make_renderer(config)  # as the daemon renders: tokens in subjects if need be
     secret = load_secret(config, {}) if config.secret_file.exists() else b"preview"
     domain = config.inbox_address.partition("@")[2]
     previews = []
@@ -88,7 +86,7 @@ def digest_preview(config: Config, now: datetime) -> list[dict[str, Any]]:
         notice = entry.notice
         message_id = f"preview.{n}@{domain}"
         reply_address, addresses, per_task = None, {}, {}
-        if notice.to and config.plus_addressing:
+        if notice.to:
             reply_address, addresses, per_task = notice_addresses(
                 secret, config.inbox_address, notice, notice.to[0], now.date(), message_id)
         out = renderer.render(Notice(**notice.__dict__), message_id=message_id, date=now,
