@@ -255,56 +255,69 @@ def _sent(got: dict[str, list[EmailMessage]]) -> str:
 Scenario = Callable[[World], dict[str, Any]]
 
 
+def _forged(world: World, title: str, emails: list[tuple[str, str, str]], *, top: str = "",
+            genuine_top: str = "") -> tuple[dict[str, Any], dict[str, Any]]:
+    """A genuine project from 李娜 (its email with `genuine_top` on top), then the attacker's
+    `emails` (sender, subject with `{id}`, body; `top` on top of each): the item before and
+    after."""
+    item_id, _ = world.project(title, raw_top=genuine_top)
+    before = _snapshot(world, item_id)
+    for sender, subject, body in emails:
+        world.send(sender, subject.format(id=item_id), body, raw_top=top)
+        world.settle()
+    after = _snapshot(world, item_id) if world.item(item_id) else {"state": "archived"}
+    return before, after
+
+
+def _verdict(world: World, before: dict[str, Any], after: dict[str, Any],
+             **shown: Any) -> dict[str, Any]:
+    return {"changed": before != after, **shown, "mail": _sent(world.everyone_new())}
+
+
 def forged_initiator_reassign(world: World) -> dict[str, Any]:
     """赵磊 writes with From: 李娜 (no token): reassign T-1 to himself."""
-    item_id, _ = world.project("伪造发起人转派")
-    before = _snapshot(world, item_id)
-    world.send(LI, f"Re: [{item_id} T-1] 任务", f"转派 T-1 给 {ZHAO}")
-    world.settle()
-    after = _snapshot(world, item_id)
-    return {"changed": before != after, "owner_T1": after["tasks"][0][0],
-            "mail": _sent(world.everyone_new())}
+    before, after = _forged(world, "伪造发起人转派",
+                            [(LI, "Re: [{id} T-1] 任务", f"转派 T-1 给 {ZHAO}")])
+    return _verdict(world, before, after, owner_T1=after["tasks"][0][0])
 
 
 def forged_owner_confirm(world: World) -> dict[str, Any]:
     """Someone writes with From: 王喆 (no token): confirm T-1."""
-    item_id, _ = world.project("伪造负责人确认")
-    before = _snapshot(world, item_id)
-    world.send(WANG, f"[{item_id} T-1] 确认", "确认")
-    world.settle()
-    after = _snapshot(world, item_id)
-    return {"changed": before != after, "state_T1": after["tasks"][0][1],
-            "mail": _sent(world.everyone_new())}
+    before, after = _forged(world, "伪造负责人确认", [(WANG, "[{id} T-1] 确认", "确认")])
+    return _verdict(world, before, after, state_T1=after["tasks"][0][1])
 
 
 def forged_initiator_close_and_deadline(world: World) -> dict[str, Any]:
     """From: 李娜 (no token): move T-1's deadline, then close the project."""
-    item_id, _ = world.project("伪造发起人结项")
-    before = _snapshot(world, item_id)
-    world.send(LI, f"Re: [{item_id} T-1] 任务", "延期至 12月30日")
-    world.settle()
-    world.send(LI, f"Re: [{item_id}] 项目", "结项\n是否达成目标：是")
-    world.settle()
-    after = _snapshot(world, item_id) if world.item(item_id) else {"state": "archived"}
-    return {"changed": before != after, "state": after["state"],
-            "mail": _sent(world.everyone_new())}
+    before, after = _forged(world, "伪造发起人结项",
+                            [(LI, "Re: [{id} T-1] 任务", "延期至 12月30日"),
+                             (LI, "Re: [{id}] 项目", "结项\n是否达成目标：是")])
+    return _verdict(world, before, after, state=after["state"])
+
+
+FORGED_RESULTS = ("Authentication-Results: mx.corp.example; dmarc=pass header.from=corp.example; "
+                  "dkim=pass header.d=corp.example\r\n")
 
 
 def forged_authentication_results(world: World) -> dict[str, Any]:
     """An outsider's email with From: 李娜 and its own topmost Authentication-Results claiming
     dmarc=pass from the would-be authserv-id: reassign T-2 to the outsider's friend. (Under
-    require_authentication, on a server that stamps nothing.)"""
-    top = ("Authentication-Results: mx.corp.example; dmarc=pass header.from=corp.example; "
-           "dkim=pass header.d=corp.example\r\n")
-    # 李娜's genuine project carries the same field, as if the receiving server had stamped it:
-    # without a stamp nothing is handled under require_authentication.
-    item_id, _ = world.project("伪造认证结果", raw_top=top)
-    before = _snapshot(world, item_id)
-    world.send(LI, f"Re: [{item_id} T-2] 任务", f"转派 T-2 给 {CHEN}", raw_top=top)
-    world.settle()
-    after = _snapshot(world, item_id)
-    return {"changed": before != after, "owner_T2": after["tasks"][1][0],
-            "mail": _sent(world.everyone_new())}
+    require_authentication, on a server that stamps nothing, 李娜's genuine project carries the
+    same field, as if stamped: without it nothing would be handled.)"""
+    before, after = _forged(world, "伪造认证结果",
+                            [(LI, "Re: [{id} T-2] 任务", f"转派 T-2 给 {CHEN}")],
+                            top=FORGED_RESULTS, genuine_top=FORGED_RESULTS)
+    return _verdict(world, before, after, owner_T2=after["tasks"][1][0])
+
+
+def forged_authentication_results_stripped(world: World) -> dict[str, Any]:
+    """The same forged field where the operator declared the stamp trustworthy and the
+    receiving server does stamp and strip (the Dovecot peer's front door, as an MTA with a
+    DMARC milter): the forged field never reaches maild."""
+    before, after = _forged(world, "伪造认证结果（服务器剥离）",
+                            [(LI, "Re: [{id} T-2] 任务", f"转派 T-2 给 {CHEN}")],
+                            top=FORGED_RESULTS)
+    return _verdict(world, before, after, owner_T2=after["tasks"][1][0])
 
 
 def outside_owners(world: World) -> dict[str, Any]:
@@ -403,20 +416,6 @@ def message_id_collision(world: World) -> dict[str, Any]:
     world.settle()
     task = (world.item(item_id) or {"tasks": [{}]})["tasks"][0]
     return {"progress_T1": task.get("progress"), "owner_answered": len(world.new_mail(WANG)),
-            "mail": _sent(world.everyone_new())}
-
-
-def forged_authentication_results_stripped(world: World) -> dict[str, Any]:
-    """The same forged field where the operator declared the stamp trustworthy and the
-    receiving server does stamp and strip (the Dovecot peer's front door, as an MTA with a
-    DMARC milter): the forged field never reaches maild."""
-    item_id, _ = world.project("伪造认证结果（服务器剥离）")
-    before = _snapshot(world, item_id)
-    top = "Authentication-Results: mx.corp.example; dmarc=pass header.from=corp.example\r\n"
-    world.send(LI, f"Re: [{item_id} T-2] 任务", f"转派 T-2 给 {CHEN}", raw_top=top)
-    world.settle()
-    after = _snapshot(world, item_id)
-    return {"changed": before != after, "owner_T2": after["tasks"][1][0],
             "mail": _sent(world.everyone_new())}
 
 
