@@ -962,3 +962,19 @@ def test_the_initiators_emails_carry_her_buttons(renderer: Renderer, kind: str,
                  "撤销": "withdraw"}
     for label in labels:
         assert by_label[label] == addresses.get(action_of.get(label, ""), REPLY), label
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+@pytest.mark.parametrize("action", ["confirm", "decline", "progress", "status", "done", "blocker",
+                                    "delay", "reassign", "close", "withdraw", "accept",
+                                    "reschedule"])
+def test_a_refusal_names_the_command_in_words_not_its_key(renderer: Renderer, action: str,
+                                                          lang: str) -> None:
+    out = render(renderer, "refused", lang,
+                 context={"action": action, "allowed": ["李娜 <li.na@corp.example>"]})
+    asked = next(line for line in out.text.splitlines()
+                 if line.startswith(("你请求的操作", "What you asked for")))
+    said = asked.split("：" if lang == "zh" else ":", 1)[1].strip()
+    assert said and said != action and said != action.replace("_", " "), asked
+    if lang == "zh":
+        assert not any("a" <= ch.lower() <= "z" for ch in said), asked
