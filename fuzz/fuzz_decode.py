@@ -37,7 +37,9 @@ def _context() -> ClassifyContext:
 
 
 CONTEXT = _context()
-STRICT = ClassifyContext(**{**CONTEXT.__dict__, "require_authentication": True})
+STRICT = ClassifyContext(**{**CONTEXT.__dict__, "require_authentication": True,
+                            "trust_authentication_results": True,
+                            "trust_exchange_internal": True})
 
 
 def test_one(data: bytes) -> None:

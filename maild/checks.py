@@ -3,7 +3,10 @@ check in order as a `Check` (name, ok, detail); `format_checks` prints them as a
 
 Surprises:
 - `check` talks to the real servers: IMAP login, folder creation, IDLE; SMTP EHLO, TLS, AUTH. It
-  sends an email only with `--send-test ADDRESS`. Passwords are used, never printed.
+  sends an email only with `--send-test ADDRESS`, and, where `[security]
+  trust_authentication_results` is set, a probe to the inbox carrying a forged
+  Authentication-Results field (read back over IMAP and deleted): the stamp may be trusted only
+  if the forged field does not arrive. Passwords are used, never printed.
 - A server whose password cannot be had is not contacted: its password check fails instead.
 - With OAuth2 (`auth = "oauth2"`) the "oauth token" check asks the token endpoint first and
   says which permissions the token carries; IMAP and SMTP then sign in with XOAUTH2, and a
@@ -79,6 +82,12 @@ def run_checks(config: Config, *, environ: Mapping[str, str], send_test: str | N
         checks += check_smtp(config.smtp, passwords["smtp"], auth=not config.embedded,
                              sender=config.inbox_address, send_test=send_test, timeout=timeout,
                              oauth=oauth.get("smtp"))
+    if config.trust_authentication_results and passwords["imap"] is not None \
+            and passwords["smtp"] is not None:
+        # Trusting the stamp is safe only if forged copies never arrive: send one and look.
+        from .authprobe import check_authentication_stamp
+        checks.append(check_authentication_stamp(config, passwords["imap"], passwords["smtp"],
+                                                 timeout=timeout))
     if config.embedded and not all(c.ok for c in checks if c.name.endswith("connect")):
         checks.append(Check("embedded", False,
                             "[mail] embedded = true: the mail system runs inside `maild run`; "

@@ -2,8 +2,15 @@
 
 Loop protection comes first and is a list of small named checks run in order (own mail, bounces,
 auto-replies, list mail): an email any of them flags is never answered, whatever it says. Replies
-are matched by a signed token in the recipient address, then by threading headers, then by the
-subject tag; commands are read only from the new text of the reply.
+are matched by a signed token in the recipient address or in the subject tag (servers without
+plus addressing), then by threading headers, then by the subject tag; commands are read only from
+the new text of the reply.
+
+Sender authentication (`sender_authentication`) is read only from stamps the operator declared
+trustworthy: the topmost Authentication-Results field carrying the configured authserv-id, where
+the receiving server strips copies from outside (`trust_authentication_results`), or Exchange's
+`X-MS-Exchange-Organization-AuthAs: Internal`, which Exchange's header firewall removes from mail
+entering from outside (`trust_exchange_internal`). Anything else in a header is the sender's word.
 
 A reply to a draft (a reading waiting for its initiator: a kickoff to confirm, a form to correct;
 see drafts.py) is a `DraftReply`, its form read from the new text only. A new email that is a
@@ -40,12 +47,16 @@ class ClassifyContext:
     require_authentication: bool = False
     today: date | None = None  # for reply-token expiry; None: dated tokens never expire
     token_max_age_days: int = tokens.MAX_AGE_DAYS
+    # The operator's declarations of which stamps their receiving servers make unforgeable.
+    trust_authentication_results: bool = False
+    trust_exchange_internal: bool = False
 
 
 @dataclass(frozen=True)
 class NewItem:
     form: FormResult
     language: str
+    authenticated: str = ""  # how the sender was authenticated (`sender_authentication`), or ""
 
 
 @dataclass(frozen=True)
@@ -59,6 +70,7 @@ class Reply:
     token: tokens.TokenReading | None = None  # what its reply address said, if it had a token
     unread: tuple[str, ...] = ()  # parts that ask for something no command covers
     trimmed: dict[str, str] = field(default_factory=dict)  # reply.ReplyText.audit_detail()
+    authenticated: str = ""  # how the sender was authenticated (`sender_authentication`), or ""
 
     @property
     def command(self) -> Command | None:
@@ -194,31 +206,58 @@ def authentication_results(value: str) -> tuple[str, list[tuple[str, str, dict[s
     return authserv, parsed
 
 
-def _is_unauthenticated(msg: Inbound, ctx: ClassifyContext) -> str | None:
-    """When required, the receiving server must vouch for the From domain.
+def _stamped_results(msg: Inbound, ctx: ClassifyContext) -> tuple[str, str]:
+    """("dmarc" | "dkim", "") when the receiving server's own Authentication-Results vouches for
+    the From domain, else ("", why not).
 
-    Only the topmost Authentication-Results field counts: the receiving server prepends its own,
-    so every copy below it came with the email from outside, and one with another authserv-id
-    is someone else's claim. It must show dmarc=pass for the From domain, or dkim=pass with a
-    signing domain aligned with it.
+    Only the topmost field carrying the configured authserv-id counts, and only where the
+    operator declared that their server strips such fields arriving from outside (RFC 8601
+    §5): the server prepends its own, so any copy below it came with the email, and without the
+    stripping the topmost one may be the sender's own. It must show dmarc=pass for the From
+    domain, or dkim=pass with a signing domain aligned with it.
     """
-    if not ctx.require_authentication:
-        return None
-    values = msg.headers.get("authentication-results", ())
-    if not values:
-        return "no Authentication-Results from the receiving server"
-    authserv, results = authentication_results(values[0])
-    if not ctx.authserv_id or authserv != ctx.authserv_id.lower():
-        return f"Authentication-Results from {authserv or 'nobody'!r}, not our server"
+    if not (ctx.trust_authentication_results and ctx.authserv_id):
+        return "", "Authentication-Results are not trusted here"
+    ours = next((results for authserv, results in map(
+        authentication_results, msg.headers.get("authentication-results", ()))
+        if authserv == ctx.authserv_id.lower()), None)
+    if ours is None:
+        return "", f"no Authentication-Results from {ctx.authserv_id}"
     domain = msg.from_addr.partition("@")[2]
-    for method, result, props in results:
+    for method, result, props in ours:
         if result != "pass" or not domain:
             continue
         if method == "dmarc" and _aligned(domain, props.get("header.from", domain)):
-            return None
+            return "dmarc", ""
         if method == "dkim" and _aligned(domain, props.get("header.d") or props.get("header.i", "")):
-            return None
-    return f"neither dmarc=pass nor an aligned dkim=pass for {domain or 'the sender'}"
+            return "dkim", ""
+    return "", f"neither dmarc=pass nor an aligned dkim=pass for {domain or 'the sender'}"
+
+
+def _exchange_internal(msg: Inbound, ctx: ClassifyContext) -> bool:
+    """Exchange marks mail its own users sent (authenticated) `AuthAs: Internal`; its header
+    firewall removes X-MS-Exchange-Organization-* fields from mail entering from outside, so
+    where Exchange receives all mail the mark cannot be forged. Elsewhere anyone can write it:
+    it counts only when the operator says so."""
+    if not ctx.trust_exchange_internal:
+        return False
+    values = msg.headers.get("x-ms-exchange-organization-authas", ())
+    return bool(values) and values[0].strip().lower() == "internal"
+
+
+def sender_authentication(msg: Inbound, ctx: ClassifyContext) -> str:
+    """How a trusted stamp authenticates the sender: "dmarc", "dkim", "exchange", or ""."""
+    if _exchange_internal(msg, ctx):
+        return "exchange"
+    return _stamped_results(msg, ctx)[0]
+
+
+def _is_unauthenticated(msg: Inbound, ctx: ClassifyContext) -> str | None:
+    """When required, a stamp the operator trusts must vouch for the sender."""
+    if not ctx.require_authentication or _exchange_internal(msg, ctx):
+        return None
+    proof, why_not = _stamped_results(msg, ctx)
+    return None if proof else why_not
 
 
 # Order is data: the first check that fires decides; nothing after it may answer the email.
@@ -232,11 +271,20 @@ LOOP_CHECKS: tuple[tuple[str, Callable[[Inbound, ClassifyContext], str | None]],
 )
 
 
-def classify(msg: Inbound, ctx: ClassifyContext) -> Decision:
+def screen(msg: Inbound, ctx: ClassifyContext) -> Ignore | None:
+    """The first loop or trust check that rules the email out, else None. Reads headers only,
+    so it also decides about an email fetched without its body (an oversize one)."""
     for kind, check in LOOP_CHECKS:
         reason = check(msg, ctx)
         if reason:
             return Ignore(kind, reason)
+    return None
+
+
+def classify(msg: Inbound, ctx: ClassifyContext) -> Decision:
+    ignored = screen(msg, ctx)
+    if ignored is not None:
+        return ignored
 
     replied = read_reply(msg.text, msg.html)
     text = replied.text
@@ -250,7 +298,7 @@ def classify(msg: Inbound, ctx: ClassifyContext) -> Decision:
         item_id, task_id, via, reading = target
         said = read_commands(text)
         return Reply(item_id, task_id, said.commands, text, language, via, reading, said.unread,
-                     replied.audit_detail())
+                     replied.audit_detail(), sender_authentication(msg, ctx))
     return _new_item(msg, text, language, ctx)
 
 
@@ -263,7 +311,7 @@ def _new_item(msg: Inbound, text: str, language: str, ctx: ClassifyContext) -> D
     if form is None:
         form = read_form(msg.subject, msg.text, ctx.form_rules, msg.html)
     if form.kind is not None:
-        return NewItem(form, language_of(msg.subject, msg.text))
+        return NewItem(form, language_of(msg.subject, msg.text), sender_authentication(msg, ctx))
     subject = normalise(msg.subject)
     subject = re.sub(r"^\s*(?:(?:re|fw|fwd|回复|答复|转发)\s*[:：]\s*)+", "", subject, flags=re.IGNORECASE)
     if _HELP_RE.match(subject) or _HELP_RE.match(normalise(text)):
@@ -274,7 +322,9 @@ def _new_item(msg: Inbound, text: str, language: str, ctx: ClassifyContext) -> D
 
 def _reply_target(msg: Inbound, ctx: ClassifyContext
                   ) -> tuple[str, str | None, str, tokens.TokenReading | None] | None:
-    recipients = msg.delivered_to + msg.to + msg.cc
+    # A token rides in a reply address, or in the subject tag where the server has no plus
+    # addressing; the addresses are read first.
+    recipients = msg.delivered_to + msg.to + msg.cc + tuple(tokens.subject_addresses(msg.subject))
     reading = tokens.read(ctx.secret, recipients, msg.from_addr, today=ctx.today,
                           max_age_days=ctx.token_max_age_days)
     if reading and reading.token and ctx.item_exists(reading.item_id):

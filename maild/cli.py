@@ -11,6 +11,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import signal
 import sys
 import textwrap
@@ -58,14 +59,16 @@ class _KeyValueFormatter(logging.Formatter):
         return text
 
 
+_FIELD = re.compile(r'(?:^|(?<= ))([\w.-]+)=("(?:[^"\\]|\\.)*"|\S*)')
+
+
 class _JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         fields: dict[str, Any] = {"ts": record.created, "level": record.levelname.lower(),
                                   "logger": record.name}
-        for part in record.getMessage().split(" "):
-            key, eq, value = part.partition("=")
-            if eq:
-                fields[key] = value
+        for key, value in _FIELD.findall(record.getMessage()):
+            # a quoted value (JSON string syntax) may hold spaces: see admission.log_line
+            fields[key] = json.loads(value) if value.startswith('"') else value
         if record.exc_info:
             fields["exc"] = self.formatException(record.exc_info)
         return json.dumps(fields, ensure_ascii=False)

@@ -146,6 +146,7 @@ def hand_in(msg: Inbound, item: dict[str, Any], task: dict[str, Any], name: str,
     note = str(args.get("note", ""))
     submission = acceptance.submit(task, now, sender, note, msg.attachments, msg.message_id)
     task.pop("unreachable", None)
+    task.pop("requested_deadline", None)  # the work is in: a pending delay request is moot
     _touch(item, task, now)
     add_audit(item, now, sender, "hand_in", msg, task["id"], note=note,
               attachments=[a["filename"] for a in submission["attachments"]])

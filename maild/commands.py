@@ -49,12 +49,14 @@ _DONE_RE = re.compile(r"^(?:已完成|完成了?|已交付|done|completed|finish
                       + _SEP, re.IGNORECASE)
 _STATUS_RE = re.compile(r"^(?:状态|狀態|status)\s*[:：]?\s*(?P<state>未开始|進行中|进行中|已完成|延期|"
                         r"not started|in progress|done|delayed)", re.IGNORECASE)
-_DELAY_RE = re.compile(r"^(?:延期|推迟|推遲|delay(?:ed)?|postpone[d]?)(?![a-z])\s*(?:至|到|until|to)?"
+_DELAY_RE = re.compile(r"^(?:延期|推迟|推遲|改期|delay(?:ed)?|postpone[d]?|reschedule[d]?)(?![a-z])\s*(?:至|到|until|to)?"
                        r"\s*[:：]?\s*(?P<date>.*?)\s*(?:[,，;；。\n]|(?=\s(?:because|reason|due to)\b)|"
                        r"(?=因为|因為|原因|由于|由於)|$)", re.IGNORECASE | re.DOTALL)
 _REASSIGN_RE = re.compile(r"^(?:转派|轉派|改派|reassign)\s*(?P<task>T-?\d+)?\s*(?:给|給|to|至)?\s*"
                           r"(?P<owner>.+)", re.IGNORECASE)
 _CLOSE_RE = re.compile(r"^(?:关闭|關閉|结项|結項|结案|close[d]?)(?![a-z])", re.IGNORECASE)
+# The initiator takes the item back (the receipt's 撤销 button: an item they did not send).
+_WITHDRAW_RE = re.compile(r"^(?:撤销|撤銷|撤回|withdraw(?:n)?)(?![a-z])", re.IGNORECASE)
 # The "Status" button's body, or a question about where things stand: answered, nothing changes.
 _SHOW_RE = re.compile(r"^(?:状态|狀態|查看状态|查看狀態|查询状态|查詢狀態|进展如何|進展如何|status|"
                       r"show status|what(?:'s| is) the status)\s*[?？]?$", re.IGNORECASE)
@@ -135,6 +137,9 @@ def read_commands(new_text: str) -> ReplyReading:
                                                   "owner": match.group("owner").strip()}),))
     if _CLOSE_RE.match(first):
         return ReplyReading((Command("close", fields(text, RETRO_FIELDS)),))
+    if _WITHDRAW_RE.match(first):
+        return ReplyReading((Command("withdraw", {
+            "note": _note(_WITHDRAW_RE.sub("", first, count=1))}),))
     labelled = read_labelled(text)
     free, problems = labelled.free, labelled.problems
     said = sentences(free)

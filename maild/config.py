@@ -95,7 +95,16 @@ class Config:
     extra: Mapping[str, Any] = field(default_factory=dict)
     authserv_id: str = ""  # [security]: the receiving server's Authentication-Results id
     require_authentication: bool = False  # [security]: ignore mail it did not authenticate
-    require_token: bool = False  # [security]: owner commands only through their reply address
+    # [security]: every state-changing command needs the sender's own reply token (or trusted
+    # sender authentication, below)
+    require_token: bool = True
+    # [security]: the operator declares that the receiving server stamps Authentication-Results
+    # with authserv_id and removes such fields arriving from outside (`maild check` probes it)
+    trust_authentication_results: bool = False
+    # [security]: Exchange's X-MS-Exchange-Organization-AuthAs: Internal counts as authenticated
+    trust_exchange_internal: bool = False
+    external_owners: tuple[str, ...] = ()  # [security]: owners allowed outside allowed_domains
+    replies_per_sender_per_day: int = 40  # [security]: answers to one correspondent per 24 h
     log_dir: Path | None = None  # [maild]: also append log lines to log_dir/maild.log
     acceptance: bool = False  # [workflow]: an owner's 完成 waits for the initiator's 验收
     oauth: OAuthConfig | None = None  # [oauth]: set when [imap] or [smtp] auth = "oauth2"
@@ -263,7 +272,14 @@ def _read(reader: StrictReader, path: Path) -> Config:
         templates_dir=rel(reader.text("templates", "dir", "templates")),
         authserv_id=reader.text("security", "authserv_id", "").strip().lower(),
         require_authentication=reader.boolean("security", "require_authentication", False),
-        require_token=reader.boolean("security", "require_token", False),
+        require_token=reader.boolean("security", "require_token", True),
+        trust_authentication_results=reader.boolean("security", "trust_authentication_results",
+                                                    False),
+        trust_exchange_internal=reader.boolean("security", "trust_exchange_internal", False),
+        external_owners=tuple(a.strip().lower() for a in reader.strings("security",
+                                                                       "external_owners")),
+        replies_per_sender_per_day=reader.integer("security", "replies_per_sender_per_day", 40,
+                                                  low=1),
         acceptance=reader.boolean("workflow", "acceptance", False),
         oauth=oauth,
         directory=directory,
@@ -280,14 +296,19 @@ def _check_combinations(config: Config, file: str) -> None:
     for section, server in (("imap", config.imap), ("smtp", config.smtp)):
         if not server.host:
             raise ConfigError(file, f"{section}.host", "missing", 'host = "mail.corp.example"')
-    if config.require_authentication and not config.authserv_id:
+    if config.trust_authentication_results and not config.authserv_id:
         raise ConfigError(file, "security.authserv_id",
-                          "require_authentication = true needs the receiving server's authserv-id",
-                          'authserv_id = "mx.corp.example"')
-    if config.require_token and not config.plus_addressing:
-        raise ConfigError(file, "security.require_token",
-                          "require_token = true needs reply tokens, which ride in plus addresses",
-                          "require_token = false  # or [mail] plus_addressing = true")
+                          "trust_authentication_results = true needs the receiving server's "
+                          "authserv-id", 'authserv_id = "mx.corp.example"')
+    if config.require_authentication and not (config.trust_authentication_results
+                                              or config.trust_exchange_internal):
+        # A field nobody strips is whatever the sender wrote: requiring it proves nothing.
+        raise ConfigError(file, "security.require_authentication",
+                          "require_authentication = true needs a stamp maild can trust: "
+                          "trust_authentication_results = true (with authserv_id, after `maild "
+                          "check` shows your server strips forged fields) or "
+                          "trust_exchange_internal = true",
+                          'authserv_id = "mx.corp.example"  trust_authentication_results = true')
 
 
 def resolve_password(server: ServerConfig, environ: Mapping[str, str],

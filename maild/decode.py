@@ -200,12 +200,13 @@ def _param(part: Message, header: str, name: str) -> str | None:
     if not raw:
         return None
     raw = _NEWLINES.sub("", raw)
-    params = [("", "")]
-    params += [
-        (key.lower(), val.strip())
-        for key, val in _PARAM.findall(raw)
-        if key.lower().startswith(name)
-    ]
+    found = [(key.lower(), val.strip()) for key, val in _PARAM.findall(raw)
+             if key.lower().startswith(name)]
+    # A whole value (`name=` or `name*=`) and RFC 2231 continuations (`name*0*=`, `name*1*=`)
+    # of the same parameter must not reach `decode_params` together: it sorts their numbers
+    # with None and raised TypeError (found by the long fuzz run). The first whole value wins.
+    whole = [(key, val) for key, val in found if key in (name, name + "*")]
+    params = [("", ""), *(whole[:1] or found)]
     for key, value in decode_params(params)[1:]:
         if key != name:
             continue

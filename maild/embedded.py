@@ -206,6 +206,9 @@ class EmbeddedMailSystem:
         self._imap_tasks: set[asyncio.Task[Any]] = set()
         self._smtp_transports: set[asyncio.BaseTransport] = set()
         self._lock = threading.Lock()  # serialises start/stop
+        # False: `local+tag@d` is an unknown user (550), as on Tencent Exmail or on-prem
+        # Exchange; tests of maild without plus addressing turn it off.
+        self.plus_addressing = True
         for address, password in (accounts or {}).items():
             self._put_account(address, password)
 
@@ -300,10 +303,11 @@ class EmbeddedMailSystem:
         self._put_account(address, password)
 
     def _resolve(self, address: str) -> str | None:
-        """The account a recipient address delivers to: exact, else `local+tag@d` -> `local@d`."""
+        """The account a recipient address delivers to: exact, else `local+tag@d` -> `local@d`
+        (unless plus addressing is off)."""
         lower = address.lower()
         found = self._by_lower.get(lower)
-        if found is None and "@" in lower:
+        if found is None and "@" in lower and self.plus_addressing:
             local, _, domain = lower.rpartition("@")
             if "+" in local:
                 found = self._by_lower.get(local.split("+", 1)[0] + "@" + domain)

@@ -12,7 +12,9 @@ Memory: imapclient turns imaplib's protocol trace on (`debug = 5`), which format
 every fetched literal (~2.3× a big email, even with logging off); maild turns it off unless the
 "imapclient.imaplib" logger is enabled for DEBUG. `fetch_new` asks for RFC822.SIZE first, fetches
 emails of `BIG_BYTES` or more one at a time, and stops filling a batch at `BATCH_BYTES` (always
-at least one email), so one batch never holds much more than one big email.
+at least one email), so one batch never holds much more than one big email. An email over
+`max_bytes` is never fetched whole: only its header block comes back, as `HeaderOnly` (bytes that
+also carry the email's `size`), so memory stays under the cap whatever arrives.
 """
 
 from __future__ import annotations
@@ -41,8 +43,29 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (IMAPClientError, OSError, 
                                                       EOFError)
 
 
+class HeaderOnly(bytes):
+    """The header block of an email too big to fetch whole; `size` is its RFC822.SIZE."""
+
+    size: int
+
+    def __new__(cls, header: bytes, size: int) -> HeaderOnly:
+        self = super().__new__(cls, header)
+        self.size = size
+        return self
+
+
+def header_block(raw: bytes) -> bytes:
+    """`raw` up to and including the blank line that ends its header."""
+    for separator in (b"\r\n\r\n", b"\n\n"):
+        at = raw.find(separator)
+        if at >= 0:
+            return raw[:at + len(separator)]
+    return raw
+
+
 class Inbox(Protocol):
-    def fetch_new(self, limit: int) -> list[tuple[int, bytes]]: ...
+    def fetch_new(self, limit: int, max_bytes: int | None = None,
+                  max_header_bytes: int = 256 * 1024) -> list[tuple[int, bytes]]: ...
     def move(self, uids: list[int], folder: str) -> None: ...
     def wait(self, timeout_s: float, should_stop: Callable[[], bool]) -> None: ...
     def close(self) -> None: ...
@@ -197,20 +220,34 @@ class ImapInbox:
         return operation(self.connect())
 
     # -- the Inbox protocol ----------------------------------------------------------------
-    def fetch_new(self, limit: int) -> list[tuple[int, bytes]]:
+    def fetch_new(self, limit: int, max_bytes: int | None = None,
+                  max_header_bytes: int = 256 * 1024) -> list[tuple[int, bytes]]:
+        """Up to `limit` emails waiting in INBOX, by UID; one over `max_bytes` (by its
+        RFC822.SIZE) comes back as its `HeaderOnly` header block (at most `max_header_bytes`
+        and a little: a longer header is cut, and then reads as too long)."""
         def fetch(client: IMAPClient) -> list[tuple[int, bytes]]:
             # Some servers (pymap) only SEARCH what they already announced to this session.
             client.noop()
             uids = sorted(client.search(["ALL"]))[:limit]
+            sizes = _sizes(client, uids, always=max_bytes is not None)
+            big = [uid for uid in uids if max_bytes is not None and sizes.get(uid, 0) > max_bytes]
             found: list[tuple[int, bytes]] = []
-            for group in _fetch_groups(uids, _sizes(client, uids)):
+            if big:
+                part = f"BODY.PEEK[HEADER]<0.{max_header_bytes + 1024}>"
+                for uid, item in client.fetch(big, [part]).items():
+                    header = next((v for k, v in item.items()
+                                   if k.startswith(b"BODY[HEADER]")), None)
+                    if header is not None:
+                        found.append((uid, HeaderOnly(bytes(header), sizes[uid])))
+            rest = [uid for uid in uids if uid not in set(big)]
+            for group in _fetch_groups(rest, sizes):
                 data = client.fetch(group, ["BODY.PEEK[]"])
                 for uid in group:
                     body = data.get(uid, {}).get(b"BODY[]")
                     if body is not None:  # bytes already: no copy
                         found.append((uid, body if isinstance(body, bytes) else bytes(body)))
                 del data
-            return found
+            return sorted(found, key=lambda pair: pair[0])
         return self._call(fetch)  # type: ignore[return-value]
 
     def move(self, uids: list[int], folder: str) -> None:
@@ -262,10 +299,11 @@ class ImapInbox:
             self._drop(exc)
 
 
-def _sizes(client: IMAPClient, uids: list[int]) -> dict[int, int]:
-    """RFC822.SIZE of each uid (one cheap round trip per 1,000); none needed for a single uid."""
+def _sizes(client: IMAPClient, uids: list[int], *, always: bool = False) -> dict[int, int]:
+    """RFC822.SIZE of each uid (one cheap round trip per 1,000); for grouping, none is needed
+    for a single uid, unless `always` (the size cap decides on it)."""
     sizes: dict[int, int] = {}
-    if len(uids) < 2:
+    if len(uids) < (1 if always else 2):
         return sizes
     for start in range(0, len(uids), 1000):
         chunk = uids[start:start + 1000]
@@ -337,8 +375,13 @@ class MemoryInbox:
         self.folders["INBOX"][uid] = raw
         return uid
 
-    def fetch_new(self, limit: int) -> list[tuple[int, bytes]]:
-        return sorted(self.folders["INBOX"].items())[:limit]
+    def fetch_new(self, limit: int, max_bytes: int | None = None,
+                  max_header_bytes: int = 256 * 1024) -> list[tuple[int, bytes]]:
+        found = sorted(self.folders["INBOX"].items())[:limit]
+        if max_bytes is None:
+            return found
+        return [(uid, HeaderOnly(header_block(raw)[:max_header_bytes + 1024], len(raw))
+                 if len(raw) > max_bytes else raw) for uid, raw in found]
 
     def move(self, uids: list[int], folder: str) -> None:
         target = self.folders.setdefault(folder, {})

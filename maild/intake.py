@@ -9,6 +9,10 @@ Pure. `start_item` plans the form (`taskplan`) and then does one of three things
 - otherwise the items: stored, one receipt listing them all (with how each owner was found,
   weekend deadlines and the guide's suggestions), one confirmation request per owner.
 
+Owners must be inside the allowed domains or declared external owners (`trust.may_own`). The
+receipt goes to the From address, whoever sent the email: someone named as initiator by a forged
+From learns of the item at once and can withdraw it (撤销) with one click.
+
 Surprises: one email may make several items (a daily-task table with several rows): they take
 consecutive ids from the one given (`MD-0007`, `MD-0008` …) and the service takes as many; the
 email is linked to the first. Emergencies speak of 预计完成时间, not 截止日期.

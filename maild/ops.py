@@ -44,7 +44,9 @@ OPS_EXAMPLES = {
 }
 HELP = {
     "check": "Validate the config, then test IMAP login, folder creation, IDLE support and SMTP "
-             "submission; print a green/red summary (exit 0 all pass, 1 a check failed, 78 bad config).",
+             "submission (and, where [security] trust_authentication_results is set, whether a "
+             "forged Authentication-Results reaches the inbox); print a green/red summary (exit "
+             "0 all pass, 1 a check failed, 78 bad config).",
     "status": "Show queue depth, outbox backlog and failures, last IMAP contact, next scheduled "
               "runs and items by state (reads the store without the daemon's lock).",
     "items": "List items in the live database, optionally by state (item or task state) and owner.",

@@ -39,6 +39,9 @@ Surprises:
   to `oauth` and the connection is tried once more with a fresh one; a second refusal, or no
   token at all (`SignInError`), reschedules the batch like any server problem, with the
   reason saying which permission is missing.
+- With a `journal` (`sentjournal.SentJournal`), each 250 is also appended there and fsynced
+  before the next email is sent, so a crash before the commit re-sends only the email that was
+  in flight (the service folds the journal into the store at start-up).
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ from typing import Any
 import aiosmtplib
 
 from .model import Outgoing
+from .sentjournal import SentJournal
 from .signin import SignInError, TokenSource
 from .store import OutboxEntry, Store
 
@@ -156,6 +160,7 @@ class Outbox:
         keep_alive_s: float = 30.0,
         max_per_drain: int = 2000,
         oauth: TokenSource | None = None,
+        journal: SentJournal | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
@@ -167,6 +172,7 @@ class Outbox:
         self.rng = rng or random.Random()
         self.keep_alive_s = keep_alive_s  # 0: hang up at the end of every drain
         self.max_per_drain = max_per_drain
+        self.journal = journal  # where each 250 is written down at once (see the module docs)
         self.connections_opened = 0  # for tests and `maild status`
         self._kept: aiosmtplib.SMTP | None = None  # the connection kept between drains
         self._kept_loop: asyncio.AbstractEventLoop | None = None
@@ -345,6 +351,8 @@ class Outbox:
             self._retry(tally, entry, now, None, _describe(exc))
             raise _ConnectionLost(_describe(exc)) from exc
         else:
+            if self.journal is not None:
+                self.journal.record(out.message_id)
             if self.crash_hook is not None:  # tests: a kill after the 250, before the mark
                 self.crash_hook("after_smtp_250")
             tally.writes.outbox_mark_sent(out.message_id, now)

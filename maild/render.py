@@ -101,6 +101,7 @@ from jinja2 import (
 from jinja2.runtime import Context
 from markupsafe import Markup, escape
 
+from maild import tokens
 from maild.model import Notice, Outgoing
 
 PARTS = ("subject", "txt", "html")
@@ -168,7 +169,8 @@ class Renderer:
     """Renders notices with the templates and catalog read from `templates_dir` at construction."""
 
     def __init__(
-        self, templates_dir: Path, *, timezone: str, inbox_address: str, from_name: str
+        self, templates_dir: Path, *, timezone: str, inbox_address: str, from_name: str,
+        subject_tokens: bool = False,
     ) -> None:
         try:
             self._tz: tzinfo = ZoneInfo(timezone)
@@ -176,6 +178,8 @@ class Renderer:
             raise ValueError(f"unknown timezone {timezone!r}") from exc
         self._inbox = inbox_address
         self._from_name = from_name
+        # Servers without plus addressing: reply tokens ride in subject tags (see `render`).
+        self._subject_tokens = subject_tokens
         # Gmail and Outlook desktop drop or ignore <style>: every rule a template puts there is
         # moved into style="" attributes; @media rules (mobile, dark mode) stay for clients that
         # honour them. No remote stylesheets are ever fetched.
@@ -195,7 +199,8 @@ class Renderer:
             lstrip_blocks=True,
             auto_reload=False,
         )
-        deadline, label, links = _deadline_memo(), _state_label_memo(), _memo_mailto()
+        deadline, label = _deadline_memo(), _state_label_memo()
+        links = _memo_mailto(inbox_address if subject_tokens else None)
         strings = _catalog_strings(self._catalog)
         env.filters.update(
             deadline=_deadline_filter(deadline), state_label=_state_label_filter(label),
@@ -254,13 +259,17 @@ class Renderer:
                                        for action, address in action_addresses.items()
                                        if action in BUTTON_ACTIONS and action in labels}
         if ctx["entries"]:
-            ctx["entries"] = [_entry(e, task_addresses or {}, ctx["action_address"])
-                              for e in ctx["entries"]]
+            ctx["entries"] = [_entry(e, task_addresses or {}, ctx["action_address"],
+                                     self._subject_tokens) for e in ctx["entries"]]
         if "sections" in ctx or "rows" in ctx or ctx["own"]:  # rows with levels have buttons
-            _digest_buttons(ctx, task_addresses or {})
+            _digest_buttons(ctx, task_addresses or {}, self._subject_tokens)
         subject = clean_subject(self._run(self._part(notice.template, lang, "subject"), ctx))
         if ctx["tag"] and not subject.startswith(ctx["tag"]):
             subject = clean_subject(f"{ctx['tag']} {subject}")
+        if self._subject_tokens and reply_address:
+            # No plus addressing: replies come to the inbox itself, the token in the subject.
+            subject = clean_subject(tokens.tag_subject(subject, reply_address))
+            reply_address = None
         ctx["subject"] = subject
         ctx["reply_subject"] = subject if subject.lower().startswith("re:") else f"Re: {subject}"
         text = _tidy_text(self._run(self._part(notice.template, lang, "txt"), ctx))
@@ -319,6 +328,7 @@ class Renderer:
             tag=f"[{item_id}]" if item_id else "",
             subject="",
             reply_subject="",
+            recipient=notice.to[0] if notice.to else "",
             reply_address=reply_address,
             inbox_address=self._inbox,
             action_address=reply_address or self._inbox,
@@ -337,8 +347,8 @@ class Renderer:
 
 
 # Buttons that get an action-bound address; the others (status, help) use the reply address.
-BUTTON_ACTIONS = ("confirm", "decline", "progress", "done", "reassign", "close", "approve", "return",
-                  "stop")
+BUTTON_ACTIONS = ("confirm", "decline", "progress", "done", "reassign", "close", "accept",
+                  "reschedule", "withdraw", "approve", "return", "stop")
 
 
 def mailto(address: str, subject: str, body: str) -> str:
@@ -358,13 +368,24 @@ def _quote_field(value: str) -> str:
     return quote(value, safe="")
 
 
-def _memo_mailto() -> Callable[[str, str, str], str]:
+def _memo_mailto(subject_inbox: str | None = None) -> Callable[[str, str, str], str]:
     """The templates' `mailto`, memoised: the checked and quoted addresses (without reply
     addresses, every button of a run goes to the inbox), the percent-encoded subjects (the
-    buttons of one task share one) and bodies (all emails use the same few). Same URLs."""
+    buttons of one task share one) and bodies (all emails use the same few). Same URLs.
+
+    With `subject_inbox` (servers without plus addressing) a button's token moves from its
+    address into its subject's tag, and the button writes to `subject_inbox`."""
     heads: dict[str, str] = {}
     subjects: dict[str, str] = {}
     bodies: dict[str, str] = {}
+    if subject_inbox is not None:
+        plain = _memo_mailto()
+
+        def tagged(address: str, subject: str, body: str) -> str:
+            if "+" not in address.partition("@")[0]:
+                return plain(address, subject, body)
+            return plain(subject_inbox, tokens.tag_subject(subject, address), body)
+        return tagged
 
     def field(memo: dict[str, str], value: str, name: str) -> str:
         found = memo.get(value)
@@ -989,9 +1010,9 @@ class _RowWriter:
                     add("    " + w.plain["reminders.reply_to"].format_map(
                         {"address": r["reply_to"], "commands": commands}) + "\n")
                 else:
+                    tag = r.get("reply_tag") or f"[{r['item_id']} {r['task_id']}]"
                     add("    " + w.plain["reminders.reply_tag"].format_map(
-                        {"address": self.inbox, "tag": f"[{r['item_id']} {r['task_id']}]",
-                         "commands": commands}) + "\n")
+                        {"address": self.inbox, "tag": tag, "commands": commands}) + "\n")
             add("\n")
         return "".join(out)
 
@@ -1086,19 +1107,20 @@ def _normalize_item(item: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _entry(entry: Mapping[str, Any], task_addresses: Mapping[str, Mapping[str, str]],
-           fallback: str) -> dict[str, Any]:
+           fallback: str, subject_tokens: bool) -> dict[str, Any]:
     """One task of an email that lists several (`entries`), with its buttons' addresses."""
-    return {**_with_buttons(entry, task_addresses, fallback),
+    return {**_with_buttons(entry, task_addresses, fallback, subject_tokens),
             "task": _normalize_task(entry["task"])}
 
 
-def _digest_buttons(ctx: dict[str, Any], task_addresses: Mapping[str, Mapping[str, str]]) -> None:
+def _digest_buttons(ctx: dict[str, Any], task_addresses: Mapping[str, Mapping[str, str]],
+                    subject_tokens: bool) -> None:
     """The digest rows that carry levels (`actions`), with their buttons' addresses."""
     def rows(listed: Any) -> Any:
         if not any("actions" in row for row in listed):
             return listed
-        return [_with_buttons(row, task_addresses, ctx["action_address"]) if "actions" in row
-                else row for row in listed]
+        return [_with_buttons(row, task_addresses, ctx["action_address"], subject_tokens)
+                if "actions" in row else row for row in listed]
 
     if "rows" in ctx:
         ctx["rows"] = rows(ctx["rows"])
@@ -1110,7 +1132,7 @@ def _digest_buttons(ctx: dict[str, Any], task_addresses: Mapping[str, Mapping[st
 
 
 def _with_buttons(row: Mapping[str, Any], task_addresses: Mapping[str, Mapping[str, str]],
-                  fallback: str) -> dict[str, Any]:
+                  fallback: str, subject_tokens: bool) -> dict[str, Any]:
     """`row` (a task listed with `ref` and `actions`) with where its buttons go: for each of its
     actions, the task's address bound to that action (status: the task's reply address, as for
     single emails), else the email's reply address or the inbox (`fallback`); and `reply_to`,
@@ -1118,7 +1140,11 @@ def _with_buttons(row: Mapping[str, Any], task_addresses: Mapping[str, Mapping[s
     addresses = task_addresses.get(row["ref"]) or {}
     buttons = {action: addresses.get(action if action in BUTTON_ACTIONS else "reply") or fallback
                for action in row["actions"]}
-    return {**row, "buttons": buttons, "reply_to": addresses.get("reply", "")}
+    reply_to = addresses.get("reply", "")
+    if subject_tokens:  # no plus addressing: the text says which subject tag to reply with
+        return {**row, "buttons": buttons, "reply_to": "",
+                "reply_tag": tokens.subject_tag_for(reply_to) or ""}
+    return {**row, "buttons": buttons, "reply_to": reply_to, "reply_tag": ""}
 
 
 def _person_text(person: Any) -> str:

@@ -20,7 +20,6 @@ from . import archive, baseline, planner
 from .config import Config, load_config
 from .model import Notice
 from .record import RecordRenderer
-from .render import Renderer
 from .store import Store
 
 REPORT_EXAMPLES = {
@@ -73,7 +72,7 @@ def digest_preview(config: Config, now: datetime,
     """Everything the schedule would send at `now`, rendered; the store is only read. People
     the daemon has not met yet are met at `met_at` (the real time: the running daemon meets
     them within a tick), or at `now` if that is earlier (`baseline.seed`)."""
-    from .service import Rules, load_secret, notice_addresses
+    from .service import Rules, load_secret, make_renderer, notice_addresses
 
     rules = Rules.from_config(config)
     store = Store.open_readonly(config.data_dir)
@@ -86,8 +85,7 @@ def digest_preview(config: Config, now: datetime,
                                        rules.people, memory)
     finally:
         store.close()
-    renderer = Renderer(config.templates_dir, timezone=config.timezone,
-                        inbox_address=config.inbox_address, from_name=config.from_name)
+    renderer = make_renderer(config)  # as the daemon renders: tokens in subjects if need be
     secret = load_secret(config, {}) if config.secret_file.exists() else b"preview"
     domain = config.inbox_address.partition("@")[2]
     previews = []
@@ -95,7 +93,7 @@ def digest_preview(config: Config, now: datetime,
         notice = entry.notice
         message_id = f"preview.{n}@{domain}"
         reply_address, addresses, per_task = None, {}, {}
-        if notice.to and config.plus_addressing:
+        if notice.to:
             reply_address, addresses, per_task = notice_addresses(
                 secret, config.inbox_address, notice, notice.to[0], now.date(), message_id)
         out = renderer.render(Notice(**notice.__dict__), message_id=message_id, date=now,

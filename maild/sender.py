@@ -24,6 +24,8 @@ Surprises:
 - Crash points (tests, MAILD_CRASH_AT) reached in the child kill the daemon, then the child.
 - With OAuth2 the child gets no secret: each request carries a current access token from the
   daemon's token source (`submit` may raise SignInError), used for the child's new connections.
+- The child writes each 250 to the sent journal (`options.journal_path`) as it comes, so a
+  daemon killed while the child sends re-sends, at its next start, only what was in flight.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from typing import Any, BinaryIO
 
 from .model import Outgoing
 from .outbox import DetachedSend, Outbox, SmtpSettings
+from .sentjournal import SentJournal
 from .signin import SignInError, TokenSource
 from .store import OutboxEntry
 
@@ -58,6 +61,7 @@ class SenderOptions:
     backoff_initial_s: float = 5
     backoff_max_s: float = 1800
     crashpoints: frozenset[str] = frozenset()
+    journal_path: Path | None = None  # the sent journal the child writes each 250 to
 
 
 class _Spool:
@@ -102,7 +106,8 @@ def _serve(conn: Connection, options: SenderOptions, daemon_pid: int) -> None:
                     build_mime=spool.read,
                     max_attempts=options.max_attempts,
                     backoff_initial_s=options.backoff_initial_s,
-                    backoff_max_s=options.backoff_max_s, oauth=forwarded)
+                    backoff_max_s=options.backoff_max_s, oauth=forwarded,
+                    journal=SentJournal(options.journal_path) if options.journal_path else None)
     if options.crashpoints:
         def crash(point: str) -> None:
             if point in options.crashpoints:

@@ -38,6 +38,7 @@ from typing import Any
 import schedule
 
 from . import (
+    admission,
     archive,
     baseline,
     calgaps,
@@ -50,6 +51,7 @@ from . import (
     tokens,
     workflow,
 )
+from .admission import UNSOLICITED_TEMPLATES
 from .classify import (
     ClassifyContext,
     DraftReply,
@@ -59,12 +61,14 @@ from .classify import (
     Reply,
     Unrecognized,
     classify,
+    language_of,
+    screen,
 )
 from .config import Config, resolve_password
 from .decode import DecodeError, attachment_files, decode
 from .files import publish, write_pending
 from .forms import FormRules, load_form_rules
-from .imap import CONNECTION_ERRORS, ImapInbox, ImapSettings, Inbox
+from .imap import CONNECTION_ERRORS, HeaderOnly, ImapInbox, ImapSettings, Inbox
 from .model import Inbound, Notice, Outgoing
 from .oauth import token_sources
 from .outbox import DrainReport, Outbox, SmtpSettings
@@ -72,18 +76,17 @@ from .people import Directory
 from .record import RecordRenderer
 from .render import Renderer, to_mime
 from .sender import SenderOptions, SenderProcess
+from .sentjournal import SentJournal
 from .signin import SignInError
 from .store import Store
 from .workcal import WorkCalendar, load_calendar
 
 log = logging.getLogger("maild.service")
 
-# Replies to a sender that are not about a task they own; these are rate-limited per sender.
-UNSOLICITED_TEMPLATES = frozenset({"validation_error", "templates", "not_understood", "refused",
-                                   "draft_answer"})
 # An owner's deliverable is forwarded to the initiator up to this size (more is named, not sent):
 # with base64 a 10 MB hand-in makes a ~14 MB email, under the common 20–25 MB server limits.
 FORWARD_MAX_BYTES = 10 * 2**20
+SENT_JOURNAL = "sent.journal"  # in data_dir: each SMTP 250 as it comes (sentjournal.py)
 CRASHPOINTS = ("after_fetch", "after_parse", "mid_db_write", "after_commit", "after_outbox_write",
                "after_smtp_250", "before_move")
 
@@ -178,6 +181,14 @@ def _file_stamp(path: Path) -> tuple[int, int] | None:
     return found.st_mtime_ns, found.st_size
 
 
+def make_renderer(config: Config) -> Renderer:
+    """The renderer for `config`: where the server has no plus addressing, reply tokens ride in
+    subject tags."""
+    return Renderer(config.templates_dir, timezone=config.timezone,
+                    inbox_address=config.inbox_address, from_name=config.from_name,
+                    subject_tokens=not config.plus_addressing)
+
+
 def _run_password_command(command: str) -> str:
     return subprocess.run(command, shell=True, check=True, capture_output=True, text=True,
                           timeout=30).stdout
@@ -239,6 +250,32 @@ class Service:
         self._directory_last: datetime | None = None  # the last sync or attempt
         self._directory_known = False  # _directory_last read from the file yet
         self.record_renderer = RecordRenderer(config.templates_dir / "archive")
+        self.fold_sent_journal()
+
+    def fold_sent_journal(self) -> int:
+        """Record as sent what the journal says a server accepted (the sends a crash cut off
+        before their commit), commit, and empty the journal; how many were folded in."""
+        journal = self.outbox.journal
+        if journal is None:
+            return 0
+        folded = 0
+        now = self.clock()
+        for message_id in journal.read():
+            entry = self.store.outbox_entry(message_id)
+            if entry is not None and entry.status == "queued":
+                self.store.outbox_mark_sent(message_id, now)
+                folded += 1
+        if folded:
+            self.store.commit()
+            log.info("event=sent_journal_folded emails=%d", folded)
+        journal.clear()
+        return folded
+
+    def _sent_marks_committed(self) -> None:
+        """The sent marks of every finished send are committed: the journal may forget them
+        (not while the sender's child sends: it is writing there)."""
+        if self.outbox.journal is not None and not self._sending:
+            self.outbox.journal.clear()
 
     # -- wiring ------------------------------------------------------------------------------
     @classmethod
@@ -248,8 +285,7 @@ class Service:
         secret = load_secret(config, environ)
         store = Store(config.data_dir)
         rules = Rules.from_config(config)
-        renderer = Renderer(config.templates_dir, timezone=config.timezone,
-                            inbox_address=config.inbox_address, from_name=config.from_name)
+        renderer = make_renderer(config)
         imap_password = resolve_password(config.imap, environ, _run_password_command)
         smtp_password = resolve_password(config.smtp, environ, _run_password_command)
         # OAuth2 (XOAUTH2) sign-in: token sources read the wall clock for expiry
@@ -272,13 +308,15 @@ class Service:
                                                        from_name=config.from_name),
                         max_attempts=config.outbox_max_attempts,
                         backoff_initial_s=config.outbox_backoff_initial_s,
-                        backoff_max_s=config.outbox_backoff_max_s, oauth=oauth.get("smtp"))
+                        backoff_max_s=config.outbox_backoff_max_s, oauth=oauth.get("smtp"),
+                        journal=SentJournal(config.data_dir / SENT_JOURNAL))
         crash = frozenset(p for p in environ.get("MAILD_CRASH_AT", "").split(",") if p)
         sender = SenderProcess(SenderOptions(
             outbox.settings, envelope_from=config.inbox_address,
             max_attempts=config.outbox_max_attempts,
             backoff_initial_s=config.outbox_backoff_initial_s,
-            backoff_max_s=config.outbox_backoff_max_s, crashpoints=crash),
+            backoff_max_s=config.outbox_backoff_max_s, crashpoints=crash,
+            journal_path=config.data_dir / SENT_JOURNAL),
             oauth=oauth.get("smtp"))
         service = cls(config, inbox=inbox, store=store, outbox=outbox, renderer=renderer,
                       rules=rules, secret=secret, clock=clock, crashpoints=crash, sender=sender)
@@ -294,6 +332,7 @@ class Service:
             if self._sending:
                 self._settle_sending()
                 self.store.commit()
+                self._sent_marks_committed()
         finally:
             if self.sender is not None:
                 self.sender.close()
@@ -303,6 +342,8 @@ class Service:
             self._loop.run_until_complete(self.outbox.close())  # the SMTP connection kept open
         finally:
             self._loop.close()
+        if self.outbox.journal is not None:
+            self.outbox.journal.close()
         self.store.close()
 
     def _crash(self, point: str) -> None:
@@ -318,6 +359,8 @@ class Service:
             lookup_message=self.store.lookup_message,
             authserv_id=self.config.authserv_id,
             require_authentication=self.config.require_authentication,
+            trust_authentication_results=self.config.trust_authentication_results,
+            trust_exchange_internal=self.config.trust_exchange_internal,
             today=self.clock().date(),
             item_exists=self.store.has_item)
 
@@ -331,12 +374,16 @@ class Service:
             require_token=self.config.require_token,
             workdays=self.rules.calendar.is_workday,
             draft_days=float(flow.get("drafts", {}).get("days", 7.0)),
+            allowed_domains=self.config.allowed_domains,
+            external_owners=self.config.external_owners,
             acceptance=self.config.acceptance, calendar=self.rules.calendar)
 
     # -- one batch ----------------------------------------------------------------------------
     def process_batch(self) -> BatchReport:
         report = BatchReport()
-        batch = self.inbox.fetch_new(self.config.batch_size)
+        batch = self.inbox.fetch_new(self.config.batch_size,
+                                     max_bytes=self.config.max_message_bytes,
+                                     max_header_bytes=self.config.max_header_bytes)
         report.fetched = len(batch)
         if batch:
             self._crash("after_fetch")
@@ -346,7 +393,13 @@ class Service:
         closed: list[str] = []
         for uid, raw in batch:
             folder, outcome = self._handle(raw, now, cctx, wctx)
-            if outcome.get("command") == "close":
+            # One line per email that leaves INBOX, whatever became of it.
+            log.info(admission.log_line(
+                "inbound", uid=uid, message_id=outcome.get("message_id"),
+                sender=outcome.get("from", ""), size=getattr(raw, "size", len(raw)),
+                folder=folder, reason=outcome.get("reason", ""),
+                **({"collision": "true"} if outcome.get("collision") else {})))
+            if outcome.get("command") in ("close", "withdraw"):
                 closed.append(outcome["item"])
             moves.setdefault(folder, []).append(uid)
             report.outcomes.append(outcome)
@@ -360,6 +413,7 @@ class Service:
         settled = self._settle_sending()  # the previous full batch's emails, sent meanwhile
         if batch or settled.sent or settled.failed:
             self.store.commit()
+            self._sent_marks_committed()
         if batch:
             self._crash("after_commit")
             self._crash("after_outbox_write")  # the commit holds the batch's outbox entries
@@ -397,31 +451,61 @@ class Service:
             message_id = "sha256:" + hashlib.sha256(raw).hexdigest()
             return self._record(message_id, self.config.quarantine_folder,
                                 f"undecodable: internal error {exc!r}"[:300], now, {})
-        done = self.store.processed(msg.message_id)
+        content = admission.fingerprint(raw, msg)
+        key, seen = msg.message_id, {"from": msg.from_addr, "content": content}
+        done = self.store.processed(key)
+        if done and not admission.same_email(done, content):
+            # Another email under a Message-ID seen before: handled under its own key.
+            key = admission.collision_key(msg.message_id, content)
+            seen["collision"] = True
+            done = self.store.processed(key)
         if done:
             return done.get("folder", self.config.processed_folder), {
-                "message_id": msg.message_id, "reason": "duplicate", "duplicate": True}
-        try:
-            outcome = self._decide(msg, now, cctx, wctx)
-        except Exception as exc:  # one bad email must not stop the queue; keep it for a person
-            log.exception("event=handle_failed message_id=%s", msg.message_id)
-            return self._record(msg.message_id, self.config.quarantine_folder,
-                                f"internal error: {exc!r}"[:300], now, {})
+                "message_id": msg.message_id, "reason": "duplicate", "duplicate": True, **seen}
+        if isinstance(raw, HeaderOnly):
+            outcome = self._oversize(msg, raw.size, cctx)
+        else:
+            try:
+                outcome = self._decide(msg, now, cctx, wctx)
+            except Exception as exc:  # one bad email must not stop the queue: keep it
+                log.exception("event=handle_failed message_id=%s", msg.message_id)
+                outcome = workflow.Outcome("quarantine", f"internal error: {exc!r}"[:300],
+                                           notices=self._answer_once(msg, cctx, "internal_error"))
         touched = {item["id"] for item in outcome.items} | {link[1] for link in outcome.links}
         for item_id in sorted(touched):
-            self._keep_original(item_id, msg, raw)
+            self._keep_original(item_id, msg, raw, key)
         for item in outcome.items:
             self.store.put_item(item)
         for draft in outcome.drafts:  # readings waiting for their initiator (drafts.py)
             self.store.meta_set("draft:" + draft["id"], draft)
         for message_id, item_id, task_id in outcome.links:
             self.store.link_message(message_id, item_id, task_id)
-        self._enqueue(outcome.notices, source=msg.message_id, now=now, raw=raw)
+        self._enqueue(outcome.notices, source=key, now=now, answering=msg.from_addr,
+                      raw=raw)
         folder = (self.config.quarantine_folder if outcome.disposition == "quarantine"
                   else self.config.processed_folder)
-        log.info("event=inbound message_id=%s from=%s disposition=%s reason=%r",
-                 msg.message_id, msg.from_addr, outcome.disposition, outcome.reason)
-        return self._record(msg.message_id, folder, outcome.reason, now, dict(outcome.summary))
+        return self._record(key, folder, outcome.reason, now,
+                            {**seen, **outcome.summary, "message_id": msg.message_id})
+
+    def _oversize(self, msg: Inbound, size: int, cctx: ClassifyContext) -> workflow.Outcome:
+        """An email over the cap, read from its header alone: kept unread, nothing changes; a
+        trustworthy sender is told once."""
+        reason = f"too large: {size} bytes (limit {self.config.max_message_bytes})"
+        return workflow.Outcome("quarantine", reason, notices=self._answer_once(
+            msg, cctx, "too_large", size=size, limit=self.config.max_message_bytes))
+
+    def _answer_once(self, msg: Inbound, cctx: ClassifyContext, problem: str,
+                     **sizes: int) -> tuple[Notice, ...]:
+        """The one `not_handled` answer to the sender of an email kept unhandled, when the loop
+        and trust checks let the sender through (none to bounces, auto-replies, outsiders)."""
+        try:
+            if not msg.from_addr or screen(msg, cctx) is not None:
+                return ()
+        except Exception:  # the checks failing too: keep quiet
+            log.exception("event=screen_failed message_id=%s", msg.message_id)
+            return ()
+        language = language_of(msg.subject, msg.text)
+        return (admission.not_handled(msg, problem, language, **sizes),)
 
     def archive_closed(self, item_ids: list[str] | None = None) -> list[Path]:
         """Move closed items out of the live database into the archive (idempotent).
@@ -453,10 +537,11 @@ class Service:
     def mail_dir(self, item_id: str) -> Path:
         return self.config.data_dir / "mail" / item_id
 
-    def _keep_original(self, item_id: str, msg: Inbound, raw: bytes) -> None:
-        """The inbound email as received, for the item's archive (durable before the commit)."""
+    def _keep_original(self, item_id: str, msg: Inbound, raw: bytes, key: str) -> None:
+        """The inbound email as received, for the item's archive (durable before the commit);
+        `key` is its intake key (a collision's differs from its Message-ID)."""
         stamp = msg.date.astimezone(self.config.tz).strftime("%Y%m%d-%H%M%S-") if msg.date else ""
-        name = stamp + hashlib.sha256(msg.message_id.encode()).hexdigest()[:12] + ".eml"
+        name = stamp + hashlib.sha256(key.encode()).hexdigest()[:12] + ".eml"
         path = self.mail_dir(item_id) / name
         if not path.exists():
             new_dirs = [d for d in (path.parent.parent, path.parent) if not d.exists()]
@@ -470,11 +555,15 @@ class Service:
         self._pending_originals.clear()
         self._unsynced_dirs.clear()
 
-    def _record(self, message_id: str, folder: str, reason: str, now: datetime,
+    def _record(self, key: str, folder: str, reason: str, now: datetime,
                 summary: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        self.store.mark_processed(message_id, {"folder": folder, "reason": reason,
-                                               "at": now.isoformat()})
-        return folder, {"message_id": message_id, "folder": folder, "reason": reason, **summary}
+        """Mark the email processed under `key` (its Message-ID, or a collision's own key),
+        with its content fingerprint when known."""
+        mark = {"folder": folder, "reason": reason, "at": now.isoformat()}
+        if summary.get("content"):
+            mark["content"] = summary["content"]
+        self.store.mark_processed(key, mark)
+        return folder, {"message_id": key, "folder": folder, "reason": reason, **summary}
 
     def _decide(self, msg: Inbound, now: datetime, cctx: ClassifyContext,
                 wctx: workflow.WorkflowContext) -> workflow.Outcome:
@@ -504,8 +593,13 @@ class Service:
                                          decision.form)
 
     def _enqueue(self, notices: tuple[Notice, ...] | list[Notice], *, source: str,
-                 now: datetime, raw: bytes | None = None) -> list[Outgoing]:
+                 now: datetime, answering: str = "", raw: bytes | None = None
+                 ) -> list[Outgoing]:
+        """Render and queue `notices`; `answering` is the sender of the email they answer (its
+        answers to them count against the per-correspondent caps); the files of `raw`, the email
+        being handled, go along with a notice that asks for them (an owner's deliverable)."""
         queued = []
+        wctx = self.workflow_context()
         for index, notice in enumerate(notices):
             files: list[tuple[str, str, bytes]] | None = []
             if raw is not None and notice.context.get("forward_attachments"):
@@ -514,14 +608,20 @@ class Service:
                 notice = Notice(**{**notice.__dict__, "context": {
                     **notice.context, "forwarded": files is not None}})
             recipient = notice.to[0] if notice.to else ""
-            if notice.template in UNSOLICITED_TEMPLATES and not self._allow_reply(recipient, now):
+            if recipient and not workflow.may_own(recipient, wctx):
+                log.warning("event=recipient_refused to=%s template=%s", recipient,
+                            notice.template)  # mail goes only inside, or to declared owners
+                continue
+            answer = (bool(answering) and recipient == answering
+                      and notice.template not in admission.UNCAPPED_ANSWERS)
+            if not self._allow_reply(recipient, notice.template, now, answer=answer):
                 log.warning("event=reply_rate_limited to=%s template=%s", recipient,
                             notice.template)
                 continue
             digest = hashlib.sha256(f"{source}|{index}|{notice.template}|{recipient}".encode())
             message_id = f"maild.{digest.hexdigest()[:24]}@{self.config.domain}"
             reply_address, addresses, task_addresses = None, {}, {}
-            if recipient and self.config.plus_addressing:
+            if recipient:
                 reply_address, addresses, task_addresses = notice_addresses(
                     self.secret, self.config.inbox_address, notice, recipient, now.date(),
                     message_id)
@@ -544,13 +644,23 @@ class Service:
             queued.append(out)
         return queued
 
-    def _allow_reply(self, recipient: str, now: datetime) -> bool:
-        key = f"replies:{recipient}"
-        cutoff = now - timedelta(hours=1)
-        recent = [t for t in self.store.meta_get(key, []) if datetime.fromisoformat(t) > cutoff]
-        if len(recent) >= self.config.replies_per_sender_per_hour:
+    def _allow_reply(self, recipient: str, template: str, now: datetime, *, answer: bool) -> bool:
+        """The per-correspondent caps: unsolicited answers per hour, every answer to their own
+        email per 24 hours (see admission.py). Counts the email when it may go."""
+        hourly = f"replies:{recipient}"
+        daily = f"answers:{recipient}"
+        unsolicited = template in UNSOLICITED_TEMPLATES
+        hour = admission.recent(self.store.meta_get(hourly, []), now, timedelta(hours=1)) \
+            if unsolicited else []
+        day = admission.recent(self.store.meta_get(daily, []), now, timedelta(days=1)) \
+            if answer else []
+        if len(hour) >= self.config.replies_per_sender_per_hour or \
+                len(day) >= self.config.replies_per_sender_per_day:
             return False
-        self.store.meta_set(key, recent + [now.isoformat()])
+        if unsolicited:
+            self.store.meta_set(hourly, hour + [now.isoformat()])
+        if answer:
+            self.store.meta_set(daily, day + [now.isoformat()])
         return True
 
     # -- sending ------------------------------------------------------------------------------
@@ -567,6 +677,7 @@ class Service:
             # The sent marks (and any failure notices) are durable before the batch's emails
             # leave INBOX, so a crash after this point re-sends nothing.
             self.store.commit()
+            self._sent_marks_committed()
             if not told:
                 break
         return sent, failed
@@ -737,9 +848,7 @@ class Service:
         self._reload_requested.clear()
         try:
             rules = Rules.from_config(self.config)
-            renderer = Renderer(self.config.templates_dir, timezone=self.config.timezone,
-                                inbox_address=self.config.inbox_address,
-                                from_name=self.config.from_name)
+            renderer = make_renderer(self.config)
         except Exception as exc:  # a broken edit must not take the daemon down: keep the old ones
             log.error("event=reload_failed error=%r", exc)
             return

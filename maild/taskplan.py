@@ -11,6 +11,7 @@ Surprises worth knowing:
   between is in progress, 延期 is delayed; otherwise it awaits its owner's confirmation.
 - An owner named by role, department or title is resolved when exactly one person fits; the
   receipt says how ("产品部*经理 → 王喆"). Several fit: one error listing them; none: one error.
+  An owner outside `allowed_domains` and `external_owners` is an error: never mailed.
 - A deadline on a weekend or holiday is kept; a note names the working day before it (the
   guide: leave a buffer). A task due sooner than the buffer days gets a note too.
 - A kickoff (tasks read from 需配合 sentences) is uncertain when a clause could not be read or an
@@ -29,6 +30,7 @@ from typing import Any
 from .dates import parse_deadline, previous_workday
 from .model import FieldError, FormResult, ItemKind, Person, TaskDraft, TaskState
 from .people import OwnerMatch
+from .trust import may_own
 
 MAX_CANDIDATES = 8  # listed when an owner text fits several people
 _PLAIN_HOW = frozenset({"address", "name", "alias"})
@@ -90,6 +92,9 @@ def _task(draft: TaskDraft, number: int, owner_text: str, kind: ItemKind, ctx: A
     elif len(owners) > 1 or not owners[0].address:
         errors.append(FieldError("owner", "owner_many", owner_text, number,
                                  candidates(p for p in owners if p.address)))
+    elif not may_own(owners[0].address, ctx):
+        # Never mail outside on an email's word: anyone may write a project in a name.
+        errors.append(FieldError("owner", "owner_external", owner_text, number))
     workdays = getattr(ctx, "workdays", None)
     deadline = parse_deadline(draft.deadline, now, workday_end=ctx.workday_end, workdays=workdays)
     if not draft.deadline.strip():

@@ -12,6 +12,11 @@ is lower-case base32 because some servers lower-case local parts.
 clock is read here). Tokens from before dates or actions were added are still read (they are
 signed all the same): they carry any reply and, without a date, never expire. Whether a token was
 already used is the workflow's business (`ReplyToken.use_key`); this module only reads and signs.
+
+Servers without plus addressing (Tencent Exmail, Alibaba Mail, on-prem Exchange) cannot carry a
+token in the address: there the same token rides in the subject tag instead,
+`[MD-0012 T-1 #1y2-ck3j5-k3j5h2m9qa]` (`subject_tag_for`, `tag_subject`), and
+`subject_addresses` turns such tags back into the address form every reader here takes.
 """
 
 from __future__ import annotations
@@ -29,16 +34,22 @@ NONCE_LENGTH = 4
 MAX_AGE_DAYS = 365
 EPOCH = date(2020, 1, 1)
 # The command an action-bound token may carry, by the letter in its address. "reply" carries any.
+# The initiator's (and admins') own actions: `accept` a delay request (同意延期), `reschedule` a
+# task (改期: a new deadline), `withdraw` the item (撤销).
 ACTION_CODES = {"reply": "r", "confirm": "c", "decline": "x", "progress": "p", "status": "s",
                 "done": "d", "blocker": "b", "delay": "l", "reassign": "a", "close": "z",
-                "approve": "v", "return": "u", "stop": "o"}
+                "accept": "g", "reschedule": "m", "withdraw": "w", "approve": "v", "return": "u",
+                "stop": "o"}
 _ACTION_BY_CODE = {code: action for action, code in ACTION_CODES.items()}
 TOKEN_RE = re.compile(r"\+(md\d{1,9})-(t\d{1,4}|i)-(?:([0-9a-z]{1,4})-)?"
                       r"(?:([" + "".join(ACTION_CODES.values()) + r"])([a-z2-7]{"
                       + str(NONCE_LENGTH) + r"})-)?([a-z2-7]{" + str(SIGNATURE_LENGTH) + r"})@",
                       re.IGNORECASE)
 _DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
-SUBJECT_TAG_RE = re.compile(r"\[\s*(MD-\d{1,9})(?:\s+(T-\d{1,4}))?\s*\]", re.IGNORECASE)
+# `[MD-0012]`, `[MD-0012 T-1]`, and with a token where the server has no plus addressing:
+# `[MD-0012 T-1 #1y2-ck3j5-k3j5h2m9qa]` (day, action and nonce, signature).
+SUBJECT_TAG_RE = re.compile(r"\[\s*(MD-\d{1,9})(?:\s+(T-\d{1,4}))?(?:\s+#\s*([0-9a-z-]{10,40}))?"
+                            r"\s*\]", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -220,3 +231,40 @@ def subject_tag(subject: str) -> tuple[str, str | None] | None:
     if not match:
         return None
     return match.group(1).upper(), (match.group(2).upper() if match.group(2) else None)
+
+
+def subject_tag_for(address: str) -> str | None:
+    """The subject tag that carries the token of reply address `address`, for servers without
+    plus addressing: `[MD-0012 T-1 #1y2-ck3j5-k3j5h2m9qa]`; None when it has no token."""
+    match = TOKEN_RE.search(address)
+    if not match:
+        return None
+    item_part, task_part = match.group(1).lower(), match.group(2).lower()
+    rest = match.group(0)[1:-1].lower()[len(item_part) + len(task_part) + 2:]
+    task = f" T-{task_part[1:]}" if task_part != "i" else ""
+    return f"[MD-{item_part[2:]}{task} #{rest}]"
+
+
+def tag_subject(subject: str, address: str) -> str:
+    """`subject` with its item tag replaced by the token-carrying tag of `address` (or that tag
+    put first, after any "Re: "); unchanged when `address` has no token."""
+    tag = subject_tag_for(address)
+    if tag is None:
+        return subject
+    if SUBJECT_TAG_RE.search(subject):
+        return SUBJECT_TAG_RE.sub(lambda _m: tag, subject, count=1)
+    head = re.match(r"^\s*(?:re|回复|答复)\s*[:：]\s*", subject, re.IGNORECASE)
+    at = head.end() if head else 0
+    return f"{subject[:at]}{tag} {subject[at:]}".strip()
+
+
+def subject_addresses(subject: str) -> list[str]:
+    """The tokens of a subject's tags in the address form `find` and `read` take (a local part
+    and an empty domain: `+md0012-t1-1y2-ck3j5-k3j5h2m9qa@`)."""
+    found = []
+    for match in SUBJECT_TAG_RE.finditer(subject):
+        if match.group(3):
+            task = match.group(2).replace("-", "").lower() if match.group(2) else "i"
+            item = match.group(1).replace("-", "").lower()
+            found.append(f"+{item}-{task}-{match.group(3).lower()}@")
+    return found

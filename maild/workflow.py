@@ -8,18 +8,18 @@ Nothing here reads the clock, the database or the network.
 from __future__ import annotations
 
 import copy
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, time
 from typing import Any
 
-from . import closeloop, delays, recurrence, tokens
+from . import closeloop, delays, recurrence
 from .classify import Reply
 from .dates import Workdays, parse_deadline
 from .forms import FormRules
 from .model import Command, Inbound, Notice, TaskState
 from .people import Directory
+from .trust import managed_action, may_manage, may_own, token_problem, use_key
 from .workcal import WorkCalendar
 
 OPEN_STATES = {s.value for s in TaskState} - {TaskState.DONE.value, TaskState.DECLINED.value}
@@ -34,13 +34,18 @@ class WorkflowContext:
     admins: tuple[str, ...] = ()
     workday_end: time = time(18, 0)
     buffer_days: float = 1.0  # the guide's advice: leave 1–2 days of buffer on complex tasks
-    # [security] require_token: owner commands count only through a valid, unused reply token
-    # (the reply address maild gave that owner), not through threading headers or the subject.
+    # [security] require_token: a state-changing command (owners', initiators' and admins'
+    # alike) counts only through a valid, unused reply token of the sender (a reply address, or
+    # a subject tag, that maild gave that person), or from a sender a trusted stamp
+    # authenticated (`Reply.authenticated`); not through threading headers or a bare subject.
     require_token: bool = False
     # The work calendar's working days (`WorkCalendar.is_workday`): "延期两天" counts them, and
     # weekend/holiday deadlines of new items get a note. None: Monday–Friday.
     workdays: Workdays | None = None
     draft_days: float = 7.0  # a reading waiting for its initiator's word expires after this
+    # [security] allowed_domains, external_owners: who may be an owner (and get mail at all).
+    allowed_domains: tuple[str, ...] = ()
+    external_owners: tuple[str, ...] = ()
     # [workflow] acceptance: an owner's 完成 waits for the initiator's 验收 unless the item says
     # otherwise (closeloop.py); the work calendar places a recurring task's occurrences.
     acceptance: bool = False
@@ -81,11 +86,6 @@ INITIATOR_COMMANDS = ("reassign", "close")
 Link = tuple[tuple[str, str, str | None], ...]
 
 
-def may_manage(item: Mapping[str, Any], address: str, ctx: WorkflowContext) -> bool:
-    """The initiator and configured admins reassign, change deadlines, accept delays and close."""
-    return address == item["initiator"] or address in ctx.admins
-
-
 def handle_reply(msg: Inbound, decision: Reply, item: dict[str, Any] | None, ctx: WorkflowContext,
                  now: datetime) -> Outcome:
     """A reply about an item: check who may do what each command asks, then do it. A reply with
@@ -124,7 +124,11 @@ def apply_command(msg: Inbound, decision: Reply, item: dict[str, Any], command: 
     if command.name == "show":
         return _show(msg, item, decision.task_id, language, ctx, link)
     reading = decision.token if decision.token and decision.token.item_id == item["id"] else None
-    problem = _token_problem(item, sender, command.name, dict(command.args), reading, ctx)
+    args = dict(command.args)
+    task_id = (args.get("task") if command.name == "reassign" else None) or decision.task_id
+    task = _task_by_id(item, task_id) if task_id else _task_for(item, None, sender)
+    problem = token_problem(item, sender, command.name, args, reading, ctx,
+                            authenticated=decision.authenticated, task=task)
     if problem:
         return _refuse(msg, item, sender, language, ctx, command.name, [], link,
                        token_problem=problem)
@@ -135,7 +139,7 @@ def apply_command(msg: Inbound, decision: Reply, item: dict[str, Any], command: 
     if reading is not None and reading.token is not None:
         for changed in outcome.items:
             if changed.get("id") == item["id"]:
-                key = _use_key(reading.token, command.name, dict(command.args))
+                key = use_key(reading.token, command.name, dict(command.args))
                 changed.setdefault("used_tokens", {})[key] = now.isoformat()
     return outcome
 
@@ -147,53 +151,6 @@ def _note_trimmed(outcome: Outcome, msg: Inbound, decision: Reply) -> None:
         for entry in changed.get("audit", ()):
             if entry.get("message_id") == msg.message_id:
                 entry.setdefault("detail", {}).update(decision.trimmed)
-
-
-# State-changing commands: the ones a reply token is checked for.
-TOKEN_CHECKED = frozenset(("confirm", "decline", "progress", "status", "done", "blocker", "delay",
-                           "reassign", "close", *closeloop.COMMANDS))
-
-
-def _use_key(token: tokens.ReplyToken, name: str, args: Mapping[str, Any]) -> str:
-    """An action-bound token is used once; a reply token once per distinct command, so a second
-    reply to the same email still works but the same reply sent again (a replay) does not."""
-    if token.action != "reply":
-        return token.use_key
-    return f"{token.use_key}|{name}|{json.dumps(args, sort_keys=True, ensure_ascii=False)}"
-
-
-def _token_holders(item: Mapping[str, Any], ctx: WorkflowContext) -> list[str]:
-    """Everyone maild may have given a reply address for this item."""
-    people = [item["initiator"], *(t["owner"] for t in item["tasks"]), *ctx.admins]
-    for entry in item.get("audit", ()):
-        people += [entry.get("who", ""), (entry.get("detail") or {}).get("previous", "")]
-    for address in list(people):
-        person = ctx.people.by_address(address) if address else None
-        if person is not None and person.manager:
-            people.append(person.manager)
-    return [p for p in dict.fromkeys(people) if p]
-
-
-def _token_problem(item: Mapping[str, Any], sender: str, name: str, args: Mapping[str, Any],
-                   reading: tokens.TokenReading | None, ctx: WorkflowContext) -> str:
-    """Why this reply's token does not allow `name`: "" when it does (or no token is needed)."""
-    if name not in TOKEN_CHECKED:
-        return ""
-    owner_command = name in OWNER_COMMANDS
-    if reading is None:
-        return "missing" if ctx.require_token and owner_command else ""
-    if reading.token is None:
-        if reading.problem == "unverified" and tokens.issued_to(
-                ctx.secret, reading.text, _token_holders(item, ctx)) is None:
-            return "tampered"
-        if ctx.require_token and owner_command:
-            return "expired" if reading.problem == "expired" else "not_yours"
-        return ""
-    if reading.token.action not in ("reply", name):
-        return "wrong_action"
-    if _use_key(reading.token, name, args) in item.get("used_tokens", {}):
-        return "used"
-    return ""
 
 
 def _dispatch(msg: Inbound, decision: Reply, item: dict[str, Any], name: str,
@@ -208,6 +165,11 @@ def _dispatch(msg: Inbound, decision: Reply, item: dict[str, Any], name: str,
         if not manager:
             return _refuse(msg, item, sender, language, ctx, "close", [item["initiator"]], link)
         return _close(msg, item, args, language, ctx, now, link)
+    if name == "withdraw":
+        if not manager:
+            return _refuse(msg, item, sender, language, ctx, "withdraw", [item["initiator"]],
+                           link)
+        return withdraw(msg, item, args, language, ctx, now, link)
     if name == "reassign":
         task = _task_by_id(item, args.get("task") or decision.task_id)
         if not manager:
@@ -217,20 +179,24 @@ def _dispatch(msg: Inbound, decision: Reply, item: dict[str, Any], name: str,
         return _reassign(msg, item, task, args.get("owner", ""), language, ctx, now, link)
 
     task = _task_for(item, decision.task_id, sender)
-    if manager and task is not None and task["owner"] != sender:
-        # The initiator answering about someone else's task: accept a delay or move a deadline.
-        if name == "confirm" and task.get("requested_deadline"):
-            return _accept_delay(msg, item, task, task["requested_deadline"], language, ctx, now,
-                                 link)
-        if name == "delay":
-            date_text = delays.manager_date(args, task, now, workday_end=ctx.workday_end,
-                                            workdays=ctx.workdays)
-            return _accept_delay(msg, item, task, date_text, language, ctx, now, link)
-        verdict = closeloop.manager_verdict(task, name)  # 确认 / 拒绝 on handed-in work
-        if verdict:
-            return closeloop.handle(msg, decision, item, verdict,
-                                    {"task": task["id"], "reason": args.get("reason", ""),
-                                     "note": args.get("note", "")}, language, ctx, now, link)
+    # The initiator answering about someone else's task: accept a delay or move a deadline.
+    action = managed_action(item, task, sender, name, ctx)
+    if action == "accept":
+        assert task is not None
+        return _accept_delay(msg, item, task, task["requested_deadline"], language, ctx, now,
+                             link)
+    if action == "reschedule":
+        assert task is not None
+        date_text = delays.manager_date(args, task, now, workday_end=ctx.workday_end,
+                                        workdays=ctx.workdays)
+        return _accept_delay(msg, item, task, date_text, language, ctx, now, link)
+    verdict = closeloop.manager_verdict(task, name) if may_manage(item, sender, ctx) and \
+        task is not None and task["owner"] != sender else None
+    if verdict:  # 确认 / 拒绝 on handed-in work: accept it, or return it with the reason
+        assert task is not None
+        return closeloop.handle(msg, decision, item, verdict,
+                                {"task": task["id"], "reason": args.get("reason", ""),
+                                 "note": args.get("note", "")}, language, ctx, now, link)
     if task is None:
         owners = [t["owner"] for t in item["tasks"]]
         if sender in owners:
@@ -413,6 +379,9 @@ def _reassign(msg: Inbound, item: dict[str, Any], task: dict[str, Any], owner_te
         return _ask(msg, item, sender, language, ctx, "reassign_owner", link, task=task,
                     value=owner_text, count=len(people))
     new = people[0]
+    if not may_own(new.address, ctx):
+        return _ask(msg, item, sender, language, ctx, "owner_external", link, task=task,
+                    value=new.address)
     previous = task["owner"]
     task.update(owner=new.address, owner_name=new.name, owner_department=new.department,
                 state=TaskState.AWAITING_CONFIRMATION.value, confirmed_at=None,
@@ -455,6 +424,26 @@ def _close(msg: Inbound, item: dict[str, Any], args: Mapping[str, Any], language
                for address in dict.fromkeys(recipients)]
     return Outcome("processed", "close", items=(item,), notices=tuple(notices), links=link,
                    summary={"item": item["id"], "command": "close"})
+
+
+def withdraw(msg: Inbound, item: dict[str, Any], args: Mapping[str, Any], language: str,
+             ctx: WorkflowContext, now: datetime, link: Link) -> Outcome:
+    """The initiator takes the item back (撤销): closed without a retrospective, every owner
+    told that nothing more is needed; archived like a closed item. The answer to an item sent
+    in someone's name: they get its receipt at once, with this button."""
+    item.update(state="closed", closed_at=now.isoformat(), closed_by=msg.from_addr,
+                withdrawn=True, retrospective=dict.fromkeys(("achieved", "shortfall",
+                                                             "improvements"), ""))
+    _touch(item, None, now)
+    note = str(args.get("note", ""))
+    add_audit(item, now, msg.from_addr, "withdraw", msg, None, **({"note": note} if note else {}))
+    recipients = [msg.from_addr, item["initiator"]] + [t["owner"] for t in item["tasks"]]
+    notices = [_notice(msg, item, "command_ack", address, language, ctx,
+                       {"command": {"name": "withdraw", "note": note}, "changed": True,
+                        "actor": _actor(ctx, msg.from_addr)}, None)
+               for address in dict.fromkeys(recipients)]
+    return Outcome("processed", "withdraw", items=(item,), notices=tuple(notices), links=link,
+                   summary={"item": item["id"], "command": "withdraw"})
 
 
 def _ask(msg: Inbound, item: dict[str, Any], sender: str, language: str, ctx: WorkflowContext,

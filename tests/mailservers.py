@@ -62,6 +62,27 @@ def _resolve(accounts: Mapping[str, str], address: str) -> str | None:
     return found
 
 
+def stamp_authentication_results(raw: bytes, authserv_id: str) -> bytes:
+    """What a receiving MTA with an authentication milter does (RFC 8601 §5): remove every
+    Authentication-Results field that claims `authserv_id` and put its own on top. This test
+    peer checks nothing, so its own says `dmarc=none`."""
+    head, sep, body = raw.partition(b"\r\n\r\n")
+    kept: list[bytes] = []
+    dropping = False
+    for line in head.split(b"\r\n"):
+        if line[:1] in (b" ", b"\t"):  # a folded continuation belongs to the field above
+            if not dropping:
+                kept.append(line)
+            continue
+        name, _, value = line.partition(b":")
+        dropping = (name.strip().lower() == b"authentication-results"
+                    and value.strip().split(b";")[0].split()[:1] == [authserv_id.encode()])
+        if not dropping:
+            kept.append(line)
+    own = f"Authentication-Results: {authserv_id}; dmarc=none".encode()
+    return own + b"\r\n" + b"\r\n".join(kept) + sep + body
+
+
 class _LmtpRelay:
     """aiosmtpd handler: RCPT checked against the accounts, DATA delivered by LMTP per recipient."""
 
@@ -84,6 +105,8 @@ class _LmtpRelay:
         self.system.smtp_sessions.append((envelope.mail_from or "",
                                           session.auth_data if session.authenticated else None))
         raw = envelope.original_content or b""
+        if self.system.authserv_id:
+            raw = stamp_authentication_results(raw, self.system.authserv_id)
         try:
             await asyncio.to_thread(self._deliver, envelope.mail_from or "", envelope.rcpt_tos, raw)
         except smtplib.SMTPRecipientsRefused as exc:
@@ -109,7 +132,7 @@ class DovecotMailSystem:
     def __init__(self, host: str = "127.0.0.1", imap_port: int = 0, smtp_port: int = 0,
                  accounts: Mapping[str, str] | None = None, *,
                  oauth2_introspection_url: str = "",
-                 smtp_oauth2_check: Any = None) -> None:
+                 smtp_oauth2_check: Any = None, authserv_id: str = "") -> None:
         if not dovecot_available():
             raise RuntimeError("dovecot is not installed (apt-get install dovecot-imapd "
                                "dovecot-lmtpd)")
@@ -121,6 +144,9 @@ class DovecotMailSystem:
         self.oauth2_introspection_url = oauth2_introspection_url
         self.smtp_oauth2_check = smtp_oauth2_check
         self.smtp_sessions: list[tuple[str, str | None]] = []
+        # When set, the SMTP front door stamps and strips Authentication-Results as this
+        # authserv-id (`stamp_authentication_results`), like an MTA with a DMARC milter.
+        self.authserv_id = authserv_id
         self.root: Path | None = None
         self.startup_s: float | None = None  # how long Dovecot took to answer IMAP
         self._process: subprocess.Popen[bytes] | None = None

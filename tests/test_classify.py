@@ -17,6 +17,7 @@ from maild.classify import (
     classify,
     inspect_kind,
     language_of,
+    sender_authentication,
 )
 from maild.decode import decode
 
@@ -132,8 +133,11 @@ def _authenticated_email(*results: str, sender: str = "li.na@corp.example") -> b
 
 @pytest.fixture
 def strict(ctx) -> ClassifyContext:
+    """Authentication required, where the operator declared that the receiving server stamps
+    and strips Authentication-Results (the only place it may be required)."""
     import dataclasses
-    return dataclasses.replace(ctx, authserv_id=AUTHSERV, require_authentication=True)
+    return dataclasses.replace(ctx, authserv_id=AUTHSERV, require_authentication=True,
+                               trust_authentication_results=True)
 
 
 @pytest.mark.parametrize(("results", "accepted"), [
@@ -149,8 +153,11 @@ def strict(ctx) -> ClassifyContext:
       f"{AUTHSERV}; dmarc=pass header.from=corp.example"), False),
     ((f"{AUTHSERV} 1; dmarc=pass (comment; with = signs) header.from=corp.example",), True),
     ((), False),
+    # An inner hop's field on top of ours: ours (the topmost with our authserv-id) decides.
+    (("filter.corp.example; spf=none", f"{AUTHSERV}; dmarc=pass header.from=corp.example"), True),
 ], ids=["dmarc-pass", "dkim-pass-aligned", "dkim-subdomain", "spf-only", "dkim-unaligned",
-        "dkim-fail", "other-authserv", "forged-below-ours", "version-and-comment", "none"])
+        "dkim-fail", "other-authserv", "forged-below-ours", "version-and-comment", "none",
+        "inner-hop-on-top"])
 def test_required_authentication(strict, ctx, results, accepted) -> None:
     msg = decode(_authenticated_email(*results))
     decision = classify(msg, strict)
@@ -175,3 +182,48 @@ def test_a_reply_with_an_expired_token_does_not_match_by_token(ctx) -> None:
     assert classify(decode(raw), fresh).matched_by == "token"
     old = dataclasses.replace(ctx, today=date(2027, 6, 1), item_exists=lambda _i: False)
     assert not isinstance(classify(decode(raw), old), Reply)
+
+
+def test_authentication_results_count_only_where_the_operator_declared_the_stamp(ctx, strict):
+    """Without `trust_authentication_results` a dmarc=pass field is whatever the sender wrote
+    (a server that does not stamp lets it through): no proof, and required authentication
+    refuses everything."""
+    import dataclasses
+    msg = decode(_authenticated_email(f"{AUTHSERV}; dmarc=pass header.from=corp.example"))
+    assert sender_authentication(msg, strict) == "dmarc"
+    undeclared = dataclasses.replace(strict, trust_authentication_results=False)
+    assert sender_authentication(msg, undeclared) == ""
+    assert isinstance(classify(msg, undeclared), Ignore)
+    assert sender_authentication(msg, dataclasses.replace(ctx, authserv_id=AUTHSERV)) == ""
+
+
+@pytest.mark.parametrize(("fields", "trusted", "proof"), [
+    ("X-MS-Exchange-Organization-AuthAs: Internal\r\n"
+     "X-MS-Exchange-Organization-AuthSource: EX01.corp.example\r\n", True, "exchange"),
+    ("X-MS-Exchange-Organization-AuthAs: Anonymous\r\n", True, ""),
+    ("X-MS-Exchange-Organization-AuthAs: Internal\r\n", False, ""),
+], ids=["internal", "anonymous", "not-declared"])
+def test_exchange_internal_sender_marker(ctx, fields, trusted, proof):
+    import dataclasses
+    raw = (f"{fields}From: li.na@corp.example\r\nTo: collab@corp.example\r\nSubject: help\r\n"
+           f"Message-ID: <ex@corp.example>\r\n\r\nhelp\r\n").encode()
+    context = dataclasses.replace(ctx, trust_exchange_internal=trusted)
+    assert sender_authentication(decode(raw), context) == proof
+    required = dataclasses.replace(context, require_authentication=True)
+    assert isinstance(classify(decode(raw), required), Ignore) == (not proof)
+
+
+def test_a_token_in_the_subject_tag_matches_like_one_in_the_address(ctx):
+    """Servers without plus addressing: the token rides in the subject tag."""
+    from datetime import date
+
+    from maild import tokens
+    addresses = tokens.action_addresses(b"test", "collab@corp.example", "MD-0012", "T-2",
+                                        "wang.zhe@corp.example", date(2026, 8, 3), "m1@x")
+    subject = tokens.tag_subject("回复：[MD-0012] 请确认任务", addresses["confirm"])
+    raw = (f"From: wang.zhe@corp.example\r\nTo: collab@corp.example\r\nSubject: {subject}\r\n"
+           f"Message-ID: <subj@corp.example>\r\n\r\n确认\r\n").encode()
+    decision = classify(decode(raw), ctx)
+    assert isinstance(decision, Reply) and decision.matched_by == "token"
+    assert (decision.item_id, decision.task_id) == ("MD-0012", "T-2")
+    assert decision.token.token.action == "confirm"

@@ -220,7 +220,7 @@ def test_a_monthly_task_through_a_simulated_quarter(quarter):
 
     # 李娜 stops the series; once November's is done she is asked for the retrospective.
     convo.inbox(LI)
-    convo.say(LI, f"Re: [MD-0001] {item['title']}", "停止重复",
+    convo.say(LI, "Re: " + str(receipt["Subject"]), "停止重复", to=str(receipt["Reply-To"]),
               in_reply_to=str(receipt["Message-ID"]))
     convo.process()
     assert "停止重复" in text_of([m for m in convo.inbox(LI)][0])

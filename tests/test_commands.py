@@ -227,3 +227,13 @@ def test_greeting_and_signature_carry_no_command():
     reading = read_commands("Hi Li Na,\n\nOK, progress is at 40%.\n\nThanks,\nZhao Lei\nSales")
     assert [c.to_dict() for c in reading.commands] == [{"name": "confirm"},
                                                       {"name": "progress", "percent": 40}]
+@pytest.mark.parametrize(("text", "name", "args"), [
+    ("撤销", "withdraw", {"note": ""}),
+    ("撤销，这不是我发的", "withdraw", {"note": "这不是我发的"}),
+    ("withdraw", "withdraw", {"note": ""}),
+    ("改期至 8月28日", "delay", {"date": "8月28日", "reason": ""}),
+    ("reschedule to Aug 28", "delay", {"date": "Aug 28", "reason": ""}),
+], ids=["zh-withdraw", "zh-withdraw-note", "en-withdraw", "zh-reschedule", "en-reschedule"])
+def test_the_initiators_button_commands(text, name, args):
+    command = read_command(text)
+    assert command is not None and (command.name, dict(command.args)) == (name, args)

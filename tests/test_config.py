@@ -85,7 +85,7 @@ SHIPPED = (Path(__file__).resolve().parent.parent / "config.toml").read_text(enc
 
 
 @pytest.mark.parametrize("edit, key, words", [
-    (("require_token = false", "require_tokn = true"), "security.require_tokn",
+    (("\nrequire_token = true", "\nrequire_tokn = true"), "security.require_tokn",
      "did you mean require_token?"),
     (("[outbox]", "[outbx]"), "outbx", "did you mean [outbox]?"),
     (("[outbox]", "[outbox]\nrequire_token = true"), "outbox.require_token",

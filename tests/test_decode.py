@@ -395,3 +395,24 @@ def test_ndr_words_in_an_ordinary_email_name_nobody() -> None:
 ], ids=["cjk-br-in-cell", "cjk-source-wrap", "latin-source-wrap"])
 def test_a_break_between_cjk_characters_is_no_space(html: str, expected: str) -> None:
     assert html_to_text(html) == expected
+
+
+@pytest.mark.parametrize(("disposition", "expected"), [
+    ("attachment; filename*=utf-8''%E6%8A%A5%E5%91%8A.pdf; filename*0*=utf-8''%E6%8A; "
+     "filename*1*=%A5.pdf", "报告.pdf"),
+    ("attachment; filename*0*=utf-8''%E6%8A; filename*1*=%A5%E5%91%8A.pdf; filename=report.pdf",
+     "report.pdf"),
+    ("attachment; filename*0*=utf-8''%E6%8A%A5; filename*1*=%E5%91%8A.pdf", "报告.pdf"),
+], ids=["whole-then-continuations", "continuations-then-whole", "continuations-only"])
+def test_a_filename_given_whole_and_in_continuations(disposition: str, expected: str) -> None:
+    """RFC 2231 continuations mixed with a whole value raised TypeError inside the stdlib
+    (found by the long decode fuzz run); the whole value wins, and continuations alone still
+    join."""
+    raw = (b"From: a@corp.example\r\nMessage-ID: <att@corp.example>\r\n"
+           b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n'
+           b"--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\xe5\xae\x8c\xe6\x88\x90\r\n"
+           b"--b\r\nContent-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n"
+           + f"Content-Disposition: {disposition}\r\n\r\nJVBERi0xLjQK\r\n--b--\r\n".encode())
+    inbound = decode(raw)
+    assert inbound.text == "完成"
+    assert inbound.attachments == (Attachment(expected, "application/pdf", 9),)

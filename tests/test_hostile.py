@@ -201,7 +201,7 @@ HOSTILE: dict[str, tuple[Callable[[], bytes], str]] = {
     "multipart-3000-deep": (lambda: _nested(3000), "handled"),
     "parts-10k": (lambda: _multipart([b"Content-Type: text/plain\r\n\r\nx\r\n"] * 10000), "handled"),
     "attachment-25mb": (lambda: _multipart([TEXT, _attachment(b"big.bin", os.urandom(25 * 2**20))]),
-                        "undecodable"),  # 33 MB once base64-encoded: over max_message_bytes
+                        "too_large"),  # 33 MB once base64-encoded: over max_message_bytes
     "attachment-18mb": (lambda: _multipart([TEXT, _attachment(b"big.bin", os.urandom(18 * 2**20))]),
                         "handled"),
     "zip-bomb": (lambda: _multipart([TEXT, _attachment(b"bomb.zip", _zip_bomb(), b"application/zip")]),
@@ -225,6 +225,8 @@ def test_hostile_email_is_processed_or_quarantined(convo, name):
     (outcome,) = result["outcomes"]
     if folder == "undecodable":
         assert result["Quarantine"] == 1 and outcome["reason"].startswith("undecodable"), outcome
+    elif folder == "too_large":  # decided on its size, read from its header alone
+        assert result["Quarantine"] == 1 and outcome["reason"].startswith("too large"), outcome
     else:
         assert not outcome["reason"].startswith(("undecodable", "internal")), outcome
     if name == "zip-bomb":
@@ -234,20 +236,25 @@ def test_hostile_email_is_processed_or_quarantined(convo, name):
 
 
 def test_missing_and_duplicate_message_ids_have_one_effect(convo):
-    """No Message-ID: the content hash stands in. Same Message-ID twice: the second is a
-    duplicate, even when its content differs (it is never answered a second time)."""
+    """No Message-ID: the content hash stands in. The same email twice (same Message-ID, same
+    content) has one effect; a different email reusing a Message-ID is a collision: handled
+    under its own key (and logged), never dropped as a duplicate."""
     bodies = ("帮助\r\n", "帮助\r\n")
     no_id = [_simple(body=b.encode(), subject=b"help", message_id=b"x").replace(b"Message-ID:",
                                                                                 b"X-Id:")
              for b in bodies]
     same_id = [_simple(body=b"help\r\n", subject=b"help", message_id=b"dup-1"),
+               _simple(body=b"help\r\n", subject=b"help", message_id=b"dup-1"),
+               _simple(body=b"help again\r\n", subject=b"help", message_id=b"dup-1"),
                _simple(body=b"help again\r\n", subject=b"help", message_id=b"dup-1")]
     convo.inbox("li.na@corp.example")
     result = _through_the_daemon(convo, no_id + same_id)
-    assert len(result["outcomes"]) == 4
+    assert len(result["outcomes"]) == 6
     duplicates = [o for o in result["outcomes"] if o.get("duplicate")]
-    assert len(duplicates) == 2, result["outcomes"]
-    assert len(convo.inbox("li.na@corp.example")) == 2  # one help reply per distinct email
+    assert len(duplicates) == 3, result["outcomes"]
+    collisions = [o for o in result["outcomes"] if o.get("collision") and not o.get("duplicate")]
+    assert [o["reason"] for o in collisions] == ["help"], result["outcomes"]
+    assert len(convo.inbox("li.na@corp.example")) == 3  # one help reply per distinct email
 
 
 def test_traversal_names_never_become_paths(convo, tmp_path):

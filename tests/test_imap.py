@@ -86,3 +86,39 @@ def test_memory_twin_behaves_like_an_inbox():
     inbox.move([first], "Processed")
     assert inbox.fetch_new(10) == [(second, b"b")]
     assert inbox.folders["Processed"] == {first: b"a"}
+
+
+def test_an_email_over_the_cap_comes_back_as_its_header_only(mail_system):
+    """The size cap is decided on RFC822.SIZE: an email over it is never fetched whole, only its
+    header block (with the size), whether it is alone in INBOX or among others."""
+    from maild.imap import HeaderOnly
+
+    big = (b"From: wang.zhe@corp.example\r\nTo: collab@corp.example\r\nSubject: done\r\n"
+           b"Message-ID: <big@corp.example>\r\n\r\n" + (b"x" * 76 + b"\r\n") * 2_600)
+    inbox = ImapInbox(_settings(mail_system))
+    try:
+        with smtplib.SMTP(mail_system.host, mail_system.smtp_port, timeout=10) as smtp:
+            smtp.sendmail("wang.zhe@corp.example", ["collab@corp.example"], big)
+        alone = inbox.fetch_new(10, max_bytes=100_000)
+        assert len(alone) == 1 and isinstance(alone[0][1], HeaderOnly)
+        assert alone[0][1].endswith(b"Message-ID: <big@corp.example>\r\n\r\n")
+        assert b"xxxx" not in alone[0][1] and alone[0][1].size >= len(big)
+        _deliver(mail_system, 8)
+        both = inbox.fetch_new(10, max_bytes=100_000)
+        assert [type(raw) for _, raw in both] == [HeaderOnly, bytes]
+        assert both[1][1].endswith(b"body 8\r\n")
+        assert [len(raw) for _, raw in inbox.fetch_new(10)][0] >= len(big)  # no cap: whole
+        inbox.move([uid for uid, _ in both], "Processed")
+    finally:
+        inbox.close()
+
+
+def test_the_memory_twin_caps_sizes_the_same_way():
+    from maild.imap import HeaderOnly
+
+    memory = MemoryInbox()
+    memory.deliver(b"Subject: a\r\n\r\n" + b"y" * 50)
+    memory.deliver(b"Subject: b\r\n\r\nsmall")
+    got = memory.fetch_new(10, max_bytes=40)
+    assert got[0][1] == b"Subject: a\r\n\r\n" and isinstance(got[0][1], HeaderOnly)
+    assert got[0][1].size == 64 and got[1][1] == b"Subject: b\r\n\r\nsmall"

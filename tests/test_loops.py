@@ -40,6 +40,7 @@ def _send(system, sender: str, to: str, subject: str, body: str, extra: dict | N
     msg["From"], msg["To"], msg["Subject"] = sender, to, subject
     msg["Message-ID"] = f"<{abs(hash((sender, subject, body)))}@corp.example>"
     for name, value in (extra or {}).items():
+        del msg[name]
         msg[name] = value
     msg.set_content(body)
     with smtplib.SMTP(system.host, system.smtp_port, timeout=10) as smtp:
@@ -105,5 +106,66 @@ def test_maild_and_a_naive_auto_responder_stop(system, tmp_path):
         maild.process()
         assert responder_round() == 0 and maild.folder(A) == []
         print(f"\nnaive auto-responder: stopped after {rounds} rounds, {replies} replies by maild")
+    finally:
+        maild.close()
+
+
+def test_an_owners_auto_responder_is_capped_per_day_and_the_exchange_ends(system, tmp_path):
+    """赵磊's auto-responder answers every email from maild, through its reply address as mail
+    clients do, with a canned "收到，我会尽快处理。" and no Auto-Submitted: maild reads "收到"
+    as a confirmation and acknowledges it, which the responder answers again. Acknowledgements
+    are not unsolicited, so only the per-correspondent daily cap (40 per 24 hours, as OTRS
+    caps auto-responses) ends it; each day's schedules (digest, reminders) may start it again,
+    within the same cap. Three simulated days, in steps of three hours."""
+    from imapclient import IMAPClient
+
+    clock = FakeClock(datetime(2026, 8, 3, 8, 0, tzinfo=TZ))  # a Monday
+    maild = _service(system, tmp_path, A, clock)
+    cap = maild.config.replies_per_sender_per_day
+    seen: set[int] = set()
+    sent_back = 0
+
+    def responder_round(client: IMAPClient) -> int:
+        nonlocal sent_back
+        client.noop()
+        new = [uid for uid in client.search(["ALL"]) if uid not in seen]
+        for uid, data in client.fetch(new, ["BODY.PEEK[HEADER]"]).items():
+            seen.add(uid)
+            msg = email.message_from_bytes(bytes(data[b"BODY[HEADER]"]),
+                                           policy=email.policy.default)
+            sent_back += 1
+            key = str(msg["Message-ID"])
+            _send(system, RESPONDER, str(msg.get("Reply-To") or msg["From"]),
+                  "Re: " + str(msg["Subject"]).replace("\n", " "), "收到，我会尽快处理。",
+                  {"In-Reply-To": key, "References": key,
+                   "Message-ID": f"<auto-{sent_back}@corp.example>"})
+        return len(new)
+
+    try:
+        with IMAPClient(system.host, port=system.imap_port, ssl=False, timeout=30) as client:
+            client.login(RESPONDER, "demo")
+            client.select_folder("INBOX")
+            seen.update(client.search(["ALL"]))  # what earlier tests left
+            project = ("项目名称：自动回复测试\n目标/背景：x\n范围：x\n\n任务：\n"
+                       "任务名称 | 负责人 | 截止日期 | 交付标准\n渠道方案 | 赵磊 | 8月5日 | 方案\n")
+            _send(system, "li.na@corp.example", A, "[项目] 自动回复测试", project)
+            maild.process()
+            for _step in range(24):
+                rounds = 0
+                while responder_round(client):
+                    rounds += 1
+                    assert rounds <= cap + 5, "the exchange did not stop within the daily cap"
+                    maild.process()
+                maild.service.tick()  # digests and reminders that fell due, if any
+                clock.advance(hours=3)
+            per_day: dict[str, int] = {}
+            for entry in maild.service.store.outbox_entries():
+                if RESPONDER in entry.out.to and entry.sent_at is not None:
+                    day = entry.sent_at.date().isoformat()
+                    per_day[day] = per_day.get(day, 0) + 1
+            print(f"\nauto-responder owner: maild's emails to it per day {per_day}, "
+                  f"{sent_back} emails from it")
+            assert all(count <= cap + 3 for count in per_day.values()), per_day  # + schedules
+            assert responder_round(client) == 0  # quiet at the end
     finally:
         maild.close()

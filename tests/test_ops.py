@@ -341,3 +341,52 @@ def test_check_logs_in_with_the_right_password(mail_system, tmp_path: Path):
         assert code == 0 and "✓ ok   smtp auth" in out
     else:  # Dovecot's test front door offers no AUTH: a real config would fail to send
         assert code == 1 and "the server offers no AUTH" in out
+
+
+def _stamp_config(tmp_path: Path, system) -> Path:
+    config = write_config(tmp_path, imap_port=system.imap_port, smtp_port=system.smtp_port)
+    config.write_text(config.read_text(encoding="utf-8") + '\n[security]\nauthserv_id = '
+                      '"mx.corp.example"\ntrust_authentication_results = true\n', encoding="utf-8")
+    return config
+
+
+@pytest.mark.integration
+def test_check_refuses_a_stamp_the_server_does_not_strip(tmp_path: Path):
+    """The embedded mail system adds no Authentication-Results and strips none: declaring the
+    stamp trustworthy there is the attack of issue #15 (an outsider writes dmarc=pass on top of
+    their own email), and `maild check` says so."""
+    from conftest import make_mail_system
+
+    system = make_mail_system("embedded", {"collab@corp.example": SECRET,
+                                           "li.na@corp.example": "demo"})
+    try:
+        code, out, _ = run(_stamp_config(tmp_path, system), "check")
+    finally:
+        system.stop()
+    assert code == 1
+    assert "✗ FAIL auth stamp" in out and "arrived untouched" in out
+
+
+@pytest.mark.integration
+def test_check_accepts_a_server_that_stamps_and_strips(tmp_path: Path):
+    """Dovecot behind a front door that stamps and strips like an MTA with a DMARC milter."""
+    import os
+
+    from mailservers import DovecotMailSystem, dovecot_available
+    if not dovecot_available():
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("CI=true and dovecot is not installed: in CI none may skip")
+        pytest.skip("dovecot is not installed (apt-get install dovecot-imapd dovecot-lmtpd)")
+    with DovecotMailSystem("127.0.0.1", 0, 0, {"collab@corp.example": SECRET},
+                           authserv_id="mx.corp.example") as system:
+        code, out, _ = run(_stamp_config(tmp_path, system), "check")
+        leftovers = _count_inbox(system)
+    assert "✓ ok   auth stamp" in out and "mx.corp.example; dmarc=none" in out, out
+    assert code == 0 and leftovers == 0  # the probe was read and deleted
+
+
+def _count_inbox(system) -> int:
+    from imapclient import IMAPClient
+    with IMAPClient(system.host, port=system.imap_port, ssl=False, timeout=10) as client:
+        client.login("collab@corp.example", SECRET)
+        return client.select_folder("INBOX")[b"EXISTS"]

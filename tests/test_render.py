@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import html
 import re
 import shutil
 from datetime import UTC, datetime
@@ -157,6 +158,7 @@ def context_for(kind: str) -> dict[str, Any]:
 SCHEDULE_KINDS = frozenset({"digest", "owner_digest", "reminder", "escalation"})
 WORKFLOW_KINDS = frozenset({"blocker_alert", "delay_request", "retrospective_request", "question",
                             "owner_unreachable"})
+ADMISSION_KINDS = frozenset({"not_handled"})  # maild/admission.py
 # Acceptance, recurring tasks and dependencies: rendered from real outcomes in test_closeloop.py.
 LOOP_KINDS = frozenset({"review_request", "accepted", "returned", "unblocked", "occurrence"})
 KINDS = (
@@ -619,7 +621,8 @@ def test_unknown_template_is_an_error(renderer: Renderer) -> None:
             )
     # The kinds tested here, plus the schedule kinds (test_render_schedules.py) and the workflow
     # kinds rendered from real workflow outcomes (test_workflow.py).
-    assert renderer.kinds == frozenset(KINDS) | SCHEDULE_KINDS | WORKFLOW_KINDS | LOOP_KINDS
+    assert renderer.kinds == (frozenset(KINDS) | SCHEDULE_KINDS | WORKFLOW_KINDS | ADMISSION_KINDS
+                              | LOOP_KINDS)
 
 
 def test_render_reads_no_files_after_construction(tmp_path: Path) -> None:
@@ -916,3 +919,65 @@ def test_a_merged_digest_lists_the_readers_own_tasks_first(renderer: Renderer,
     assert links == [addresses[r["ref"]]["reply" if a == "status" else a]
                      for r in own + ROWS if "actions" in r for a in r["actions"]]
     assert addresses["MD-0012/T-8"]["reply"] in out.text
+
+
+def test_without_plus_addressing_tokens_ride_in_subject_tags() -> None:
+    """`subject_tokens`: no Reply-To (replies go to the inbox itself); the email's subject
+    carries its reply token, and each button writes to the inbox with its own token's tag."""
+    from datetime import date
+
+    from maild import tokens
+    tagged = Renderer(TEMPLATES, timezone="Asia/Shanghai", inbox_address=INBOX,
+                      from_name=FROM_NAME, subject_tokens=True)
+    addresses = tokens.action_addresses(b"s", INBOX, "MD-0012", "T-2", "wang.zhe@corp.example",
+                                        date(2026, 8, 3), "out-1@corp.example")
+    reply = addresses.pop("reply")
+    out = tagged.render(notice("confirm_request", "zh"), message_id="out-1@corp.example",
+                        date=SENT, reply_address=reply, action_addresses=addresses)
+    assert out.reply_to is None
+    assert out.subject.startswith(tokens.subject_tag_for(reply))
+    buttons = [urlsplit(h) for h in parse_html(out.html).hrefs if h.startswith("mailto:")]
+    assert [unquote(b.path) for b in buttons] == [INBOX, INBOX]
+    subjects = [parse_qs(b.query)["subject"][0] for b in buttons]
+    assert [tokens.find(b"s", tokens.subject_addresses(s), "wang.zhe@corp.example").action
+            for s in subjects] == ["confirm", "decline"]
+    assert "collab+" not in out.text and "collab+" not in out.html
+
+
+@pytest.mark.parametrize(("kind", "labels"), [
+    ("receipt", ["查看状态", "转派", "结项", "撤销"]),
+    ("confirmed", ["查看状态", "转派", "改期"]),
+    ("declined", ["转派", "改期", "查看状态"]),
+    ("delay_request", ["同意延期", "改期", "转派"]),
+], ids=["receipt", "confirmed", "declined", "delay_request"])
+def test_the_initiators_emails_carry_her_buttons(renderer: Renderer, kind: str,
+                                                 labels: list[str]) -> None:
+    addresses = {action: f"collab+md1-{action}@corp.example"
+                 for action in ("reassign", "close", "accept", "reschedule", "withdraw")}
+    context = (context_for(kind) if kind != "delay_request" else
+               {**context_for("declined"), "requested_deadline": "2026-08-20T18:00:00+08:00"})
+    out = renderer.render(notice(kind, "zh", context), message_id="out-2@corp.example",
+                          date=SENT, reply_address=REPLY, action_addresses=addresses)
+    found = re.findall(r'<a href="(mailto:[^"]+)"[^>]*>([^<]+)</a>', out.html)
+    assert [label for _href, label in found][:len(labels)] == labels
+    by_label = {label: unquote(urlsplit(html.unescape(href)).path) for href, label in found}
+    action_of = {"转派": "reassign", "结项": "close", "同意延期": "accept", "改期": "reschedule",
+                 "撤销": "withdraw"}
+    for label in labels:
+        assert by_label[label] == addresses.get(action_of.get(label, ""), REPLY), label
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+@pytest.mark.parametrize("action", ["confirm", "decline", "progress", "status", "done", "blocker",
+                                    "delay", "reassign", "close", "withdraw", "accept",
+                                    "reschedule"])
+def test_a_refusal_names_the_command_in_words_not_its_key(renderer: Renderer, action: str,
+                                                          lang: str) -> None:
+    out = render(renderer, "refused", lang,
+                 context={"action": action, "allowed": ["李娜 <li.na@corp.example>"]})
+    asked = next(line for line in out.text.splitlines()
+                 if line.startswith(("你请求的操作", "What you asked for")))
+    said = asked.split("：" if lang == "zh" else ":", 1)[1].strip()
+    assert said and said != action and said != action.replace("_", " "), asked
+    if lang == "zh":
+        assert not any("a" <= ch.lower() <= "z" for ch in said), asked

@@ -44,11 +44,13 @@ def convo(embedded_mail, tmp_path):
 
 
 def _require_authentication(convo: Conversation) -> None:
-    """What the lead wires from [security]: the classify context carries the two settings."""
+    """[security] authserv_id, trust_authentication_results (the operator declares that the
+    receiving server stamps and strips) and require_authentication, as the service wires them."""
     service = convo.service
     make = service.classify_context
     service.classify_context = lambda: dataclasses.replace(   # type: ignore[method-assign]
-        make(), authserv_id=AUTHSERV, require_authentication=True)
+        make(), authserv_id=AUTHSERV, require_authentication=True,
+        trust_authentication_results=True)
 
 
 def _project(convo: Conversation, title: str = "安全测试项目", subject: str | None = None) -> None:
@@ -108,11 +110,24 @@ def test_required_authentication_through_the_daemon(convo, results, answered):
 def test_security_keys_in_the_config(shipped_config_path):
     config = load_config(shipped_config_path)
     assert (config.authserv_id, config.require_authentication) == ("", False)
+    assert config.require_token is True  # secure as shipped
+    assert (config.trust_authentication_results, config.trust_exchange_internal) == (False, False)
+    assert config.external_owners == () and config.replies_per_sender_per_day == 40
+    # Requiring a stamp nobody vouches for would let any sender write their own.
+    with pytest.raises(ConfigError, match="trust_authentication_results"):
+        load_config(shipped_config_path, {"security.require_authentication": True,
+                                          "security.authserv_id": AUTHSERV})
     with pytest.raises(ConfigError, match="authserv_id"):
-        load_config(shipped_config_path, {"security.require_authentication": True})
+        load_config(shipped_config_path, {"security.trust_authentication_results": True})
     strict = load_config(shipped_config_path, {"security.require_authentication": True,
+                                               "security.trust_authentication_results": True,
                                                "security.authserv_id": "MX.Corp.Example"})
     assert strict.authserv_id == AUTHSERV
+    exchange = load_config(shipped_config_path, {"security.require_authentication": True,
+                                                 "security.trust_exchange_internal": True})
+    assert exchange.trust_exchange_internal
+    # Tokens no longer need plus addressing: they ride in the subject there.
+    assert load_config(shipped_config_path, {"mail.plus_addressing": False}).require_token
 
 
 # ── (b) owner binding, tokens and replays ──────────────────────────────────────────────────
@@ -263,10 +278,7 @@ def test_a_tampered_token_from_the_owner_is_refused(convo):
 
 
 def test_required_tokens_refuse_commands_without_one(convo):
-    service = convo.service
-    make = service.workflow_context
-    service.workflow_context = lambda: dataclasses.replace(  # type: ignore[method-assign]
-        make(), require_token=True)
+    assert convo.config.require_token  # as shipped
     _project(convo)
     request = _request(convo)
     # A new email naming the task in its subject, no reply address: answered, not applied.
@@ -283,9 +295,6 @@ def test_required_tokens_refuse_commands_without_one(convo):
     convo.reply(OWNER, request, "确认")
     convo.process()
     assert _task(convo)["state"] == "not_started"
-    with pytest.raises(ConfigError, match="plus addresses"):
-        load_config(convo.config.path, {"security.require_token": True,
-                                        "mail.plus_addressing": False})
 
 
 def _raw_processed(convo: Conversation, message_id: str) -> bytes:

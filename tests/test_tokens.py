@@ -132,3 +132,28 @@ def test_read_says_why_a_token_does_not_count():
     assert tokens.issued_to(SECRET, other.text, ["li.na@corp.example", "wang.zhe@corp.example"]) \
         == "wang.zhe@corp.example"
     assert tokens.read(SECRET, ["collab@corp.example"], "wang.zhe@corp.example") is None
+
+
+def test_a_token_rides_in_the_subject_tag_where_there_is_no_plus_addressing():
+    from datetime import date
+    addresses = tokens.action_addresses(SECRET, "collab@corp.example", "MD-0012", "T-3",
+                                        "wang.zhe@corp.example", date(2026, 8, 3), "m1@corp")
+    tag = tokens.subject_tag_for(addresses["done"])
+    assert tag is not None and tag.startswith("[MD-0012 T-3 #") and len(tag) < 40
+    subject = tokens.tag_subject("Re: [MD-0012] 请确认任务 T-3", addresses["done"])
+    assert subject == f"Re: {tag} 请确认任务 T-3"
+    assert tokens.subject_tag(subject) == ("MD-0012", "T-3")  # still the plain tag too
+    # Clients prefix, fold and re-encode subjects: the reader finds the token anywhere.
+    found = tokens.find(SECRET, tokens.subject_addresses("回复：答复： " + subject.upper()),
+                        "wang.zhe@corp.example")
+    assert found and (found.item_id, found.task_id, found.action) == ("MD-0012", "T-3", "done")
+    # Bound to the person and the task like the address form: moving it to T-2 breaks it.
+    assert tokens.find(SECRET, tokens.subject_addresses(subject), "li.na@corp.example") is None
+    moved = subject.replace("T-3 #", "T-2 #")
+    assert tokens.find(SECRET, tokens.subject_addresses(moved), "wang.zhe@corp.example") is None
+    # An item-level token, and a subject without any tag: the tag goes first.
+    item = tokens.action_addresses(SECRET, "collab@corp.example", "MD-0012", None,
+                                   "li.na@corp.example", date(2026, 8, 3), "m1@corp")["reply"]
+    assert tokens.tag_subject("Q3 收据", item).startswith("[MD-0012 #")
+    assert tokens.tag_subject("Q3 收据", "collab@corp.example") == "Q3 收据"
+    assert tokens.subject_addresses("Re: [MD-0012 T-3] 没有校验码") == []

@@ -280,3 +280,96 @@ def test_the_audit_entry_shows_what_the_reply_cut(item, ctx, renderer):
     entry = outcome.items[0]["audit"][-1]
     assert (entry["action"], entry["message_id"]) == ("confirm", msg.message_id)
     assert entry["detail"]["trimmed"] == "「发自我的华为手机」 +2"
+# ── the trust model: the initiator's commands need proof too (maild/trust.py) ─────────────────
+
+
+def _strict(ctx, **changes):
+    import dataclasses
+    return dataclasses.replace(ctx, require_token=True, **changes)
+
+
+def _manager(item, ctx, text, *, action="reply", task_id=None, sender=INITIATOR,
+             authenticated="", holder=None):
+    """The initiator's reply through a token of an email maild sent her (item-level when
+    `task_id` is None), or, with `action=None`, without any token."""
+    reading = None
+    if action is not None:
+        token = tokens.ReplyToken("MD-0001", task_id, holder or sender, NOW.date(), action,
+                                  "wxyz")
+        reading = tokens.read(SECRET, [tokens.reply_address("collab@corp.example",
+                                                            tokens.issue(SECRET, token))], sender)
+    decision = Reply("MD-0001", task_id, read_commands(text).commands, text, "zh",
+                     "token" if reading else "subject", reading, authenticated=authenticated)
+    return workflow.handle_reply(email(sender, text), decision, item, ctx,
+                                 NOW + timedelta(hours=1))
+
+
+@pytest.mark.parametrize(("text", "task_id"), [
+    (f"转派 T-1 给 {ZHAO}", None),
+    ("延期至 8月30日", "T-1"),
+    ("结项", None),
+    ("撤销", None),
+], ids=["reassign", "reschedule", "close", "withdraw"])
+def test_initiator_commands_need_her_token_or_an_authenticated_sender(item, ctx, text, task_id):
+    strict = _strict(ctx)
+    assert _refused_for(_manager(item, strict, text, action=None, task_id=task_id)) == "missing"
+    assert _refused_for(_manager(item, strict, text, task_id=task_id, holder=WANG)) == \
+        "not_yours"
+    assert _manager(item, strict, text, task_id=task_id).items  # her own reply address
+    # A sender a trusted stamp authenticated needs no token.
+    assert _manager(item, strict, text, action=None, task_id=task_id,
+                    authenticated="dmarc").items
+
+
+def test_initiator_buttons_carry_their_own_action_and_task(item, ctx):
+    strict = _strict(ctx)
+    delayed = _with_token(item, strict, WANG, "延期至 8月20日，原因：等预算").items[0]
+    # 同意延期 (accept) and 改期 (reschedule) are buttons of their own.
+    assert _refused_for(_manager(delayed, strict, "同意", action="reschedule",
+                                 task_id="T-1")) == "wrong_action"
+    accepted = _manager(delayed, strict, "同意", action="accept", task_id="T-1")
+    assert accepted.items[0]["tasks"][0]["deadline"].startswith("2026-08-20")
+    moved = _manager(accepted.items[0], strict, "改期至 8月25日", action="reschedule",
+                     task_id="T-1")
+    assert moved.items[0]["tasks"][0]["deadline"].startswith("2026-08-25")
+    # A task's button does not reach another task of the item.
+    assert _refused_for(_manager(item, strict, f"转派 T-2 给 {CHEN}", action="reassign",
+                                 task_id="T-1")) == "wrong_task"
+    # The receipt's withdraw button does not close, nor its close button withdraw.
+    assert _refused_for(_manager(item, strict, "结项", action="withdraw")) == "wrong_action"
+
+
+def test_withdraw_ends_the_item_and_tells_every_owner(item, ctx, renderer):
+    outcome = renderer(_manager(item, _strict(ctx), "撤销，这个项目不是我发的", action="withdraw"))
+    (changed,) = outcome.items
+    assert changed["state"] == "closed" and changed["withdrawn"] is True
+    assert changed["audit"][-1]["action"] == "withdraw"
+    assert templates_to(outcome) == sorted(("command_ack", p) for p in (INITIATOR, WANG, ZHAO, CHEN))
+    assert outcome.summary["command"] == "withdraw"  # the service archives it
+    # An owner may not withdraw the item.
+    refused = _with_token(item, _strict(ctx), WANG, "撤销")
+    assert [n.template for n in refused.notices] == ["refused"] and not refused.items
+
+
+def test_owners_outside_the_allowed_domains_are_refused(ctx, rules):
+    import dataclasses
+    closed = dataclasses.replace(ctx, allowed_domains=("corp.example",),
+                                 external_owners=("partner@ally.example",))
+    text = ("项目名称：渠道拓展\n目标/背景：两个新渠道\n任务：\n"
+            "调研 | mallory@evil.test | 8月10日 | 报告\n"
+            "联络 | Partner@Ally.example | 8月12日 | 名单\n")
+    msg = email(INITIATOR, text, "[项目] 渠道拓展")
+    outcome = intake.start_item(msg, NewItem(read_form(msg.subject, text, rules.form_rules), "zh"),
+                                "MD-0002", closed, NOW)
+    assert [n.template for n in outcome.notices] == ["validation_error"]
+    errors = outcome.notices[0].context["errors"]
+    assert [(e["code"], e["value"]) for e in errors] == [("owner_external", "mallory@evil.test")]
+
+
+def test_reassigning_outside_is_asked_back(item, ctx):
+    import dataclasses
+    closed = dataclasses.replace(_strict(ctx), allowed_domains=("corp.example",))
+    outcome = _manager(item, closed, "转派 T-1 给 mallory@evil.test")
+    assert not outcome.items and [n.template for n in outcome.notices] == ["question"]
+    assert outcome.notices[0].context["ask"] == "owner_external"
+    assert all(n.to == (INITIATOR,) for n in outcome.notices)

@@ -142,6 +142,8 @@ def sample_context(kind: str) -> dict[str, Any]:
         "retro_form": "结项\n是否达成目标：\n未达目标原因：\n可优化点：",
         "ask": "blocker_fields", "missing": ["cause", "support"], "value": "",
         "tasks": [task], "addresses": [task["owner"]],
+        # not_handled (maild/admission.py): an email over the size cap
+        "problem": "too_large", "size_mb": "27.4", "limit_mb": "25",
         # closing the loop (maild/closeloop.py): a hand-in, a return before it, what was waited on
         "submission": {"n": 2, "note": f"已按要求补充移动端场景图 {HOSTILE}", "attachments": [
             {"filename": f"新品核心卖点说明（第二版，含用户场景图）{HOSTILE}.docx",
@@ -177,7 +179,7 @@ def sample_context(kind: str) -> dict[str, Any]:
         common["counts"] = {"total": len(rows), **{f: counts[f] for f in ("overdue", "unconfirmed")}}
     if kind == "reminder":
         common["recipient_role"] = "owner"
-    if kind in ("validation_error", "templates", "draft_confirm", "draft_answer"):
+    if kind in ("validation_error", "templates", "draft_confirm", "draft_answer", "not_handled"):
         common["item"] = common["task"] = None
     if kind == "confirmed":
         common["task"] = item["tasks"][0]
