@@ -307,7 +307,7 @@ def follow_up(before: Mapping[str, Any] | None, outcome: Outcome, msg: Inbound,
             was = old.get(task["id"], {})
             if task.get("state") == acceptance.DONE and was.get("state") != acceptance.DONE:
                 task.setdefault("done_at", now.isoformat())
-            if task.get("owner") != was.get("owner"):
+            if was and task.get("owner") != was.get("owner"):
                 recurrence.reassigned(item, task)
             if task.get("confirmed_at") and not was.get("confirmed_at") \
                     and task.get("confirmed_by") == task.get("owner"):

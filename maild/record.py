@@ -167,6 +167,8 @@ def _detail(detail: Any, catalog: Mapping[str, Any], tz: ZoneInfo) -> list[dict[
             text = local_time(value, tz)
         elif isinstance(value, str):
             text = value
+        elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+            text = str(catalog["list_sep"]).join(value)  # files handed in, tasks waited on
         else:
             text = json.dumps(value, ensure_ascii=False)
         rows.append({"label": catalog["detail"].get(key, key), "value": text})
@@ -188,7 +190,12 @@ def record_view(item: Mapping[str, Any], catalog: Mapping[str, Any], tz: ZoneInf
     names = _names(item, people_names)
     audit = [e for e in item.get("audit") or () if isinstance(e, Mapping)]
     tasks = []
-    for task in item.get("tasks") or ():
+    # A recurring task's earlier occurrences (retired to its series' history) come first.
+    retired = [{"id": h.get("id"), "name": h.get("name"), "owner": h.get("owner"),
+                "deadline": h.get("due"), "state": h.get("state"),
+                "progress": 100 if h.get("state") == "done" else 0}
+               for h in (item.get("series") or {}).get("history", ())]
+    for task in [*retired, *(item.get("tasks") or ())]:
         state = str(task.get("state", ""))
         tasks.append({
             "id": str(task.get("id", "")), "name": str(task.get("name", "")),

@@ -254,3 +254,20 @@ def test_a_project_cannot_repeat_as_a_whole(ctx, rules) -> None:
     out = start(ctx, rules, extra="重复：每月5日")
     assert out.items == ()
     assert [e["code"] for e in out.notices[0].context["errors"]] == ["repeat_one_task"]
+
+
+def test_the_archived_record_keeps_the_loop(item, ctx) -> None:
+    """Earlier occurrences, hand-ins with their files and the first-time acceptance count are in
+    the record, in words (no internal keys)."""
+    from maild.record import RecordRenderer
+
+    current = say(item, ctx, WANG, "完成：见附件", "T-1", attachments=(PDF,)).items[0]
+    current = say(current, ctx, LI, "退回修改：缺移动端", "T-1").items[0]
+    current = say(current, ctx, WANG, "完成", "T-1").items[0]
+    current = say(current, ctx, LI, "验收通过", "T-1").items[0]
+    current["series"] = {"history": [{"id": "T-0", "name": "上一期卖点", "owner": WANG,
+                                      "due": "2026-07-31", "state": "done", "rounds": 1}]}
+    markdown, html = RecordRenderer().record(current, tz="Asia/Shanghai")
+    assert "上一期卖点" in markdown and "提交验收" in markdown and "卖点说明.pdf" in markdown
+    assert "2 项任务经验收，1 项一次通过；退回修改 1 次" in markdown
+    assert "hand_in" not in markdown and "hand_in" not in html
