@@ -73,7 +73,8 @@ def add_ops_commands(add: Callable[[str, str], argparse.ArgumentParser]) -> None
     items = add("items", HELP["items"])
     items.add_argument("--state", action="append", metavar="STATE",
                        help="open, closed, or a task state such as awaiting_confirmation, "
-                            "in_progress, delayed, declined, blocked, done (repeatable)")
+                            "in_progress, delayed, declined, blocked, submitted, returned, done "
+                            "(repeatable)")
     items.add_argument("--owner", metavar="WHO", help="task owner: address or part of the name")
     show = add("show", HELP["show"])
     show.add_argument("item_id", metavar="ID", help="item ID, e.g. MD-0001")
