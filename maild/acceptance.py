@@ -138,7 +138,7 @@ def first_time(task: Mapping[str, Any]) -> bool | None:
 def stats(tasks: Sequence[Mapping[str, Any]],
           history: Sequence[Mapping[str, Any]] = ()) -> dict[str, int]:
     """For the retrospective: tasks reviewed (accepted), accepted the first time, returns in all.
-    `history` adds a series' retired occurrences (`recurrence.history_entry`)."""
+    `history` adds a series' retired occurrences (`series.history_entry`)."""
     accepted = first = returns = 0
     for task in tasks:
         verdicts = [s.get("verdict") for s in task.get("submissions") or ()]

@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
-from . import acceptance, dependencies, recurrence
+from . import acceptance, dependencies, recurrence, series
 from .model import FieldError, Inbound, Notice, TaskState
 from .workcal import WorkCalendar
 
@@ -31,7 +31,6 @@ if TYPE_CHECKING:
     from .workflow import Link, Outcome, WorkflowContext
 
 COMMANDS = frozenset({"approve", "return", "stop", "depend", "undepend"})
-HAND_IN = frozenset({"done", "progress", "status"})
 UPCOMING = 3  # the next occurrences the receipt shows
 
 
@@ -82,7 +81,7 @@ def prepare(item: dict[str, Any], ctx: WorkflowContext) -> None:
     repeat = str(fields.get("repeat", "")).strip()
     rule = recurrence.parse_rule(repeat) if repeat else None
     if rule is not None and len(item["tasks"]) == 1 and ctx.calendar is not None:
-        recurrence.start_series(item, rule, repeat, ctx.calendar)
+        series.start_series(item, rule, repeat, ctx.calendar)
     for task in item["tasks"]:
         if stated := _stated(task):
             task["depends_on"] = stated
@@ -95,11 +94,11 @@ def receipt_facts(item: Mapping[str, Any], cal: WorkCalendar | None) -> dict[str
     """What the receipt adds: the series' next occurrences (and the days that moved), the
     dependencies stated and those to confirm, whether done work waits for acceptance."""
     facts: dict[str, Any] = {"series": None}
-    series = item.get("series")
-    if series and cal is not None:
-        rule = recurrence.Rule.from_dict(series["rule"])
-        last = date.fromisoformat(series["last_due"])
-        facts["series"] = {"text": series["text"], "upcoming": [
+    stored = item.get("series")
+    if stored and cal is not None:
+        rule = recurrence.Rule.from_dict(stored["rule"])
+        last = date.fromisoformat(stored["last_due"])
+        facts["series"] = {"text": stored["text"], "upcoming": [
             {"due": due.isoformat(), "nominal": nominal.isoformat(), "moved": due != nominal}
             for nominal, due in recurrence.upcoming(rule, last, cal, UPCOMING)]}
     tasks = dependencies.by_id(item)
@@ -224,15 +223,15 @@ def _stop(msg: Inbound, item: dict[str, Any], language: str, ctx: WorkflowContex
     from .workflow import Outcome, _actor, _ask, _notice, _touch, add_audit
 
     sender = msg.from_addr
-    if not recurrence.stop(item, now, sender):
+    if not series.stop(item, now, sender):
         return _ask(msg, item, sender, language, ctx, "no_series", link)
     _touch(item, None, now)
     add_audit(item, now, sender, "stop", msg, None)
-    series = item["series"]
-    ack = {"command": {"name": "stop", "repeat": series["text"]}, "changed": True,
+    stopped = item["series"]
+    ack = {"command": {"name": "stop", "repeat": stopped["text"]}, "changed": True,
            "actor": _actor(ctx, sender)}
     notices = [_notice(msg, item, "command_ack", address, language, ctx, ack)
-               for address in dict.fromkeys((sender, series["owner"]))]
+               for address in dict.fromkeys((sender, stopped["owner"]))]
     notices += _retrospective_if_done(msg, item, language, ctx, now)
     return Outcome("processed", "stop series", items=(item,), notices=tuple(notices),
                    links=link, summary={"item": item["id"], "command": "stop"})
@@ -308,10 +307,10 @@ def follow_up(before: Mapping[str, Any] | None, outcome: Outcome, msg: Inbound,
             if task.get("state") == acceptance.DONE and was.get("state") != acceptance.DONE:
                 task.setdefault("done_at", now.isoformat())
             if was and task.get("owner") != was.get("owner"):
-                recurrence.reassigned(item, task)
+                series.reassigned(item, task)
             if task.get("confirmed_at") and not was.get("confirmed_at") \
                     and task.get("confirmed_by") == task.get("owner"):
-                recurrence.confirm(item, task, now)
+                series.confirm(item, task, now)
         language = str(item.get("language", "zh"))
         for task in dependencies.newly_unblocked(before, item):
             now_tasks = dependencies.by_id(item)
@@ -342,7 +341,7 @@ def create_occurrences(item: Mapping[str, Any], now: datetime, cal: WorkCalendar
     """The occurrences of `item`'s series due at `now`: the changed item and one email to the
     owner per new occurrence (a confirmation request while the series is unconfirmed). None
     when nothing is due. Commit both together: each occurrence is created once."""
-    created = recurrence.create_due(item, now, cal)
+    created = series.create_due(item, now, cal)
     if created is None:
         return None
     changed, new = created

@@ -9,7 +9,7 @@ what, and what digests show. Pure helpers the planner calls at a few points.
   replaces its `threshold` while an open task depends on this one (same record key, so once).
 * A reminder about a task that waits on another says what it waits on (`waits_on`), and one
   about a task others wait on says who waits (`blocks`).
-* A digest groups a recurring task's series into one line (`recurrence.summary`) and shows the
+* A digest groups a recurring task's series into one line (`series.summary`) and shows the
   chains of tasks waiting on each other (`dependencies.chains`, as "T-1 name" per task).
 """
 
@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from . import dependencies, recurrence
+from . import dependencies, series
 from .model import TaskState
 
 SUBMITTED = TaskState.SUBMITTED.value
@@ -73,7 +73,7 @@ def project_facts(item: Mapping[str, Any]) -> dict[str, Any]:
     """What a digest's line for `item` adds: its series, its waiting chains (as task IDs)."""
     facts: dict[str, Any] = {}
     if item.get("series"):
-        facts["series"] = recurrence.summary(item)
+        facts["series"] = series.summary(item)
     if any(t.get("depends_on") for t in item.get("tasks", ())):
         tasks = dependencies.by_id(item)
         chains = [[f"{i} {tasks[i].get('name', '')}" for i in chain]

@@ -75,7 +75,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from operator import itemgetter
 from typing import Any
 
-from . import looplevels, recurrence
+from . import looplevels, series
 from .model import Notice, Person, TaskState
 from .people import Directory
 from .workcal import WorkCalendar, parse_time
@@ -213,7 +213,7 @@ def plan(items: Sequence[Mapping[str, Any]], now: datetime, rules: ScheduleRules
     by_kind = {kind: tuple(lv for lv in rules.levels if lv.applies_to == kind)
                for kind in ("task", "emergency")}
     for item in live:
-        if "series" in item and (created := recurrence.next_moment(item)) is not None:
+        if "series" in item and (created := series.next_moment(item)) is not None:
             horizon.add(created)  # a recurring task's next occurrence (closeloop, service)
         emergency = item.get("kind") == "emergency"
         if not (allowed or emergency):
@@ -665,7 +665,7 @@ def _initiator_digests(items: Sequence[Mapping[str, Any]], now: datetime, who: s
             projects.append({"id": item["id"], "title": item.get("title", ""),
                              "kind": item.get("kind", "task"), "total": total,
                              "closable": bool(total) and done == total
-                             and not recurrence.active(item), **flagged,
+                             and not series.active(item), **flagged,
                              **looplevels.project_facts(item)})
         counts = {"action": len(sections["action"]) + sum(p["closable"] for p in projects),
                   "changed": len(sections["changed"]),

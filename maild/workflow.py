@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, time
 from typing import Any
 
-from . import closeloop, delays, recurrence
+from . import closeloop, delays, series
 from .classify import Reply
 from .dates import Workdays, parse_deadline
 from .forms import FormRules
@@ -331,7 +331,7 @@ def _owner_command(msg: Inbound, item: dict[str, Any], task: dict[str, Any], nam
 def all_done(item: Mapping[str, Any]) -> bool:
     """Every task done, and no more to come (a recurring task's series stopped)."""
     return all(t["state"] == TaskState.DONE.value for t in item["tasks"]) and \
-        not recurrence.active(item)
+        not series.active(item)
 
 
 def _accept_delay(msg: Inbound, item: dict[str, Any], task: dict[str, Any], date_text: str,

@@ -22,6 +22,7 @@ from test_planner import (
 
 from maild import recurrence
 from maild.planner import load_schedule_rules
+from maild.series import create_due, start_series
 
 SUBMITTED_AT = at(2026, 10, 9, 14)  # Friday; the task is due 18:00 that day
 
@@ -90,8 +91,8 @@ def test_a_digest_marks_handed_in_work_for_review_and_groups_a_series() -> None:
     series = item(task(1, state="done", done_at=at(2026, 8, 5, 17).isoformat(),
                        deadline=at(2026, 8, 5, 18)), kind="task", created=at(2026, 8, 3, 10),
                   item_id="MD-0002")
-    recurrence.start_series(series, recurrence.parse_rule("每月5日"), "每月5日", CAL)
-    series, _new = recurrence.create_due(series, at(2026, 9, 2, 9), CAL)
+    start_series(series, recurrence.parse_rule("每月5日"), "每月5日", CAL)
+    series, _new = create_due(series, at(2026, 9, 2, 9), CAL)
     project = item(handed_in(), task(2, state="not_started", depends_on=["T-1"]),
                    task(3, state="not_started", depends_on=["T-2"]))
     planned, _ = run([project, series], at(2026, 10, 9, 9), LEVELS)
@@ -111,6 +112,6 @@ def test_a_digest_marks_handed_in_work_for_review_and_groups_a_series() -> None:
 def test_the_next_occurrence_is_on_the_planners_horizon() -> None:
     series = item(task(1, state="not_started", deadline=at(2026, 8, 5, 18)), kind="task",
                   created=at(2026, 8, 3, 10))
-    recurrence.start_series(series, recurrence.parse_rule("每月5日"), "每月5日", CAL)
+    start_series(series, recurrence.parse_rule("每月5日"), "每月5日", CAL)
     _planned, state = run([series], at(2026, 8, 20, 10), LEVELS_ONLY)
     assert state["next_at"] == "2026-09-02T09:00:00+08:00"

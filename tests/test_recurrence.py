@@ -8,8 +8,17 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from maild import recurrence
 from maild.recurrence import Rule, next_due, parse_rule, upcoming
+from maild.series import (
+    active,
+    confirm,
+    create_due,
+    next_moment,
+    reassigned,
+    start_series,
+    stop,
+    summary,
+)
 from maild.workcal import load_calendar
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -111,7 +120,7 @@ def series_item(rule_text: str, created: datetime, deadline: datetime) -> dict:
                        "owner_name": "赵磊", "owner_department": "销售部",
                        "deadline": deadline.isoformat(), "deliverable": "PDF报告",
                        "state": "awaiting_confirmation", "progress": 0, "round": 1}]}
-    recurrence.start_series(item, parse_rule(rule_text), rule_text, CAL)
+    start_series(item, parse_rule(rule_text), rule_text, CAL)
     return item
 
 
@@ -128,10 +137,10 @@ def test_a_series_plans_its_next_occurrence_with_the_first_ones_notice() -> None
 
 def test_occurrences_are_created_once_each_from_the_stored_series() -> None:
     item = series_item("每月5日", at(2026, 8, 3, 10), at(2026, 8, 5, 18))
-    assert recurrence.create_due(item, at(2026, 9, 2, 8, 59), CAL) is None
+    assert create_due(item, at(2026, 9, 2, 8, 59), CAL) is None
     item["tasks"][0].update(state="done", done_at=at(2026, 8, 5, 17).isoformat())
-    recurrence.confirm(item, item["tasks"][0], at(2026, 8, 3, 11))
-    changed, new = recurrence.create_due(item, at(2026, 9, 2, 9), CAL)
+    confirm(item, item["tasks"][0], at(2026, 8, 3, 11))
+    changed, new = create_due(item, at(2026, 9, 2, 9), CAL)
     (task,) = new
     assert task["id"] == "T-2" and task["name"] == "月度客户满意度报告（9月4日）"
     assert task["deadline"] == "2026-09-04T18:00:00+08:00"
@@ -142,46 +151,46 @@ def test_occurrences_are_created_once_each_from_the_stored_series() -> None:
     assert changed["series"]["history"][0]["id"] == "T-1"
     assert changed["series"]["history"][0]["on_time"] is True
     # Stored and planned again a minute later: nothing more until October's.
-    assert recurrence.create_due(changed, at(2026, 9, 2, 9, 1), CAL) is None
+    assert create_due(changed, at(2026, 9, 2, 9, 1), CAL) is None
     assert changed["series"]["next"]["due"] == "2026-09-30"  # 10-05 is in the Golden Week
 
 
 def test_a_daemon_that_was_down_creates_each_missed_occurrence_once() -> None:
     item = series_item("每周一", at(2026, 8, 3, 9), at(2026, 8, 3, 18))  # lead 0
-    changed, new = recurrence.create_due(item, at(2026, 8, 26, 12), CAL)
+    changed, new = create_due(item, at(2026, 8, 26, 12), CAL)
     assert [t["occurrence"]["due"] for t in new] == ["2026-08-10", "2026-08-17", "2026-08-24"]
     assert [t["id"] for t in new] == ["T-2", "T-3", "T-4"]
     assert all(t["state"] == "awaiting_confirmation" for t in new)  # series not confirmed yet
     assert changed["series"]["next"]["due"] == "2026-08-31"
-    assert recurrence.create_due(changed, at(2026, 8, 26, 12), CAL) is None
+    assert create_due(changed, at(2026, 8, 26, 12), CAL) is None
 
 
 def test_a_stopped_series_creates_nothing_more() -> None:
     item = series_item("每个工作日", at(2026, 8, 3, 9), at(2026, 8, 3, 18))
-    assert recurrence.stop(item, at(2026, 8, 3, 12), "li.na@corp.example")
-    assert not recurrence.active(item) and recurrence.next_moment(item) is None
-    assert recurrence.create_due(item, at(2026, 8, 10, 12), CAL) is None
-    assert not recurrence.stop(item, at(2026, 8, 3, 13), "li.na@corp.example")
+    assert stop(item, at(2026, 8, 3, 12), "li.na@corp.example")
+    assert not active(item) and next_moment(item) is None
+    assert create_due(item, at(2026, 8, 10, 12), CAL) is None
+    assert not stop(item, at(2026, 8, 3, 13), "li.na@corp.example")
 
 
 def test_the_series_moves_with_a_reassignment_only_until_it_is_confirmed() -> None:
     item = series_item("每周一", at(2026, 8, 3, 9), at(2026, 8, 3, 18))
     first = item["tasks"][0]
     first.update(owner="chen.jing@corp.example", owner_name="陈静")
-    recurrence.reassigned(item, first)
+    reassigned(item, first)
     assert item["series"]["owner"] == "chen.jing@corp.example"
-    recurrence.confirm(item, first, at(2026, 8, 3, 10))
+    confirm(item, first, at(2026, 8, 3, 10))
     other = {**first, "owner": "wang.zhe@corp.example"}
-    recurrence.reassigned(item, other)  # one occurrence covered by someone else
+    reassigned(item, other)  # one occurrence covered by someone else
     assert item["series"]["owner"] == "chen.jing@corp.example"
 
 
 def test_a_series_summary_counts_what_was_done_on_time() -> None:
     item = series_item("每周一", at(2026, 8, 3, 9), at(2026, 8, 3, 18))
     item["tasks"][0].update(state="done", done_at=at(2026, 8, 3, 17).isoformat())
-    changed, _ = recurrence.create_due(item, at(2026, 8, 10, 9), CAL)
+    changed, _ = create_due(item, at(2026, 8, 10, 9), CAL)
     changed["tasks"][0].update(state="done", done_at=at(2026, 8, 11, 9).isoformat())  # late
-    changed, _ = recurrence.create_due(changed, at(2026, 8, 17, 9), CAL)
-    assert recurrence.summary(changed) == {
+    changed, _ = create_due(changed, at(2026, 8, 17, 9), CAL)
+    assert summary(changed) == {
         "text": "每周一", "count": 3, "done": 2, "on_time": 1, "declined": 0, "open": 1,
         "next_due": "2026-08-24", "stopped": False}
