@@ -19,6 +19,9 @@ from .dsn import bounce_signal
 from .forms import FormRules, read_form
 from .model import Command, FormResult, Inbound
 from .reply import read_reply
+from .sheetforms import FileForm, email_tables, read_file_form
+from .sheets import Limits
+from .workbooks import SheetWords
 
 
 @dataclass(frozen=True)
@@ -35,11 +38,26 @@ class ClassifyContext:
     require_authentication: bool = False
     today: date | None = None  # for reply-token expiry; None: dated tokens never expire
     token_max_age_days: int = tokens.MAX_AGE_DAYS
+    # Attached .xlsx/.csv/.docx forms (sheetforms): read when the words of maild's own
+    # templates are given; the limits apply before any file is opened.
+    sheet_words: SheetWords | None = None
+    file_limits: Limits = field(default_factory=Limits)
 
 
 @dataclass(frozen=True)
 class NewItem:
     form: FormResult
+    language: str
+    file: FileForm | None = None  # the attached table the form came from
+
+
+@dataclass(frozen=True)
+class TableFileProblem:
+    """A new email whose table file maild will not open (an old .xls/.doc, too big, a zip bomb,
+    damaged) and no readable form besides: the sender is told what to send instead."""
+
+    filename: str
+    code: str  # legacy | too_large | zip_bomb | unreadable | empty
     language: str
 
 
@@ -73,7 +91,7 @@ class Unrecognized:
     language: str
 
 
-Decision = NewItem | Reply | HelpRequest | Ignore | Unrecognized
+Decision = NewItem | Reply | HelpRequest | Ignore | Unrecognized | TableFileProblem
 
 _AUTO_SUBJECT_RE = re.compile(
     r"^\s*(?:自动回复|自動回覆|自动答复|自動答覆|automatic reply|auto(?:matic)?[- ]?reply|autoreply|"
@@ -225,6 +243,14 @@ def classify(msg: Inbound, ctx: ClassifyContext) -> Decision:
                      replied.audit_detail())
 
     form = read_form(msg.subject, msg.text, ctx.form_rules, msg.html)
+    if msg.attachments and ctx.sheet_words is not None and (form.kind is None or form.errors):
+        tables, problems = email_tables(msg.attachments, ctx.file_limits)
+        found = read_file_form(msg.subject, msg.text, tables, ctx.form_rules, ctx.sheet_words)
+        if found is not None and found.form.kind is not None:
+            texts = [msg.subject, msg.text, *(" ".join(r) for r in found.grid.rows[:3])]
+            return NewItem(found.form, language_of(*texts), found)
+        if problems:
+            return TableFileProblem(*problems[0], language_of(msg.subject, msg.text))
     if form.kind is not None:
         return NewItem(form, language_of(msg.subject, msg.text))
     subject = normalise(msg.subject)

@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from .filechatconfig import FilesChatConfig, SettingError, read_files_chat
+
 
 class ConfigError(Exception):
     """A problem in the configuration: which file, which key, what is wrong, an example."""
@@ -151,6 +153,8 @@ class Config:
     require_token: bool = False  # [security]: owner commands only through their reply address
     oauth: OAuthConfig | None = None  # [oauth]: set when [imap] or [smtp] auth = "oauth2"
     directory: DirectoryConfig = DirectoryConfig()  # [directory]: synced people (LDAP, HR CSV)
+    # [files] limits, [digest] attach_table, [chat] robots (filechatconfig)
+    files_chat: FilesChatConfig = FilesChatConfig()
 
     @property
     def tz(self) -> ZoneInfo:
@@ -297,7 +301,15 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> Config:
         require_token=require_token,
         oauth=oauth,
         directory=directory,
+        files_chat=_files_chat(raw, reader.file),
     )
+
+
+def _files_chat(raw: Mapping[str, Any], file: str) -> FilesChatConfig:
+    try:
+        return read_files_chat(raw)
+    except SettingError as exc:
+        raise ConfigError(file, exc.key, exc.problem, exc.example) from None
 
 
 def _oauth_config(reader: _Reader, rel: Callable[[str], Path],

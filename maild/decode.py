@@ -20,7 +20,9 @@ Surprises, all deliberate:
   20 MB email peaked at 180 MB). Above `SKELETON_BYTES`, every run of base64 lines longer than
   `ELIDE_BYTES` that is the whole body of a non-text or attachment part is cut out first (the
   part keeps a marker), and the attachment's size is computed from the cut bytes. Attachment
-  payloads are sized, never kept: only name, type and decoded size reach `Inbound`.
+  payloads are sized, never kept: only name, type and decoded size reach `Inbound` — except
+  table files (.xlsx/.csv/.docx, see `sheets.kind_of`) up to `max_table_bytes`, whose bytes
+  ride in `Attachment.data` (never cut out of a big email) for the form reader.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from maild.charsets import decode_bytes, decode_header, decode_raw
 from maild.dsn import bounce_signal, failed_recipients, parse_status_text
 from maild.htmltext import html_to_text
 from maild.model import Attachment, Inbound
+from maild.sheets import LEGACY, kind_of
 
 __all__ = ["DecodeError", "decode", "decode_bytes", "decode_header", "html_to_text",
            "normalize_message_id"]
@@ -249,7 +252,7 @@ def _leaves(message: Message) -> tuple[list[Message], bool]:
     return leaves, capped
 
 
-def _skeleton(raw: bytes, header_end: int) -> tuple[bytes, list[int]]:
+def _skeleton(raw: bytes, header_end: int, keep_tables: int = 0) -> tuple[bytes, list[int]]:
     """`raw` with each big base64 attachment body replaced by a marker line ("MAILDCUT" + its
     index), and the decoded size of each cut body. Only bodies that are the whole body of a
     base64 part that is not a text body (an attachment, or a non-text type) are cut."""
@@ -268,7 +271,8 @@ def _skeleton(raw: bytes, header_end: int) -> tuple[bytes, list[int]]:
                 continue
             at, skip = min(found)
             start = at + skip
-        if end - start < ELIDE_BYTES or not _is_attachment_body(raw, start, header_end):
+        if end - start < ELIDE_BYTES or not _is_attachment_body(raw, start, header_end,
+                                                                keep_tables):
             continue
         whitespace = raw.count(b"\n", start, end) + raw.count(b"\r", start, end)
         sizes.append((end - start - whitespace) * 3 // 4 - raw.count(b"=", start, end))
@@ -280,8 +284,10 @@ def _skeleton(raw: bytes, header_end: int) -> tuple[bytes, list[int]]:
     return b"".join(pieces), sizes
 
 
-def _is_attachment_body(raw: bytes, start: int, header_end: int) -> bool:
-    """True when `start` opens the body of a base64 part that is an attachment or not text."""
+def _is_attachment_body(raw: bytes, start: int, header_end: int,
+                        keep_tables: int = 0) -> bool:
+    """True when `start` opens the body of a base64 part that is an attachment or not text
+    (and not a table file whose encoded body is within `keep_tables` bytes: kept for reading)."""
     if raw.endswith(b"\n\n", 0, start):
         blank = start - 2
     elif raw.endswith(b"\r\n\r\n", 0, start):
@@ -304,7 +310,16 @@ def _is_attachment_body(raw: bytes, start: int, header_end: int) -> bool:
     attachment = (_main_value(_raw_header(head, "content-disposition")) == "attachment"
                   or _param(head, "content-disposition", "filename") is not None
                   or _param(head, "content-type", "name") is not None)
+    if keep_tables and _is_table_file(head, None):
+        end = _B64_RUN.match(raw, start)
+        if end is not None and (end.end() - start) * 3 // 4 <= keep_tables:
+            return False
     return attachment or not _content_type(head).startswith("text/")
+
+
+def _is_table_file(part: Message, hint: str | None) -> bool:
+    kind = kind_of(_filename(part, hint), _content_type(part))
+    return kind is not None and kind not in LEGACY
 
 
 def _attachment_size(part: Message, cut_sizes: list[int]) -> int:
@@ -320,6 +335,11 @@ def _attachment_size(part: Message, cut_sizes: list[int]) -> int:
         if len(payload) > SIZE_BY_COUNTING:
             return _counted_base64_size(payload)
     return len(_payload_bytes(part))
+
+
+def _was_cut(part: Message) -> bool:
+    payload = _get_payload(part)
+    return isinstance(payload, str) and _MARKER.search(payload) is not None
 
 
 def _counted_base64_size(text: str) -> int:
@@ -364,9 +384,11 @@ def _parse(raw: bytes) -> tuple[Message, bool]:
 
 
 def decode(
-    raw: bytes, *, max_bytes: int = 25 * 2**20, max_header_bytes: int = 256 * 1024
+    raw: bytes, *, max_bytes: int = 25 * 2**20, max_header_bytes: int = 256 * 1024,
+    max_table_bytes: int = 5 * 2**20,
 ) -> Inbound:
-    """Decode one email; raises DecodeError only for empty, oversized or non-email input."""
+    """Decode one email; raises DecodeError only for empty, oversized or non-email input.
+    Table files up to `max_table_bytes` keep their bytes (0: none do)."""
     if not raw or raw.isspace():
         raise DecodeError("empty")
     if len(raw) > max_bytes:
@@ -378,7 +400,7 @@ def decode(
 
     cut_sizes: list[int] = []
     if len(raw) > SKELETON_BYTES:
-        skeleton, cut_sizes = _skeleton(raw, header_size)
+        skeleton, cut_sizes = _skeleton(raw, header_size, max_table_bytes)
         message, too_deep = _parse(skeleton)
         del skeleton
     else:
@@ -410,7 +432,11 @@ def decode(
             continue
         filename = _filename(leaf, hint)
         if filename or _main_value(_raw_header(leaf, "content-disposition")) == "attachment":
-            attachments.append(Attachment(filename, ctype, _attachment_size(leaf, cut_sizes)))
+            size = _attachment_size(leaf, cut_sizes)
+            data = None
+            if 0 < size <= max_table_bytes and _is_table_file(leaf, hint) and not _was_cut(leaf):
+                data = _payload_bytes(leaf)
+            attachments.append(Attachment(filename, ctype, size, data))
         elif ctype == "text/plain" and text is None:
             text = _body_text(leaf)
         elif ctype == "text/html" and html is None:

@@ -86,6 +86,7 @@ from jinja2 import (
 from jinja2.runtime import Context
 from markupsafe import Markup, escape
 
+from maild.mimefiles import with_files
 from maild.model import Notice, Outgoing
 
 PARTS = ("subject", "txt", "html")
@@ -122,7 +123,8 @@ _CONTEXT_DEFAULTS: Mapping[str, Any] = MappingProxyType(
     | dict.fromkeys(("warnings", "errors", "accepted_dates", "forms", "allowed"), ())
     | dict.fromkeys(("reason", "refilled_form", "original_subject", "excerpt", "action"), "")
     | dict.fromkeys(("recipient", "code", "server_message", "failed_subject"), "")
-    | dict.fromkeys(("token_problem",), "")
+    | dict.fromkeys(("token_problem", "attached_marked", "filename"), "")
+    | {"attached": (), "attached_calendar": False}
     | {"field_labels": MappingProxyType({}), "button_addresses": MappingProxyType({}),
        "entries": ()}
 )
@@ -259,6 +261,7 @@ class Renderer:
             item_id=ctx["item_id"],
             language=lang,
             date=format_datetime(when.astimezone(self._tz)),
+            attachments=tuple(notice.attachments),
         )
 
     def _language(self, language: str) -> str:
@@ -301,6 +304,9 @@ class Renderer:
             action_address=reply_address or self._inbox,
             from_name=self._from_name,
             example_address=f"someone@{domain}",
+            attached=[a.filename for a in notice.attachments],
+            attached_calendar=any(a.content_type.startswith("text/calendar")
+                                  for a in notice.attachments),
         )
         reader_tz = notice.context.get("reader_timezone")
         if reader_tz:
@@ -412,6 +418,11 @@ def to_mime(out: Outgoing, *, from_address: str, from_name: str) -> bytes:
         "\0".join((out.message_id, out.text, out.html)).encode("utf-8")
     ).hexdigest()
     boundary = f"=_maild_{digest[:32]}"  # "=_" cannot occur in QP or base64 bodies
+    if out.attachments:  # multipart/mixed around the alternative (mimefiles)
+        content_type, body = with_files(boundary, [_part("plain", out.text),
+                                                   _part("html", out.html)], out.attachments)
+        lines.append(content_type)
+        return b"".join(("\r\n".join(lines).encode("ascii"), b"\r\n", body))
     lines.append(f'Content-Type: multipart/alternative;\r\n boundary="{boundary}"')
     delimiter = f"\r\n--{boundary}\r\n".encode("ascii")
     return b"".join((

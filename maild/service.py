@@ -29,15 +29,24 @@ import time
 import tomllib
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import schedule
 
-from . import archive, calgaps, directory, dirsync, intake, planner, tokens, workflow
-from .classify import ClassifyContext, HelpRequest, Ignore, NewItem, Reply, Unrecognized, classify
+from . import archive, calgaps, directory, dirsync, fileeffects, intake, planner, tokens, workflow
+from .classify import (
+    ClassifyContext,
+    HelpRequest,
+    Ignore,
+    NewItem,
+    Reply,
+    TableFileProblem,
+    Unrecognized,
+    classify,
+)
 from .config import Config, resolve_password
 from .decode import DecodeError, decode
 from .files import publish, write_pending
@@ -52,6 +61,7 @@ from .render import Renderer, to_mime
 from .sender import SenderOptions, SenderProcess
 from .signin import SignInError
 from .store import Store
+from .workbooks import load_sheet_words
 from .workcal import WorkCalendar, load_calendar
 
 log = logging.getLogger("maild.service")
@@ -213,6 +223,7 @@ class Service:
         self._directory_last: datetime | None = None  # the last sync or attempt
         self._directory_known = False  # _directory_last read from the file yet
         self.record_renderer = RecordRenderer(config.templates_dir / "archive")
+        self.sheet_words = load_sheet_words(config.templates_dir / "sheets.toml")
 
     # -- wiring ------------------------------------------------------------------------------
     @classmethod
@@ -293,7 +304,8 @@ class Service:
             authserv_id=self.config.authserv_id,
             require_authentication=self.config.require_authentication,
             today=self.clock().date(),
-            item_exists=self.store.has_item)
+            item_exists=self.store.has_item,
+            sheet_words=self.sheet_words, file_limits=self.config.files_chat.limits)
 
     def workflow_context(self) -> workflow.WorkflowContext:
         flow = self.rules.workflow
@@ -358,7 +370,8 @@ class Service:
                 wctx: workflow.WorkflowContext) -> tuple[str, dict[str, Any]]:
         try:
             msg = decode(raw, max_bytes=self.config.max_message_bytes,
-                         max_header_bytes=self.config.max_header_bytes)
+                         max_header_bytes=self.config.max_header_bytes,
+                         max_table_bytes=self.config.files_chat.limits.max_bytes)
         except DecodeError as exc:
             message_id = "sha256:" + hashlib.sha256(raw).hexdigest()
             return self._record(message_id, self.config.quarantine_folder,
@@ -457,7 +470,11 @@ class Service:
             outcome = intake.start_item(msg, decision, self.store.peek_item_id(), wctx, now)
             if outcome.items:
                 self.store.next_item_id()
+            if decision.file is not None:  # the sender's file back, its problems marked
+                outcome = fileeffects.mark_file(outcome, decision.file, self.sheet_words, now)
             return outcome
+        if isinstance(decision, TableFileProblem):
+            return fileeffects.file_problem(msg, decision, wctx, self.sheet_words, now)
         if isinstance(decision, Reply):
             item = self.store.get_item(decision.item_id)
             return workflow.handle_reply(msg, decision, item, wctx, now)
@@ -486,6 +503,9 @@ class Service:
             if reader is not None and reader.timezone:
                 notice = Notice(**{**notice.__dict__,
                                    "context": {**notice.context, "reader_timezone": reader.timezone}})
+            if not notice.attachments:
+                notice = replace(notice, attachments=fileeffects.attachments_for(
+                    notice, self._file_facts(notice, reply_address, now)))
             out = self.renderer.render(notice, message_id=message_id, date=now,
                                        reply_address=reply_address, action_addresses=addresses,
                                        task_addresses=task_addresses)
@@ -494,6 +514,20 @@ class Service:
                 self.store.link_message(message_id, notice.item_id, notice.task_id)
             queued.append(out)
         return queued
+
+    def _file_facts(self, notice: Notice, reply_address: str | None,
+                    now: datetime) -> fileeffects.FileFacts:
+        digest_items: list[dict[str, Any]] = []
+        if notice.template == "digest" and self.config.files_chat.attach_table:
+            found = (self.store.get_item(p.get("id", "")) for p in notice.context.get(
+                "projects", ()) or ())
+            digest_items = [item for item in found if item]
+        return fileeffects.FileFacts(
+            words=self.sheet_words, now=now, tz=self.config.timezone,
+            inbox_address=self.config.inbox_address, from_name=self.config.from_name,
+            workday_end=self.config.workday_end, reply_address=reply_address or "",
+            attach_table=self.config.files_chat.attach_table, digest_items=digest_items,
+            people={p.address: p.name for p in self.rules.people.people})
 
     def _allow_reply(self, recipient: str, now: datetime) -> bool:
         key = f"replies:{recipient}"
@@ -669,10 +703,11 @@ class Service:
             renderer = Renderer(self.config.templates_dir, timezone=self.config.timezone,
                                 inbox_address=self.config.inbox_address,
                                 from_name=self.config.from_name)
+            sheet_words = load_sheet_words(self.config.templates_dir / "sheets.toml")
         except Exception as exc:  # a broken edit must not take the daemon down: keep the old ones
             log.error("event=reload_failed error=%r", exc)
             return
-        self.rules, self.renderer = rules, renderer
+        self.rules, self.renderer, self.sheet_words = rules, renderer, sheet_words
         self.warn_calendar_gap(self.clock().date())
         log.info("event=reloaded rules_dir=%s templates_dir=%s", self.config.rules_dir,
                  self.config.templates_dir)

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 
 from .formrules import FormRules, norm
 from .forms import detect_kind, read_form
-from .model import FieldError, FormResult, ItemKind
-from .sheets import FileTable, Grid
+from .model import Attachment, FieldError, FormResult, ItemKind
+from .sheets import LEGACY, FileTable, Grid, Limits, TableFileError, kind_of, read_table_file
 from .workbooks import SheetWords
 
 
@@ -151,3 +151,27 @@ def _as_html(grid: Grid, head: int, slots: Sequence[tuple[str, str] | None]) -> 
     body = "".join("<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>"
                    for row in rows)
     return f"<table>{body}</table>"
+
+
+def email_tables(attachments: Iterable[Attachment], limits: Limits
+                 ) -> tuple[list[FileTable], list[tuple[str, str]]]:
+    """The table files of an email, read; and (file name, problem code) of those that cannot be
+    (an old .xls/.doc, over a limit, damaged)."""
+    tables: list[FileTable] = []
+    problems: list[tuple[str, str]] = []
+    for attachment in attachments:
+        kind = kind_of(attachment.filename, attachment.content_type)
+        if kind is None:
+            continue
+        if kind in LEGACY:
+            problems.append((attachment.filename, "legacy"))
+        elif attachment.data is None:
+            too_big = attachment.size > limits.max_bytes
+            problems.append((attachment.filename, "too_large" if too_big else "unreadable"))
+        else:
+            try:
+                tables.append(read_table_file(attachment.filename, attachment.data, limits,
+                                              content_type=attachment.content_type))
+            except TableFileError as exc:
+                problems.append((attachment.filename, exc.code))
+    return tables, problems

@@ -30,7 +30,7 @@ import csv
 import io
 import zipfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time
 from typing import Any
 
@@ -78,6 +78,7 @@ class FileTable:
     grids: tuple[Grid, ...]
     lines: tuple[str, ...] = ()  # text outside the tables (.docx paragraphs)
     marker: dict[str, str] = field(default_factory=dict)  # maild's hidden version marker
+    data: bytes = field(default=b"", repr=False)  # the file as sent (to mark it up in reply)
 
 
 class TableFileError(Exception):
@@ -139,10 +140,12 @@ def read_table_file(filename: str, data: bytes, limits: Limits | None = None, *,
         raise TableFileError("empty")
     try:
         if kind == XLSX:
-            return _read_xlsx(filename, data, limits, sheet_names)
-        if kind == DOCX:
-            return _read_docx(filename, data, limits)
-        return _read_csv(filename, data)
+            table = _read_xlsx(filename, data, limits, sheet_names)
+        elif kind == DOCX:
+            table = _read_docx(filename, data, limits)
+        else:
+            table = _read_csv(filename, data)
+        return replace(table, data=data)
     except TableFileError:
         raise
     except Exception as exc:  # a damaged file must be answered, never crash the intake

@@ -160,10 +160,9 @@ def record_workbook(item: Mapping[str, Any], words: SheetWords, now: datetime, t
     audit = book.create_sheet(record["audit_sheet"])
     _header(audit, record["audit_columns"])
     for entry in item.get("audit", ()):
-        detail = {k: v for k, v in entry.items()
-                  if k not in ("at", "by", "action", "task", "message_id", "trimmed")}
-        audit.append([_local(entry.get("at", ""), zone), people.get(entry.get("by", ""),
-                                                                    entry.get("by", "")),
+        detail = {k: v for k, v in (entry.get("detail") or {}).items() if k != "trimmed"}
+        audit.append([_local(entry.get("at", ""), zone), people.get(entry.get("who", ""),
+                                                                    entry.get("who", "")),
                       entry.get("action", ""), entry.get("task") or "",
                       "; ".join(f"{k}={_plain(v)}" for k, v in detail.items())])
     return _save(book, now)
