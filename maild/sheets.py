@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import csv
 import io
+import warnings
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -197,8 +198,10 @@ def _read_xlsx(filename: str, data: bytes, limits: Limits,
                sheet_names: Sequence[str]) -> FileTable:
     from openpyxl import load_workbook  # ~150 ms to import: only when a workbook arrives
 
-    book = load_workbook(io.BytesIO(data), data_only=True, read_only=False,
-                         keep_links=False, keep_vba=False)
+    with warnings.catch_warnings():  # "no default style" from WPS files: harmless
+        warnings.simplefilter("ignore", UserWarning)
+        book = load_workbook(io.BytesIO(data), data_only=True, read_only=False,
+                             keep_links=False, keep_vba=False)
     try:
         marker = _marker(book)
         sheet = _pick_sheet(book, [*([marker["sheet"]] if marker.get("sheet") else []),
