@@ -36,7 +36,19 @@ from typing import Any
 
 import schedule
 
-from . import archive, calgaps, directory, dirsync, fileeffects, intake, planner, tokens, workflow
+from . import (
+    archive,
+    calgaps,
+    chat,
+    directory,
+    dirsync,
+    fileeffects,
+    intake,
+    planner,
+    tokens,
+    workflow,
+)
+from .chatqueue import ChatQueue, MemoryChatQueue
 from .classify import (
     ClassifyContext,
     HelpRequest,
@@ -49,6 +61,7 @@ from .classify import (
 )
 from .config import Config, resolve_password
 from .decode import DecodeError, decode
+from .filechatconfig import resolve_robot
 from .files import publish, write_pending
 from .forms import FormRules, load_form_rules
 from .imap import CONNECTION_ERRORS, ImapInbox, ImapSettings, Inbox
@@ -224,6 +237,7 @@ class Service:
         self._directory_known = False  # _directory_last read from the file yet
         self.record_renderer = RecordRenderer(config.templates_dir / "archive")
         self.sheet_words = load_sheet_words(config.templates_dir / "sheets.toml")
+        self.chat: ChatQueue | MemoryChatQueue = MemoryChatQueue()  # [chat] robots: from_config
 
     # -- wiring ------------------------------------------------------------------------------
     @classmethod
@@ -268,6 +282,10 @@ class Service:
         service = cls(config, inbox=inbox, store=store, outbox=outbox, renderer=renderer,
                       rules=rules, secret=secret, clock=clock, crashpoints=crash, sender=sender)
         service.environ = environ
+        chat = config.files_chat.chat
+        if chat.robots:  # webhook addresses and secrets: from variables or commands, now
+            service.chat = ChatQueue(config.data_dir / "chat",
+                                     [resolve_robot(robot, environ) for robot in chat.robots], chat)
         holder["service"] = service
         return service
 
@@ -510,6 +528,8 @@ class Service:
                                        reply_address=reply_address, action_addresses=addresses,
                                        task_addresses=task_addresses)
             self.store.enqueue(out, now=now)
+            for number, alert in enumerate(chat.alerts_for(notice, self.config.files_chat.chat)):
+                self.chat.put(f"{message_id.partition('@')[0]}-{number}", alert, now)
             if notice.item_id:
                 self.store.link_message(message_id, notice.item_id, notice.task_id)
             queued.append(out)
@@ -554,7 +574,15 @@ class Service:
             self.store.commit()
             if not told:
                 break
+        self.drain_chat()
         return sent, failed
+
+    def drain_chat(self) -> None:
+        """Post the group-chat alerts that are due (their own queue, retried apart from mail)."""
+        try:
+            self.chat.drain(self.clock())
+        except OSError as exc:  # a full disk or a vanished folder must not stop the mail
+            log.error("event=chat_drain_failed error=%r", exc)
 
     def _tell_failures(self, report: DrainReport, now: datetime) -> int:
         """Enqueue one `delivery_failed` notice per email refused for good; how many."""
