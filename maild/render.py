@@ -88,6 +88,7 @@ from markupsafe import Markup, escape
 
 from maild.mimefiles import with_files
 from maild.model import Notice, Outgoing
+from maild.progress import bar_html, progress_facts, task_bar_html
 
 PARTS = ("subject", "txt", "html")
 MAILTO_MAX = 2000  # longer mailto: URLs are dropped by some clients; such buttons are not shown
@@ -184,6 +185,8 @@ class Renderer:
             t=_translator(strings), mailto=links, fonts=Markup(FONTS), mailto_max=MAILTO_MAX,
             tz=self._tz,
             digest_rows=_digest_rows(_RowKit(strings, deadline, label, links)),
+            progress=progress_facts, progress_bar=lambda *a: Markup(bar_html(*a)),
+            task_bar=lambda *a: Markup(task_bar_html(*a)),
         )
         for name in sources:  # compile everything now: a broken template fails at start-up
             env.get_template(name)
@@ -884,7 +887,7 @@ class _RowWriter:
                 f'{_TD}"><span style="display:inline-block;padding:2px 8px;border-radius:10px;'
                 f'background-color:{_h(label.background)};color:{_h(label.colour)};'
                 'font-size:13px;font-weight:600;line-height:1.5;">&#9679; '
-                f'{_h(label.text)}{shown}</span></td>\n'
+                f'{_h(label.text)}{shown}</span>{task_bar_html(r["state"], progress)}</td>\n'
                 f'{_TD}padding-right:0;color:#57606a;font-size:13px;">'
                 f'{_h(self.deadline(r["updated_at"]))}</td>\n</tr>\n')
         add("</table>\n")

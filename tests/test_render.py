@@ -136,6 +136,7 @@ def context_for(kind: str) -> dict[str, Any]:
             "actor": initiator,
         },
         "not_understood": {"item": item, "excerpt": f"这个怎么弄？{SCRIPT} {JINJA}"},
+        "file_problem": {"filename": f"项目表{SCRIPT}{JINJA}.xls", "code": "legacy"},
     }
     return contexts[kind]
 
@@ -154,8 +155,9 @@ KINDS = (
     "delivery_failed",
     "refused",
     "not_understood",
+    "file_problem",
 )
-NO_ITEM = {"validation_error", "templates"}
+NO_ITEM = {"validation_error", "templates", "file_problem"}
 CASES = [(kind, lang) for kind in KINDS for lang in LANGS]
 CASE_IDS = [f"{kind}-{lang}" for kind, lang in CASES]
 
@@ -716,7 +718,7 @@ REFERENCE_ROWS = {
 <td style="padding:6px 8px 6px 0;border-bottom:1px solid #e5e8eb;vertical-align:top;word-break:break-word;">{% if show_owner %}{{ r.owner_name|oneline }}{% if r.owner_department %}<br><span style="color:#57606a;font-size:13px;">{{ r.owner_department|oneline }}</span>{% endif %}{% else %}{{ r.item_title|oneline }}<br><span style="color:#57606a;font-size:13px;">{{ r.initiator_name|oneline }}</span>{% endif %}</td>
 <td style="padding:6px 8px 6px 0;border-bottom:1px solid #e5e8eb;vertical-align:top;">{{ r.deadline|deadline }}</td>
 {% set lbl = r.state|state_label %}
-<td style="padding:6px 8px 6px 0;border-bottom:1px solid #e5e8eb;vertical-align:top;"><span style="display:inline-block;padding:2px 8px;border-radius:10px;background-color:{{ lbl.background }};color:{{ lbl.colour }};font-size:13px;font-weight:600;line-height:1.5;">&#9679; {{ lbl.text }}{% if r.progress and r.state != 'done' %} {{ r.progress }}%{% endif %}</span></td>
+<td style="padding:6px 8px 6px 0;border-bottom:1px solid #e5e8eb;vertical-align:top;"><span style="display:inline-block;padding:2px 8px;border-radius:10px;background-color:{{ lbl.background }};color:{{ lbl.colour }};font-size:13px;font-weight:600;line-height:1.5;">&#9679; {{ lbl.text }}{% if r.progress and r.state != 'done' %} {{ r.progress }}%{% endif %}</span>{{ task_bar(r.state, r.progress) }}</td>
 <td style="padding:6px 8px 6px 0;border-bottom:1px solid #e5e8eb;vertical-align:top;padding-right:0;color:#57606a;font-size:13px;">{{ r.updated_at|deadline }}</td>
 </tr>
 {% endfor %}
