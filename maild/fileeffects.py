@@ -23,6 +23,7 @@ from datetime import datetime, time
 from typing import Any
 
 from .classify import TableFileProblem
+from .formrules import FormRules
 from .ics import CANCEL, REQUEST, deadline_event
 from .model import FieldError, FileAttachment, Inbound, ItemKind, Notice
 from .sheetforms import FileForm, problem_cells
@@ -48,7 +49,7 @@ class FileFacts:
     reply_address: str = ""  # the recipient's own reply address, when plus addressing is on
     attach_table: bool = False  # [digest] attach_table
     people: Mapping[str, str] | None = None  # address → name, for the record's audit sheet
-    choice_names: Mapping[str, Mapping[str, str]] | None = None  # field → value → label
+    form_rules: FormRules | None = None  # for the labels of choices (优先级, 紧急事务类型)
     digest_items: Sequence[Mapping[str, Any]] = ()  # a digest's items, as stored
 
 
@@ -150,9 +151,31 @@ def _digest_tables(notice: Notice, facts: FileFacts) -> list[FileAttachment]:
         kind = ItemKind(item.get("kind", "task"))
         sheet = facts.words.get(item.get("language", notice.language))[kind.value]["sheet"]
         data = record_workbook(item, facts.words, facts.now, facts.tz, people=facts.people,
-                               choice_names=facts.choice_names)
+                               choice_names=choice_labels(facts.form_rules, item.get(
+                                   "language", notice.language)))
         files.append(FileAttachment(f"{sheet}-{item['id']}.xlsx", XLSX_TYPE, data))
     return files
+
+
+RECORD_FILE = "记录表.xlsx"  # the archive's copy of the guide's table, whatever the language
+
+
+def record_table(item: Mapping[str, Any], words: SheetWords, rules: FormRules | None,
+                 closed_at: datetime, tz: str, people: Mapping[str, str]) -> tuple[str, bytes]:
+    """(file name, bytes) of the archived item as the guide's table (模板1/2/3 with its final
+    state, the retrospective and the audit trail)."""
+    return RECORD_FILE, record_workbook(item, words, closed_at, tz, people=people,
+                                        choice_names=choice_labels(rules, item.get("language",
+                                                                                   "zh")))
+
+
+def choice_labels(rules: FormRules | None, language: str) -> dict[str, dict[str, str]]:
+    """field → canonical value → its name in `language` ("high" → "高")."""
+    if rules is None:
+        return {}
+    lang = "zh" if language.startswith("zh") else "en"
+    return {key: {c.value: c.names.get(lang, c.value) for c in choices}
+            for key, choices in rules.choices.items()}
 
 
 # ── replies about files ──────────────────────────────────────────────────────────────────────

@@ -440,9 +440,12 @@ class Service:
             emails = [(path.name, path.read_bytes())
                       for path in sorted(self.mail_dir(item["id"]).glob("*.eml"))]
             people = {p.address: p.name for p in self.rules.people.people}
+            table = fileeffects.record_table(item, self.sheet_words, self.rules.form_rules,
+                                             closed_at, self.config.timezone, people)
             folder = archive.write_archive(self.config.archive_dir, item, emails,
                                            closed_at=closed_at, tz=self.config.timezone,
-                                           renderer=self.record_renderer, people_names=people)
+                                           renderer=self.record_renderer, people_names=people,
+                                           extra_files=[table])
             self.store.remove_item(item["id"])
             self.store.commit()
             shutil.rmtree(self.mail_dir(item["id"]), ignore_errors=True)
@@ -547,7 +550,8 @@ class Service:
             inbox_address=self.config.inbox_address, from_name=self.config.from_name,
             workday_end=self.config.workday_end, reply_address=reply_address or "",
             attach_table=self.config.files_chat.attach_table, digest_items=digest_items,
-            people={p.address: p.name for p in self.rules.people.people})
+            people={p.address: p.name for p in self.rules.people.people},
+            form_rules=self.rules.form_rules)
 
     def _allow_reply(self, recipient: str, now: datetime) -> bool:
         key = f"replies:{recipient}"

@@ -241,3 +241,59 @@ def test_confirming_brings_a_calendar_entry_that_moves_and_is_cancelled(convo):
     assert (str(event["UID"]), str(event["STATUS"])) == (uid, "CANCELLED")
     assert int(event["SEQUENCE"]) == 2
     assert all(not calendars_of(m) for m in convo.inbox("zhao.lei@corp.example"))
+
+
+def test_the_initiators_digest_carries_the_project_as_the_guides_table(embedded_mail, tmp_path):
+    clock = FakeClock(datetime(2026, 8, 3, 9, 15, tzinfo=TZ))
+    config = make_config(embedded_mail, tmp_path / "var", **{"digest.attach_table": True})
+    convo = Conversation(embedded_mail, config, clock)
+    try:
+        for address in config.embedded_system.accounts:
+            convo.inbox(address)
+        send_with_file(convo, INITIATOR, "Q3新品推广项目", GOAL, "Q3推广.xlsx",
+                       fill_project(_templates(convo)["模板1-跨部门项目协作沟通记录表.xlsx"][1],
+                                    Q3_ROWS))
+        convo.process()
+        convo.inbox(INITIATOR)
+        clock.now = datetime(2026, 8, 4, 9, 5, tzinfo=TZ)
+        convo.service.run_schedules(clock.now)
+        convo.service.store.commit()
+        convo.service.drain()
+        digests = [m for m in convo.inbox(INITIATOR) if files_of(m)]
+        assert len(digests) == 1
+        ((name, (ctype, data)),) = files_of(digests[0]).items()
+        assert name == "跨部门项目协作沟通记录表-MD-0001.xlsx" and ctype == XLSX
+        book = load_workbook(io.BytesIO(data))
+        sheet = book["跨部门项目协作沟通记录表"]
+        assert [c.value for c in sheet[1]][:6] == ["项目名称", "发起人/部门", "参与人/部门", "沟通事项",
+                                                  "时间节点", "负责人"]
+        assert [sheet.cell(row=r, column=4).value for r in (2, 3, 4)] == [
+            "新品核心卖点提炼", "渠道推广方案制定", "客诉应对流程培训"]
+        assert sheet["G2"].value == "未开始" and "A2:A4" in {str(r) for r in sheet.merged_cells.ranges}
+        assert "审计记录" in book.sheetnames
+    finally:
+        convo.close()
+
+
+def test_the_archive_keeps_the_record_as_the_guides_table(quick):
+    csv_text = "任务名称,负责人,截止日期,交付标准\r\n月度客户满意度报告,王喆,8月30日,PDF报告\r\n"
+    send_with_file(quick, INITIATOR, "[任务] 月度客户满意度报告", "请按附件执行",
+                   "任务.csv", csv_text.encode("gbk"), "text/csv")
+    quick.process()
+    (request,) = quick.inbox("wang.zhe@corp.example")
+    quick.reply("wang.zhe@corp.example", request, "确认")
+    quick.process()
+    quick.reply("wang.zhe@corp.example", request, "完成：报告已发")
+    quick.process()
+    retro = [m for m in quick.inbox(INITIATOR) if "结项" in text_of(m)][-1]
+    quick.reply(INITIATOR, retro, "结项\n是否达成目标：是\n未达目标原因：无\n可优化点：提前收集数据")
+    quick.process()
+    (folder,) = [p for p in quick.config.archive_dir.iterdir() if p.name.startswith("2026-Q3")]
+    book = load_workbook(folder / "记录表.xlsx")
+    sheet = book["日常任务同步跟进表"]
+    assert [c.value for c in sheet[2]][:3] == ["月度客户满意度报告", "市场部 李娜", "产品部 王喆"]
+    assert sheet["F2"].value == "100%"
+    assert [row[0].value for row in book["复盘"].iter_rows()] == ["是否达成目标", "未达目标原因",
+                                                                  "可优化点"]
+    actions = [row[2].value for row in book["审计记录"].iter_rows(min_row=2)]
+    assert actions[:1] == ["created"] and "confirm" in actions and actions[-1] == "close"
