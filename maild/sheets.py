@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import warnings
 import zipfile
 from collections.abc import Sequence
@@ -198,9 +199,11 @@ def _read_xlsx(filename: str, data: bytes, limits: Limits,
                sheet_names: Sequence[str]) -> FileTable:
     from openpyxl import load_workbook  # ~150 ms to import: only when a workbook arrives
 
+    # Read-only: only the picked sheet is parsed, streamed, and only its first MAX_ROWS rows
+    # (a full load parses every sheet: 1 s for a half-megabyte workbook with a data sheet).
     with warnings.catch_warnings():  # "no default style" from WPS files: harmless
         warnings.simplefilter("ignore", UserWarning)
-        book = load_workbook(io.BytesIO(data), data_only=True, read_only=False,
+        book = load_workbook(io.BytesIO(data), read_only=True, data_only=True,
                              keep_links=False, keep_vba=False)
     try:
         marker = _marker(book)
@@ -208,7 +211,7 @@ def _read_xlsx(filename: str, data: bytes, limits: Limits,
                                    *sheet_names])
         if sheet is None:
             raise TableFileError("empty", "no visible sheet")
-        rows, at = _sheet_rows(sheet)
+        rows, at = _sheet_rows(sheet, _merged_ranges(book, sheet))
         cells, numbers = _trimmed(rows, at)
         return FileTable(filename, XLSX, (Grid(cells, numbers, sheet.title),), (), marker)
     finally:
@@ -228,7 +231,7 @@ def _marker(book: Any) -> dict[str, str]:
 
 def _pick_sheet(book: Any, names: Sequence[str]) -> Any:
     visible = [s for s in book.worksheets
-               if s.sheet_state == "visible" and s.title != MARKER_SHEET]
+               if getattr(s, "sheet_state", "visible") == "visible" and s.title != MARKER_SHEET]
     wanted = [n.strip().casefold() for n in names if n.strip()]
     for name in wanted:
         for sheet in visible:
@@ -241,23 +244,54 @@ def _pick_sheet(book: Any, names: Sequence[str]) -> Any:
     return visible[0] if visible else None
 
 
-def _sheet_rows(sheet: Any) -> tuple[list[list[str]], list[int]]:
-    max_row = min(sheet.max_row or 0, MAX_ROWS)
-    max_col = min(sheet.max_column or 0, MAX_COLUMNS)
+_MERGE = re.compile(rb'<(?:\w+:)?mergeCell\s[^>]*?ref="([A-Z]{1,3}[0-9]{1,7}):([A-Z]{1,3}[0-9]{1,7})"')
+
+
+def _merged_ranges(book: Any, sheet: Any) -> list[tuple[int, int, int, int]]:
+    """(min_row, min_col, max_row, max_col) of the sheet's merged cells. A read-only sheet does
+    not read them: they are the <mergeCell> elements after its rows, found in its part."""
+    from openpyxl.utils.cell import column_index_from_string, coordinate_from_string
+
+    archive, path = getattr(book, "_archive", None), getattr(sheet, "_worksheet_path", None)
+    if archive is None or path is None:
+        return []
+    part = archive.read(path)
+    start = part.rfind(b"<mergeCells")
+    if start < 0:
+        start = part.rfind(b":mergeCells")  # a prefixed namespace (x:mergeCells)
+    found = []
+    for first, last in _MERGE.findall(part, start) if start >= 0 else ():
+        (c1, r1), (c2, r2) = (coordinate_from_string(x.decode()) for x in (first, last))
+        found.append((r1, column_index_from_string(c1), r2, column_index_from_string(c2)))
+    return found
+
+
+def _sheet_rows(sheet: Any, merged: Sequence[tuple[int, int, int, int]]
+                ) -> tuple[list[list[str]], list[int]]:
     rows: list[list[str]] = []
-    for row in sheet.iter_rows(min_row=1, max_row=max_row, max_col=max_col):
-        rows.append([cell_text(c.value, getattr(c, "number_format", "General")) for c in row])
-    for merged in sheet.merged_cells.ranges:
-        top, left = merged.min_row, merged.min_col
-        if top > max_row or left > max_col:
+    for row in sheet.iter_rows(min_row=1, max_row=MAX_ROWS, max_col=MAX_COLUMNS):
+        cells = [c for c in row if getattr(c, "column", None) is not None]
+        number = next((c.row for c in cells), len(rows) + 1)
+        while len(rows) + 1 < number:  # rows the file leaves out are empty
+            rows.append([])
+        values = [""] * MAX_COLUMNS
+        for cell in cells:
+            if cell.column <= MAX_COLUMNS:
+                values[cell.column - 1] = cell_text(cell.value,
+                                                    getattr(cell, "number_format", "General"))
+        rows.append(values)
+    rows = [r + [""] * (MAX_COLUMNS - len(r)) for r in rows]
+    numbers = list(range(1, len(rows) + 1))
+    for top, left, bottom, right in merged:
+        if top > len(rows) or left > MAX_COLUMNS:
             continue
         text = rows[top - 1][left - 1]
-        for r in range(top, min(merged.max_row, max_row) + 1):
-            for c in range(left, min(merged.max_col, max_col) + 1):
+        for r in range(top, min(bottom, len(rows)) + 1):
+            for c in range(left, min(right, MAX_COLUMNS) + 1):
                 # Down a merged block the text repeats (a rowspan); across it, only the first
                 # column has it (a colspan): as `htmltables` expands an HTML table.
                 rows[r - 1][c - 1] = text if c == left else ""
-    return rows, list(range(1, len(rows) + 1))
+    return rows, numbers
 
 
 # ── .csv ─────────────────────────────────────────────────────────────────────────────────────
