@@ -19,7 +19,7 @@ from .dsn import bounce_signal
 from .forms import FormRules, read_form
 from .model import Command, FormResult, Inbound
 from .reply import read_reply
-from .sheetforms import FileForm, email_tables, read_file_form
+from .sheetforms import FileForm, email_tables, form_sheet_names, read_file_form
 from .sheets import Limits
 from .workbooks import SheetWords
 
@@ -244,7 +244,8 @@ def classify(msg: Inbound, ctx: ClassifyContext) -> Decision:
 
     form = read_form(msg.subject, msg.text, ctx.form_rules, msg.html)
     if msg.attachments and ctx.sheet_words is not None and (form.kind is None or form.errors):
-        tables, problems = email_tables(msg.attachments, ctx.file_limits)
+        tables, problems = email_tables(msg.attachments, ctx.file_limits, form_sheet_names(
+            ctx.form_rules, ctx.sheet_words))
         found = read_file_form(msg.subject, msg.text, tables, ctx.form_rules, ctx.sheet_words)
         if found is not None and found.form.kind is not None:
             texts = [msg.subject, msg.text, *(" ".join(r) for r in found.grid.rows[:3])]

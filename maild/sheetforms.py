@@ -153,10 +153,19 @@ def _as_html(grid: Grid, head: int, slots: Sequence[tuple[str, str] | None]) -> 
     return f"<table>{body}</table>"
 
 
-def email_tables(attachments: Iterable[Attachment], limits: Limits
+def form_sheet_names(rules: FormRules, words: SheetWords) -> list[str]:
+    """The sheet names that pick a workbook's sheet: every form's name, in every language."""
+    names = [name for template in rules.templates.values() for name in template.names.values()]
+    names += [words.by_language[lang][kind.value]["sheet"] for lang in words.by_language
+              for kind in ItemKind]
+    return list(dict.fromkeys(names))
+
+
+def email_tables(attachments: Iterable[Attachment], limits: Limits,
+                 sheet_names: Sequence[str] = ()
                  ) -> tuple[list[FileTable], list[tuple[str, str]]]:
     """The table files of an email, read; and (file name, problem code) of those that cannot be
-    (an old .xls/.doc, over a limit, damaged)."""
+    (an old .xls/.doc, over a limit, damaged). `sheet_names` pick a workbook's sheet."""
     tables: list[FileTable] = []
     problems: list[tuple[str, str]] = []
     for attachment in attachments:
@@ -171,7 +180,8 @@ def email_tables(attachments: Iterable[Attachment], limits: Limits
         else:
             try:
                 tables.append(read_table_file(attachment.filename, attachment.data, limits,
-                                              content_type=attachment.content_type))
+                                              content_type=attachment.content_type,
+                                              sheet_names=sheet_names))
             except TableFileError as exc:
                 problems.append((attachment.filename, exc.code))
     return tables, problems

@@ -16,7 +16,7 @@ from openpyxl import load_workbook
 from maild.formrules import norm
 from maild.forms import read_form
 from maild.model import FieldError, ItemKind
-from maild.sheetforms import problem_cells, read_file_form
+from maild.sheetforms import form_sheet_names, problem_cells, read_file_form
 from maild.sheets import Limits, TableFileError, check_limits, kind_of, read_table_file
 from maild.workbooks import LAYOUTS, load_sheet_words, marked_workbook, template_workbook
 
@@ -149,7 +149,7 @@ def test_the_named_sheet_wins_over_the_first(words, form_rules):
     sheet = book.create_sheet("日常任务同步跟进表")
     sheet.append(["任务名称", "负责人", "截止日期", "交付标准"])
     sheet.append(["月度报告", "王喆", "8月30日", "PDF"])
-    table = read_table_file("f.xlsx", _save(book), sheet_names=["日常任务同步跟进表"])
+    table = read_table_file("f.xlsx", _save(book), sheet_names=form_sheet_names(form_rules, words))
     assert table.grids[0].sheet == "日常任务同步跟进表"
     found = read_file_form("报告", "", [table], form_rules, words)
     assert found.form.kind is ItemKind.TASK and found.form.tasks[0].owner == "王喆"
