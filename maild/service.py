@@ -550,7 +550,8 @@ class Service:
             inbox_address=self.config.inbox_address, from_name=self.config.from_name,
             workday_end=self.config.workday_end, reply_address=reply_address or "",
             attach_table=self.config.files_chat.attach_table, digest_items=digest_items,
-            people={p.address: p.name for p in self.rules.people.people},
+            # names for the tables' audit sheets: only when a digest carries tables
+            people={p.address: p.name for p in self.rules.people.people} if digest_items else {},
             form_rules=self.rules.form_rules)
 
     def _allow_reply(self, recipient: str, now: datetime) -> bool:
