@@ -41,6 +41,7 @@ from .configparts import (
     oauth_config,
     resolve_oauth_secret,
 )
+from .filechatconfig import FilesChatConfig, read_files_chat
 from .tomlreader import ConfigError, StrictReader
 
 __all__ = ["OAUTH_FLOWS", "Config", "ConfigError", "DirectoryConfig", "EmbeddedConfig",
@@ -108,6 +109,8 @@ class Config:
     log_dir: Path | None = None  # [maild]: also append log lines to log_dir/maild.log
     oauth: OAuthConfig | None = None  # [oauth]: set when [imap] or [smtp] auth = "oauth2"
     directory: DirectoryConfig = DirectoryConfig()  # [directory]: synced people (LDAP, HR CSV)
+    # [files] limits, [digest] attach_table, [chat] robots (filechatconfig)
+    files_chat: FilesChatConfig = FilesChatConfig()
 
     @property
     def tz(self) -> ZoneInfo:
@@ -281,6 +284,7 @@ def _read(reader: StrictReader, path: Path) -> Config:
                                                   low=1),
         oauth=oauth,
         directory=directory,
+        files_chat=read_files_chat(reader),
     )
 
 

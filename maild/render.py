@@ -102,7 +102,9 @@ from jinja2.runtime import Context
 from markupsafe import Markup, escape
 
 from maild import tokens
+from maild.mimefiles import with_files
 from maild.model import Notice, Outgoing
+from maild.progress import bar_html, progress_facts, task_bar_html
 
 PARTS = ("subject", "txt", "html")
 MAILTO_MAX = 2000  # longer mailto: URLs are dropped by some clients; such buttons are not shown
@@ -138,10 +140,10 @@ _CONTEXT_DEFAULTS: Mapping[str, Any] = MappingProxyType(
     | dict.fromkeys(("errors", "accepted_dates", "forms", "allowed"), ())
     | dict.fromkeys(("reason", "refilled_form", "original_subject", "excerpt", "action"), "")
     | dict.fromkeys(("recipient", "code", "server_message", "failed_subject"), "")
-    | dict.fromkeys(("token_problem", "situation", "draft_id"), "")
+    | dict.fromkeys(("token_problem", "situation", "draft_id", "attached_marked", "filename"), "")
     | dict.fromkeys(("items", "notes", "suggestions", "item_ids"), ())
     | dict.fromkeys(("parts", "unread", "also", "remarks"), ())  # a reply saying several things
-    | {"unread_forwarded": False, "extension": None}
+    | {"unread_forwarded": False, "extension": None, "attached": (), "attached_calendar": False}
     | {"field_labels": MappingProxyType({}), "button_addresses": MappingProxyType({}),
        "entries": (), "recognised": None, "unrecognised": False, "draft": None}
 )
@@ -205,6 +207,8 @@ class Renderer:
             t=_translator(strings), mailto=links, fonts=Markup(FONTS), mailto_max=MAILTO_MAX,
             tz=self._tz,
             digest_rows=_digest_rows(_RowKit(strings, deadline, label, links)),
+            progress=progress_facts, progress_bar=lambda *a: Markup(bar_html(*a)),
+            task_bar=lambda *a: Markup(task_bar_html(*a)),
         )
         for name in sources:  # compile everything now: a broken template fails at start-up
             env.get_template(name)
@@ -286,6 +290,7 @@ class Renderer:
             item_id=ctx["item_id"],
             language=lang,
             date=format_datetime(when.astimezone(self._tz)),
+            attachments=tuple(notice.attachments),
         )
 
     def _language(self, language: str) -> str:
@@ -329,6 +334,9 @@ class Renderer:
             action_address=reply_address or self._inbox,
             from_name=self._from_name,
             example_address=f"someone@{domain}",
+            attached=[a.filename for a in notice.attachments],
+            attached_calendar=any(a.content_type.startswith("text/calendar")
+                                  for a in notice.attachments),
         )
         reader_tz = notice.context.get("reader_timezone")
         if reader_tz:
@@ -452,6 +460,11 @@ def to_mime(out: Outgoing, *, from_address: str, from_name: str) -> bytes:
         "\0".join((out.message_id, out.text, out.html)).encode("utf-8")
     ).hexdigest()
     boundary = f"=_maild_{digest[:32]}"  # "=_" cannot occur in QP or base64 bodies
+    if out.attachments:  # multipart/mixed around the alternative (mimefiles)
+        content_type, body = with_files(boundary, [_part("plain", out.text),
+                                                   _part("html", out.html)], out.attachments)
+        lines.append(content_type)
+        return b"".join(("\r\n".join(lines).encode("ascii"), b"\r\n", body))
     lines.append(f'Content-Type: multipart/alternative;\r\n boundary="{boundary}"')
     delimiter = f"\r\n--{boundary}\r\n".encode("ascii")
     return b"".join((
@@ -913,7 +926,7 @@ class _RowWriter:
                 f'{_TD}"><span style="display:inline-block;padding:2px 8px;border-radius:10px;'
                 f'background-color:{_h(label.background)};color:{_h(label.colour)};'
                 'font-size:13px;font-weight:600;line-height:1.5;">&#9679; '
-                f'{_h(label.text)}{shown}</span></td>\n'
+                f'{_h(label.text)}{shown}</span>{task_bar_html(r["state"], progress)}</td>\n'
                 f'{_TD}padding-right:0;color:#57606a;font-size:13px;">'
                 f'{_h(self.deadline(r["updated_at"]))}</td>\n</tr>\n')
         add("</table>\n")

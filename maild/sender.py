@@ -169,7 +169,7 @@ class SenderProcess:
                 else:
                     index[out.message_id] = (handle.tell(), len(data), "")
                     handle.write(data)
-                light.append(replace(entry, out=replace(out, text="", html="")))
+                light.append(replace(entry, out=replace(out, text="", html="", attachments=())))
         if self._process is None or not self._process.is_alive():
             self._start()
         assert self._conn is not None
