@@ -62,9 +62,11 @@ def test_a_new_owner_mid_week_waits_for_the_weekly_digest(mail_system, tmp_path)
         convo.process()
         clock.now = datetime(2026, 8, 5, 14, 0, tzinfo=TZ)  # Wednesday
         convo.service.tick()
-        for address in (LI, WANG, ZHAO):
+        receipt = next(m for m in convo.inbox(LI) if m["Subject"].startswith("[MD-0001]"))
+        for address in (WANG, ZHAO):
             convo.inbox(address)
-        convo.say(LI, "Re: [MD-0001] 渠道拓展项目", "转派 T-2 给 chen.jing@corp.example")
+        # The initiator answers her receipt, as a mail client does: through its reply address.
+        convo.reply(LI, receipt, "转派 T-2 给 chen.jing@corp.example")
         convo.process()
         convo.service.tick()
         clock.advance(seconds=30)
