@@ -592,7 +592,8 @@ class Service:
                 outcome = drafts.answer_draft(msg, decision, draft, first, wctx, now)
             for _ in intake.next_ids(first, len(outcome.items)):  # one email, several items
                 self.store.next_item_id()
-            if decision.file is not None:  # the sender's file back, its problems marked
+            if isinstance(decision, NewItem) and decision.file is not None:
+                # the sender's file back, its problems marked
                 outcome = fileeffects.mark_file(outcome, decision.file, self.sheet_words, now)
             return outcome
         if isinstance(decision, TableFileProblem):

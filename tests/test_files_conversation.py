@@ -232,8 +232,7 @@ def test_confirming_brings_a_calendar_entry_that_moves_and_is_cancelled(convo):
 
     # Reassigned to 赵磊: 王喆's entry is cancelled (a newer SEQUENCE), 赵磊 is asked first.
     convo.inbox(INITIATOR)
-    convo.say(INITIATOR, "转派 [MD-0001 T-1]", "转派 T-1 给 zhao.lei@corp.example",
-              in_reply_to=str(told["Message-ID"]))
+    convo.reply(INITIATOR, told, "转派 T-1 给 zhao.lei@corp.example")
     convo.process()
     cancelled = [c for m in convo.inbox("wang.zhe@corp.example") for c in calendars_of(m)]
     assert [c["METHOD"] for c in cancelled] == ["CANCEL"]
