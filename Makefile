@@ -36,7 +36,7 @@ bench-quick: install
 	$(BIN)/python -m bench --quick
 
 screenshots: install
-	$(BIN)/python tools/screenshots.py --out screenshots
+	$(BIN)/python tools/screenshots.py --out screenshots --showcase docs
 
 reliability: install
 	$(BIN)/pytest -q -s -m slow tests/test_crash_consistency.py tests/test_fuzz.py

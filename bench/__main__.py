@@ -13,7 +13,7 @@ import platform
 import sys
 import time
 
-from . import backlog, bigmail, growth, latency, parse, peer, schedules
+from . import backlog, bigmail, growth, latency, parse, peer, schedules, tablefile
 from .harness import run_child
 from .progress import note
 from .servers import MailServers
@@ -22,16 +22,17 @@ SIZES = {
     "full": dict(lat_rounds=60, lat_blocks=3, backlog=10000, backlog_reps=1,
                  growth=(0, 10000, 50000), open_items=2000, growth_batch=400, growth_reps=5,
                  owners=2000, tasks=20000, big=20 * 2**20, big_reps=3, parse_iter=200,
-                 peer=200, peer_reps=2),
+                 peer=200, peer_reps=2, table_iter=60),
     "quick": dict(lat_rounds=8, lat_blocks=2, backlog=150, backlog_reps=1,
                   growth=(0, 2000, 10000), open_items=200, growth_batch=40, growth_reps=1,
                   owners=100, tasks=500, big=20 * 2**20, big_reps=1, parse_iter=30,
-                  peer=20, peer_reps=1),
+                  peer=20, peer_reps=1, table_iter=15),
 }
 TARGETS = {"latency_added_p50_ms": ("<=", 20), "latency_added_p99_ms": ("<=", 100),
            "backlog_ratio_to_floor": (">=", 0.6), "roundup_ratio": (">=", 10),
            "growth_ratio": ("<=", 1.2), "schedule_plan_render_s": ("<=", 3),
-           "peak_rss_mb": ("<=", 150), "big_email_rss_ratio": ("<=", 4), "parse_ms": ("<=", 3)}
+           "peak_rss_mb": ("<=", 150), "big_email_rss_ratio": ("<=", 4), "parse_ms": ("<=", 3),
+           "xlsx_1mb_added_ms": ("<=", 50)}
 
 
 def _fmt(value, unit="", digits=1) -> str:
@@ -49,7 +50,8 @@ def _verdict(key: str, value) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     ap.add_argument("--quick", action="store_true", help="smaller sizes, under a minute")
-    ap.add_argument("--only", default="latency,backlog,growth,schedules,bigmail,parse,peer",
+    ap.add_argument("--only",
+                    default="latency,backlog,growth,schedules,bigmail,parse,peer,tablefile",
                     help="comma-separated phases to run (default: all)")
     ap.add_argument("--backlog", type=int, metavar="N", help="backlog size instead of the mode's")
     ap.add_argument("--growth", metavar="SIZES",
@@ -94,6 +96,9 @@ def main(argv: list[str] | None = None) -> int:
         if "peer" in only:
             note("phase 7: Roundup's mail gateway")
             res["peer"] = peer.run(servers, s["peer"], s["peer_reps"])
+        if "tablefile" in only:
+            note("phase 10: a 1 MB .xlsx against a pasted table")
+            res["tablefile"] = run_child(tablefile.run, s["table_iter"])
     finally:
         servers.stop()
     summary = summarize(res, s)
@@ -147,6 +152,11 @@ def summarize(res: dict, s: dict) -> dict:
         "big_email_added_mb": r(big.get("added_mb"), 1),
         "parse_ms": r(max(typical), 3) if typical else None,
         "parse_ms_by_template": {k: r(v["ms"], 3) for k, v in prs.items()} or None,
+        "xlsx_1mb_added_ms": r(max((res.get("tablefile", {}).get(k, {}).get("added_ms", 0)
+                                   for k in ("xlsx_1mb_picture", "xlsx_1mb_rows")), default=None))
+        if res.get("tablefile") else None,
+        "table_file_ms": {k: r(v["ms"]) for k, v in res.get("tablefile", {}).items()
+                          if isinstance(v, dict)} or None,
     }
 
 
@@ -189,6 +199,12 @@ def print_table(res: dict, j: dict, s: dict) -> None:
     row("7 batch ms/email maild | Roundup", _fmt(j["maild_ms_per_email"], "", 2),
         _fmt(j["roundup_ms_per_email"], "", 2), _fmt(j["roundup_ratio"], "x", 1),
         "roundup_ratio", j["roundup_ratio"])
+    tf = res.get("tablefile", {})
+    if tf:
+        for name in ("xlsx_1mb_picture", "xlsx_1mb_rows"):
+            row(f"10 {name} vs pasted (ms)", _fmt(tf[name]["ms"], "", 1),
+                _fmt(tf["pasted"]["ms"], "", 1), "added " + _fmt(tf[name]["added_ms"], "", 1),
+                "xlsx_1mb_added_ms", tf[name]["added_ms"])
     head = ("figure", "maild", "floor / peer", "ratio", "target")
     widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(5)]
     line = "  ".join(f"{{:<{w}}}" for w in widths)

@@ -138,14 +138,15 @@ def index_entry(item: Mapping[str, Any], folder: str, closed_at: datetime, *, tz
 
 
 def archive_files(item: Mapping[str, Any], emails: Sequence[tuple[str, bytes]], *, tz: str,
-                  renderer: RecordRenderer, people_names: Mapping[str, str] | None = None
-                  ) -> list[tuple[str, bytes]]:
-    """Every file of an item's folder, as (name, bytes). Pure."""
+                  renderer: RecordRenderer, people_names: Mapping[str, str] | None = None,
+                  extra_files: Sequence[tuple[str, bytes]] = ()) -> list[tuple[str, bytes]]:
+    """Every file of an item's folder, as (name, bytes): the record, `extra_files` (the
+    guide's table, 记录表.xlsx), the item and its emails. Pure."""
     names = email_file_names(emails)
     markdown, html = renderer.record(item, tz=tz, people_names=people_names, email_files=names)
     item_json = json.dumps(item, ensure_ascii=False, indent=2) + "\n"
     return [("record.md", markdown.encode("utf-8")), ("record.html", html.encode("utf-8")),
-            ("item.json", item_json.encode("utf-8")),
+            ("item.json", item_json.encode("utf-8")), *extra_files,
             *((name, bytes(raw)) for name, (_hint, raw) in zip(names, emails, strict=True))]
 
 
@@ -155,7 +156,8 @@ def archive_files(item: Mapping[str, Any], emails: Sequence[tuple[str, bytes]], 
 
 def write_archive(root: Path, item: Mapping[str, Any], emails: Sequence[tuple[str, bytes]], *,
                   closed_at: datetime, tz: str, renderer: RecordRenderer | None = None,
-                  people_names: Mapping[str, str] | None = None) -> Path:
+                  people_names: Mapping[str, str] | None = None,
+                  extra_files: Sequence[tuple[str, bytes]] = ()) -> Path:
     """Archive `item` (with its original emails, as (name hint, raw bytes)) under `root`.
 
     Returns the item's folder. Idempotent by item id; atomic (see the module docstring).
@@ -171,7 +173,7 @@ def write_archive(root: Path, item: Mapping[str, Any], emails: Sequence[tuple[st
     if folder is None:
         folder = _free_name(root, base, item_id)
         files = archive_files(item, emails, tz=tz, renderer=renderer or RecordRenderer(),
-                              people_names=people_names)
+                              people_names=people_names, extra_files=extra_files)
         _write_folder(root, folder, item_id, files)
     append_index(root, index_entry(item, folder, closed_at, tz=tz))
     _write_marker(root, item_id, folder)

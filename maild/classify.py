@@ -31,6 +31,9 @@ from .dsn import bounce_signal
 from .forms import FormRules, read_form
 from .model import Command, FormResult, Inbound
 from .reply import read_reply
+from .sheetforms import FileForm, email_tables, form_sheet_names, read_file_form
+from .sheets import Limits
+from .workbooks import SheetWords
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,10 @@ class ClassifyContext:
     # The operator's declarations of which stamps their receiving servers make unforgeable.
     trust_authentication_results: bool = False
     trust_exchange_internal: bool = False
+    # Attached .xlsx/.csv/.docx forms (sheetforms): read when the words of maild's own
+    # templates are given; the limits apply before any file is opened.
+    sheet_words: SheetWords | None = None
+    file_limits: Limits = field(default_factory=Limits)
 
 
 @dataclass(frozen=True)
@@ -57,6 +64,17 @@ class NewItem:
     form: FormResult
     language: str
     authenticated: str = ""  # how the sender was authenticated (`sender_authentication`), or ""
+    file: FileForm | None = None  # the attached table the form came from
+
+
+@dataclass(frozen=True)
+class TableFileProblem:
+    """A new email whose table file maild will not open (an old .xls/.doc, too big, a zip bomb,
+    damaged) and no readable form besides: the sender is told what to send instead."""
+
+    filename: str
+    code: str  # legacy | too_large | zip_bomb | unreadable | empty
+    language: str
 
 
 @dataclass(frozen=True)
@@ -105,7 +123,8 @@ class DraftReply:
     language: str
 
 
-Decision = NewItem | Reply | HelpRequest | Ignore | Unrecognized | DraftReply
+Decision = (NewItem | Reply | HelpRequest | Ignore | Unrecognized | DraftReply
+            | TableFileProblem)
 
 DRAFT_PREFIX = "D-"
 _DRAFT_TAG = re.compile(r"\[(D-[A-Z2-7]{8})\]")
@@ -310,6 +329,16 @@ def _new_item(msg: Inbound, text: str, language: str, ctx: ClassifyContext) -> D
         form = form if form.kind is not None else None
     if form is None:
         form = read_form(msg.subject, msg.text, ctx.form_rules, msg.html)
+    if msg.attachments and ctx.sheet_words is not None and (form.kind is None or form.errors):
+        tables, problems = email_tables(msg.attachments, ctx.file_limits, form_sheet_names(
+            ctx.form_rules, ctx.sheet_words))
+        found = read_file_form(msg.subject, msg.text, tables, ctx.form_rules, ctx.sheet_words)
+        if found is not None and found.form.kind is not None:
+            texts = [msg.subject, msg.text, *(" ".join(r) for r in found.grid.rows[:3])]
+            return NewItem(found.form, language_of(*texts), sender_authentication(msg, ctx),
+                           file=found)
+        if problems:
+            return TableFileProblem(*problems[0], language_of(msg.subject, msg.text))
     if form.kind is not None:
         return NewItem(form, language_of(msg.subject, msg.text), sender_authentication(msg, ctx))
     subject = normalise(msg.subject)

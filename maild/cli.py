@@ -307,11 +307,13 @@ def inspect_email(raw: bytes, config: Any, now: datetime, *,
     from .reply import new_text
     from .service import Rules
     from .taskplan import plan
+    from .workbooks import load_sheet_words
 
     rules = Rules.from_config(config)
     try:
         msg = decode(raw, max_bytes=config.max_message_bytes,
-                     max_header_bytes=config.max_header_bytes)
+                     max_header_bytes=config.max_header_bytes,
+                     max_table_bytes=config.files_chat.limits.max_bytes)
     except DecodeError as exc:
         return {"kind": "unrecognized", "language": "en", "command": None, "new_text": "",
                 "item": None, "errors": [f"undecodable: {exc.reason}"], **_new_item_defaults()}
@@ -322,7 +324,9 @@ def inspect_email(raw: bytes, config: Any, now: datetime, *,
         inbox_address=config.inbox_address, secret=secret, allowed_domains=(),
         form_rules=rules.form_rules,
         lookup_message=lambda mid: ("", None) if mid.startswith("maild.") else None,
-        item_exists=lambda _item: True)
+        item_exists=lambda _item: True,
+        sheet_words=load_sheet_words(config.templates_dir / "sheets.toml"),  # attached tables
+        file_limits=config.files_chat.limits)
     decision = classify(msg, ctx)
     text = new_text(msg.text, msg.html)
     result: dict[str, Any] = {"kind": inspect_kind(decision),

@@ -41,6 +41,7 @@ from .configparts import (
     oauth_config,
     resolve_oauth_secret,
 )
+from .filechatconfig import FilesChatConfig, read_files_chat
 from .tomlreader import ConfigError, StrictReader
 
 __all__ = ["OAUTH_FLOWS", "Config", "ConfigError", "DirectoryConfig", "EmbeddedConfig",
@@ -109,6 +110,8 @@ class Config:
     acceptance: bool = False  # [workflow]: an owner's 完成 waits for the initiator's 验收
     oauth: OAuthConfig | None = None  # [oauth]: set when [imap] or [smtp] auth = "oauth2"
     directory: DirectoryConfig = DirectoryConfig()  # [directory]: synced people (LDAP, HR CSV)
+    # [files] limits, [digest] attach_table, [chat] robots (filechatconfig)
+    files_chat: FilesChatConfig = FilesChatConfig()
 
     @property
     def tz(self) -> ZoneInfo:
@@ -283,6 +286,7 @@ def _read(reader: StrictReader, path: Path) -> Config:
         acceptance=reader.boolean("workflow", "acceptance", False),
         oauth=oauth,
         directory=directory,
+        files_chat=read_files_chat(reader),
     )
 
 

@@ -20,11 +20,14 @@ Surprises, all deliberate:
   20 MB email peaked at 180 MB). Above `SKELETON_BYTES`, every run of base64 lines longer than
   `ELIDE_BYTES` that is the whole body of a non-text or attachment part is cut out first (the
   part keeps a marker), and the attachment's size is computed from the cut bytes. Attachment
-  payloads are sized, never kept: only name, type and decoded size reach `Inbound`.
+  payloads are sized, never kept: only name, type and decoded size reach `Inbound` — except
+  table files (.xlsx/.csv/.docx, see `sheets.kind_of`) up to `max_table_bytes`, whose bytes
+  ride in `Attachment.data` (never cut out of a big email) for the form reader.
 """
 
 from __future__ import annotations
 
+import binascii
 import hashlib
 import re
 from collections.abc import Iterable
@@ -40,6 +43,7 @@ from maild.charsets import decode_bytes, decode_header, decode_raw
 from maild.dsn import bounce_signal, failed_recipients, parse_status_text
 from maild.htmltext import html_to_text
 from maild.model import Attachment, Inbound
+from maild.sheets import LEGACY, kind_of
 
 __all__ = ["DecodeError", "decode", "decode_bytes", "decode_header", "html_to_text",
            "normalize_message_id"]
@@ -250,12 +254,15 @@ def _leaves(message: Message) -> tuple[list[Message], bool]:
     return leaves, capped
 
 
-def _skeleton(raw: bytes, header_end: int) -> tuple[bytes, list[int]]:
+def _skeleton(raw: bytes, header_end: int, keep_tables: int = 0
+              ) -> tuple[bytes, list[int], dict[int, bytes]]:
     """`raw` with each big base64 attachment body replaced by a marker line ("MAILDCUT" + its
-    index), and the decoded size of each cut body. Only bodies that are the whole body of a
-    base64 part that is not a text body (an attachment, or a non-text type) are cut."""
+    index), the decoded size of each cut body, and the decoded bytes of the cut table files.
+    Only bodies that are the whole body of a base64 part that is not a text body (an
+    attachment, or a non-text type) are cut."""
     pieces: list[bytes] = []
     sizes: list[int] = []
+    tables: dict[int, bytes] = {}  # cut index → the decoded bytes of a table file
     kept = 0
     for match in _B64_RUN.finditer(raw, header_end):
         start, end = match.span()
@@ -269,43 +276,61 @@ def _skeleton(raw: bytes, header_end: int) -> tuple[bytes, list[int]]:
                 continue
             at, skip = min(found)
             start = at + skip
-        if end - start < ELIDE_BYTES or not _is_attachment_body(raw, start, header_end):
+        kind = "" if end - start < ELIDE_BYTES else _body_kind(raw, start, header_end,
+                                                                keep_tables)
+        if not kind:
             continue
+        if kind == "keep":  # a table file: decoded straight from the run (binascii, C speed)
+            try:
+                tables[len(sizes)] = binascii.a2b_base64(raw[start:end])
+            except binascii.Error:
+                pass
         whitespace = raw.count(b"\n", start, end) + raw.count(b"\r", start, end)
         sizes.append((end - start - whitespace) * 3 // 4 - raw.count(b"=", start, end))
         pieces += [raw[kept:start], b"MAILDCUT%08d\r\n" % (len(sizes) - 1)]
         kept = end
     if not sizes:
-        return raw, sizes
+        return raw, sizes, tables
     pieces.append(raw[kept:])
-    return b"".join(pieces), sizes
+    return b"".join(pieces), sizes, tables
 
 
-def _is_attachment_body(raw: bytes, start: int, header_end: int) -> bool:
-    """True when `start` opens the body of a base64 part that is an attachment or not text."""
+def _body_kind(raw: bytes, start: int, header_end: int, keep_tables: int = 0) -> str:
+    """"cut" when `start` opens the body of a base64 part that is an attachment or not text,
+    "keep" when that part is a table file of at most `keep_tables` bytes (cut too, its bytes
+    kept for reading), else ""."""
     if raw.endswith(b"\n\n", 0, start):
         blank = start - 2
     elif raw.endswith(b"\r\n\r\n", 0, start):
         blank = start - 4
     else:
-        return False  # the run starts inside a body: leave it alone
+        return ""  # the run starts inside a body: leave it alone
     if blank <= header_end:
         head_start = 0  # a single-part email whose whole body is this run
     else:
         boundary = raw.rfind(b"\n--", max(0, blank - 65536), blank)
         if boundary < 0:
-            return False
+            return ""
         head_start = raw.find(b"\n", boundary + 1, blank)
         if head_start < 0:
-            return False
+            return ""
         head_start += 1
     head = BytesHeaderParser(policy=compat32).parsebytes(raw[head_start:blank] + b"\r\n\r\n")
     if _main_value(_raw_header(head, "content-transfer-encoding")) != "base64":
-        return False
+        return ""
     attachment = (_main_value(_raw_header(head, "content-disposition")) == "attachment"
                   or _param(head, "content-disposition", "filename") is not None
                   or _param(head, "content-type", "name") is not None)
-    return attachment or not _content_type(head).startswith("text/")
+    if keep_tables and _is_table_file(head, None):
+        end = _B64_RUN.match(raw, start)
+        if end is not None and (end.end() - start) * 3 // 4 <= keep_tables:
+            return "keep"
+    return "cut" if attachment or not _content_type(head).startswith("text/") else ""
+
+
+def _is_table_file(part: Message, hint: str | None) -> bool:
+    kind = kind_of(_filename(part, hint), _content_type(part))
+    return kind is not None and kind not in LEGACY
 
 
 def _attachment_size(part: Message, cut_sizes: list[int]) -> int:
@@ -321,6 +346,16 @@ def _attachment_size(part: Message, cut_sizes: list[int]) -> int:
         if len(payload) > SIZE_BY_COUNTING:
             return _counted_base64_size(payload)
     return len(_payload_bytes(part))
+
+
+def _table_bytes(part: Message, cut_tables: dict[int, bytes]) -> bytes | None:
+    """A table file's bytes: decoded here, or kept when its body was cut (`_skeleton`); None
+    when its body was cut some other way."""
+    payload = _get_payload(part)
+    cuts = _MARKER.findall(payload) if isinstance(payload, str) else []
+    if not cuts:
+        return _payload_bytes(part)
+    return cut_tables.get(int(cuts[0])) if len(cuts) == 1 else None
 
 
 def _counted_base64_size(text: str) -> int:
@@ -387,9 +422,11 @@ def _parse(raw: bytes) -> tuple[Message, bool]:
 
 
 def decode(
-    raw: bytes, *, max_bytes: int = 25 * 2**20, max_header_bytes: int = 256 * 1024
+    raw: bytes, *, max_bytes: int = 25 * 2**20, max_header_bytes: int = 256 * 1024,
+    max_table_bytes: int = 5 * 2**20,
 ) -> Inbound:
-    """Decode one email; raises DecodeError only for empty, oversized or non-email input."""
+    """Decode one email; raises DecodeError only for empty, oversized or non-email input.
+    Table files up to `max_table_bytes` keep their bytes (0: none do)."""
     if not raw or raw.isspace():
         raise DecodeError("empty")
     if len(raw) > max_bytes:
@@ -400,8 +437,9 @@ def decode(
         raise DecodeError("header_too_large", f"header > {max_header_bytes} bytes")
 
     cut_sizes: list[int] = []
+    cut_tables: dict[int, bytes] = {}
     if len(raw) > SKELETON_BYTES:
-        skeleton, cut_sizes = _skeleton(raw, header_size)
+        skeleton, cut_sizes, cut_tables = _skeleton(raw, header_size, max_table_bytes)
         message, too_deep = _parse(skeleton)
         del skeleton
     else:
@@ -433,7 +471,12 @@ def decode(
             continue
         filename = _filename(leaf, hint)
         if filename or _main_value(_raw_header(leaf, "content-disposition")) == "attachment":
-            attachments.append(Attachment(filename, ctype, _attachment_size(leaf, cut_sizes)))
+            size = _attachment_size(leaf, cut_sizes)
+            data = None
+            if 0 < size <= max_table_bytes and _is_table_file(leaf, hint):
+                data = _table_bytes(leaf, cut_tables)
+                size = len(data) if data is not None else size
+            attachments.append(Attachment(filename, ctype, size, data))
         elif ctype == "text/plain" and text is None:
             text = _body_text(leaf)
         elif ctype == "text/html" and html is None:

@@ -7,6 +7,7 @@ because TinyDB holds JSON.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,6 +21,31 @@ class Attachment:
     filename: str
     content_type: str
     size: int
+    # The decoded bytes, kept only for table files (.xlsx/.csv/.docx) within the size limit:
+    # every other attachment is sized and dropped (decode.py).
+    data: bytes | None = field(default=None, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class FileAttachment:
+    """A file an outgoing email carries (a template, a marked table, a calendar entry).
+
+    `content_type` may carry parameters ("text/calendar; method=REQUEST"); `inline` puts it
+    beside the text and HTML (a calendar invitation), else it is an attachment."""
+
+    filename: str
+    content_type: str
+    data: bytes = field(repr=False)
+    inline: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"filename": self.filename, "content_type": self.content_type,
+                "data": base64.b64encode(self.data).decode("ascii"), "inline": self.inline}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FileAttachment:
+        return cls(data["filename"], data["content_type"], base64.b64decode(data["data"]),
+                   bool(data.get("inline")))
 
 
 @dataclass(frozen=True)
@@ -154,6 +180,7 @@ class Notice:
     task_id: str | None = None
     in_reply_to: str | None = None  # Message-ID this email answers (threading)
     references: tuple[str, ...] = ()
+    attachments: tuple[FileAttachment, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -173,9 +200,8 @@ class Outgoing:
     item_id: str | None = None
     language: str = "zh"
     date: str = ""  # RFC 5322 date chosen at enqueue, so a resend is byte-identical
-    # Files sent along (filename, content type, base64 of the bytes): the deliverable an owner
-    # handed in, forwarded to the initiator for acceptance (closeloop.py).
-    attachments: tuple[tuple[str, str, str], ...] = ()
+    # Stored with the email (base64 in the outbox), so a re-send carries the same bytes.
+    attachments: tuple[FileAttachment, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         # Field by field: `dataclasses.asdict` deep-copies every value, a third of enqueueing.
@@ -183,7 +209,10 @@ class Outgoing:
         data["to"] = list(self.to)
         data["cc"] = list(self.cc)
         data["references"] = list(self.references)
-        data["attachments"] = [list(a) for a in self.attachments]
+        if self.attachments:
+            data["attachments"] = [a.to_dict() for a in self.attachments]
+        else:
+            del data["attachments"]  # emails without files are stored as before
         return data
 
     @classmethod
@@ -192,7 +221,8 @@ class Outgoing:
         values = {k: v for k, v in data.items() if k in known}
         for key in ("to", "cc", "references"):
             values[key] = tuple(values.get(key) or ())
-        values["attachments"] = tuple(tuple(a) for a in values.get("attachments") or ())
+        values["attachments"] = tuple(FileAttachment.from_dict(a)
+                                      for a in values.get("attachments") or ())
         return cls(**values)
 
 

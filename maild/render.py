@@ -102,7 +102,9 @@ from jinja2.runtime import Context
 from markupsafe import Markup, escape
 
 from maild import tokens
+from maild.mimefiles import with_files
 from maild.model import Notice, Outgoing
+from maild.progress import bar_html, progress_facts, task_bar_html
 
 PARTS = ("subject", "txt", "html")
 MAILTO_MAX = 2000  # longer mailto: URLs are dropped by some clients; such buttons are not shown
@@ -142,10 +144,10 @@ _CONTEXT_DEFAULTS: Mapping[str, Any] = MappingProxyType(
     | dict.fromkeys(("errors", "accepted_dates", "forms", "allowed"), ())
     | dict.fromkeys(("reason", "refilled_form", "original_subject", "excerpt", "action"), "")
     | dict.fromkeys(("recipient", "code", "server_message", "failed_subject"), "")
-    | dict.fromkeys(("token_problem", "situation", "draft_id"), "")
+    | dict.fromkeys(("token_problem", "situation", "draft_id", "attached_marked", "filename"), "")
     | dict.fromkeys(("items", "notes", "suggestions", "item_ids"), ())
     | dict.fromkeys(("parts", "unread", "also", "remarks"), ())  # a reply saying several things
-    | {"unread_forwarded": False, "extension": None}
+    | {"unread_forwarded": False, "extension": None, "attached": (), "attached_calendar": False}
     | {"closing": None, "returns": (), "waited_on": (), "forwarded": False}  # closeloop.py
     | {"field_labels": MappingProxyType({}), "button_addresses": MappingProxyType({}),
        "entries": (), "recognised": None, "unrecognised": False, "draft": None}
@@ -210,6 +212,8 @@ class Renderer:
             t=_translator(strings), mailto=links, fonts=Markup(FONTS), mailto_max=MAILTO_MAX,
             tz=self._tz,
             digest_rows=_digest_rows(_RowKit(strings, deadline, label, links)),
+            progress=progress_facts, progress_bar=lambda *a: Markup(bar_html(*a)),
+            task_bar=lambda *a: Markup(task_bar_html(*a)),
         )
         for name in sources:  # compile everything now: a broken template fails at start-up
             env.get_template(name)
@@ -291,6 +295,7 @@ class Renderer:
             item_id=ctx["item_id"],
             language=lang,
             date=format_datetime(when.astimezone(self._tz)),
+            attachments=tuple(notice.attachments),
         )
 
     def _language(self, language: str) -> str:
@@ -334,6 +339,9 @@ class Renderer:
             action_address=reply_address or self._inbox,
             from_name=self._from_name,
             example_address=f"someone@{domain}",
+            attached=[a.filename for a in notice.attachments],
+            attached_calendar=any(a.content_type.startswith("text/calendar")
+                                  for a in notice.attachments),
         )
         reader_tz = notice.context.get("reader_timezone")
         if reader_tz:
@@ -457,9 +465,15 @@ def to_mime(out: Outgoing, *, from_address: str, from_name: str) -> bytes:
         "\0".join((out.message_id, out.text, out.html)).encode("utf-8")
     ).hexdigest()
     boundary = f"=_maild_{digest[:32]}"  # "=_" cannot occur in QP or base64 bodies
-    alternative = f'Content-Type: multipart/alternative;\r\n boundary="{boundary}"'
+    if out.attachments:  # multipart/mixed around the alternative (mimefiles)
+        content_type, body = with_files(boundary, [_part("plain", out.text),
+                                                   _part("html", out.html)], out.attachments)
+        lines.append(content_type)
+        return b"".join(("\r\n".join(lines).encode("ascii"), b"\r\n", body))
+    lines.append(f'Content-Type: multipart/alternative;\r\n boundary="{boundary}"')
     delimiter = f"\r\n--{boundary}\r\n".encode("ascii")
-    body = b"".join((
+    return b"".join((
+        "\r\n".join(lines).encode("ascii"),
         b"\r\n",  # the blank line ending the header; the delimiter's CRLF completes it
         delimiter,
         _part("plain", out.text),
@@ -467,17 +481,6 @@ def to_mime(out: Outgoing, *, from_address: str, from_name: str) -> bytes:
         _part("html", out.html),
         f"\r\n--{boundary}--\r\n".encode("ascii"),
     ))
-    if out.attachments:  # multipart/mixed: the text and HTML, then each file
-        mixed = f"=_maild_m{digest[32:63]}"
-        outer = f"\r\n--{mixed}\r\n".encode("ascii")
-        body = b"".join((
-            b"\r\n", outer, alternative.encode("ascii"), body,
-            *(outer + _file_part(*attachment) for attachment in out.attachments),
-            f"\r\n--{mixed}--\r\n".encode("ascii"),
-        ))
-        alternative = f'Content-Type: multipart/mixed;\r\n boundary="{mixed}"'
-    lines.append(alternative)
-    return "\r\n".join(lines).encode("ascii") + body
 
 
 _FOLD_AT = 78  # RFC 5322 2.1.1: SHOULD stay within 78 characters, MUST within 998
@@ -498,29 +501,6 @@ def _part(subtype: str, body: str) -> bytes:
         cte = "quoted-printable"
     head = f'Content-Type: text/{subtype}; charset="utf-8"\r\nContent-Transfer-Encoding: {cte}'
     return head.encode("ascii") + b"\r\n\r\n" + encoded
-
-
-_FILENAME_MAX = 60
-
-
-def _file_part(filename: str, content_type: str, data_base64: str) -> bytes:
-    """One attached file: its type, its name (RFC 2047 for the clients that read only that,
-    RFC 2231 for the rest) and its bytes in base64 lines of 76."""
-    if not re.fullmatch(r"[\w.+-]+/[\w.+-]+", content_type):
-        content_type = "application/octet-stream"
-    name = filename.replace("\r", " ").replace("\n", " ").replace('"', "'").strip() or "file"
-    if len(name) > _FILENAME_MAX:  # header lines stay short: keep the start and the extension
-        stem, dot, ext = name.rpartition(".")
-        ext = dot + ext if dot and len(ext) <= 8 else ""
-        name = name[:_FILENAME_MAX - len(ext) - 1] + "…" + ext
-    shown = name if _PRINTABLE.match(name) else _encoded_words(name)
-    encoded = quote(name, safe="")
-    data = base64.b64decode(data_base64.encode("ascii"))
-    lines = base64.encodebytes(data).replace(b"\n", b"\r\n").rstrip(b"\r\n")
-    head = (f'Content-Type: {content_type};\r\n name="{shown}"\r\n'
-            f'Content-Disposition: attachment;\r\n filename="{shown}";\r\n'
-            f" filename*=utf-8''{encoded}\r\nContent-Transfer-Encoding: base64")
-    return head.encode("ascii") + b"\r\n\r\n" + lines
 
 
 def _fold(name: str, value: str) -> str:
@@ -951,7 +931,7 @@ class _RowWriter:
                 f'{_TD}"><span style="display:inline-block;padding:2px 8px;border-radius:10px;'
                 f'background-color:{_h(label.background)};color:{_h(label.colour)};'
                 'font-size:13px;font-weight:600;line-height:1.5;">&#9679; '
-                f'{_h(label.text)}{shown}</span></td>\n'
+                f'{_h(label.text)}{shown}</span>{task_bar_html(r["state"], progress)}</td>\n'
                 f'{_TD}padding-right:0;color:#57606a;font-size:13px;">'
                 f'{_h(self.deadline(r["updated_at"]))}</td>\n</tr>\n')
         add("</table>\n")

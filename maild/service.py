@@ -13,7 +13,6 @@ work; what is due is decided from stored timestamps.
 from __future__ import annotations
 
 import asyncio
-import base64
 import gc
 import hashlib
 import json
@@ -42,16 +41,19 @@ from . import (
     archive,
     baseline,
     calgaps,
+    chat,
     closeloop,
     directory,
     dirsync,
     drafts,
+    fileeffects,
     intake,
     planner,
     tokens,
     workflow,
 )
 from .admission import UNSOLICITED_TEMPLATES
+from .chatqueue import ChatQueue, MemoryChatQueue
 from .classify import (
     ClassifyContext,
     DraftReply,
@@ -59,6 +61,7 @@ from .classify import (
     Ignore,
     NewItem,
     Reply,
+    TableFileProblem,
     Unrecognized,
     classify,
     language_of,
@@ -66,10 +69,11 @@ from .classify import (
 )
 from .config import Config, resolve_password
 from .decode import DecodeError, attachment_files, decode
+from .filechatconfig import resolve_robot
 from .files import publish, write_pending
 from .forms import FormRules, load_form_rules
 from .imap import CONNECTION_ERRORS, HeaderOnly, ImapInbox, ImapSettings, Inbox
-from .model import Inbound, Notice, Outgoing
+from .model import FileAttachment, Inbound, Notice, Outgoing
 from .oauth import token_sources
 from .outbox import DrainReport, Outbox, SmtpSettings
 from .people import Directory
@@ -79,6 +83,7 @@ from .sender import SenderOptions, SenderProcess
 from .sentjournal import SentJournal
 from .signin import SignInError
 from .store import Store
+from .workbooks import load_sheet_words
 from .workcal import WorkCalendar, load_calendar
 
 log = logging.getLogger("maild.service")
@@ -250,6 +255,8 @@ class Service:
         self._directory_last: datetime | None = None  # the last sync or attempt
         self._directory_known = False  # _directory_last read from the file yet
         self.record_renderer = RecordRenderer(config.templates_dir / "archive")
+        self.sheet_words = load_sheet_words(config.templates_dir / "sheets.toml")
+        self.chat: ChatQueue | MemoryChatQueue = MemoryChatQueue()  # [chat] robots: from_config
         self.fold_sent_journal()
 
     def fold_sent_journal(self) -> int:
@@ -321,6 +328,10 @@ class Service:
         service = cls(config, inbox=inbox, store=store, outbox=outbox, renderer=renderer,
                       rules=rules, secret=secret, clock=clock, crashpoints=crash, sender=sender)
         service.environ = environ
+        chat = config.files_chat.chat
+        if chat.robots:  # webhook addresses and secrets: from variables or commands, now
+            service.chat = ChatQueue(config.data_dir / "chat",
+                                     [resolve_robot(robot, environ) for robot in chat.robots], chat)
         holder["service"] = service
         return service
 
@@ -362,7 +373,8 @@ class Service:
             trust_authentication_results=self.config.trust_authentication_results,
             trust_exchange_internal=self.config.trust_exchange_internal,
             today=self.clock().date(),
-            item_exists=self.store.has_item)
+            item_exists=self.store.has_item,
+            sheet_words=self.sheet_words, file_limits=self.config.files_chat.limits)
 
     def workflow_context(self) -> workflow.WorkflowContext:
         flow = self.rules.workflow
@@ -441,7 +453,8 @@ class Service:
                 wctx: workflow.WorkflowContext) -> tuple[str, dict[str, Any]]:
         try:
             msg = decode(raw, max_bytes=self.config.max_message_bytes,
-                         max_header_bytes=self.config.max_header_bytes)
+                         max_header_bytes=self.config.max_header_bytes,
+                         max_table_bytes=self.config.files_chat.limits.max_bytes)
         except DecodeError as exc:
             message_id = "sha256:" + hashlib.sha256(raw).hexdigest()
             return self._record(message_id, self.config.quarantine_folder,
@@ -524,9 +537,12 @@ class Service:
             emails = [(path.name, path.read_bytes())
                       for path in sorted(self.mail_dir(item["id"]).glob("*.eml"))]
             people = {p.address: p.name for p in self.rules.people.people}
+            table = fileeffects.record_table(item, self.sheet_words, self.rules.form_rules,
+                                             closed_at, self.config.timezone, people)
             folder = archive.write_archive(self.config.archive_dir, item, emails,
                                            closed_at=closed_at, tz=self.config.timezone,
-                                           renderer=self.record_renderer, people_names=people)
+                                           renderer=self.record_renderer, people_names=people,
+                                           extra_files=[table])
             self.store.remove_item(item["id"])
             self.store.commit()
             shutil.rmtree(self.mail_dir(item["id"]), ignore_errors=True)
@@ -582,7 +598,12 @@ class Service:
                 outcome = drafts.answer_draft(msg, decision, draft, first, wctx, now)
             for _ in intake.next_ids(first, len(outcome.items)):  # one email, several items
                 self.store.next_item_id()
+            if isinstance(decision, NewItem) and decision.file is not None:
+                # the sender's file back, its problems marked
+                outcome = fileeffects.mark_file(outcome, decision.file, self.sheet_words, now)
             return outcome
+        if isinstance(decision, TableFileProblem):
+            return fileeffects.file_problem(msg, decision, wctx, self.sheet_words, now)
         if isinstance(decision, Reply):
             item = self.store.get_item(decision.item_id)
             return workflow.handle_reply(msg, decision, item, wctx, now)
@@ -601,12 +622,12 @@ class Service:
         queued = []
         wctx = self.workflow_context()
         for index, notice in enumerate(notices):
-            files: list[tuple[str, str, bytes]] | None = []
             if raw is not None and notice.context.get("forward_attachments"):
                 # the files of the email being handled go along (an owner's deliverable)
                 files = attachment_files(raw, FORWARD_MAX_BYTES)
-                notice = Notice(**{**notice.__dict__, "context": {
-                    **notice.context, "forwarded": files is not None}})
+                notice = replace(notice, context={**notice.context, "forwarded": files is not None},
+                                 attachments=tuple(FileAttachment(name, ctype, data)
+                                                   for name, ctype, data in files or ()))
             recipient = notice.to[0] if notice.to else ""
             if recipient and not workflow.may_own(recipient, wctx):
                 log.warning("event=recipient_refused to=%s template=%s", recipient,
@@ -629,20 +650,37 @@ class Service:
             if reader is not None and reader.timezone:
                 notice = Notice(**{**notice.__dict__,
                                    "context": {**notice.context, "reader_timezone": reader.timezone}})
+            if not notice.attachments:
+                notice = replace(notice, attachments=fileeffects.attachments_for(
+                    notice, self._file_facts(notice, reply_address, now)))
             out = self.renderer.render(notice, message_id=message_id, date=now,
                                        reply_address=reply_address, action_addresses=addresses,
                                        task_addresses=task_addresses)
-            if files:
-                out = replace(out, attachments=tuple(
-                    (name, ctype, base64.b64encode(data).decode("ascii"))
-                    for name, ctype, data in files))
             self.store.enqueue(out, now=now)
+            for number, alert in enumerate(chat.alerts_for(notice, self.config.files_chat.chat)):
+                self.chat.put(f"{message_id.partition('@')[0]}-{number}", alert, now)
             if notice.item_id:
                 self.store.link_message(message_id, notice.item_id, notice.task_id)
             elif notice.context.get("draft_id"):  # a reply to it answers the draft
                 self.store.link_message(message_id, notice.context["draft_id"], None)
             queued.append(out)
         return queued
+
+    def _file_facts(self, notice: Notice, reply_address: str | None,
+                    now: datetime) -> fileeffects.FileFacts:
+        digest_items: list[dict[str, Any]] = []
+        if notice.template == "digest" and self.config.files_chat.attach_table:
+            found = (self.store.get_item(p.get("id", "")) for p in notice.context.get(
+                "projects", ()) or ())
+            digest_items = [item for item in found if item]
+        return fileeffects.FileFacts(
+            words=self.sheet_words, now=now, tz=self.config.timezone,
+            inbox_address=self.config.inbox_address, from_name=self.config.from_name,
+            workday_end=self.config.workday_end, reply_address=reply_address or "",
+            attach_table=self.config.files_chat.attach_table, digest_items=digest_items,
+            # names for the tables' audit sheets: only when a digest carries tables
+            people={p.address: p.name for p in self.rules.people.people} if digest_items else {},
+            form_rules=self.rules.form_rules)
 
     def _allow_reply(self, recipient: str, template: str, now: datetime, *, answer: bool) -> bool:
         """The per-correspondent caps: unsolicited answers per hour, every answer to their own
@@ -680,7 +718,15 @@ class Service:
             self._sent_marks_committed()
             if not told:
                 break
+        self.drain_chat()
         return sent, failed
+
+    def drain_chat(self) -> None:
+        """Post the group-chat alerts that are due (their own queue, retried apart from mail)."""
+        try:
+            self.chat.drain(self.clock())
+        except OSError as exc:  # a full disk or a vanished folder must not stop the mail
+            log.error("event=chat_drain_failed error=%r", exc)
 
     def _tell_failures(self, report: DrainReport, now: datetime) -> int:
         """Enqueue one `delivery_failed` notice per email refused for good; how many."""
@@ -849,10 +895,11 @@ class Service:
         try:
             rules = Rules.from_config(self.config)
             renderer = make_renderer(self.config)
+            sheet_words = load_sheet_words(self.config.templates_dir / "sheets.toml")
         except Exception as exc:  # a broken edit must not take the daemon down: keep the old ones
             log.error("event=reload_failed error=%r", exc)
             return
-        self.rules, self.renderer = rules, renderer
+        self.rules, self.renderer, self.sheet_words = rules, renderer, sheet_words
         self.warn_calendar_gap(self.clock().date())
         log.info("event=reloaded rules_dir=%s templates_dir=%s", self.config.rules_dir,
                  self.config.templates_dir)

@@ -96,7 +96,7 @@ SHIPPED = (Path(__file__).resolve().parent.parent / "config.toml").read_text(enc
      "did you mean password?"),
     (("[mail]\n", "[mail]\nfrobnicate = 1\n"), "mail.frobnicate",
      "[mail] takes batch_size, embedded, idle_renew_s, inbox_address"),
-    (("[outbox]", "[webhooks]"), "webhooks", "sections are [directory], [embedded], [imap], [mail]"),
+    (("[outbox]", "[webhooks]"), "webhooks", "[mail], [maild]"),
     (("[outbox]", '[directory.ldap]\nhost = "ldap.corp.example"\nbase_dn = "dc=corp"\n'
       'bsae_dn = "x"\n\n[outbox]'), "directory.ldap.bsae_dn", "did you mean base_dn?"),
     (("[outbox]", '[oauth]\nprovider = "microsoft"\nclient_idd = "x"\n\n[outbox]'),

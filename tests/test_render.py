@@ -151,6 +151,7 @@ def context_for(kind: str) -> dict[str, Any]:
             "original_subject": "Q3启动会"},
         "draft_answer": {"situation": "used", "item_ids": ["MD-0012"], "draft_id": "D-7K3F9QAB",
                          "original_subject": f"Q3启动会 {SCRIPT} {JINJA}"},
+        "file_problem": {"filename": f"项目表{SCRIPT}{JINJA}.xls", "code": "legacy"},
     }
     return contexts[kind]
 
@@ -174,8 +175,9 @@ KINDS = (
     "not_understood",
     "draft_confirm",
     "draft_answer",
+    "file_problem",
 )
-NO_ITEM = {"validation_error", "templates", "draft_confirm", "draft_answer"}
+NO_ITEM = {"validation_error", "templates", "draft_confirm", "draft_answer", "file_problem"}
 CASES = [(kind, lang) for kind in KINDS for lang in LANGS]
 CASE_IDS = [f"{kind}-{lang}" for kind, lang in CASES]
 
@@ -737,7 +739,7 @@ REFERENCE_ROWS = {
 <td style="padding:6px 8px 6px 0;border-bottom:1px solid #e5e8eb;vertical-align:top;word-break:break-word;">{% if show_owner %}{{ r.owner_name|oneline }}{% if r.owner_department %}<br><span style="color:#57606a;font-size:13px;">{{ r.owner_department|oneline }}</span>{% endif %}{% else %}{{ r.item_title|oneline }}<br><span style="color:#57606a;font-size:13px;">{{ r.initiator_name|oneline }}</span>{% endif %}</td>
 <td style="padding:6px 8px 6px 0;border-bottom:1px solid #e5e8eb;vertical-align:top;">{{ r.deadline|deadline }}</td>
 {% set lbl = r.state|state_label %}
-<td style="padding:6px 8px 6px 0;border-bottom:1px solid #e5e8eb;vertical-align:top;"><span style="display:inline-block;padding:2px 8px;border-radius:10px;background-color:{{ lbl.background }};color:{{ lbl.colour }};font-size:13px;font-weight:600;line-height:1.5;">&#9679; {{ lbl.text }}{% if r.progress and r.state != 'done' %} {{ r.progress }}%{% endif %}</span></td>
+<td style="padding:6px 8px 6px 0;border-bottom:1px solid #e5e8eb;vertical-align:top;"><span style="display:inline-block;padding:2px 8px;border-radius:10px;background-color:{{ lbl.background }};color:{{ lbl.colour }};font-size:13px;font-weight:600;line-height:1.5;">&#9679; {{ lbl.text }}{% if r.progress and r.state != 'done' %} {{ r.progress }}%{% endif %}</span>{{ task_bar(r.state, r.progress) }}</td>
 <td style="padding:6px 8px 6px 0;border-bottom:1px solid #e5e8eb;vertical-align:top;padding-right:0;color:#57606a;font-size:13px;">{{ r.updated_at|deadline }}</td>
 </tr>
 {% endfor %}

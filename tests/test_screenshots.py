@@ -80,3 +80,28 @@ def test_link_checker_catches_bad_links():
     assert any("not mailto" in p for p in problems)
     assert any("unexpected mailto fields" in p for p in problems)
     assert any("remote or active content" in p for p in problems)
+
+
+def test_progress_bars_are_drawn_to_scale_at_both_widths(report):
+    """The bars are table cells sized by width attributes (what Outlook's Word engine keeps):
+    in Chromium each filled cell is its percentage of the bar, inside the page, at 1024 and 480."""
+    _, pages = report
+    measured = 0
+    for name, page in pages.items():
+        for width, facts in page["widths"].items():
+            for declared, drawn, right, height in facts["bars"]:
+                assert abs(declared - drawn) <= 3, (name, width, declared, drawn)
+                assert right <= int(width) and height > 0, (name, width, right)
+                measured += 1
+    assert measured > 100  # every email with an item has them
+
+
+def test_progress_and_timeline_are_in_every_email_about_an_item():
+    rendered = screenshots.render_all(showcase=True, kinds=["command_ack", "reminder"])
+    page = rendered[("command_ack", "zh")].html
+    assert 'width="80%" bgcolor="#2da44e" height="6"' in page  # T-1's bar: 80 %
+    assert 'bgcolor="#cf222e"' in page and "已逾期 2 天" in page  # overdue: red, and in words
+    assert "整体进度 40%" in page and "还剩 3 天" in page
+    assert "<div style=\"width" not in page  # no widths on divs (Outlook ignores them)
+    text = rendered[("command_ack", "en")].text
+    assert "Overall 40%" in text and "[####------] 40%" in text and "overdue by 2 days" in text

@@ -209,22 +209,107 @@ def _section(row: Mapping[str, Any]) -> str:
             else "changed" if row["changes"] else "rest")
 
 
-def render_all(templates_dir: Path = ROOT / "templates") -> dict[tuple[str, str], Any]:
-    """{(kind, lang): Outgoing} for every template and language."""
+def render_all(templates_dir: Path = ROOT / "templates", *, showcase: bool = False,
+               kinds: Iterable[str] | None = None) -> dict[tuple[str, str], Any]:
+    """{(kind, lang): Outgoing} for every template and language: with the unkind test data, or
+    (`showcase`) with the guide's Q3 project as the README shows it."""
     renderer = Renderer(templates_dir, timezone="Asia/Shanghai", inbox_address=INBOX,
                         from_name="maild 协作助手")
     out = {}
-    for kind in sorted(renderer.kinds):
+    for kind in sorted(kinds or renderer.kinds):
         for lang in renderer.languages:
-            ctx = sample_context(kind)
+            ctx = showcase_context(kind, lang) if showcase else sample_context(kind)
             item = ctx.get("item")
             notice = Notice(template=kind, to=("wang.zhe@corp.example",), language=lang,
                             context=ctx,
                             item_id=item["id"] if item and "digest" not in kind else None)
             out[(kind, lang)] = renderer.render(
-                notice, message_id=f"maild.shot.{kind}.{lang}@corp.example", date=SENT,
-                reply_address=REPLY)
+                notice, message_id=f"maild.shot.{kind}.{lang}@corp.example",
+                date=SHOWCASE_SENT if showcase else SENT, reply_address=REPLY)
     return out
+
+
+# The guide's example project, twelve days in: 王喆's selling points are two days overdue at 80 %,
+# 赵磊's channel plan is under way, 陈静 has confirmed the training. For the README's pictures.
+SHOWCASE_SENT = datetime(2026, 8, 12, 1, 30, tzinfo=UTC)  # 09:30 in Shanghai
+SHOWCASE_TASKS = {
+    "zh": (("T-1", "wang.zhe@corp.example", "王喆", "产品部", "新品核心卖点提炼", "2026-08-10",
+            "500字以内卖点说明+用户场景图", "in_progress", 80),
+           ("T-2", "zhao.lei@corp.example", "赵磊", "销售部", "渠道推广方案制定", "2026-08-15",
+            "包含预算、渠道选择、投放节奏", "in_progress", 40),
+           ("T-3", "chen.jing@corp.example", "陈静", "客服部", "客诉应对流程培训", "2026-08-20",
+            "FAQ文档+培训签到记录", "not_started", 0)),
+    "en": (("T-1", "wang.zhe@corp.example", "Wang Zhe", "Product", "Core selling points",
+            "2026-08-10", "Selling points (≤ 500 words) + user scenarios", "in_progress", 80),
+           ("T-2", "zhao.lei@corp.example", "Zhao Lei", "Sales", "Channel plan", "2026-08-15",
+            "Budget, channels, cadence", "in_progress", 40),
+           ("T-3", "chen.jing@corp.example", "Chen Jing", "Customer service",
+            "Complaint handling training", "2026-08-20", "FAQ + training sign-in sheet",
+            "not_started", 0)),
+}
+
+
+def showcase_item(lang: str) -> dict[str, Any]:
+    tasks = [{"id": tid, "owner": address, "owner_name": name, "owner_department": dept,
+              "name": title, "deadline": f"{due}T18:00:00+08:00", "deliverable": deliverable,
+              "state": state, "progress": progress, "assigned_at": "2026-08-01T09:00:00+08:00",
+              "confirmed_at": "2026-08-01T10:15:00+08:00", "note": ""}
+             for tid, address, name, dept, title, due, deliverable, state, progress
+             in SHOWCASE_TASKS[lang]]
+    zh = lang == "zh"
+    return {
+        "id": "MD-0001", "kind": "project",
+        "title": "Q3新品推广项目" if zh else "Q3 product launch",
+        "initiator": "li.na@corp.example", "initiator_name": "李娜" if zh else "Li Na",
+        "initiator_department": "市场部" if zh else "Marketing",
+        "participants": ["产品部", "销售部", "客服部"] if zh else ["Product", "Sales",
+                                                              "Customer service"],
+        "goal": "新品计划8月上市，3个月内用户增长50%" if zh else
+                "Launch in August; +50 % users within 3 months",
+        "scope": "产品卖点提炼、推广素材制作、渠道投放、销售培训、客诉应对" if zh else
+                 "Selling points, materials, channels, sales training, complaints",
+        "created_at": "2026-08-01T09:00:00+08:00", "tasks": tasks,
+    }
+
+
+def showcase_context(kind: str, lang: str) -> dict[str, Any]:
+    """The unkind context with the guide's Q3 project and plain words in place of the hostile
+    text: every key a template may read is still there."""
+    ctx = sample_context(kind)
+    item = showcase_item(lang)
+    task = item["tasks"][0]
+    zh = lang == "zh"
+    ctx.update(
+        item=None if ctx.get("item") is None else item,
+        task=None if ctx.get("task") is None else task,
+        actor={"name": task["owner_name"], "address": task["owner"]},
+        warnings=[], command={"name": "progress", "percent": 80,
+                              "note": "卖点初稿已完成，场景图进行中" if zh else "Draft done"},
+        excerpt="这个怎么弄？" if zh else "How does this work?",
+        blocker={"at": "2026-08-11T10:00:00+08:00",
+                 "situation": "推广素材制作延迟" if zh else "Materials are late",
+                 "cause": "设计部人手不足" if zh else "Design is short of people",
+                 "support": "需市场部协调1名设计师临时支援" if zh else "One designer for a week"},
+        server_message="5.1.1 User unknown", title=item["title"],
+    )
+    if kind in ("declined", "delay_request", "refused"):  # elsewhere "reason" is a level's key
+        ctx["reason"] = "本周在外地出差，建议转给销售部其他同事" if zh else "Travelling this week"
+    rows = [_row(item, t) for t in item["tasks"]]
+    for row in rows:
+        row["flags"] = ["overdue"] if row["deadline"] < "2026-08-12" else []
+        row["action"], row["changes"] = "", []
+    counts = {"overdue": 1, "unconfirmed": 0, "blocked": 0}
+    ctx.update(rows=rows, counts={**counts, "action": 0, "changed": 1, "total": len(rows)},
+               projects=[{"id": item["id"], "title": item["title"], "kind": "project",
+                          "total": len(rows), "closable": False, **counts}],
+               sections=[{"key": "overdue", "rows": rows[:1]}, {"key": "rest", "rows": rows[1:]}],
+               recipient={"address": "li.na@corp.example", "name": item["initiator_name"],
+                          "department": item["initiator_department"]})
+    if kind == "owner_digest":
+        ctx["counts"] = {"total": len(rows), "overdue": 1, "unconfirmed": 0}
+    if kind == "confirmed":
+        ctx["task"] = task
+    return ctx
 
 
 # ---------------------------------------------------------------------------------------------
@@ -323,8 +408,17 @@ MEASURE_JS = """<pre id='m'></pre><script>window.addEventListener('load', functi
   var out = {};
   document.querySelectorAll('iframe').forEach(function (f) {
     var d = f.contentDocument.documentElement;
+    var bars = [];  // progress bars: [declared %, drawn share %, right edge px]
+    f.contentDocument.querySelectorAll('td[bgcolor][width$="%"]').forEach(function (td) {
+      var row = td.parentElement.getBoundingClientRect();
+      var box = td.getBoundingClientRect();
+      if (!td.previousElementSibling && row.width > 0) {
+        bars.push([parseInt(td.getAttribute('width'), 10), 100 * box.width / row.width,
+                   row.right, box.height]);
+      }
+    });
     out[f.id] = {scroll_width: d.scrollWidth, scroll_height: d.scrollHeight,
-                 inner_width: f.contentWindow.innerWidth};
+                 inner_width: f.contentWindow.innerWidth, bars: bars};
   });
   document.getElementById('m').textContent = JSON.stringify(out);
 });</script>"""
@@ -400,6 +494,28 @@ def shoot_all(out_dir: Path, binary: str, *, widths: Iterable[int] = WIDTHS,
     return report
 
 
+# The README's pictures: (kind, language, width), with the guide's Q3 project.
+SHOWCASE = (("confirm_request", "zh", 1024), ("command_ack", "zh", 480), ("digest", "zh", 480),
+            ("receipt", "en", 1024))
+
+
+def shoot_showcase(out_dir: Path, binary: str) -> list[Path]:
+    """The README's pictures (docs/*.png): realistic data only, no test strings."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rendered = render_all(showcase=True, kinds={kind for kind, _, _ in SHOWCASE})
+    written = []
+    with tempfile.TemporaryDirectory(prefix="maild-showcase-") as tmp:
+        work = Path(tmp)
+        frames = {f"{k}-{lang}-{w}": (rendered[(k, lang)].html, w) for k, lang, w in SHOWCASE}
+        metrics = measure(binary, frames, work)
+        for name, (page, width) in frames.items():
+            png = out_dir / f"{name}.png"
+            height = min(max(metrics[name]["scroll_height"], 200), 16000)
+            screenshot(binary, page, width, height, png, work)
+            written.append(png)
+    return written
+
+
 def problems(report: Mapping[str, Any]) -> list[str]:
     found = []
     for name, page in sorted(report.items()):
@@ -416,11 +532,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "screenshots",
                         help="folder for the PNGs (default: screenshots/)")
     parser.add_argument("--no-install", action="store_true", help="never apt-get chromium")
+    parser.add_argument("--showcase", type=Path, default=None, metavar="DIR",
+                        help="also write the README's pictures (the guide's Q3 project) to DIR")
     args = parser.parse_args(argv)
     binary = find_chromium(install=not args.no_install)
     if binary is None:
         print("chromium is missing: apt-get install -y chromium (as root)", file=sys.stderr)
         return 2
+    if args.showcase is not None:
+        pictures = shoot_showcase(args.showcase, binary)
+        print(f"{len(pictures)} README pictures in {args.showcase}/")
     report = shoot_all(args.out, binary)
     shots = sorted(args.out.glob("*.png"))
     print(f"{len(shots)} screenshots in {args.out}/ ({len(report)} emails × {len(WIDTHS)} widths)")
