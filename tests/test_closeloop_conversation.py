@@ -187,7 +187,7 @@ def test_a_monthly_task_through_a_simulated_quarter(quarter):
     assert "不需要再确认" in text_of(september)
     # Its deadline comes as a calendar entry, as for a confirmation.
     (entry,) = [p for p in september.iter_attachments() if p.get_filename().endswith(".ics")]
-    assert b"METHOD:REQUEST" in entry.get_content() and b"20260904T" in entry.get_content()
+    assert b"METHOD:REQUEST" in entry.get_content() and b"VALUE=DATE:20260904" in entry.get_content()
     tick(9, 2, 9, 30)  # created once
     assert [m for m in convo.inbox(ZHAO) if m["X-Maild-Kind"] == "occurrence"] == []
     item = convo.service.store.get_item("MD-0001")
