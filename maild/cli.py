@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from .config import ConfigError, load_config
+from .migrate import EXAMPLE as MIGRATE_EXAMPLE
+from .migrate import add_migrate_command, run_migrate_command
 from .ops import OPS_EXAMPLES, add_ops_commands, run_ops_command
 from .reports import REPORT_EXAMPLES, add_report_commands, run_report_command
 
@@ -25,6 +27,7 @@ EXAMPLES = {
     "inspect": "maild inspect tests/data/new_project_zh.eml --json",
     **OPS_EXAMPLES,
     **REPORT_EXAMPLES,
+    "migrate": MIGRATE_EXAMPLE,
 }
 
 
@@ -96,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--json", action="store_true", help="print the stable JSON schema")
     add_ops_commands(add)
     add_report_commands(add)
+    add_migrate_command(add)
     return parser
 
 
@@ -115,6 +119,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return run_report_command(args)
     if args.command == "inspect":
         return _inspect(args)
+    if args.command == "migrate":
+        return run_migrate_command(args)
     config = load_config(args.config)
     if args.command == "demo":
         from .demo import run_demo

@@ -88,6 +88,7 @@ class Config:
     authserv_id: str = ""  # [security]: the receiving server's Authentication-Results id
     require_authentication: bool = False  # [security]: ignore mail it did not authenticate
     require_token: bool = False  # [security]: owner commands only through their reply address
+    store_url: str = ""  # [store] url: "postgresql://…" keeps the state there; "" = data_dir
 
     @property
     def tz(self) -> ZoneInfo:
@@ -226,7 +227,17 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> Config:
         authserv_id=authserv_id,
         require_authentication=require_authentication,
         require_token=require_token,
+        store_url=_store_url(reader),
     )
+
+
+def _store_url(reader: _Reader) -> str:
+    """`[store] url`: empty (the embedded store in data_dir) or a PostgreSQL URL."""
+    url = reader.text("store", "url", "").strip()
+    if url and not url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError(reader.file, "store.url", f"must be a postgresql:// URL, not {url!r}",
+                          'url = "postgresql://maild@db.corp.example/maild"')
+    return url
 
 
 def resolve_password(server: ServerConfig, environ: Mapping[str, str],

@@ -1,0 +1,715 @@
+"""Documents on disk for the embedded store: a TinyDB snapshot plus an append-only journal of the
+documents each commit changed, compacted into a new snapshot in the background.
+
+The only module that imports TinyDB. `DATA_DIR/live.json` is a valid TinyDB database
+(`{table: {doc_id: document}}`) written one document per line; `DATA_DIR/live.journal.N` holds
+the commits made since that snapshot. A commit appends ONE checksummed record (the changed
+documents, or their removal) to the journal and fdatasyncs it: it costs what changed, not the
+size of the store. When the journal outgrows `compact_bytes` (and the snapshot's size), a thread
+writes the whole state as of that commit to a temp file, fsyncs it, renames it over `live.json`
+(fsync of the folder) and only then deletes the journals the new snapshot covers. Start-up reads
+the snapshot, then replays the journals it names (`_store` table, key `journal`).
+
+Surprises:
+- Documents larger than `INLINE_MAX` bytes are not kept in memory once committed: the table
+  holds a reference (file, offset, length) and `get` reads them back with `pread` (page cache:
+  microseconds). Smaller ones (thread links, intake marks, sent entries) stay in memory as
+  their compact UTF-8 JSON. `get` always returns bytes.
+- A record whose checksum fails at the END of the newest journal is a commit whose fsync never
+  returned (power cut): it is cut off, as uncommitted. Anywhere else it is corruption:
+  `CorruptDatabaseError`, and nothing is touched.
+- Documents of keyed tables are written key first (`{"id":…`), which lets start-up find each
+  document's key without decoding it. A file in any other TinyDB layout (stock TinyDB, an older
+  maild) loads through the slow path, and the next compaction rewrites it.
+- `rollback()` restores the values changed since the last commit from an undo map: cheap.
+- Read-only opens (`readonly=True`) take no lock, write and delete nothing, may load only some
+  `tables`, and see the state as of their opening even when the daemon compacts meanwhile
+  (their descriptors keep the replaced files readable).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import struct
+import threading
+import zlib
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from tinydb import Storage
+
+log = logging.getLogger(__name__)
+
+SNAPSHOT_FILE = "live.json"
+JOURNAL_PREFIX = "live.journal."
+STORE_TABLE = "_store"  # the store's own facts: format version, which journal follows the snapshot
+INLINE_MAX = 512
+COMPACT_BYTES = 64 * 2**20
+HEADER = struct.Struct("<4sII")  # magic, payload length, crc32 of the payload
+MAGIC = b"MDJ1"
+_DECODER = json.JSONDecoder()
+_REF_LEN, _REF_OFF = 32, 40  # a reference: (file << 72) | (offset << 32) | length
+_JSTR = rb'"((?:[^"\\]|\\.)*)"'
+_RECORD_LINE = re.compile(rb'\[' + _JSTR + rb',' + _JSTR + rb',')
+_FIRST = re.compile(rb'\{' + _JSTR + rb':\{\n\Z')
+_NEXT = re.compile(rb'\},' + _JSTR + rb':\{\n\Z')
+_DOC = re.compile(rb'"(\d+)":')
+
+Value = bytes | int  # a document's JSON held in memory, or a reference to it in a file
+
+
+class CorruptDatabaseError(Exception):
+    """The database cannot be read; maild refuses to start empty over it."""
+
+
+class ReadOnlyError(Exception):
+    """A write to a store opened read-only."""
+
+
+class _NotTables(ValueError):
+    """Valid JSON, but not `{table: {doc_id: {document}}}`."""
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def encode_doc(doc: Mapping[str, Any], key_field: str | None) -> bytes:
+    """A document as stored: compact UTF-8 JSON, its key field first (TypeError for non-JSON)."""
+    if key_field is not None and next(iter(doc), key_field) != key_field and key_field in doc:
+        doc = {key_field: doc[key_field], **doc}
+    return dumps(doc).encode("utf-8")
+
+
+def _unquote(raw: bytes) -> str:
+    return json.loads(b'"' + raw + b'"') if b"\\" in raw else raw.decode("utf-8")
+
+
+def _key_pattern(field: str) -> re.Pattern[bytes]:
+    return re.compile(rb'\{"' + re.escape(field.encode()) + rb'":' + _JSTR)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# -- the slow path: any TinyDB layout -------------------------------------------------------
+
+
+def _skip(text: str, pos: int) -> int:
+    while pos < len(text) and text[pos] in " \t\n\r":
+        pos += 1
+    return pos
+
+
+def _expect(text: str, pos: int, wanted: str) -> int:
+    if text[pos:pos + 1] != wanted:
+        if pos >= len(text):
+            raise json.JSONDecodeError(f"expected {wanted!r}", text, pos)
+        raise _NotTables(f"expected {wanted!r} at offset {pos}")
+    return pos + 1
+
+
+def _object(text: str, pos: int, member: Callable[[str, int], int]) -> int:
+    pos = _skip(text, _expect(text, _skip(text, pos), "{"))
+    if text[pos:pos + 1] == "}":
+        return pos + 1
+    while True:
+        name, pos = json.decoder.scanstring(text, _expect(text, pos, '"'))
+        pos = _skip(text, _expect(text, _skip(text, pos), ":"))
+        pos = _skip(text, member(name, pos))
+        if text[pos:pos + 1] == "}":
+            return pos + 1
+        pos = _skip(text, _expect(text, pos, ","))
+
+
+def parse_tables(text: str, keys: Mapping[str, str]) -> dict[str, dict[str, Value]]:
+    """Any `{table: {doc_id: {document}}}` → `{table: {key: document bytes}}`, one document at a
+    time. Raises `json.JSONDecodeError` for invalid JSON and `_NotTables` for another shape."""
+    tables: dict[str, dict[str, Value]] = {}
+
+    def table(name: str, pos: int) -> int:
+        docs: dict[str, Value] = {}
+        field = keys.get(name)
+
+        def document(doc_id: str, pos: int) -> int:
+            doc, end = _DECODER.raw_decode(text, pos)
+            if not isinstance(doc, dict):
+                raise _NotTables(f"document {doc_id} of table {name!r} is not an object")
+            key = doc_id if field is None else doc.get(field)
+            if not isinstance(key, str):
+                raise _NotTables(f"document {doc_id} of table {name!r} has no {field!r}")
+            docs[key] = encode_doc(doc, field)
+            return end
+
+        end = _object(text, pos, document)
+        tables[name] = docs
+        return end
+
+    end = _skip(text, _object(text, 0, table))
+    if end != len(text):
+        raise json.JSONDecodeError("Extra data", text, end)
+    return tables
+
+
+# -- the engine ---------------------------------------------------------------------------------
+
+
+class JournalStorage(Storage):
+    """Tables of documents by key, committed to a journal, compacted into a TinyDB snapshot.
+
+    `path=None` is a purely in-memory twin: commits keep nothing but the undo point."""
+
+    def __init__(self, path: str | os.PathLike[str] | None = None, readonly: bool = False,
+                 keys: Mapping[str, str] | None = None, tables: set[str] | None = None,
+                 compact_bytes: int = COMPACT_BYTES) -> None:
+        self.folder = Path(path) if path is not None else None
+        self.readonly = readonly
+        self.keys = dict(keys or {})
+        self.keys.setdefault(STORE_TABLE, "key")
+        self.compact_bytes = compact_bytes
+        self.crash_hook: Callable[[str], None] | None = None
+        self._wanted = None if tables is None else {*tables, STORE_TABLE}
+        self._tables: dict[str, dict[str, Value]] = {}
+        self._undo: dict[tuple[str, str], Value | None] = {}
+        self._fds: dict[int, int] = {}  # file number -> descriptor, for references
+        self._next_file = 1
+        self._journal_gen = 1  # the journal new commits go to
+        self._journal_fd: int | None = None
+        self._journal_file = 0  # file number of the newest journal (for references)
+        self._journal_file_gen = 0  # which generation that file is
+        self._journal_size = 0
+        self._snapshot_size = 0
+        self._compactor: threading.Thread | None = None
+        self._compacted: tuple[int, int, dict[str, list[tuple[str, Value, int]]]] | None = None
+        self._compact_error: BaseException | None = None
+        self._lock = threading.Lock()
+        if self.folder is not None:
+            if not readonly:
+                for tmp in self.folder.glob(f"{SNAPSHOT_FILE}.*.tmp"):
+                    tmp.unlink(missing_ok=True)
+            try:
+                self._load()
+            except BaseException:
+                self._close_files()
+                raise
+
+    # -- files ---------------------------------------------------------------------------------
+
+    @property
+    def snapshot_path(self) -> Path:
+        assert self.folder is not None
+        return self.folder / SNAPSHOT_FILE
+
+    def _journal_path(self, gen: int) -> Path:
+        assert self.folder is not None
+        return self.folder / f"{JOURNAL_PREFIX}{gen}"
+
+    def _register(self, fd: int) -> int:
+        number = self._next_file
+        self._next_file += 1
+        self._fds[number] = fd
+        return number
+
+    def _ref(self, file: int, offset: int, length: int) -> int:
+        return (file << (_REF_OFF + _REF_LEN)) | (offset << _REF_LEN) | length
+
+    def _read(self, value: Value) -> bytes:
+        if isinstance(value, bytes):
+            return value
+        length = value & ((1 << _REF_LEN) - 1)
+        offset = (value >> _REF_LEN) & ((1 << _REF_OFF) - 1)
+        data = os.pread(self._fds[value >> (_REF_OFF + _REF_LEN)], length, offset)
+        if len(data) != length:
+            raise CorruptDatabaseError(f"maild database in {self.folder}: a document ends early")
+        return data
+
+    def _journals(self) -> list[tuple[int, Path]]:
+        assert self.folder is not None
+        found = []
+        for path in self.folder.glob(f"{JOURNAL_PREFIX}*"):
+            suffix = path.name[len(JOURNAL_PREFIX):]
+            if suffix.isdigit():
+                found.append((int(suffix), path))
+        return sorted(found)
+
+    # -- loading -------------------------------------------------------------------------------
+
+    def _load(self) -> None:
+        hint = "restore it from a backup or move it aside; maild will not start empty over it"
+        path = self.snapshot_path
+        gen = 1
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            fd = None
+        if fd is not None:
+            number = self._register(fd)
+            self._snapshot_size = os.fstat(fd).st_size
+            try:
+                self._load_snapshot(fd, number)
+            except _NotTables as exc:
+                raise CorruptDatabaseError(f"maild database {path} is not a TinyDB database of "
+                                           f"tables ({exc}): {hint}") from exc
+            except (UnicodeDecodeError, ValueError) as exc:
+                raise CorruptDatabaseError(f"maild database {path} is not valid JSON ({exc}): "
+                                           f"{hint}") from exc
+            raw_gen = self._get_raw(STORE_TABLE, "journal")
+            if raw_gen is not None:
+                gen = int(json.loads(raw_gen)["value"])
+        self._journal_gen = gen
+        journals = self._journals()
+        for number, jpath in journals:
+            if number < gen:
+                if not self.readonly:
+                    jpath.unlink(missing_ok=True)  # covered by the snapshot
+                continue
+            self._replay(jpath, last=number == journals[-1][0], hint=hint)
+            self._journal_gen = number
+
+    def _load_snapshot(self, fd: int, number: int) -> None:
+        """The fast path (one document per line, key first); the slow one for other layouts."""
+        with os.fdopen(os.dup(fd), "rb") as fh:
+            try:
+                self._tables = self._scan_lines(fh, number)
+                return
+            except _NotTables:
+                pass
+            fh.seek(0)
+            raw = fh.read()
+        if not raw.strip():
+            raise CorruptDatabaseError(f"maild database {self.snapshot_path} is empty "
+                                       f"({len(raw)} bytes): restore it from a backup or move it "
+                                       f"aside; maild will not start empty over it")
+        text = raw.decode("utf-8")
+        del raw
+        tables = parse_tables(text, self.keys)
+        self._tables = {name: docs for name, docs in tables.items()
+                        if self._wanted is None or name in self._wanted}
+
+    def _scan_lines(self, fh: Any, number: int) -> dict[str, dict[str, Value]]:
+        tables: dict[str, dict[str, Value]] = {}
+        offset = 0
+        first = fh.readline()
+        offset += len(first)
+        if first == b"{}\n":
+            if fh.readline():
+                raise _NotTables("data after the end")
+            return tables
+        match = _FIRST.match(first)
+        if match is None:
+            raise _NotTables("not written one document per line")
+        name = _unquote(match.group(1))
+        ended = False
+        while True:
+            docs: dict[str, Value] | None = None
+            if self._wanted is None or name in self._wanted:
+                docs = tables.setdefault(name, {})
+            field = self.keys.get(name)
+            pattern = _key_pattern(field) if field is not None else None
+            for line in fh:
+                start = offset
+                offset += len(line)
+                if line[:1] == b'"':
+                    if docs is None:
+                        continue
+                    head = _DOC.match(line)
+                    if head is None:
+                        raise _NotTables("a document line without its id")
+                    end = len(line) - (2 if line.endswith(b",\n") else 1)
+                    begin = head.end()
+                    if pattern is None:
+                        key = head.group(1).decode()
+                    else:
+                        found = pattern.match(line, begin)
+                        if found is None:
+                            raise _NotTables("a document without its key first")
+                        key = _unquote(found.group(1))
+                    if end - begin > INLINE_MAX:
+                        docs[key] = self._ref(number, start + begin, end - begin)
+                    else:
+                        docs[key] = line[begin:end]
+                    continue
+                if line == b"}}\n":
+                    ended = True
+                    break
+                match = _NEXT.match(line)
+                if match is None:
+                    raise _NotTables("an unexpected line")
+                name = _unquote(match.group(1))
+                break
+            else:
+                raise _NotTables("the file ends early")
+            if ended:
+                if fh.read(1):
+                    raise _NotTables("data after the end")
+                return tables
+
+    def _replay(self, path: Path, *, last: bool, hint: str) -> None:
+        fd = os.open(path, os.O_RDONLY)
+        number = self._register(fd)
+        size = os.fstat(fd).st_size
+        pos = 0
+        while pos < size:
+            head = os.pread(fd, HEADER.size, pos)
+            ok = len(head) == HEADER.size
+            magic, length, crc = HEADER.unpack(head) if ok else (b"", 0, 0)
+            payload = os.pread(fd, length, pos + HEADER.size) if ok and magic == MAGIC else b""
+            if not (ok and magic == MAGIC and len(payload) == length
+                    and zlib.crc32(payload) == crc):
+                if last and self._tail_is_torn(fd, pos, size):
+                    log.warning("event=journal_torn_tail file=%s offset=%d bytes=%d", path, pos,
+                                size - pos)
+                    if not self.readonly:
+                        with open(path, "r+b") as fh:
+                            fh.truncate(pos)
+                            os.fsync(fh.fileno())
+                    size = pos
+                    break
+                raise CorruptDatabaseError(f"maild journal {path} has a damaged record at "
+                                           f"offset {pos}: {hint}")
+            self._apply(payload, number, pos + HEADER.size)
+            pos += HEADER.size + length
+        if last:
+            self._journal_file, self._journal_size = number, size
+            self._journal_file_gen = int(path.name[len(JOURNAL_PREFIX):])
+
+    def _tail_is_torn(self, fd: int, pos: int, size: int) -> bool:
+        """A damaged record is a torn write only when no valid record follows it."""
+        data = os.pread(fd, size - pos, pos)
+        at = data.find(MAGIC, 1)
+        while at != -1:
+            head = data[at:at + HEADER.size]
+            if len(head) == HEADER.size:
+                _m, length, crc = HEADER.unpack(head)
+                body = data[at + HEADER.size:at + HEADER.size + length]
+                if len(body) == length and zlib.crc32(body) == crc:
+                    return False
+            at = data.find(MAGIC, at + 1)
+        return True
+
+    def _apply(self, payload: bytes, number: int, base: int) -> None:
+        pos = 0
+        for line in payload.splitlines(keepends=True):
+            match = _RECORD_LINE.match(line)
+            if match is None or not line.endswith(b"]\n"):
+                raise CorruptDatabaseError(f"maild journal in {self.folder}: a record line "
+                                           f"cannot be read")
+            name, key = _unquote(match.group(1)), _unquote(match.group(2))
+            begin, end = match.end(), len(line) - 2
+            if self._wanted is None or name in self._wanted:
+                docs = self._tables.setdefault(name, {})
+                if line[begin:end] == b"null":
+                    docs.pop(key, None)
+                elif end - begin > INLINE_MAX:
+                    docs[key] = self._ref(number, base + pos + begin, end - begin)
+                else:
+                    docs[key] = line[begin:end]
+            pos += len(line)
+
+    def _get_raw(self, table: str, key: str) -> bytes | None:
+        value = self._tables.get(table, {}).get(key)
+        return None if value is None else self._read(value)
+
+    # -- documents -------------------------------------------------------------------------------
+
+    def table_names(self) -> list[str]:
+        return [name for name in self._tables if name != STORE_TABLE]
+
+    def get(self, table: str, key: str) -> bytes | None:
+        return self._get_raw(table, key)
+
+    def contains(self, table: str, key: str) -> bool:
+        return key in self._tables.get(table, ())
+
+    def count(self, table: str) -> int:
+        return len(self._tables.get(table, ()))
+
+    def keys_of(self, table: str) -> list[str]:
+        return list(self._tables.get(table, ()))
+
+    def scan(self, table: str, needle: bytes | None = None) -> list[tuple[str, bytes]]:
+        """(key, document) in table order; with `needle`, only documents that contain it."""
+        out = []
+        for key, value in list(self._tables.get(table, {}).items()):
+            text = self._read(value)
+            if needle is None or needle in text:
+                out.append((key, text))
+        return out
+
+    def _writable(self, table: str) -> None:
+        if self.readonly:
+            raise ReadOnlyError(f"the store is read-only (table {table!r})")
+
+    def put(self, table: str, key: str, text: bytes) -> None:
+        self._writable(table)
+        docs = self._tables.setdefault(table, {})
+        old = docs.get(key)
+        if old is not None and (old is text or (isinstance(old, bytes) and old == text)
+                                or (isinstance(old, int) and len(text) == old & 0xFFFFFFFF
+                                    and self._read(old) == text)):
+            return
+        self._undo.setdefault((table, key), old)
+        docs[key] = text
+
+    def remove(self, table: str, key: str) -> None:
+        self._writable(table)
+        docs = self._tables.get(table, {})
+        if key in docs:
+            self._undo.setdefault((table, key), docs[key])
+            del docs[key]
+
+    @property
+    def dirty(self) -> bool:
+        return bool(self._undo)
+
+    def rollback(self) -> None:
+        for (table, key), old in self._undo.items():
+            docs = self._tables.setdefault(table, {})
+            if old is None:
+                docs.pop(key, None)
+            else:
+                docs[key] = old
+        self._undo.clear()
+
+    # -- commit ----------------------------------------------------------------------------------
+
+    def commit(self) -> None:
+        """One journal record with every document changed since the last commit, fsynced."""
+        if not self._undo:
+            self._adopt_compaction()
+            return
+        if self.readonly:
+            raise ReadOnlyError(f"{self.folder} was opened read-only")
+        if self.folder is None:
+            self._undo.clear()
+            return
+        lines: list[bytes] = []
+        placed: list[tuple[str, str, int, int]] = []  # table, key, offset in payload, length
+        size = 0
+        for table, key in self._undo:
+            value = self._tables.get(table, {}).get(key)
+            prefix = b"[%s,%s," % (json.dumps(table).encode(), json.dumps(key).encode())
+            text = b"null" if value is None else self._read(value)
+            if value is not None and len(text) > INLINE_MAX:
+                placed.append((table, key, size + len(prefix), len(text)))
+            line = prefix + text + b"]\n"
+            lines.append(line)
+            size += len(line)
+        payload = b"".join(lines)
+        del lines
+        fd = self._open_journal()
+        start = self._journal_size
+        try:
+            os.pwrite(fd, HEADER.pack(MAGIC, len(payload), zlib.crc32(payload)) + payload, start)
+            if self.crash_hook is not None:  # tests: a kill between the write and its fsync
+                self.crash_hook("mid_db_write")
+            os.fdatasync(fd)
+        except BaseException:
+            try:
+                os.ftruncate(fd, start)
+            except OSError:
+                pass
+            raise
+        self._journal_size = start + HEADER.size + len(payload)
+        base = start + HEADER.size
+        for table, key, offset, length in placed:
+            self._tables[table][key] = self._ref(self._journal_file, base + offset, length)
+        self._undo.clear()
+        self._adopt_compaction()
+        if (self._journal_size >= max(self.compact_bytes, self._snapshot_size)
+                and self._compactor is None):
+            self.compact(wait=False)
+
+    def _open_journal(self) -> int:
+        if self._journal_fd is None:
+            path = self._journal_path(self._journal_gen)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            if self._journal_file and self._journal_file_gen == self._journal_gen:
+                # replayed at start: the same file, now writable, under the same number
+                os.close(self._fds[self._journal_file])
+                self._fds[self._journal_file] = fd
+            else:
+                _fsync_dir(path.parent)
+                self._journal_file = self._register(fd)
+                self._journal_file_gen = self._journal_gen
+                self._journal_size = os.fstat(fd).st_size
+            self._journal_fd = fd
+        return self._journal_fd
+
+    # -- compaction ---------------------------------------------------------------------------
+
+    def compact(self, wait: bool = True) -> None:
+        """Write the committed state as a new snapshot (in a thread unless `wait`); new commits
+        go to the next journal meanwhile."""
+        if self.readonly or self.folder is None:
+            return
+        if self._undo:
+            raise RuntimeError("compact() with uncommitted changes")
+        if self._compactor is not None:
+            self._compactor.join()
+            self._adopt_compaction()
+        frozen = {name: dict(docs) for name, docs in self._tables.items()}
+        gen = self._journal_gen + 1
+        self._journal_gen = gen
+        if self._journal_fd is not None:
+            self._journal_fd = None  # its descriptor stays registered for the references
+        self._journal_size = 0
+        frozen[STORE_TABLE] = {**frozen.get(STORE_TABLE, {}),
+                               "journal": encode_doc({"key": "journal", "value": gen}, "key")}
+        thread = threading.Thread(target=self._write_snapshot, args=(frozen, gen),
+                                  name="maild-compact", daemon=True)
+        self._compactor = thread
+        thread.start()
+        if wait:
+            thread.join()
+            self._adopt_compaction()
+
+    def _write_snapshot(self, frozen: dict[str, dict[str, Value]], gen: int) -> None:
+        path = self.snapshot_path
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        moved: dict[str, list[tuple[str, Value, int]]] = {}
+        try:
+            with open(tmp, "wb") as fh:
+                offset = 0
+                block: list[bytes] = []
+                names = [STORE_TABLE] + [n for n in frozen if n != STORE_TABLE]
+                for t, name in enumerate(names):
+                    docs = frozen.get(name, {})
+                    opener = (b"{" if t == 0 else b"},") + dumps(name).encode() + b":{\n"
+                    block.append(opener)
+                    offset += len(opener)
+                    field = self.keys.get(name)
+                    prefix = None if field is None else b'{"' + field.encode() + b'":'
+                    entries = list(docs.items())
+                    for n, (key, value) in enumerate(entries, 1):
+                        text = self._read(value)
+                        if prefix is not None and not text.startswith(prefix):
+                            text = encode_doc(json.loads(text), field)
+                        head = b'"%d":' % n
+                        tail = b",\n" if n < len(entries) else b"\n"
+                        if len(text) > INLINE_MAX:
+                            moved.setdefault(name, []).append((key, value,
+                                                               offset + len(head)))
+                        block += (head, text, tail)
+                        offset += len(head) + len(text) + len(tail)
+                        if len(block) > 3000:
+                            fh.write(b"".join(block))
+                            block.clear()
+                block.append(b"}}\n" if names else b"{}\n")
+                offset += len(block[-1])
+                fh.write(b"".join(block))
+                fh.flush()
+                os.fsync(fh.fileno())
+            if self.crash_hook is not None:
+                self.crash_hook("mid_compaction")
+            os.replace(tmp, path)
+            _fsync_dir(path.parent)
+            with self._lock:
+                self._compacted = (gen, offset, moved)
+        except BaseException as exc:  # noqa: BLE001 - reported on the owner's thread
+            tmp.unlink(missing_ok=True)
+            with self._lock:
+                self._compact_error = exc
+
+    def _adopt_compaction(self) -> None:
+        """Once a compaction has landed (and nothing is uncommitted): point references at the
+        new snapshot, delete the journals it covers, close files nothing refers to."""
+        thread = self._compactor
+        if thread is None or thread.is_alive() or self._undo:
+            return
+        self._compactor = None
+        with self._lock:
+            done, self._compacted = self._compacted, None
+            error, self._compact_error = self._compact_error, None
+        if error is not None:
+            log.error("event=compaction_failed error=%r", error)
+            return
+        assert done is not None
+        gen, size, moved = done
+        fd = os.open(self.snapshot_path, os.O_RDONLY)
+        number = self._register(fd)
+        self._snapshot_size = size
+        for name, entries in moved.items():
+            docs = self._tables.get(name, {})
+            for key, old, offset in entries:
+                current = docs.get(key)
+                if current is old:
+                    text_len = len(old) if isinstance(old, bytes) else old & 0xFFFFFFFF
+                    docs[key] = self._ref(number, offset, text_len)
+        for jgen, jpath in self._journals():
+            if jgen < gen:
+                jpath.unlink(missing_ok=True)
+        live = {value >> (_REF_OFF + _REF_LEN) for docs in self._tables.values()
+                for value in docs.values() if isinstance(value, int)}
+        live.add(self._journal_file)
+        for file, descriptor in list(self._fds.items()):
+            if file not in live and file != number:
+                os.close(descriptor)
+                del self._fds[file]
+
+    def wait_compaction(self) -> None:
+        if self._compactor is not None:
+            self._compactor.join()
+            self._adopt_compaction()
+
+    # -- TinyDB's Storage view ----------------------------------------------------------------
+
+    def read(self) -> dict[str, dict[str, Any]]:
+        """TinyDB's view: decoded copies, doc ids numbered as the next snapshot writes them."""
+        return {name: {str(n): json.loads(self._read(value))
+                       for n, value in enumerate(docs.values(), 1)}
+                for name, docs in self._tables.items() if name != STORE_TABLE}
+
+    def write(self, data: Mapping[str, Mapping[str, Any]]) -> None:
+        for name, docs in data.items():
+            field = self.keys.get(name)
+            wanted = {str(doc_id if field is None else doc[field]): encode_doc(doc, field)
+                      for doc_id, doc in docs.items()}
+            for key in [k for k in self._tables.get(name, {}) if k not in wanted]:
+                self.remove(name, key)
+            for key, text in wanted.items():
+                self.put(name, key, text)
+
+    def close(self) -> None:
+        """Does not commit: uncommitted changes are dropped, as in a crash. A running
+        compaction is finished first."""
+        if self._compactor is not None:
+            self._compactor.join()
+            self._compactor = None
+        self._close_files()
+
+    def _close_files(self) -> None:
+        for descriptor in self._fds.values():
+            try:
+                os.close(descriptor)
+            except OSError:
+                pass
+        self._fds.clear()
+        self._journal_fd = None
+
+    def files(self) -> Iterator[Path]:
+        """The files that hold the committed state (for backups and the bench)."""
+        if self.folder is None:
+            return iter(())
+        paths = [self.snapshot_path] if self.snapshot_path.exists() else []
+        paths += [p for gen, p in self._journals() if gen >= 1]
+        return iter(paths)
+
+
+def open_database(folder: Path | None, **options: Any) -> JournalStorage:
+    """The store's engine as a TinyDB storage (`TinyDB(folder, storage=JournalStorage)`):
+    TinyDB keeps its file layout and Storage interface; maild does not use its Table API (a
+    full copy of the table on every write, queries as full scans)."""
+    from tinydb import TinyDB
+
+    database = TinyDB(folder, storage=JournalStorage, **options)
+    return database.storage  # type: ignore[return-value]
