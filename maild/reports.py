@@ -76,7 +76,7 @@ def digest_preview(config: Config, now: datetime) -> list[dict[str, Any]]:
     store = Store.open_readonly(config.data_dir)
     try:
         planned, _state = planner.plan(store.open_items(), now, rules.schedules, rules.calendar,
-                                       rules.people, store.meta_get("planner", {}))
+                                       rules.people, store.schedule_state())
     finally:
         store.close()
     renderer = Renderer(config.templates_dir, timezone=config.timezone,

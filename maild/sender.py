@@ -149,6 +149,15 @@ class SenderProcess:
         self._conn.send((spool, index, light, now))
         self._waiting = True
 
+    def ready(self) -> bool:
+        """Whether `result` would answer without waiting (True when nothing was submitted)."""
+        if not self._waiting or self._conn is None:
+            return True
+        try:
+            return self._conn.poll()
+        except (EOFError, OSError):
+            return True
+
     def result(self) -> DetachedSend | None:
         """Wait for the send; None when the child failed (the entries stay queued)."""
         if not self._waiting:
