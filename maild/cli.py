@@ -145,7 +145,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 def _run(config: Any) -> int:
     from .service import Service
-    from .store import LockError
+    from .store import FormatError, LockError
 
     mail = None
     if config.embedded:
@@ -167,11 +167,11 @@ def _run(config: Any) -> int:
               f"{emb.host}:{mail.smtp_port}", flush=True)
     try:
         service = Service.from_config(config)
-    except LockError as exc:
+    except (LockError, FormatError) as exc:
         print(f"maild: {exc}", file=sys.stderr)
         if mail:
             mail.stop()
-        return 75  # EX_TEMPFAIL
+        return 75 if isinstance(exc, LockError) else 65  # EX_TEMPFAIL, EX_DATAERR
     signal.signal(signal.SIGTERM, lambda *_: service.stop_event.set())
     signal.signal(signal.SIGINT, lambda *_: service.stop_event.set())
     signal.signal(signal.SIGHUP, lambda *_: service.request_reload())

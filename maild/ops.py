@@ -4,11 +4,14 @@ whose checks live in checks.py.
 
 Each command is a function that returns plain data, a formatter that turns that data into a human
 table, and `--json` that prints the data as it is. Exit codes: 0 ok; 1 a check failed; 66 no such
-item or outbox entry; 75 the daemon holds the lock (only `outbox --retry` writes); 78 config error.
+item or outbox entry; 65 the data needs `maild migrate`; 75 the daemon holds the lock (only
+`outbox --retry` writes); 78 config error.
 
 Surprises:
-- Everything but `outbox --retry` reads the store with `Store.open_readonly`: no lock is taken, so
-  these commands work next to the running daemon and show its last commit.
+- Everything but `outbox --retry` reads the store read-only: no lock is taken, so these commands
+  work next to the running daemon and show its last commit. They load only the tables they need
+  and list items from their summaries (the store's `index` table), never decoding whole items:
+  `items` and `status` stay well under half a second at 50,000 open items.
 - "Last IMAP contact" and "next scheduled runs" are whatever the daemon last committed under the
   meta keys `last_imap_contact` (ISO time) and `next_runs` ({name: ISO time}); "unknown" without.
 - The functions take `now`; only `run_ops_command` reads the clock.
@@ -28,9 +31,10 @@ from typing import Any, TextIO
 
 from .checks import Painter, _pad, _width, format_checks, run_checks
 from .config import Config, ConfigError, load_config
-from .store import LockError, OutboxEntry, Store
+from .migrate import configured_store
+from .store import FormatError, LockError, OutboxEntry, Store, is_url, open_store
 
-EX_OK, EX_FAILED, EX_NOINPUT, EX_TEMPFAIL, EX_CONFIG = 0, 1, 66, 75, 78
+EX_OK, EX_FAILED, EX_DATAERR, EX_NOINPUT, EX_TEMPFAIL, EX_CONFIG = 0, 1, 65, 66, 75, 78
 UNKNOWN = "unknown"
 
 OPS_EXAMPLES = {
@@ -105,7 +109,15 @@ def run_ops_command(args: argparse.Namespace, *, out: TextIO | None = None,
         return EX_OK if all(c.ok for c in checks) else EX_FAILED
     if args.command == "outbox" and args.retry:
         return _retry(config, args.retry, now, out, err)
-    with Store.open_readonly(config.data_dir) as store:
+    tables = {"status": ("meta", "index", "outbox", "processed"), "items": ("index",),
+              "show": ("items", "outbox"), "outbox": ("outbox",)}[args.command]
+    try:
+        store = open_store(configured_store(config), inbox=config.inbox_address, readonly=True,
+                           tables=tables)
+    except FormatError as exc:
+        print(f"maild: {exc}", file=err)
+        return EX_DATAERR
+    with store:
         if args.command == "status":
             data = status(store, config, now)
             emit(out, args.json, data, lambda: format_status(data, config.tz, now))
@@ -130,7 +142,7 @@ def run_ops_command(args: argparse.Namespace, *, out: TextIO | None = None,
 def _retry(config: Config, message_id: str, now: datetime, out: TextIO, err: TextIO) -> int:
     message_id = message_id.strip().strip("<>")
     try:
-        store = Store(config.data_dir)
+        store = open_store(configured_store(config), inbox=config.inbox_address)
     except LockError as exc:
         print(f"maild: cannot retry while the daemon runs: {exc}. Stop it (systemctl stop "
               f"maild), retry, start it again.", file=err)
@@ -167,12 +179,13 @@ def status(store: Store, config: Config, now: datetime) -> dict[str, Any]:
     due = [e for e in queued if e.next_attempt_at is not None and e.next_attempt_at <= now]
     failed = [e for e in entries if e.status == "failed"]
     oldest = min((e.next_attempt_at for e in due if e.next_attempt_at), default=None)
-    all_items = store.all_items()
-    tasks = [t for item in all_items for t in item.get("tasks") or ()]
+    summaries = store.summaries()
+    tasks = [_task(t) for summary in summaries for t in summary.get("tasks") or ()]
     next_runs = store.meta_get("next_runs")
     if isinstance(next_runs, list):  # [{name, at}] is accepted too
         next_runs = {str(r.get("name")): r.get("at") for r in next_runs if isinstance(r, dict)}
-    holder = Store.lock_holder(config.data_dir) if config.data_dir.exists() else None
+    holder = (None if is_url(configured_store(config)) or not config.data_dir.exists()
+              else Store.lock_holder(config.data_dir))
     return {
         "data_dir": str(config.data_dir),
         "daemon": {"running": holder is not None, "pid": holder},
@@ -183,7 +196,7 @@ def status(store: Store, config: Config, now: datetime) -> dict[str, Any]:
                    "next_attempt_at": _iso(store.outbox_next_due())},
         "last_imap_contact": store.meta_get("last_imap_contact") or UNKNOWN,
         "next_runs": next_runs if isinstance(next_runs, dict) and next_runs else UNKNOWN,
-        "items": dict(sorted(Counter(str(i.get("state", "open")) for i in all_items).items())),
+        "items": dict(sorted(Counter(str(i.get("state", "open")) for i in summaries).items())),
         "tasks": dict(sorted(Counter(str(t.get("state")) for t in tasks).items())),
         "overdue_tasks": sum(1 for t in tasks if _overdue(t, now)),
         "processed_emails": store.counts().get("processed", 0),
@@ -198,14 +211,19 @@ def _overdue(task: Mapping[str, Any], now: datetime) -> bool:
     return bool(deadline and task.get("state") not in TASK_DONE and deadline < now)
 
 
+def _task(row: Sequence[Any]) -> dict[str, Any]:
+    """A task of an item summary ([id, state, owner, owner name, deadline]) as a dict."""
+    return dict(zip(("id", "state", "owner", "owner_name", "deadline"), row, strict=False))
+
+
 def items(store: Store, *, states: Sequence[str] | None = None,
           owner: str | None = None) -> list[dict[str, Any]]:
     """One row per item; `states` matches the item's state or any of its tasks' states."""
     wanted = {s.strip().lower() for s in states or () if s.strip()}
     who = (owner or "").strip().lower()
     rows = []
-    for item in store.all_items():
-        tasks = item.get("tasks") or []
+    for item in store.summaries():
+        tasks = [_task(t) for t in item.get("tasks") or ()]
         task_states = {str(t.get("state")) for t in tasks}
         if wanted and not (wanted & ({str(item.get("state", "open"))} | task_states)):
             continue
@@ -230,8 +248,7 @@ def show(store: Store, item_id: str) -> dict[str, Any] | None:
     item = store.get_item(item_id.strip().upper())
     if item is None:
         return None
-    item["emails"] = [_outbox_row(e) for e in store.outbox_entries()
-                      if e.out.item_id == item["id"]]
+    item["emails"] = [_outbox_row(e) for e in store.outbox_entries(item_id=item["id"])]
     return item
 
 

@@ -166,8 +166,13 @@ class OutboxQueue:
         doc = self._outbox.get(message_id)
         return _entry(doc) if doc is not None else None
 
-    def outbox_entries(self, status: str | None = None) -> list[OutboxEntry]:
-        return [_entry(d) for d in self._outbox.values() if status is None or d["status"] == status]
+    def outbox_entries(self, status: str | None = None,
+                       item_id: str | None = None) -> list[OutboxEntry]:
+        """Entries in enqueue order, of one status and/or about one item."""
+        needle = json.dumps(item_id, ensure_ascii=False).encode() if item_id else None
+        return [_entry(d) for d in self._outbox.values(needle)
+                if (status is None or d["status"] == status)
+                and (item_id is None or d.get("item_id", d.get("out", {}).get("item_id")) == item_id)]
 
     def prune_outbox(
         self, now: datetime, *, keep_sent: timedelta = KEEP_SENT, keep_failed: timedelta = KEEP_FAILED
