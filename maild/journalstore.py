@@ -42,24 +42,28 @@ from typing import Any
 
 from tinydb import Storage
 
+from . import snapshot
+from .snapshot import (  # noqa: F401 - encode_doc is part of this module's interface
+    INLINE_MAX,
+    NotTables,
+    Value,
+    encode_doc,
+    fsync_dir,
+    ref,
+    ref_parts,
+    unquote,
+)
+
 log = logging.getLogger(__name__)
 
 SNAPSHOT_FILE = "live.json"
 JOURNAL_PREFIX = "live.journal."
 STORE_TABLE = "_store"  # the store's own facts: format version, which journal follows the snapshot
-INLINE_MAX = 512
 COMPACT_BYTES = 64 * 2**20
 HEADER = struct.Struct("<4sII")  # magic, payload length, crc32 of the payload
 MAGIC = b"MDJ1"
-_DECODER = json.JSONDecoder()
-_REF_LEN, _REF_OFF = 32, 40  # a reference: (file << 72) | (offset << 32) | length
 _JSTR = rb'"((?:[^"\\]|\\.)*)"'
 _RECORD_LINE = re.compile(rb'\[' + _JSTR + rb',' + _JSTR + rb',')
-_FIRST = re.compile(rb'\{' + _JSTR + rb':\{\n\Z')
-_NEXT = re.compile(rb'\},' + _JSTR + rb':\{\n\Z')
-_DOC = re.compile(rb'"(\d+)":')
-
-Value = bytes | int  # a document's JSON held in memory, or a reference to it in a file
 
 
 class CorruptDatabaseError(Exception):
@@ -68,96 +72,6 @@ class CorruptDatabaseError(Exception):
 
 class ReadOnlyError(Exception):
     """A write to a store opened read-only."""
-
-
-class _NotTables(ValueError):
-    """Valid JSON, but not `{table: {doc_id: {document}}}`."""
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
-def encode_doc(doc: Mapping[str, Any], key_field: str | None) -> bytes:
-    """A document as stored: compact UTF-8 JSON, its key field first (TypeError for non-JSON)."""
-    if key_field is not None and next(iter(doc), key_field) != key_field and key_field in doc:
-        doc = {key_field: doc[key_field], **doc}
-    return dumps(doc).encode("utf-8")
-
-
-def _unquote(raw: bytes) -> str:
-    return json.loads(b'"' + raw + b'"') if b"\\" in raw else raw.decode("utf-8")
-
-
-def _key_pattern(field: str) -> re.Pattern[bytes]:
-    return re.compile(rb'\{"' + re.escape(field.encode()) + rb'":' + _JSTR)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-# -- the slow path: any TinyDB layout -------------------------------------------------------
-
-
-def _skip(text: str, pos: int) -> int:
-    while pos < len(text) and text[pos] in " \t\n\r":
-        pos += 1
-    return pos
-
-
-def _expect(text: str, pos: int, wanted: str) -> int:
-    if text[pos:pos + 1] != wanted:
-        if pos >= len(text):
-            raise json.JSONDecodeError(f"expected {wanted!r}", text, pos)
-        raise _NotTables(f"expected {wanted!r} at offset {pos}")
-    return pos + 1
-
-
-def _object(text: str, pos: int, member: Callable[[str, int], int]) -> int:
-    pos = _skip(text, _expect(text, _skip(text, pos), "{"))
-    if text[pos:pos + 1] == "}":
-        return pos + 1
-    while True:
-        name, pos = json.decoder.scanstring(text, _expect(text, pos, '"'))
-        pos = _skip(text, _expect(text, _skip(text, pos), ":"))
-        pos = _skip(text, member(name, pos))
-        if text[pos:pos + 1] == "}":
-            return pos + 1
-        pos = _skip(text, _expect(text, pos, ","))
-
-
-def parse_tables(text: str, keys: Mapping[str, str]) -> dict[str, dict[str, Value]]:
-    """Any `{table: {doc_id: {document}}}` → `{table: {key: document bytes}}`, one document at a
-    time. Raises `json.JSONDecodeError` for invalid JSON and `_NotTables` for another shape."""
-    tables: dict[str, dict[str, Value]] = {}
-
-    def table(name: str, pos: int) -> int:
-        docs: dict[str, Value] = {}
-        field = keys.get(name)
-
-        def document(doc_id: str, pos: int) -> int:
-            doc, end = _DECODER.raw_decode(text, pos)
-            if not isinstance(doc, dict):
-                raise _NotTables(f"document {doc_id} of table {name!r} is not an object")
-            key = doc_id if field is None else doc.get(field)
-            if not isinstance(key, str):
-                raise _NotTables(f"document {doc_id} of table {name!r} has no {field!r}")
-            docs[key] = encode_doc(doc, field)
-            return end
-
-        end = _object(text, pos, document)
-        tables[name] = docs
-        return end
-
-    end = _skip(text, _object(text, 0, table))
-    if end != len(text):
-        raise json.JSONDecodeError("Extra data", text, end)
-    return tables
 
 
 # -- the engine ---------------------------------------------------------------------------------
@@ -194,7 +108,7 @@ class JournalStorage(Storage):
         self._lock = threading.Lock()
         if self.folder is not None:
             if not readonly:
-                for tmp in self.folder.glob(f"{SNAPSHOT_FILE}.*.tmp"):
+                for tmp in self.folder.glob(f"{SNAPSHOT_FILE}*.tmp"):
                     tmp.unlink(missing_ok=True)
             try:
                 self._load()
@@ -219,15 +133,11 @@ class JournalStorage(Storage):
         self._fds[number] = fd
         return number
 
-    def _ref(self, file: int, offset: int, length: int) -> int:
-        return (file << (_REF_OFF + _REF_LEN)) | (offset << _REF_LEN) | length
-
     def _read(self, value: Value) -> bytes:
         if isinstance(value, bytes):
             return value
-        length = value & ((1 << _REF_LEN) - 1)
-        offset = (value >> _REF_LEN) & ((1 << _REF_OFF) - 1)
-        data = os.pread(self._fds[value >> (_REF_OFF + _REF_LEN)], length, offset)
+        file, offset, length = ref_parts(value)
+        data = os.pread(self._fds[file], length, offset)
         if len(data) != length:
             raise CorruptDatabaseError(f"maild database in {self.folder}: a document ends early")
         return data
@@ -255,8 +165,8 @@ class JournalStorage(Storage):
             number = self._register(fd)
             self._snapshot_size = os.fstat(fd).st_size
             try:
-                self._load_snapshot(fd, number)
-            except _NotTables as exc:
+                self._tables = snapshot.read(path, fd, self.keys, self._wanted, STORE_TABLE)
+            except NotTables as exc:
                 raise CorruptDatabaseError(f"maild database {path} is not a TinyDB database of "
                                            f"tables ({exc}): {hint}") from exc
             except (UnicodeDecodeError, ValueError) as exc:
@@ -274,84 +184,6 @@ class JournalStorage(Storage):
                 continue
             self._replay(jpath, last=number == journals[-1][0], hint=hint)
             self._journal_gen = number
-
-    def _load_snapshot(self, fd: int, number: int) -> None:
-        """The fast path (one document per line, key first); the slow one for other layouts."""
-        with os.fdopen(os.dup(fd), "rb") as fh:
-            try:
-                self._tables = self._scan_lines(fh, number)
-                return
-            except _NotTables:
-                pass
-            fh.seek(0)
-            raw = fh.read()
-        if not raw.strip():
-            raise CorruptDatabaseError(f"maild database {self.snapshot_path} is empty "
-                                       f"({len(raw)} bytes): restore it from a backup or move it "
-                                       f"aside; maild will not start empty over it")
-        text = raw.decode("utf-8")
-        del raw
-        tables = parse_tables(text, self.keys)
-        self._tables = {name: docs for name, docs in tables.items()
-                        if self._wanted is None or name in self._wanted}
-
-    def _scan_lines(self, fh: Any, number: int) -> dict[str, dict[str, Value]]:
-        tables: dict[str, dict[str, Value]] = {}
-        offset = 0
-        first = fh.readline()
-        offset += len(first)
-        if first == b"{}\n":
-            if fh.readline():
-                raise _NotTables("data after the end")
-            return tables
-        match = _FIRST.match(first)
-        if match is None:
-            raise _NotTables("not written one document per line")
-        name = _unquote(match.group(1))
-        ended = False
-        while True:
-            docs: dict[str, Value] | None = None
-            if self._wanted is None or name in self._wanted:
-                docs = tables.setdefault(name, {})
-            field = self.keys.get(name)
-            pattern = _key_pattern(field) if field is not None else None
-            for line in fh:
-                start = offset
-                offset += len(line)
-                if line[:1] == b'"':
-                    if docs is None:
-                        continue
-                    head = _DOC.match(line)
-                    if head is None:
-                        raise _NotTables("a document line without its id")
-                    end = len(line) - (2 if line.endswith(b",\n") else 1)
-                    begin = head.end()
-                    if pattern is None:
-                        key = head.group(1).decode()
-                    else:
-                        found = pattern.match(line, begin)
-                        if found is None:
-                            raise _NotTables("a document without its key first")
-                        key = _unquote(found.group(1))
-                    if end - begin > INLINE_MAX:
-                        docs[key] = self._ref(number, start + begin, end - begin)
-                    else:
-                        docs[key] = line[begin:end]
-                    continue
-                if line == b"}}\n":
-                    ended = True
-                    break
-                match = _NEXT.match(line)
-                if match is None:
-                    raise _NotTables("an unexpected line")
-                name = _unquote(match.group(1))
-                break
-            else:
-                raise _NotTables("the file ends early")
-            if ended:
-                if fh.read(1):
-                    raise _NotTables("data after the end")
-                return tables
 
     def _replay(self, path: Path, *, last: bool, hint: str) -> None:
         fd = os.open(path, os.O_RDONLY)
@@ -403,14 +235,14 @@ class JournalStorage(Storage):
             if match is None or not line.endswith(b"]\n"):
                 raise CorruptDatabaseError(f"maild journal in {self.folder}: a record line "
                                            f"cannot be read")
-            name, key = _unquote(match.group(1)), _unquote(match.group(2))
+            name, key = unquote(match.group(1)), unquote(match.group(2))
             begin, end = match.end(), len(line) - 2
             if self._wanted is None or name in self._wanted:
                 docs = self._tables.setdefault(name, {})
                 if line[begin:end] == b"null":
                     docs.pop(key, None)
                 elif end - begin > INLINE_MAX:
-                    docs[key] = self._ref(number, base + pos + begin, end - begin)
+                    docs[key] = ref(number, base + pos + begin, end - begin)
                 else:
                     docs[key] = line[begin:end]
             pos += len(line)
@@ -437,12 +269,31 @@ class JournalStorage(Storage):
         return list(self._tables.get(table, ()))
 
     def scan(self, table: str, needle: bytes | None = None) -> list[tuple[str, bytes]]:
-        """(key, document) in table order; with `needle`, only documents that contain it."""
-        out = []
-        for key, value in list(self._tables.get(table, {}).items()):
-            text = self._read(value)
-            if needle is None or needle in text:
-                out.append((key, text))
+        """(key, document) in table order; with `needle`, only documents that contain it.
+        Documents in files are read a window at a time, in file order (few system calls)."""
+        entries = list(self._tables.get(table, {}).items())
+        texts = self._read_many([value for _key, value in entries])
+        return [(key, text) for (key, _value), text in zip(entries, texts, strict=True)
+                if needle is None or needle in text]
+
+    def _read_many(self, values: list[Value], window: int = 8 * 2**20) -> list[bytes]:
+        out: list[bytes] = [v if isinstance(v, bytes) else b"" for v in values]
+        refs = sorted((ref_parts(v), n) for n, v in enumerate(values) if isinstance(v, int))
+        start = 0
+        while start < len(refs):
+            (file, first, _length), _n = refs[start]
+            end = start
+            while (end + 1 < len(refs) and refs[end + 1][0][0] == file
+                   and refs[end + 1][0][1] + refs[end + 1][0][2] - first <= window):
+                end += 1
+            last = refs[end][0]
+            data = os.pread(self._fds[file], last[1] + last[2] - first, first)
+            for (_f, offset, length), n in refs[start:end + 1]:
+                out[n] = data[offset - first:offset - first + length]
+                if len(out[n]) != length:
+                    raise CorruptDatabaseError(f"maild database in {self.folder}: a document "
+                                               f"ends early")
+            start = end + 1
         return out
 
     def _writable(self, table: str) -> None:
@@ -522,7 +373,7 @@ class JournalStorage(Storage):
         self._journal_size = start + HEADER.size + len(payload)
         base = start + HEADER.size
         for table, key, offset, length in placed:
-            self._tables[table][key] = self._ref(self._journal_file, base + offset, length)
+            self._tables[table][key] = ref(self._journal_file, base + offset, length)
         self._undo.clear()
         self._adopt_compaction()
         if (self._journal_size >= max(self.compact_bytes, self._snapshot_size)
@@ -538,7 +389,7 @@ class JournalStorage(Storage):
                 os.close(self._fds[self._journal_file])
                 self._fds[self._journal_file] = fd
             else:
-                _fsync_dir(path.parent)
+                fsync_dir(path.parent)
                 self._journal_file = self._register(fd)
                 self._journal_file_gen = self._journal_gen
                 self._journal_size = os.fstat(fd).st_size
@@ -574,49 +425,14 @@ class JournalStorage(Storage):
             self._adopt_compaction()
 
     def _write_snapshot(self, frozen: dict[str, dict[str, Value]], gen: int) -> None:
-        path = self.snapshot_path
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        moved: dict[str, list[tuple[str, Value, int]]] = {}
+        token = os.urandom(12).hex()
+        frozen[STORE_TABLE]["snapshot"] = encode_doc({"key": "snapshot", "value": token}, "key")
         try:
-            with open(tmp, "wb") as fh:
-                offset = 0
-                block: list[bytes] = []
-                names = [STORE_TABLE] + [n for n in frozen if n != STORE_TABLE]
-                for t, name in enumerate(names):
-                    docs = frozen.get(name, {})
-                    opener = (b"{" if t == 0 else b"},") + dumps(name).encode() + b":{\n"
-                    block.append(opener)
-                    offset += len(opener)
-                    field = self.keys.get(name)
-                    prefix = None if field is None else b'{"' + field.encode() + b'":'
-                    entries = list(docs.items())
-                    for n, (key, value) in enumerate(entries, 1):
-                        text = self._read(value)
-                        if prefix is not None and not text.startswith(prefix):
-                            text = encode_doc(json.loads(text), field)
-                        head = b'"%d":' % n
-                        tail = b",\n" if n < len(entries) else b"\n"
-                        if len(text) > INLINE_MAX:
-                            moved.setdefault(name, []).append((key, value,
-                                                               offset + len(head)))
-                        block += (head, text, tail)
-                        offset += len(head) + len(text) + len(tail)
-                        if len(block) > 3000:
-                            fh.write(b"".join(block))
-                            block.clear()
-                block.append(b"}}\n" if names else b"{}\n")
-                offset += len(block[-1])
-                fh.write(b"".join(block))
-                fh.flush()
-                os.fsync(fh.fileno())
-            if self.crash_hook is not None:
-                self.crash_hook("mid_compaction")
-            os.replace(tmp, path)
-            _fsync_dir(path.parent)
+            size, moved = snapshot.write(self.snapshot_path, frozen, self._read, self.keys,
+                                         STORE_TABLE, token, self.crash_hook)
             with self._lock:
-                self._compacted = (gen, offset, moved)
+                self._compacted = (gen, size, moved)
         except BaseException as exc:  # noqa: BLE001 - reported on the owner's thread
-            tmp.unlink(missing_ok=True)
             with self._lock:
                 self._compact_error = exc
 
@@ -644,11 +460,11 @@ class JournalStorage(Storage):
                 current = docs.get(key)
                 if current is old:
                     text_len = len(old) if isinstance(old, bytes) else old & 0xFFFFFFFF
-                    docs[key] = self._ref(number, offset, text_len)
+                    docs[key] = ref(number, offset, text_len)
         for jgen, jpath in self._journals():
             if jgen < gen:
                 jpath.unlink(missing_ok=True)
-        live = {value >> (_REF_OFF + _REF_LEN) for docs in self._tables.values()
+        live = {ref_parts(value)[0] for docs in self._tables.values()
                 for value in docs.values() if isinstance(value, int)}
         live.add(self._journal_file)
         for file, descriptor in list(self._fds.items()):

@@ -42,7 +42,7 @@ OPS_EXAMPLES = {
              "  maild check --send-test li.na@corp.example",
     "status": "maild status -c config.toml\n  maild status --json | jq .outbox",
     "items": "maild items --state open --owner wang.zhe@corp.example\n"
-             "  maild items --state awaiting_confirmation --json",
+             "  maild items --state awaiting_confirmation --limit 0 --json",
     "show": "maild show MD-0001\n  maild show MD-0001 --json",
     "outbox": "maild outbox --failed\n  maild outbox --retry maild.3f2a9c@corp.example",
 }
@@ -77,6 +77,9 @@ def add_ops_commands(add: Callable[[str, str], argparse.ArgumentParser]) -> None
                        help="open, closed, or a task state such as awaiting_confirmation, "
                             "in_progress, delayed, declined, blocked, done (repeatable)")
     items.add_argument("--owner", metavar="WHO", help="task owner: address or part of the name")
+    items.add_argument("--limit", type=int, default=200, metavar="N",
+                       help="list the first N items that match, oldest first (default 200; "
+                            "0: all)")
     show = add("show", HELP["show"])
     show.add_argument("item_id", metavar="ID", help="item ID, e.g. MD-0001")
     outbox = add("outbox", HELP["outbox"])
@@ -122,8 +125,9 @@ def run_ops_command(args: argparse.Namespace, *, out: TextIO | None = None,
             data = status(store, config, now)
             emit(out, args.json, data, lambda: format_status(data, config.tz, now))
         elif args.command == "items":
-            rows = items(store, states=args.state, owner=args.owner)
-            emit(out, args.json, rows, lambda: format_items(rows, config.tz, now))
+            found = matching(store, states=args.state, owner=args.owner)
+            rows = items(store, limit=args.limit, found=found)
+            emit(out, args.json, rows, lambda: format_items(rows, config.tz, now, len(found)))
         elif args.command == "show":
             detail = show(store, args.item_id)
             if detail is None:
@@ -174,11 +178,9 @@ def emit(out: TextIO, as_json: bool, data: Any, human: Callable[[], str]) -> Non
 
 
 def status(store: Store, config: Config, now: datetime) -> dict[str, Any]:
-    entries = store.outbox_entries()
-    queued = [e for e in entries if e.status == "queued"]
-    due = [e for e in queued if e.next_attempt_at is not None and e.next_attempt_at <= now]
-    failed = [e for e in entries if e.status == "failed"]
-    oldest = min((e.next_attempt_at for e in due if e.next_attempt_at), default=None)
+    statuses = Counter(status for status, _at in store.outbox_states())
+    due = [at for status, at in store.outbox_states() if status == "queued" and at and at <= now]
+    oldest = min(due, default=None)
     summaries = store.summaries()
     tasks = [_task(t) for summary in summaries for t in summary.get("tasks") or ()]
     next_runs = store.meta_get("next_runs")
@@ -189,9 +191,9 @@ def status(store: Store, config: Config, now: datetime) -> dict[str, Any]:
     return {
         "data_dir": str(config.data_dir),
         "daemon": {"running": holder is not None, "pid": holder},
-        "queue_depth": len(queued),
-        "outbox": {"queued": len(queued), "due_now": len(due), "failed": len(failed),
-                   "sent_kept": sum(1 for e in entries if e.status == "sent"),
+        "queue_depth": statuses["queued"],
+        "outbox": {"queued": statuses["queued"], "due_now": len(due),
+                   "failed": statuses["failed"], "sent_kept": statuses["sent"],
                    "oldest_due_since": oldest.isoformat() if oldest else None,
                    "next_attempt_at": _iso(store.outbox_next_due())},
         "last_imap_contact": store.meta_get("last_imap_contact") or UNKNOWN,
@@ -216,20 +218,31 @@ def _task(row: Sequence[Any]) -> dict[str, Any]:
     return dict(zip(("id", "state", "owner", "owner_name", "deadline"), row, strict=False))
 
 
-def items(store: Store, *, states: Sequence[str] | None = None,
-          owner: str | None = None) -> list[dict[str, Any]]:
-    """One row per item; `states` matches the item's state or any of its tasks' states."""
+def matching(store: Store, *, states: Sequence[str] | None = None,
+             owner: str | None = None) -> list[dict[str, Any]]:
+    """The summaries of the items `states` (the item's state or any of its tasks') and `owner`
+    select, in table order. Cheap: no row is built."""
     wanted = {s.strip().lower() for s in states or () if s.strip()}
     who = (owner or "").strip().lower()
+    found = store.summaries()
+    if wanted:
+        found = [i for i in found if wanted & ({str(i.get("state", "open"))}
+                                               | {str(t[1]) for t in i.get("tasks") or ()})]
+    if who:
+        found = [i for i in found if any(who == str(t[2]).lower() or who in str(t[3]).lower()
+                                         for t in i.get("tasks") or ())]
+    return found
+
+
+def items(store: Store, *, states: Sequence[str] | None = None,
+          owner: str | None = None, limit: int | None = None,
+          found: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """One row per item (the first `limit` that match, of `found` if given); see `matching`."""
     rows = []
-    for item in store.summaries():
+    if found is None:
+        found = matching(store, states=states, owner=owner)
+    for item in found[:limit or None]:
         tasks = [_task(t) for t in item.get("tasks") or ()]
-        task_states = {str(t.get("state")) for t in tasks}
-        if wanted and not (wanted & ({str(item.get("state", "open"))} | task_states)):
-            continue
-        if who and not any(who == str(t.get("owner", "")).lower()
-                           or who in str(t.get("owner_name", "")).lower() for t in tasks):
-            continue
         open_deadlines = [d for t in tasks if t.get("state") not in TASK_DONE
                           and (d := _parse(t.get("deadline")))]
         rows.append({
@@ -359,13 +372,16 @@ def format_status(data: Mapping[str, Any], tz: tzinfo, now: datetime) -> str:
     return "\n".join(f"{_pad(k, width)}  {v}" for k, v in lines)
 
 
-def format_items(rows: Sequence[Mapping[str, Any]], tz: tzinfo, now: datetime) -> str:
+def format_items(rows: Sequence[Mapping[str, Any]], tz: tzinfo, now: datetime,
+                 total: int | None = None) -> str:
     if not rows:
         return "no items match"
+    more = (f" of {total} (--limit 0 lists all)" if total is not None and total > len(rows)
+            else "")
     body = [[r["id"], r["kind"], r["state"], r["title"], r["tasks"],
              _counts(r["task_states"]), when(r["next_deadline"], tz, now)] for r in rows]
     return table(["ID", "KIND", "STATE", "TITLE", "TASKS", "TASK STATES", "NEXT DEADLINE"],
-                 body, max_widths={3: 36, 5: 44}) + f"\n{len(rows)} item(s)"
+                 body, max_widths={3: 36, 5: 44}) + f"\n{len(rows)} item(s){more}"
 
 
 def format_show(item: Mapping[str, Any], tz: tzinfo, now: datetime) -> str:

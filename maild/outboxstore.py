@@ -166,6 +166,16 @@ class OutboxQueue:
         doc = self._outbox.get(message_id)
         return _entry(doc) if doc is not None else None
 
+    def outbox_states(self) -> list[tuple[str, datetime | None]]:
+        """(status, next attempt) of every entry, without decoding the emails: queued ones from
+        the index of queued mail, the others (small) in one decode."""
+        rest = [text for key, text in self._outbox.raw() if key not in self._queued]
+        states: list[tuple[str, datetime | None]] = [
+            ("queued", when) for when, _seq in self._queued.values()]
+        if rest:
+            states += [(doc["status"], None) for doc in json.loads(b"[" + b",".join(rest) + b"]")]
+        return states
+
     def outbox_entries(self, status: str | None = None,
                        item_id: str | None = None) -> list[OutboxEntry]:
         """Entries in enqueue order, of one status and/or about one item."""

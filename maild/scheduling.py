@@ -57,7 +57,7 @@ class DueIndex:
         self.levels: dict[str, datetime] = {}
         self._heap: list[tuple[datetime, str]] = []
         self.items_of: dict[str, dict[str, set[str]]] = {k: {} for k in DIGESTS}
-        self._people_of: dict[str, dict[str, set[str]]] = {}
+        self._people_of: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
         self.done: dict[str, dict[str, str | None]] = {k: {} for k in DIGESTS}
         self.slots: dict[str, dict[str, datetime | None]] = {k: {} for k in DIGESTS}
         self._next_digest: datetime | None = None
@@ -76,7 +76,7 @@ class DueIndex:
         same_rules = store.meta_get(RULES_KEY) == fingerprint
         stored = store.dues() if same_rules else {}
         missing = []
-        for summary in store.summaries():
+        for summary in store.iter_summaries():
             item_id = summary["id"]
             if summary.get("state", "open") != "open":
                 continue
@@ -108,9 +108,9 @@ class DueIndex:
             heapq.heappush(self._heap, (at, item_id))
 
     def _set_people(self, item_id: str, people: Mapping[str, set[str]]) -> None:
-        old = self._people_of.get(item_id, {})
-        for kind in DIGESTS:
-            before, after = old.get(kind, set()), people.get(kind, set())
+        old = self._people_of.get(item_id, (frozenset(), frozenset()))
+        for n, kind in enumerate(DIGESTS):
+            before, after = old[n], people.get(kind, set())
             for address in before - after:
                 holders = self.items_of[kind].get(address)
                 if holders is not None:
@@ -124,8 +124,9 @@ class DueIndex:
                 if address not in self.slots[kind]:
                     self.slots[kind][address] = None  # computed by `_recompute_slots`
                     self._slots_changed = True
-        if any(people.get(k) for k in DIGESTS):
-            self._people_of[item_id] = {k: set(people.get(k, ())) for k in DIGESTS}
+        if any(people.get(k) for k in DIGESTS):  # tuples of frozensets: 50,000 items' worth
+            self._people_of[item_id] = (frozenset(people.get("digest", ())),
+                                        frozenset(people.get("owner_digest", ())))
         else:
             self._people_of.pop(item_id, None)
 

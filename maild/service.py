@@ -373,10 +373,9 @@ class Service(ScheduleSide):
         """
         written = []
         if item_ids is None:  # at start: whatever a crash left closed but not archived
-            candidates = [i for i in self.store.all_items() if i.get("state") == "closed"]
-        else:
-            candidates = [i for i in map(self.store.get_item, item_ids)
-                          if i and i.get("state") == "closed"]
+            item_ids = self.store.closed_item_ids()
+        candidates = [i for i in map(self.store.get_item, item_ids)
+                      if i and i.get("state") == "closed"]
         for item in candidates:
             closed_at = datetime.fromisoformat(item["closed_at"])
             emails = [(path.name, path.read_bytes())

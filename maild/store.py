@@ -331,9 +331,23 @@ class Store(OutboxQueue):
         """Every item's id, in table order, without reading the items."""
         return self._items.keys()
 
+    def closed_item_ids(self) -> list[str]:
+        """Items closed but not yet archived (their summaries are searched, not decoded)."""
+        return [key for key, text in self._index.raw(b'"state":"closed"')
+                if json.loads(text).get("state") == "closed"]
+
+    def iter_summaries(self, chunk: int = 2000) -> Iterator[dict[str, Any]]:
+        """`summaries`, decoded a chunk at a time (what holds no list of them all)."""
+        docs = self._index.raw()
+        for start in range(0, len(docs), chunk):
+            yield from json.loads(b"[" + b",".join(t for _k, t in docs[start:start + chunk])
+                                  + b"]")
+
     def summaries(self) -> list[dict[str, Any]]:
-        """Every item's summary (`item_summary`), in table order: cheap listings."""
-        return list(self._index.values())
+        """Every item's summary (`item_summary`), in table order: cheap listings (decoded in
+        one go: 50,000 separate decodes cost ~5× more)."""
+        docs = [text for _key, text in self._index.raw()]
+        return json.loads(b"[" + b",".join(docs) + b"]") if docs else []
 
     def remove_item(self, item_id: str) -> None:
         """Drop an item (archived), its summary, its due moment and the message links that

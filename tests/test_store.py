@@ -545,6 +545,40 @@ def test_what_a_reopen_reads_is_what_was_committed(tmp_path: Path) -> None:
         assert store.engine.read() == expected
 
 
+@pytest.mark.parametrize("damage", ["none", "stale", "torn", "missing", "other-format"])
+def test_the_key_directory_speeds_loading_and_is_never_trusted_blindly(
+        tmp_path: Path, damage: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    with Store(tmp_path) as store:
+        for n in range(1, 101):
+            store.put_item(item(n, pad="x" * (n * 10)))
+            store.link_message(f"<l{n}@x>", f"MD-{n:04d}", None)
+        store.commit()
+        store.engine.compact()
+        expected = store.engine.read()
+        directory = tmp_path / (DB_FILE + ".keys")
+        good = directory.read_bytes()
+        if damage == "stale":  # the directory of an older snapshot
+            store.put_item(item(1, title="newer"))
+            store.commit()
+            store.engine.compact()
+            expected = store.engine.read()
+            directory.write_bytes(good)
+        elif damage == "torn":
+            directory.write_bytes(good[:-30])
+        elif damage == "missing":
+            directory.unlink()
+        elif damage == "other-format":  # the right token and size, but nothing it can use
+            head = json.loads(good.splitlines()[0])
+            directory.write_bytes(json.dumps({"snapshot": head["snapshot"],
+                                              "size": head["size"]}).encode() + b"\n")
+    if damage == "none":  # the directory alone serves: no line of the snapshot is scanned
+        from maild import snapshot
+
+        monkeypatch.setattr(snapshot, "scan_lines", lambda *a: pytest.fail("scanned"))
+    with Store.open_readonly(tmp_path) as reader:
+        assert reader.engine.read() == expected
+
+
 def test_a_torn_last_record_is_dropped_and_damage_elsewhere_refused(tmp_path: Path) -> None:
     with Store(tmp_path) as store:
         store.put_item(item(1))
