@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -181,8 +182,15 @@ def status(store: Store, config: Config, now: datetime) -> dict[str, Any]:
     statuses = Counter(status for status, _at in store.outbox_states())
     due = [at for status, at in store.outbox_states() if status == "queued" and at and at <= now]
     oldest = min(due, default=None)
-    summaries = store.summaries()
-    tasks = [_task(t) for summary in summaries for t in summary.get("tasks") or ()]
+    raw = b"\n".join(store.summary_docs())  # counted by pattern, not decoded: 50,000 items
+    item_states = Counter(m.decode() for m in _ITEM_STATE.findall(raw))
+    rows = _TASK_ROW.findall(raw)
+    task_states = Counter(state for state, _deadline in rows)
+    overdue = 0
+    for state, deadline in rows:
+        if state not in _DONE_BYTES and deadline != b"null":
+            when = _parse(deadline[1:-1].decode())
+            overdue += bool(when and when < now)
     next_runs = store.meta_get("next_runs")
     if isinstance(next_runs, list):  # [{name, at}] is accepted too
         next_runs = {str(r.get("name")): r.get("at") for r in next_runs if isinstance(r, dict)}
@@ -198,14 +206,22 @@ def status(store: Store, config: Config, now: datetime) -> dict[str, Any]:
                    "next_attempt_at": _iso(store.outbox_next_due())},
         "last_imap_contact": store.meta_get("last_imap_contact") or UNKNOWN,
         "next_runs": next_runs if isinstance(next_runs, dict) and next_runs else UNKNOWN,
-        "items": dict(sorted(Counter(str(i.get("state", "open")) for i in summaries).items())),
-        "tasks": dict(sorted(Counter(str(t.get("state")) for t in tasks).items())),
-        "overdue_tasks": sum(1 for t in tasks if _overdue(t, now)),
+        "items": dict(sorted(item_states.items())),
+        "tasks": dict(sorted((k.decode(), v) for k, v in task_states.items())),
+        "overdue_tasks": overdue,
         "processed_emails": store.counts().get("processed", 0),
     }
 
 
 TASK_DONE = {"done", "declined"}
+_DONE_BYTES = {s.encode() for s in TASK_DONE}
+
+
+_JSTR = rb'"[^"\\]*(?:\\.[^"\\]*)*"'
+_ITEM_STATE = re.compile(rb'^\{"id":' + _JSTR + rb',"kind":' + _JSTR + rb',"state":"([a-z_]*)"',
+                         re.MULTILINE)
+_TASK_ROW = re.compile(rb'\[' + _JSTR + rb',"([a-z_]*)",' + _JSTR + rb',' + _JSTR + rb',('
+                       + _JSTR + rb'|null)\]')
 
 
 def _overdue(task: Mapping[str, Any], now: datetime) -> bool:
@@ -219,29 +235,42 @@ def _task(row: Sequence[Any]) -> dict[str, Any]:
 
 
 def matching(store: Store, *, states: Sequence[str] | None = None,
-             owner: str | None = None) -> list[dict[str, Any]]:
-    """The summaries of the items `states` (the item's state or any of its tasks') and `owner`
-    select, in table order. Cheap: no row is built."""
+             owner: str | None = None) -> list[bytes]:
+    """The summaries (`item_summary`, as stored) of the items `states` (the item's state or any
+    of its tasks') and `owner` select, in table order. Cheap: the bytes are searched and only
+    candidates are decoded."""
     wanted = {s.strip().lower() for s in states or () if s.strip()}
     who = (owner or "").strip().lower()
-    found = store.summaries()
-    if wanted:
-        found = [i for i in found if wanted & ({str(i.get("state", "open"))}
-                                               | {str(t[1]) for t in i.get("tasks") or ()})]
-    if who:
-        found = [i for i in found if any(who == str(t[2]).lower() or who in str(t[3]).lower()
-                                         for t in i.get("tasks") or ())]
-    return found
+    found = store.summary_docs()
+    if not wanted and not who:
+        return found
+    needles = [json.dumps(state).encode() for state in wanted]
+    owner_needle = json.dumps(who, ensure_ascii=False).encode()[1:-1]
+    chosen = []
+    for text in found:
+        if needles and not any(n in text for n in needles):
+            continue
+        if who and owner_needle not in text.lower():
+            continue
+        item = json.loads(text)
+        if wanted and not (wanted & ({str(item.get("state", "open"))}
+                                     | {str(t[1]) for t in item.get("tasks") or ()})):
+            continue
+        if who and not any(who == str(t[2]).lower() or who in str(t[3]).lower()
+                           for t in item.get("tasks") or ()):
+            continue
+        chosen.append(text)
+    return chosen
 
 
 def items(store: Store, *, states: Sequence[str] | None = None,
           owner: str | None = None, limit: int | None = None,
-          found: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+          found: list[bytes] | None = None) -> list[dict[str, Any]]:
     """One row per item (the first `limit` that match, of `found` if given); see `matching`."""
     rows = []
     if found is None:
         found = matching(store, states=states, owner=owner)
-    for item in found[:limit or None]:
+    for item in map(json.loads, found[:limit or None]):
         tasks = [_task(t) for t in item.get("tasks") or ()]
         open_deadlines = [d for t in tasks if t.get("state") not in TASK_DONE
                           and (d := _parse(t.get("deadline")))]

@@ -336,6 +336,10 @@ class Store(OutboxQueue):
         return [key for key, text in self._index.raw(b'"state":"closed"')
                 if json.loads(text).get("state") == "closed"]
 
+    def summary_docs(self) -> list[bytes]:
+        """Every item's summary as stored (compact JSON, "id" first), in table order."""
+        return [text for _key, text in self._index.raw()]
+
     def iter_summaries(self, chunk: int = 2000) -> Iterator[dict[str, Any]]:
         """`summaries`, decoded a chunk at a time (what holds no list of them all)."""
         docs = self._index.raw()
