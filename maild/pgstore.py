@@ -165,16 +165,15 @@ class PgEngine:
         return int(row[0]) if row else 0
 
     def put(self, table: str, key: str, text: bytes) -> None:
+        """Not read back first (a round trip each): an unchanged document is written again."""
         if self.readonly:
             raise ReadOnlyError(f"the store is read-only (table {table!r})")
-        if self.get(table, key) != text:
-            self._pending[(table, key)] = text
+        self._pending[(table, key)] = text
 
     def remove(self, table: str, key: str) -> None:
         if self.readonly:
             raise ReadOnlyError(f"the store is read-only (table {table!r})")
-        if self.get(table, key) is not None:
-            self._pending[(table, key)] = None
+        self._pending[(table, key)] = None
 
     @property
     def dirty(self) -> bool:

@@ -149,6 +149,11 @@ class SenderProcess:
         self._conn.send((spool, index, light, now))
         self._waiting = True
 
+    def warm(self) -> None:
+        """Start the child now (its imports take ~0.3 s), so the first `submit` does not wait."""
+        if (self._process is None or not self._process.is_alive()) and not self._waiting:
+            self._start()
+
     def ready(self) -> bool:
         """Whether `result` would answer without waiting (True when nothing was submitted)."""
         if not self._waiting or self._conn is None:

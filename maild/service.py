@@ -177,6 +177,7 @@ class Service(ScheduleSide):
         # handled (`_send_in_background`); one send at a time, settled before anything else sends.
         self.sender = sender
         self._sending = False
+        self._in_flight: frozenset[str] = frozenset()  # Message-IDs the child is sending
         # Originals written since the commit, not yet synced: (temp file, final name), and
         # the folders whose entries must be synced too.
         self._pending_originals: list[tuple[Path, Path]] = []
@@ -483,11 +484,12 @@ class Service(ScheduleSide):
         """Send what is due; tell initiators once about emails refused for good."""
         settled = self._settle_sending(wait=not self._run_in_slices)
         sent, failed = len(settled.sent), len(settled.failed)
-        if self._sending:  # a schedule slice is still being sent: the rest after it
-            return sent, failed
+        # A schedule slice may still be going out from the sender's child: what intake queued
+        # goes out from here meanwhile, all but the emails the child holds.
+        busy = self._in_flight if self._sending else frozenset()
         for _round in range(3):
             now = self.clock()
-            report = self._loop.run_until_complete(self.outbox.drain(now))
+            report = self._loop.run_until_complete(self.outbox.drain(now, busy))
             sent += len(report.sent)
             failed += len(report.failed)
             told = self._tell_failures(report, now)
@@ -523,6 +525,7 @@ class Service(ScheduleSide):
         assert self.sender is not None
         now = self.clock()
         due = self.store.outbox_due_ids(now, self.outbox.max_per_drain)
+        self._in_flight = frozenset(due)
         if due:
             # decoded one at a time as they are spooled: the batch's emails are never all in
             # memory at once
@@ -567,6 +570,8 @@ class Service(ScheduleSide):
             self.schedule_run = self.start_schedule_run(now)
             if self.schedule_run is not None:
                 self._run_steps = self.schedule_run.steps()
+                if self.slicing and self.sender is not None:
+                    self.sender.warm()  # the run's slices go out from it
         if self.schedule_run is not None and not self.slicing:
             self.run_schedules(now)
         if self._housekeeping_at is None or not (

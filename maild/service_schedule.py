@@ -83,7 +83,7 @@ class ScheduleSide:
             if collecting:
                 gc.enable()
 
-    def run_slice(self, budget_s: float = 0.08) -> None:
+    def run_slice(self, budget_s: float = 0.05) -> None:
         """Advance the schedule run in progress by about `budget_s` (between intake batches)."""
         run = self.schedule_run
         if run is None:
