@@ -249,7 +249,12 @@ class ScheduleRun:
             items, self.now, self.rules, self.cal, self.people, state)
         del items
         for start in range(0, len(planned), self.slice_emails):
-            emails = self._enqueue_slice(planned[start:start + self.slice_emails])
+            emails: list[Outgoing] = []
+            for n, entry in enumerate(planned[start:start + self.slice_emails], 1):
+                emails += self._enqueue_one(entry)
+                if n % 8 == 0:
+                    yield  # intake may commit here: each email is whole with its records
+            self.queued += emails
             self.store.commit()
             self.sent(emails)
             yield
@@ -268,26 +273,24 @@ class ScheduleRun:
                      len(self.queued), self.planned_items)
         self.done = True
 
-    def _enqueue_slice(self, planned: list[Planned]) -> list[Outgoing]:
+    def _enqueue_one(self, entry: Planned) -> list[Outgoing]:
+        """One planned email, what it records (the levels on their tasks, its readers' digest
+        memory) and its queueing, written together (not committed)."""
         touched: dict[str, dict[str, Any]] = {}
-        emails: list[Outgoing] = []
         stamp = self.now.isoformat()
-        for entry in planned:
-            for kind, who, key in entry.records:
-                if kind in DIGESTS:
-                    self.store.put_schedule_entry(kind, who, self.state[kind][who])
-                    continue
-                item = touched.get(kind) or self.store.get_item(kind)
-                if item is None:
-                    continue
-                touched[kind] = item
-                target = next((t for t in item["tasks"] if t["id"] == who), item) if who else item
-                target.setdefault("sent", {})[key] = stamp
-            emails += self.enqueue(entry, self.now)
+        for kind, who, key in entry.records:
+            if kind in DIGESTS:
+                self.store.put_schedule_entry(kind, who, self.state[kind][who])
+                continue
+            item = touched.get(kind) or self.store.get_item(kind)
+            if item is None:
+                continue
+            touched[kind] = item
+            target = next((t for t in item["tasks"] if t["id"] == who), item) if who else item
+            target.setdefault("sent", {})[key] = stamp
         for item in touched.values():
             self.store.put_item(item)
-        self.queued += emails
-        return emails
+        return self.enqueue(entry, self.now)
 
     def run_all(self) -> list[Outgoing]:
         for _step in self.steps():
