@@ -1,27 +1,27 @@
 """Documents on disk for the embedded store: a TinyDB snapshot plus an append-only journal of the
 documents each commit changed, compacted into a new snapshot in the background.
 
-The only module that imports TinyDB. `DATA_DIR/live.json` is a valid TinyDB database
-(`{table: {doc_id: document}}`) written one document per line; `DATA_DIR/live.journal.N` holds
-the commits made since that snapshot. A commit appends ONE checksummed record (the changed
+The only module that imports TinyDB. `DATA_DIR/live.json` is a valid TinyDB database, written
+by snapshot.py (one document per line, with a key directory beside it); `DATA_DIR/live.journal.N`
+holds the commits made since that snapshot. A commit appends ONE checksummed record (the changed
 documents, or their removal) to the journal and fdatasyncs it: it costs what changed, not the
 size of the store. When the journal outgrows `compact_bytes` (and the snapshot's size), a thread
-writes the whole state as of that commit to a temp file, fsyncs it, renames it over `live.json`
-(fsync of the folder) and only then deletes the journals the new snapshot covers. Start-up reads
-the snapshot, then replays the journals it names (`_store` table, key `journal`).
+writes the whole state as of that commit as a new snapshot (tmp + fsync + rename) and only then
+are the journals it covers deleted. Start-up reads the snapshot, then replays the journals it
+names (`_store` table, key `journal`).
 
 Surprises:
-- Documents larger than `INLINE_MAX` bytes are not kept in memory once committed: the table
+- Documents larger than `INLINE_MAX` bytes (any, in the tables `NOT_HELD`: summaries, due
+  moments, the schedule's memory) are not kept in memory once committed: the table
   holds a reference (file, offset, length) and `get` reads them back with `pread` (page cache:
   microseconds). Smaller ones (thread links, intake marks, sent entries) stay in memory as
   their compact UTF-8 JSON. `get` always returns bytes.
 - A record whose checksum fails at the END of the newest journal is a commit whose fsync never
   returned (power cut): it is cut off, as uncommitted. Anywhere else it is corruption:
   `CorruptDatabaseError`, and nothing is touched.
-- Documents of keyed tables are written key first (`{"id":…`), which lets start-up find each
-  document's key without decoding it. A file in any other TinyDB layout (stock TinyDB, an older
-  maild) loads through the slow path, and the next compaction rewrites it.
 - `rollback()` restores the values changed since the last commit from an undo map: cheap.
+- A finished compaction is adopted at the next commit (references move to the new file, files
+  nothing refers to are closed); `close()` waits for a running one.
 - Read-only opens (`readonly=True`) take no lock, write and delete nothing, may load only some
   `tables`, and see the state as of their opening even when the daemon compacts meanwhile
   (their descriptors keep the replaced files readable).
@@ -43,12 +43,12 @@ from typing import Any
 from tinydb import Storage
 
 from . import snapshot
+from .files import fsync_dir
 from .snapshot import (  # noqa: F401 - encode_doc is part of this module's interface
-    INLINE_MAX,
     NotTables,
     Value,
     encode_doc,
-    fsync_dir,
+    inline_max,
     ref,
     ref_parts,
     unquote,
@@ -241,7 +241,7 @@ class JournalStorage(Storage):
                 docs = self._tables.setdefault(name, {})
                 if line[begin:end] == b"null":
                     docs.pop(key, None)
-                elif end - begin > INLINE_MAX:
+                elif end - begin > inline_max(name):
                     docs[key] = ref(number, base + pos + begin, end - begin)
                 else:
                     docs[key] = line[begin:end]
@@ -345,22 +345,22 @@ class JournalStorage(Storage):
             return
         lines: list[bytes] = []
         placed: list[tuple[str, str, int, int]] = []  # table, key, offset in payload, length
-        size = 0
+        size = crc = 0
         for table, key in self._undo:
             value = self._tables.get(table, {}).get(key)
             prefix = b"[%s,%s," % (json.dumps(table).encode(), json.dumps(key).encode())
             text = b"null" if value is None else self._read(value)
-            if value is not None and len(text) > INLINE_MAX:
+            if value is not None and len(text) > inline_max(table):
                 placed.append((table, key, size + len(prefix), len(text)))
             line = prefix + text + b"]\n"
             lines.append(line)
+            crc = zlib.crc32(line, crc)
             size += len(line)
-        payload = b"".join(lines)
-        del lines
         fd = self._open_journal()
         start = self._journal_size
-        try:
-            os.pwrite(fd, HEADER.pack(MAGIC, len(payload), zlib.crc32(payload)) + payload, start)
+        try:  # the lines go out as they are (no joined copy of a batch's ~10 MB of emails)
+            _write_all(fd, [HEADER.pack(MAGIC, size, crc), *lines], start)
+            del lines
             if self.crash_hook is not None:  # tests: a kill between the write and its fsync
                 self.crash_hook("mid_db_write")
             os.fdatasync(fd)
@@ -370,7 +370,7 @@ class JournalStorage(Storage):
             except OSError:
                 pass
             raise
-        self._journal_size = start + HEADER.size + len(payload)
+        self._journal_size = start + HEADER.size + size
         base = start + HEADER.size
         for table, key, offset, length in placed:
             self._tables[table][key] = ref(self._journal_file, base + offset, length)
@@ -519,6 +519,23 @@ class JournalStorage(Storage):
         paths = [self.snapshot_path] if self.snapshot_path.exists() else []
         paths += [p for gen, p in self._journals() if gen >= 1]
         return iter(paths)
+
+
+def _write_all(fd: int, buffers: list[bytes], offset: int) -> None:
+    """`pwritev` of all `buffers` at `offset` (in groups the kernel accepts, partial writes
+    continued)."""
+    group = 512
+    for at in range(0, len(buffers), group):
+        part = buffers[at:at + group]
+        expected = sum(map(len, part))
+        done = os.pwritev(fd, part, offset)
+        if done < expected:
+            rest = b"".join(part)[done:]
+            while rest:
+                written = os.pwrite(fd, rest, offset + done)
+                done += written
+                rest = rest[written:]
+        offset += expected
 
 
 def open_database(folder: Path | None, **options: Any) -> JournalStorage:

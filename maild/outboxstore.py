@@ -91,6 +91,9 @@ class OutboxQueue:
         due = sorted((when, seq, mid) for mid, (when, seq) in self._queued.items() if when <= now)
         return [mid for _, _, mid in due[:limit]]
 
+    def outbox_queued_count(self) -> int:
+        return len(self._queued)
+
     def outbox_next_due(self) -> datetime | None:
         return min((when for when, _ in self._queued.values()), default=None)
 

@@ -178,6 +178,7 @@ class Service(ScheduleSide):
         self.sender = sender
         self._sending = False
         self._in_flight: frozenset[str] = frozenset()  # Message-IDs the child is sending
+        self._run_ids: set[str] = set()
         # Originals written since the commit, not yet synced: (temp file, final name), and
         # the folders whose entries must be synced too.
         self._pending_originals: list[tuple[Path, Path]] = []
@@ -486,7 +487,8 @@ class Service(ScheduleSide):
         sent, failed = len(settled.sent), len(settled.failed)
         # A schedule slice may still be going out from the sender's child: what intake queued
         # goes out from here meanwhile, all but the emails the child holds.
-        busy = self._in_flight if self._sending else frozenset()
+        busy = ((self._in_flight if self._sending else frozenset())
+                | (frozenset(self._run_ids) if self._run_in_slices else frozenset()))
         for _round in range(3):
             now = self.clock()
             report = self._loop.run_until_complete(self.outbox.drain(now, busy))

@@ -21,6 +21,8 @@ from . import planner
 from .model import Outgoing
 from .scheduling import DueIndex, ScheduleRun
 
+MAX_QUEUED = 400  # a sliced run waits for the sender beyond this many queued emails
+
 
 def _plan_source(entry: planner.Planned) -> str:
     """The stable cause of a planned email, from which its Message-ID is made."""
@@ -37,6 +39,7 @@ class ScheduleSide:
     _sending: bool
     clock: Any
     _due_index: DueIndex | None
+    _run_ids: set[str]  # what the run in progress enqueued: the sender's child sends it
     schedule_run: ScheduleRun | None
     _run_steps: Iterator[None]
     slicing: bool
@@ -84,36 +87,43 @@ class ScheduleSide:
                 gc.enable()
 
     def run_slice(self, budget_s: float = 0.05) -> None:
-        """Advance the schedule run in progress by about `budget_s` (between intake batches)."""
+        """Advance the schedule run in progress by about `budget_s` (between intake batches).
+        Slices are enqueued while the sender's child sends the ones before (at most
+        `MAX_QUEUED` emails wait at a time); the run ends once its last email has gone out."""
         run = self.schedule_run
         if run is None:
             return
-        if self._sending:
-            if not self.sender_ready():
-                return  # the last slice is still being sent: intake goes first meanwhile
+        if self._sending and self.sender_ready():
             self._settle_sending()
             self.store.commit()
         started = time.monotonic()
         collecting = gc.isenabled()
         gc.disable()
         try:
-            steps = self._run_steps
-            while time.monotonic() - started < budget_s:
-                if next(steps, StopIteration) is StopIteration:
-                    self.schedule_run = None
+            while not run.done and self.store.outbox_queued_count() < MAX_QUEUED:
+                # (beyond MAX_QUEUED the sender has enough: rendered emails do not pile up)
+                next(self._run_steps, None)
+                if time.monotonic() - started >= budget_s:
                     break
-                if self._sending:
-                    break  # a slice went to the sender
         finally:
             if collecting:
                 gc.enable()
+        if not self._sending and self.store.outbox_queued_count():
+            self._send_in_background()
+        if run.done and not self._sending and not any(
+                mid in self._run_ids for mid in self.store.outbox_due_ids(self.clock(), 10**6)):
+            self.schedule_run = None
+            self._run_ids = set()
 
     def sender_ready(self) -> bool:
         return self.sender is None or self.sender.ready()
 
     def _send_slice(self, emails: list[Outgoing]) -> None:
         """A committed slice of a schedule run: sent by the sender's child while intake goes on
-        (`run()`), or here at once (tests, `run_schedules`)."""
+        (`run()`; the daemon's own drains leave them alone), or at once (tests,
+        `run_schedules`)."""
         if self.slicing and self.sender is not None and emails:
-            self._send_in_background()
+            self._run_ids.update(e.message_id for e in emails)
+            if not self._sending:
+                self._send_in_background()
 

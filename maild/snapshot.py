@@ -26,7 +26,17 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from .files import fsync_dir
+
 INLINE_MAX = 512
+# tables whose documents are never held in memory, whatever their size: read once at start-up
+# (due moments), by the operator's listings (summaries) or by a schedule run (its memory)
+NOT_HELD = frozenset({"index", "due", "schedule"})
+
+
+def inline_max(table: str) -> int:
+    """The largest document of `table` held in memory once committed (larger: a reference)."""
+    return -1 if table in NOT_HELD else INLINE_MAX
 DIRECTORY_SUFFIX = ".keys"
 DIRECTORY_CHUNK = 10_000  # entries per line of the directory: a reader decodes one at a time
 SNAPSHOT_NUMBER = 1  # the file number a reader gives the snapshot (its first file)
@@ -73,14 +83,6 @@ def unquote(raw: bytes) -> str:
     return json.loads(b'"' + raw + b'"') if b"\\" in raw else raw.decode("utf-8")
 
 
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 # -- writing -----------------------------------------------------------------------------------
 
 
@@ -110,6 +112,7 @@ def write(path: Path, frozen: Mapping[str, Mapping[str, Value]], read: Callable[
                 field = keys.get(name)
                 prefix = None if field is None else b'{"' + field.encode() + b'":'
                 entries = list(docs.items())
+                limit = inline_max(name)
                 values: list[Any] = []
                 for n, (key, value) in enumerate(entries, 1):
                     text = read(value)
@@ -117,7 +120,7 @@ def write(path: Path, frozen: Mapping[str, Mapping[str, Value]], read: Callable[
                         text = encode_doc(json.loads(text), field)
                     head = b'"%d":' % n
                     tail = b",\n" if n < len(entries) else b"\n"
-                    if len(text) > INLINE_MAX:
+                    if len(text) > limit:
                         moved.setdefault(name, []).append((key, value, offset + len(head)))
                         values.append(ref(SNAPSHOT_NUMBER, offset + len(head), len(text)))
                     else:
@@ -256,6 +259,7 @@ def scan_lines(fh: Any, number: int, keys: Mapping[str, str], wanted: set[str] |
         if wanted is None or name in wanted:
             docs = tables.setdefault(name, {})
         field = keys.get(name)
+        limit = inline_max(name)
         pattern = (re.compile(rb'\{"' + re.escape(field.encode()) + rb'":' + _JSTR)
                    if field is not None else None)
         ended = False
@@ -277,7 +281,7 @@ def scan_lines(fh: Any, number: int, keys: Mapping[str, str], wanted: set[str] |
                     if found is None:
                         raise NotTables("a document without its key first")
                     key = unquote(found.group(1))
-                if end - begin > INLINE_MAX:
+                if end - begin > limit:
                     docs[key] = ref(number, start + begin, end - begin)
                 else:
                     docs[key] = line[begin:end]
