@@ -14,6 +14,7 @@ Floors and sizes alternate per block so drift hits all alike.
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
 import subprocess
@@ -109,6 +110,7 @@ def run(servers, sizes: tuple[int, ...], rounds: int, pg=None) -> dict:
                 shutil.copytree(built, folder)
                 if url:
                     run_child(opendb.copy_child, str(folder), url, timeout=1800)
+                os.sync()  # the copy's dirty pages are not the daemon's fsyncs to wait behind
                 servers.restart_imap()
                 floors += _floor(servers, max(3, rounds // 3), rng, now, f"of{size}{engine}")
                 servers.restart_imap()

@@ -521,12 +521,12 @@ class Service(ScheduleSide):
         """Where a detached send's emails wait for the sender's child (rewritten per batch)."""
         return self.config.data_dir / "outbox.spool"
 
-    def _send_in_background(self) -> tuple[int, int]:
-        """Hand what is due to the sender's child; `_settle_sending` records what it did.
-        Without a usable child, send here: (sent, failed) then, else (0, 0)."""
+    def _send_in_background(self, limit: int | None = None) -> tuple[int, int]:
+        """Hand what is due (at most `limit`) to the sender's child; `_settle_sending` records
+        what it did. Without a usable child, send here: (sent, failed) then, else (0, 0)."""
         assert self.sender is not None
         now = self.clock()
-        due = self.store.outbox_due_ids(now, self.outbox.max_per_drain)
+        due = self.store.outbox_due_ids(now, limit or self.outbox.max_per_drain)
         self._in_flight = frozenset(due)
         if due:
             # decoded one at a time as they are spooled: the batch's emails are never all in

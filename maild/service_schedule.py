@@ -22,6 +22,7 @@ from .model import Outgoing
 from .scheduling import DueIndex, ScheduleRun
 
 MAX_QUEUED = 400  # a sliced run waits for the sender beyond this many queued emails
+SEND_AT_ONCE = 80  # emails per hand-over to the sender's child (spooling them holds intake)
 
 
 def _plan_source(entry: planner.Planned) -> str:
@@ -109,7 +110,7 @@ class ScheduleSide:
             if collecting:
                 gc.enable()
         if not self._sending and self.store.outbox_queued_count():
-            self._send_in_background()
+            self._send_in_background(SEND_AT_ONCE)
         if run.done and not self._sending and not any(
                 mid in self._run_ids for mid in self.store.outbox_due_ids(self.clock(), 10**6)):
             self.schedule_run = None
@@ -125,5 +126,5 @@ class ScheduleSide:
         if self.slicing and self.sender is not None and emails:
             self._run_ids.update(e.message_id for e in emails)
             if not self._sending:
-                self._send_in_background()
+                self._send_in_background(SEND_AT_ONCE)
 

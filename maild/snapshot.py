@@ -39,6 +39,7 @@ def inline_max(table: str) -> int:
     return -1 if table in NOT_HELD else INLINE_MAX
 DIRECTORY_SUFFIX = ".keys"
 DIRECTORY_CHUNK = 10_000  # entries per line of the directory: a reader decodes one at a time
+HEADER_MAX = 1 << 20  # the directory's last line (its header) is read from this much of its end
 SNAPSHOT_NUMBER = 1  # the file number a reader gives the snapshot (its first file)
 LAST_TABLES = frozenset({"items", "outbox", "messages"})  # big tables go last, so a reader that
 # wants only small ones stops early
@@ -97,13 +98,19 @@ def write(path: Path, frozen: Mapping[str, Mapping[str, Value]], read: Callable[
     side = path.with_name(path.name + DIRECTORY_SUFFIX)
     side_tmp = path.with_name(f"{side.name}.{os.getpid()}.tmp")
     moved: dict[str, list[tuple[str, Value, int]]] = {}
-    directory: list[tuple[str, bytes]] = []
+    where: dict[str, list[list[int]]] = {}  # table -> [offset, length] of its directory lines
     try:
-        with open(tmp, "wb") as fh:
+        with open(tmp, "wb") as fh, open(side_tmp, "wb") as side_fh:
             offset = 0
             block: list[bytes] = []
             names = [first] + sorted((n for n in frozen if n != first),
                                      key=lambda n: n in LAST_TABLES)
+
+            def chunk(name: str, keys_of: list[str], values: list[Any]) -> None:
+                line = dumps([keys_of, values]).encode()
+                where.setdefault(name, []).append([side_fh.tell(), len(line)])
+                side_fh.write(line + b"\n")
+
             for t, name in enumerate(names):
                 docs = frozen.get(name, {})
                 opener = (b"{" if t == 0 else b"},") + dumps(name).encode() + b":{\n"
@@ -113,6 +120,7 @@ def write(path: Path, frozen: Mapping[str, Mapping[str, Value]], read: Callable[
                 prefix = None if field is None else b'{"' + field.encode() + b'":'
                 entries = list(docs.items())
                 limit = inline_max(name)
+                keys_of: list[str] = []
                 values: list[Any] = []
                 for n, (key, value) in enumerate(entries, 1):
                     text = read(value)
@@ -120,6 +128,7 @@ def write(path: Path, frozen: Mapping[str, Mapping[str, Value]], read: Callable[
                         text = encode_doc(json.loads(text), field)
                     head = b'"%d":' % n
                     tail = b",\n" if n < len(entries) else b"\n"
+                    keys_of.append(key)
                     if len(text) > limit:
                         moved.setdefault(name, []).append((key, value, offset + len(head)))
                         values.append(ref(SNAPSHOT_NUMBER, offset + len(head), len(text)))
@@ -130,28 +139,20 @@ def write(path: Path, frozen: Mapping[str, Mapping[str, Value]], read: Callable[
                     if len(block) > 3000:
                         fh.write(b"".join(block))
                         block.clear()
-                names_of = [key for key, _v in entries]
-                for at in range(0, max(len(entries), 1), DIRECTORY_CHUNK):
-                    directory.append((name, dumps([names_of[at:at + DIRECTORY_CHUNK],
-                                                   values[at:at + DIRECTORY_CHUNK]]).encode()))
-                del values, names_of
+                    if len(values) >= DIRECTORY_CHUNK:  # a chunk at a time: no list of all
+                        chunk(name, keys_of, values)
+                        keys_of, values = [], []
+                chunk(name, keys_of, values)
             block.append(b"}}\n")
             offset += len(block[-1])
             fh.write(b"".join(block))
             fh.flush()
             os.fsync(fh.fileno())
-        where: dict[str, list[list[int]]] = {}  # table -> [offset, length] of its chunks
-        at = 0
-        for name, line in directory:
-            where.setdefault(name, []).append([at, len(line)])
-            at += len(line) + 1
-        with open(side_tmp, "wb") as fh:
-            fh.write(dumps({"snapshot": token, "size": offset, "tables": where}).encode()
-                     + b"\n")
-            for _name, line in directory:
-                fh.write(line + b"\n")
-            fh.flush()
-            os.fsync(fh.fileno())
+            # the header goes last: the directory is written as the snapshot is
+            side_fh.write(dumps({"snapshot": token, "size": offset, "tables": where}).encode()
+                          + b"\n")
+            side_fh.flush()
+            os.fsync(side_fh.fileno())
         if crash_hook is not None:
             crash_hook("mid_compaction")
         os.replace(tmp, path)
@@ -199,8 +200,13 @@ def _read_directory(path: Path, fh: Any, size: int, wanted: set[str] | None,
     except FileNotFoundError:
         return None
     with directory:
+        end = directory.seek(0, os.SEEK_END)
+        directory.seek(max(0, end - HEADER_MAX))
+        tail = directory.read()
+        if not tail.endswith(b"\n"):
+            return None  # torn: never trusted
         try:
-            head = json.loads(directory.readline())
+            head = json.loads(tail[:-1].rsplit(b"\n", 1)[-1])
         except ValueError:
             return None
         if (not isinstance(head, dict) or head.get("size") != size
@@ -218,14 +224,13 @@ def _read_directory(path: Path, fh: Any, size: int, wanted: set[str] | None,
                 token = doc.get("value")
         if token is None or token != head.get("snapshot"):
             return None
-        base = directory.tell()
         tables: Tables = {}
         for name, chunks in head.get("tables", {}).items():
             if wanted is not None and name not in wanted:
                 continue
             docs = tables.setdefault(name, {})
             for at, length in chunks:
-                directory.seek(base + at)
+                directory.seek(at)
                 line = directory.read(length + 1)
                 if len(line) != length + 1 or not line.endswith(b"\n"):
                     return None  # torn: never trusted

@@ -568,7 +568,7 @@ def test_the_key_directory_speeds_loading_and_is_never_trusted_blindly(
         elif damage == "missing":
             directory.unlink()
         elif damage == "other-format":  # the right token and size, but nothing it can use
-            head = json.loads(good.splitlines()[0])
+            head = json.loads(good.splitlines()[-1])
             directory.write_bytes(json.dumps({"snapshot": head["snapshot"],
                                               "size": head["size"]}).encode() + b"\n")
     if damage == "none":  # the directory alone serves: no line of the snapshot is scanned
