@@ -32,8 +32,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
-import struct
 import threading
 import zlib
 from collections.abc import Callable, Iterator, Mapping
@@ -42,7 +40,7 @@ from typing import Any
 
 from tinydb import Storage
 
-from . import snapshot
+from . import journalfile, snapshot
 from .files import fsync_dir
 from .snapshot import (  # noqa: F401 - encode_doc is part of this module's interface
     NotTables,
@@ -60,10 +58,6 @@ SNAPSHOT_FILE = "live.json"
 JOURNAL_PREFIX = "live.journal."
 STORE_TABLE = "_store"  # the store's own facts: format version, which journal follows the snapshot
 COMPACT_BYTES = 64 * 2**20
-HEADER = struct.Struct("<4sII")  # magic, payload length, crc32 of the payload
-MAGIC = b"MDJ1"
-_JSTR = rb'"((?:[^"\\]|\\.)*)"'
-_RECORD_LINE = re.compile(rb'\[' + _JSTR + rb',' + _JSTR + rb',')
 
 
 class CorruptDatabaseError(Exception):
@@ -189,63 +183,34 @@ class JournalStorage(Storage):
         fd = os.open(path, os.O_RDONLY)
         number = self._register(fd)
         size = os.fstat(fd).st_size
-        pos = 0
-        while pos < size:
-            head = os.pread(fd, HEADER.size, pos)
-            ok = len(head) == HEADER.size
-            magic, length, crc = HEADER.unpack(head) if ok else (b"", 0, 0)
-            payload = os.pread(fd, length, pos + HEADER.size) if ok and magic == MAGIC else b""
-            if not (ok and magic == MAGIC and len(payload) == length
-                    and zlib.crc32(payload) == crc):
-                if last and self._tail_is_torn(fd, pos, size):
-                    log.warning("event=journal_torn_tail file=%s offset=%d bytes=%d", path, pos,
-                                size - pos)
-                    if not self.readonly:
-                        with open(path, "r+b") as fh:
-                            fh.truncate(pos)
-                            os.fsync(fh.fileno())
-                    size = pos
-                    break
+        try:
+            for base, payload in journalfile.records(fd, size):
+                for name, key, doc, at in journalfile.entries(payload):
+                    if self._wanted is not None and name not in self._wanted:
+                        continue
+                    docs = self._tables.setdefault(name, {})
+                    if doc == b"null":
+                        docs.pop(key, None)
+                    elif len(doc) > inline_max(name):
+                        docs[key] = ref(number, base + at, len(doc))
+                    else:
+                        docs[key] = doc
+        except ValueError as exc:
+            raise CorruptDatabaseError(f"maild journal {path}: {exc}: {hint}") from None
+        except journalfile.Damaged as damaged:
+            if not (last and damaged.torn):
                 raise CorruptDatabaseError(f"maild journal {path} has a damaged record at "
-                                           f"offset {pos}: {hint}")
-            self._apply(payload, number, pos + HEADER.size)
-            pos += HEADER.size + length
+                                           f"offset {damaged.offset}: {hint}") from None
+            log.warning("event=journal_torn_tail file=%s offset=%d bytes=%d", path,
+                        damaged.offset, size - damaged.offset)
+            if not self.readonly:
+                with open(path, "r+b") as fh:
+                    fh.truncate(damaged.offset)
+                    os.fsync(fh.fileno())
+            size = damaged.offset
         if last:
             self._journal_file, self._journal_size = number, size
             self._journal_file_gen = int(path.name[len(JOURNAL_PREFIX):])
-
-    def _tail_is_torn(self, fd: int, pos: int, size: int) -> bool:
-        """A damaged record is a torn write only when no valid record follows it."""
-        data = os.pread(fd, size - pos, pos)
-        at = data.find(MAGIC, 1)
-        while at != -1:
-            head = data[at:at + HEADER.size]
-            if len(head) == HEADER.size:
-                _m, length, crc = HEADER.unpack(head)
-                body = data[at + HEADER.size:at + HEADER.size + length]
-                if len(body) == length and zlib.crc32(body) == crc:
-                    return False
-            at = data.find(MAGIC, at + 1)
-        return True
-
-    def _apply(self, payload: bytes, number: int, base: int) -> None:
-        pos = 0
-        for line in payload.splitlines(keepends=True):
-            match = _RECORD_LINE.match(line)
-            if match is None or not line.endswith(b"]\n"):
-                raise CorruptDatabaseError(f"maild journal in {self.folder}: a record line "
-                                           f"cannot be read")
-            name, key = unquote(match.group(1)), unquote(match.group(2))
-            begin, end = match.end(), len(line) - 2
-            if self._wanted is None or name in self._wanted:
-                docs = self._tables.setdefault(name, {})
-                if line[begin:end] == b"null":
-                    docs.pop(key, None)
-                elif end - begin > inline_max(name):
-                    docs[key] = ref(number, base + pos + begin, end - begin)
-                else:
-                    docs[key] = line[begin:end]
-            pos += len(line)
 
     def _get_raw(self, table: str, key: str) -> bytes | None:
         value = self._tables.get(table, {}).get(key)
@@ -348,7 +313,7 @@ class JournalStorage(Storage):
         size = crc = 0
         for table, key in self._undo:
             value = self._tables.get(table, {}).get(key)
-            prefix = b"[%s,%s," % (json.dumps(table).encode(), json.dumps(key).encode())
+            prefix = journalfile.line_prefix(table, key)
             text = b"null" if value is None else self._read(value)
             if value is not None and len(text) > inline_max(table):
                 placed.append((table, key, size + len(prefix), len(text)))
@@ -359,7 +324,7 @@ class JournalStorage(Storage):
         fd = self._open_journal()
         start = self._journal_size
         try:  # the lines go out as they are (no joined copy of a batch's ~10 MB of emails)
-            _write_all(fd, [HEADER.pack(MAGIC, size, crc), *lines], start)
+            journalfile.write_record(fd, lines, size, crc, start)
             del lines
             if self.crash_hook is not None:  # tests: a kill between the write and its fsync
                 self.crash_hook("mid_db_write")
@@ -370,8 +335,8 @@ class JournalStorage(Storage):
             except OSError:
                 pass
             raise
-        self._journal_size = start + HEADER.size + size
-        base = start + HEADER.size
+        self._journal_size = start + journalfile.HEADER.size + size
+        base = start + journalfile.HEADER.size
         for table, key, offset, length in placed:
             self._tables[table][key] = ref(self._journal_file, base + offset, length)
         self._undo.clear()
@@ -519,23 +484,6 @@ class JournalStorage(Storage):
         paths = [self.snapshot_path] if self.snapshot_path.exists() else []
         paths += [p for gen, p in self._journals() if gen >= 1]
         return iter(paths)
-
-
-def _write_all(fd: int, buffers: list[bytes], offset: int) -> None:
-    """`pwritev` of all `buffers` at `offset` (in groups the kernel accepts, partial writes
-    continued)."""
-    group = 512
-    for at in range(0, len(buffers), group):
-        part = buffers[at:at + group]
-        expected = sum(map(len, part))
-        done = os.pwritev(fd, part, offset)
-        if done < expected:
-            rest = b"".join(part)[done:]
-            while rest:
-                written = os.pwrite(fd, rest, offset + done)
-                done += written
-                rest = rest[written:]
-        offset += expected
 
 
 def open_database(folder: Path | None, **options: Any) -> JournalStorage:
