@@ -25,7 +25,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from . import child, corpus, opendb
-from .harness import CTX, median, percentile, run_child, tempdir
+from .harness import CTX, median, percentile, run_child, stop_child, tempdir
 from .latency import OUT_SIZE, _rounds
 from .progress import note
 
@@ -44,11 +44,7 @@ def _daemon(servers, folder: Path, url: str, rounds: int, label: str, mails) -> 
         stop.set()
         end = out.get(timeout=60)
     finally:
-        stop.set()
-        proc.join(timeout=30)
-        if proc.is_alive():
-            proc.kill()
-            proc.join()
+        stop_child(proc, stop, 30)
     return {"startup_s": startup, "ms": times, "tick_ms": ready["tick_ms"],
             "peak_rss_mb": end["peak_rss_mb"], "due_next": ready.get("due_next")}
 
@@ -65,11 +61,7 @@ def _floor(servers, rounds: int, rng, now, tag: str) -> list[float]:
                  for i in range(rounds + 1)]
         return _rounds(servers, rounds, f"open floor {tag}", mails)
     finally:
-        stop.set()
-        proc.join(timeout=20)
-        if proc.is_alive():
-            proc.kill()
-            proc.join()
+        stop_child(proc, stop, 20)
 
 
 def _cli(config: Path, *argv: str, repeat: int = 3) -> float:

@@ -18,7 +18,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from . import corpus
-from .harness import CTX, percentile, run_child, tempdir
+from .harness import CTX, percentile, run_child, stop_child, tempdir
 from .progress import note
 
 
@@ -129,11 +129,7 @@ def run(servers, owners: int, tasks: int) -> dict:
                     latencies.append((times[3] - at) * 1000)
             result["emails_sent"] = servers.count() - start
         finally:
-            stop.set()
-            proc.join(timeout=60)
-            if proc.is_alive():
-                proc.kill()
-                proc.join()
+            stop_child(proc, stop, 60)
     return {**result, "intake_emails": len(latencies), "owners": owners, "tasks": tasks,
             "intake_p50_ms": percentile(latencies, 50), "intake_p99_ms": percentile(latencies, 99),
             "intake_ms": latencies}

@@ -131,10 +131,17 @@ class JournalStorage(Storage):
         if isinstance(value, bytes):
             return value
         file, offset, length = ref_parts(value)
-        data = os.pread(self._fds[file], length, offset)
+        data = os.pread(self._fd(file), length, offset)
         if len(data) != length:
             raise CorruptDatabaseError(f"maild database in {self.folder}: a document ends early")
         return data
+
+    def _fd(self, file: int) -> int:
+        try:
+            return self._fds[file]
+        except KeyError:
+            raise ValueError(f"the store in {self.folder} is closed: its documents cannot be "
+                             f"read") from None
 
     def _journals(self) -> list[tuple[int, Path]]:
         assert self.folder is not None
@@ -252,7 +259,7 @@ class JournalStorage(Storage):
                    and refs[end + 1][0][1] + refs[end + 1][0][2] - first <= window):
                 end += 1
             last = refs[end][0]
-            data = os.pread(self._fds[file], last[1] + last[2] - first, first)
+            data = os.pread(self._fd(file), last[1] + last[2] - first, first)
             for (_f, offset, length), n in refs[start:end + 1]:
                 out[n] = data[offset - first:offset - first + length]
                 if len(out[n]) != length:
