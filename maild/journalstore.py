@@ -41,22 +41,22 @@ from typing import Any
 from tinydb import Storage
 
 from . import journalfile, snapshot
+from .compaction import Compaction
 from .files import fsync_dir
-from .snapshot import (  # noqa: F401 - encode_doc is part of this module's interface
+from .snapshot import (  # noqa: F401 - STORE_TABLE and encode_doc are part of this interface
+    STORE_TABLE,
     NotTables,
     Value,
     encode_doc,
     inline_max,
     ref,
     ref_parts,
-    unquote,
 )
 
 log = logging.getLogger(__name__)
 
 SNAPSHOT_FILE = "live.json"
 JOURNAL_PREFIX = "live.journal."
-STORE_TABLE = "_store"  # the store's own facts: format version, which journal follows the snapshot
 COMPACT_BYTES = 64 * 2**20
 
 
@@ -71,7 +71,7 @@ class ReadOnlyError(Exception):
 # -- the engine ---------------------------------------------------------------------------------
 
 
-class JournalStorage(Storage):
+class JournalStorage(Compaction, Storage):
     """Tables of documents by key, committed to a journal, compacted into a TinyDB snapshot.
 
     `path=None` is a purely in-memory twin: commits keep nothing but the undo point."""
@@ -248,6 +248,14 @@ class JournalStorage(Storage):
         return [(key, text) for (key, _value), text in zip(entries, texts, strict=True)
                 if needle is None or needle in text]
 
+    def scan_chunks(self, table: str, size: int) -> Iterator[list[tuple[str, bytes]]]:
+        """`scan` a chunk of `size` documents at a time (never all of them read at once)."""
+        entries = list(self._tables.get(table, {}).items())
+        for start in range(0, len(entries), size):
+            part = entries[start:start + size]
+            texts = self._read_many([value for _key, value in part])
+            yield [(key, text) for (key, _value), text in zip(part, texts, strict=True)]
+
     def _read_many(self, values: list[Value], window: int = 8 * 2**20) -> list[bytes]:
         out: list[bytes] = [v if isinstance(v, bytes) else b"" for v in values]
         refs = sorted((ref_parts(v), n) for n, v in enumerate(values) if isinstance(v, int))
@@ -367,87 +375,6 @@ class JournalStorage(Storage):
                 self._journal_size = os.fstat(fd).st_size
             self._journal_fd = fd
         return self._journal_fd
-
-    # -- compaction ---------------------------------------------------------------------------
-
-    def compact(self, wait: bool = True) -> None:
-        """Write the committed state as a new snapshot (in a thread unless `wait`); new commits
-        go to the next journal meanwhile."""
-        if self.readonly or self.folder is None:
-            return
-        if self._undo:
-            raise RuntimeError("compact() with uncommitted changes")
-        if self._compactor is not None:
-            self._compactor.join()
-            self._adopt_compaction()
-        frozen = {name: dict(docs) for name, docs in self._tables.items()}
-        gen = self._journal_gen + 1
-        self._journal_gen = gen
-        if self._journal_fd is not None:
-            self._journal_fd = None  # its descriptor stays registered for the references
-        self._journal_size = 0
-        frozen[STORE_TABLE] = {**frozen.get(STORE_TABLE, {}),
-                               "journal": encode_doc({"key": "journal", "value": gen}, "key")}
-        thread = threading.Thread(target=self._write_snapshot, args=(frozen, gen),
-                                  name="maild-compact", daemon=True)
-        self._compactor = thread
-        thread.start()
-        if wait:
-            thread.join()
-            self._adopt_compaction()
-
-    def _write_snapshot(self, frozen: dict[str, dict[str, Value]], gen: int) -> None:
-        token = os.urandom(12).hex()
-        frozen[STORE_TABLE]["snapshot"] = encode_doc({"key": "snapshot", "value": token}, "key")
-        try:
-            size, moved = snapshot.write(self.snapshot_path, frozen, self._read, self.keys,
-                                         STORE_TABLE, token, self.crash_hook)
-            with self._lock:
-                self._compacted = (gen, size, moved)
-        except BaseException as exc:  # noqa: BLE001 - reported on the owner's thread
-            with self._lock:
-                self._compact_error = exc
-
-    def _adopt_compaction(self) -> None:
-        """Once a compaction has landed (and nothing is uncommitted): point references at the
-        new snapshot, delete the journals it covers, close files nothing refers to."""
-        thread = self._compactor
-        if thread is None or thread.is_alive() or self._undo:
-            return
-        self._compactor = None
-        with self._lock:
-            done, self._compacted = self._compacted, None
-            error, self._compact_error = self._compact_error, None
-        if error is not None:
-            log.error("event=compaction_failed error=%r", error)
-            return
-        assert done is not None
-        gen, size, moved = done
-        fd = os.open(self.snapshot_path, os.O_RDONLY)
-        number = self._register(fd)
-        self._snapshot_size = size
-        for name, entries in moved.items():
-            docs = self._tables.get(name, {})
-            for key, old, offset in entries:
-                current = docs.get(key)
-                if current is old:
-                    text_len = len(old) if isinstance(old, bytes) else old & 0xFFFFFFFF
-                    docs[key] = ref(number, offset, text_len)
-        for jgen, jpath in self._journals():
-            if jgen < gen:
-                jpath.unlink(missing_ok=True)
-        live = {ref_parts(value)[0] for docs in self._tables.values()
-                for value in docs.values() if isinstance(value, int)}
-        live.add(self._journal_file)
-        for file, descriptor in list(self._fds.items()):
-            if file not in live and file != number:
-                os.close(descriptor)
-                del self._fds[file]
-
-    def wait_compaction(self) -> None:
-        if self._compactor is not None:
-            self._compactor.join()
-            self._adopt_compaction()
 
     # -- TinyDB's Storage view ----------------------------------------------------------------
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import psycopg
@@ -148,6 +148,21 @@ class PgEngine:
         out += [(k, v) for k, v in pending.items()
                 if v is not None and (needle is None or needle in v)]
         return out
+
+    def scan_chunks(self, table: str, size: int) -> Iterator[list[tuple[str, bytes]]]:
+        """`scan` a chunk of `size` rows at a time, through a server-side cursor (a result of
+        50,000 summaries is never held whole)."""
+        if any(t == table for t, _k in self._pending) or not self._exists(table):
+            rows = self.scan(table)
+            for start in range(0, len(rows), size):
+                yield rows[start:start + size]
+            return
+        with self.conn.transaction(), self.conn.cursor(name=f"scan_{table}") as cursor:
+            cursor.itersize = size
+            cursor.execute(f"SELECT key, doc FROM {sql_table(table)} WHERE inbox = %s "
+                           f"ORDER BY seq", (self.inbox,))
+            while rows := cursor.fetchmany(size):
+                yield [(k, bytes(d)) for k, d in rows]
 
     def keys_of(self, table: str) -> list[str]:
         return [key for key, _text in self.scan(table)] if self._pending else (

@@ -29,6 +29,7 @@ from typing import Any
 from .files import fsync_dir
 
 INLINE_MAX = 512
+STORE_TABLE = "_store"  # the store's own facts: format version, journal, this snapshot's token
 # tables whose documents are never held in memory, whatever their size: read once at start-up
 # (due moments), by the operator's listings (summaries) or by a schedule run (its memory)
 NOT_HELD = frozenset({"index", "due", "schedule"})

@@ -266,11 +266,10 @@ class Store(OutboxQueue):
         return [text for _key, text in self._index.raw()]
 
     def iter_summaries(self, chunk: int = 2000) -> Iterator[dict[str, Any]]:
-        """`summaries`, decoded a chunk at a time (what holds no list of them all)."""
-        docs = self._index.raw()
-        for start in range(0, len(docs), chunk):
-            yield from json.loads(b"[" + b",".join(t for _k, t in docs[start:start + chunk])
-                                  + b"]")
+        """`summaries`, read and decoded a chunk at a time (no list of them all, in memory or
+        from the database)."""
+        for docs in self.engine.scan_chunks("index", chunk):
+            yield from json.loads(b"[" + b",".join(t for _k, t in docs) + b"]")
 
     def summaries(self) -> list[dict[str, Any]]:
         """Every item's summary (`item_summary`), in table order: cheap listings (decoded in
@@ -298,7 +297,8 @@ class Store(OutboxQueue):
 
     def dues(self) -> dict[str, datetime | None]:
         """Every item's recorded next due moment (items never recorded are absent)."""
-        return {doc["id"]: _dt(doc.get("at")) for doc in self._due.values()}
+        return {doc["id"]: _dt(doc.get("at")) for docs in self.engine.scan_chunks("due", 5000)
+                for doc in json.loads(b"[" + b",".join(t for _k, t in docs) + b"]")}
 
     def schedule_state(self) -> dict[str, Any]:
         """The planner's memory as `planner.plan` takes it: {"digest": {address: …},
