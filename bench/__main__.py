@@ -1,7 +1,9 @@
-"""`python -m bench [--quick] [--only PHASES] [--backlog N] [--growth SIZES]`: run every phase,
-print one table, then one JSON line.
+"""`python -m bench [--quick] [--only PHASES] [--backlog N] [--growth SIZES] [--open SIZES]`: run
+every phase, print one table, then one JSON line.
 
-Progress goes to stderr; stdout carries the table and, last, the JSON object.
+Progress goes to stderr; stdout carries the table and, last, the JSON object. PostgreSQL figures
+need Debian's `postgresql` (the bench starts its own server, as the tests do); without it they
+are n/a. Roundup comes from the `bench` extra, which `make bench` installs.
 """
 
 from __future__ import annotations
@@ -13,7 +15,18 @@ import platform
 import sys
 import time
 
-from . import backlog, bigmail, growth, latency, parse, peer, schedules, tablefile
+from . import (
+    backlog,
+    bigmail,
+    growth,
+    latency,
+    openitems,
+    parse,
+    peer,
+    schedintake,
+    schedules,
+    tablefile,
+)
 from .harness import run_child
 from .progress import note
 from .servers import MailServers
@@ -22,17 +35,24 @@ SIZES = {
     "full": dict(lat_rounds=60, lat_blocks=3, backlog=10000, backlog_reps=1,
                  growth=(0, 10000, 50000), open_items=2000, growth_batch=400, growth_reps=5,
                  owners=2000, tasks=20000, big=20 * 2**20, big_reps=3, parse_iter=200,
-                 peer=200, peer_reps=2, table_iter=60),
+                 peer=200, peer_reps=2, open=(0, 1000, 10000, 50000), open_rounds=20,
+                 backlog_one_core=3000, table_iter=60),
     "quick": dict(lat_rounds=8, lat_blocks=2, backlog=150, backlog_reps=1,
                   growth=(0, 2000, 10000), open_items=200, growth_batch=40, growth_reps=1,
                   owners=100, tasks=500, big=20 * 2**20, big_reps=1, parse_iter=30,
-                  peer=20, peer_reps=1, table_iter=15),
+                  peer=20, peer_reps=1, open=(0, 1000), open_rounds=6, backlog_one_core=150, table_iter=15),
 }
 TARGETS = {"latency_added_p50_ms": ("<=", 20), "latency_added_p99_ms": ("<=", 100),
            "backlog_ratio_to_floor": (">=", 0.6), "roundup_ratio": (">=", 10),
            "growth_ratio": ("<=", 1.2), "schedule_plan_render_s": ("<=", 3),
            "peak_rss_mb": ("<=", 150), "big_email_rss_ratio": ("<=", 4), "parse_ms": ("<=", 3),
-           "xlsx_1mb_added_ms": ("<=", 50)}
+           "xlsx_1mb_added_ms": ("<=", 50),
+           "open_latency_p50_ms": ("<=", 20), "open_latency_p99_ms": ("<=", 100),
+           "commit_ratio": ("<=", 1.2), "startup_s_50k": ("<=", 2), "items_s_50k": ("<=", 0.5),
+           "rss_tinydb_mb": ("<=", 200), "rss_postgresql_mb": ("<=", 120),
+           "tick_idle_ms": ("<=", 5), "schedule_run_s": ("<=", 3),
+           "schedule_intake_p99_ms": ("<=", 200), "backlog_ratio_one_core": (">=", 0.45),
+           "roundup_cost_ratio": ("<=", 0.5)}
 
 
 def _fmt(value, unit="", digits=1) -> str:
@@ -50,12 +70,15 @@ def _verdict(key: str, value) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     ap.add_argument("--quick", action="store_true", help="smaller sizes, under a minute")
-    ap.add_argument("--only",
-                    default="latency,backlog,growth,schedules,bigmail,parse,peer,tablefile",
+    ap.add_argument("--only", default="latency,backlog,growth,schedules,bigmail,parse,peer,"
+                    "open,schedintake,tablefile",
                     help="comma-separated phases to run (default: all)")
     ap.add_argument("--backlog", type=int, metavar="N", help="backlog size instead of the mode's")
     ap.add_argument("--growth", metavar="SIZES",
                     help="comma-separated archived sizes instead of the mode's, e.g. 0,50000")
+    ap.add_argument("--open", metavar="SIZES",
+                    help="comma-separated open-item sizes instead of the mode's, e.g. 0,50000")
+    ap.add_argument("--no-postgresql", action="store_true", help="the embedded store only")
     args = ap.parse_args(argv)
     mode = "quick" if args.quick else "full"
     s = dict(SIZES[mode])
@@ -63,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
         s["backlog"] = args.backlog
     if args.growth:
         s["growth"] = tuple(int(n) for n in args.growth.split(","))
+    if args.open:
+        s["open"] = tuple(int(n) for n in args.open.split(","))
     only = set(args.only.split(","))
     started = time.monotonic()
     res: dict = {}
@@ -74,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
         if "backlog" in only:
             note(f"phase 2: backlog of {s['backlog']}")
             res["backlog"] = backlog.run(servers, s["backlog"], s["backlog_reps"])
+            note(f"phase 2b: backlog of {s['backlog_one_core']}, maild on one core")
+            res["backlog_one_core"] = backlog.run(servers, s["backlog_one_core"], 1,
+                                                  one_core=True)
         if "growth" in only:
             note(f"phase 3: growth {s['growth']}")
             res["growth"] = growth.run(servers, s["growth"], s["open_items"], s["growth_batch"],
@@ -96,6 +124,17 @@ def main(argv: list[str] | None = None) -> int:
         if "peer" in only:
             note("phase 7: Roundup's mail gateway")
             res["peer"] = peer.run(servers, s["peer"], s["peer_reps"])
+        if "open" in only:
+            note(f"phase 8: open items {s['open']}")
+            pg = None if args.no_postgresql else _postgresql()
+            try:
+                res["open"] = openitems.run(servers, s["open"], s["open_rounds"], pg)
+            finally:
+                if pg is not None:
+                    pg.stop()
+        if "schedintake" in only:
+            note(f"phase 9: a schedule run of {s['owners']}/{s['tasks']} in the daemon")
+            res["schedintake"] = schedintake.run(servers, s["owners"], s["tasks"])
         if "tablefile" in only:
             note("phase 10: a 1 MB .xlsx against a pasted table")
             res["tablefile"] = run_child(tablefile.run, s["table_iter"])
@@ -109,6 +148,73 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _postgresql():
+    """A PostgreSQL server of the bench's own (tests/pgserver.py), or None when not installed."""
+    sys.path.insert(0, str(child_root() / "tests"))
+    from pgserver import PgServer, pg_bin
+
+    if pg_bin() is None:
+        note("PostgreSQL is not installed: its figures are n/a (apt-get install postgresql)")
+        return None
+    return PgServer().start()
+
+
+def child_root():
+    from .child import ROOT
+    return ROOT
+
+
+def _open_figures(res: dict) -> dict:
+    """The issue's keys from phase 8 (by size, embedded store; PostgreSQL alongside)."""
+    op = res.get("open") or {}
+    by = op.get("by_engine", {})
+    tiny, pg = by.get("tinydb", {}), by.get("postgresql", {})
+
+    def per_size(engine: dict, key: str, digits: int = 1) -> dict | None:
+        return {str(k): _r(v.get(key), digits) for k, v in engine.items()} or None
+
+    def at(engine: dict, size: int, key: str):
+        return engine.get(size, {}).get(key)
+
+    sizes = sorted(tiny)
+    big = max(sizes) if sizes else None
+    small = 1000 if 1000 in tiny else (min((x for x in sizes if x), default=None))
+    commit_ratio = None
+    if big is not None and small is not None and at(tiny, small, "commit_ms"):
+        commit_ratio = at(tiny, big, "commit_ms") / at(tiny, small, "commit_ms")
+    return {
+        "open_items_sizes": sizes or None,
+        "open_items_latency_p50_ms": per_size(tiny, "added_p50_ms"),
+        "open_items_latency_p99_ms": per_size(tiny, "added_p99_ms"),
+        "commit_ms": per_size(tiny, "commit_ms", 2),
+        "commit_ratio": _r(commit_ratio, 2),
+        "startup_s": per_size(tiny, "startup_s", 2),
+        "items_s": per_size(tiny, "items_s", 2),
+        "status_s": per_size(tiny, "status_s", 2),
+        "show_s": per_size(tiny, "show_s", 2),
+        "tick_idle_ms_by_size": per_size(tiny, "tick_ms", 2),
+        "daemon_rss_mb": per_size(tiny, "peak_rss_mb"),
+        "startup_s_50k": _r(at(tiny, 50000, "startup_s"), 2),
+        "items_s_50k": _r(at(tiny, 50000, "items_s"), 2),
+        "tick_idle_ms": _r(at(tiny, big, "tick_ms"), 2) if big is not None else None,
+        "open_latency_p50_ms": _r(at(tiny, big, "added_p50_ms")) if big is not None else None,
+        "open_latency_p99_ms": _r(at(tiny, big, "added_p99_ms")) if big is not None else None,
+        "rss_tinydb_mb": _r(at(tiny, big, "peak_rss_mb")) if big is not None else None,
+        "postgresql": {"latency_p50_ms": per_size(pg, "added_p50_ms"),
+                       "latency_p99_ms": per_size(pg, "added_p99_ms"),
+                       "commit_ms": per_size(pg, "commit_ms", 2),
+                       "startup_s": per_size(pg, "startup_s", 2),
+                       "items_s": per_size(pg, "items_s", 2),
+                       "tick_idle_ms": per_size(pg, "tick_ms", 2),
+                       "daemon_rss_mb": per_size(pg, "peak_rss_mb")} if pg else None,
+        "rss_postgresql_mb": _r(at(pg, max(pg), "peak_rss_mb")) if pg else None,
+    }
+
+
+def _r(x, d=2):
+    return None if x is None else round(x, d)
+
+
 def summarize(res: dict, s: dict) -> dict:
     lat, bl, gr = res.get("latency", {}), res.get("backlog", {}), res.get("growth", {})
     sch, big, prs, peer_ = (res.get("schedules", {}), res.get("bigmail", {}),
@@ -117,7 +223,9 @@ def summarize(res: dict, s: dict) -> dict:
     typical = [v["ms"] for k, v in prs.items() if not k.startswith("file:")]
     peaks = [x for x in (bl.get("peak_rss_mb"), gr.get("peak_rss_mb")) if x is not None]
     maild_ms = bl.get("maild_ms_per_email")
+    floor_ms = bl.get("floor_ms_per_email")
     roundup_ms = peer_.get("roundup_ms_per_email")
+    si, one = res.get("schedintake", {}), res.get("backlog_one_core", {})
 
     def r(x, d=2):
         return None if x is None else round(x, d)
@@ -152,6 +260,18 @@ def summarize(res: dict, s: dict) -> dict:
         "big_email_added_mb": r(big.get("added_mb"), 1),
         "parse_ms": r(max(typical), 3) if typical else None,
         "parse_ms_by_template": {k: r(v["ms"], 3) for k, v in prs.items()} or None,
+        **_open_figures(res),
+        "schedule_run_s": r(si.get("run_s"), 3),
+        "schedule_sent_s": r(si.get("sent_s"), 3),
+        "schedule_run_emails": si.get("emails_sent"),
+        "schedule_intake_p50_ms": r(si.get("intake_p50_ms"), 1),
+        "schedule_intake_p99_ms": r(si.get("intake_p99_ms"), 1),
+        "schedule_intake_emails": si.get("intake_emails"),
+        "backlog_one_core_emails_per_s": r(one.get("maild_emails_per_s"), 1),
+        "backlog_ratio_one_core": r(one.get("ratio_to_floor"), 3),
+        "floor_ms_per_email": r(floor_ms),
+        "roundup_cost_ratio": r((maild_ms - floor_ms) / roundup_ms
+                                if maild_ms and floor_ms and roundup_ms else None, 3),
         "xlsx_1mb_added_ms": r(max((res.get("tablefile", {}).get(k, {}).get("added_ms", 0)
                                    for k in ("xlsx_1mb_picture", "xlsx_1mb_rows")), default=None))
         if res.get("tablefile") else None,
@@ -199,6 +319,45 @@ def print_table(res: dict, j: dict, s: dict) -> None:
     row("7 batch ms/email maild | Roundup", _fmt(j["maild_ms_per_email"], "", 2),
         _fmt(j["roundup_ms_per_email"], "", 2), _fmt(j["roundup_ratio"], "x", 1),
         "roundup_ratio", j["roundup_ratio"])
+    row("7 cost above floor ms/email | Roundup", _fmt(
+        j["maild_ms_per_email"] - j["floor_ms_per_email"]
+        if j["maild_ms_per_email"] and j["floor_ms_per_email"] else None, "", 2),
+        _fmt(j["roundup_ms_per_email"], "", 2), _fmt(j["roundup_cost_ratio"], "", 3),
+        "roundup_cost_ratio", j["roundup_cost_ratio"])
+    row("2b backlog, maild on 1 core (emails/s)", _fmt(j["backlog_one_core_emails_per_s"]),
+        _fmt(j["backlog_floor_emails_per_s"]), _fmt(j["backlog_ratio_one_core"], "", 3),
+        "backlog_ratio_one_core", j["backlog_ratio_one_core"])
+    op = res.get("open", {}).get("by_engine", {})
+    for engine, by_size in op.items():
+        for size, v in sorted(by_size.items()):
+            big = size == max(by_size)
+            tag = f"8 {engine} {size // 1000}k" if size else f"8 {engine} 0"
+            row(f"{tag} added latency p50/p99 (ms)",
+                f"{_fmt(v['added_p50_ms'])} / {_fmt(v['added_p99_ms'])}", "", "",
+                "open_latency_p50_ms" if big and engine == "tinydb" else None, v["added_p50_ms"])
+            row(f"{tag} commit (ms)", _fmt(v["commit_ms"], "", 2), "", "")
+            row(f"{tag} start-up to IDLE (s)", _fmt(v["startup_s"], "", 2), "", "",
+                "startup_s_50k" if size == 50000 and engine == "tinydb" else None,
+                v["startup_s"])
+            row(f"{tag} items | status | show (s)",
+                f"{_fmt(v['items_s'], '', 2)} | {_fmt(v['status_s'], '', 2)} | "
+                f"{_fmt(v['show_s'], '', 2)}", f"all: {_fmt(v['items_all_s'], '', 2)}", "",
+                "items_s_50k" if size == 50000 and engine == "tinydb" else None, v["items_s"])
+            row(f"{tag} idle tick (ms)", _fmt(v["tick_ms"], "", 2), "", "",
+                "tick_idle_ms" if big and engine == "tinydb" else None, v["tick_ms"])
+            row(f"{tag} daemon peak RSS (MB)", _fmt(v["peak_rss_mb"]),
+                f"live {v['live_mb']:.0f} MB", "",
+                ("rss_tinydb_mb" if engine == "tinydb" else "rss_postgresql_mb") if big else None,
+                v["peak_rss_mb"])
+    row("8 commit at largest / at 1k", "", "", _fmt(j["commit_ratio"], "x", 2), "commit_ratio",
+        j["commit_ratio"])
+    row(f"9 schedule run in the daemon {s['owners']}/{s['tasks']} (s)",
+        _fmt(j["schedule_run_s"], "", 2), f"all sent {_fmt(j['schedule_sent_s'], '', 2)}",
+        f"{j['schedule_run_emails'] or '-'} emails", "schedule_run_s", j["schedule_run_s"])
+    row("9 intake during it p50/p99 (ms)",
+        f"{_fmt(j['schedule_intake_p50_ms'])} / {_fmt(j['schedule_intake_p99_ms'])}", "",
+        f"{j['schedule_intake_emails'] or 0} emails", "schedule_intake_p99_ms",
+        j["schedule_intake_p99_ms"])
     tf = res.get("tablefile", {})
     if tf:
         for name in ("xlsx_1mb_picture", "xlsx_1mb_rows"):

@@ -14,7 +14,8 @@ from .harness import median, run_child, tempdir
 from .progress import note
 
 
-def run(servers, count: int, repeats: int) -> dict:
+def run(servers, count: int, repeats: int, one_core: bool = False) -> dict:
+    """`one_core`: maild (daemon and sender child) pinned to one CPU; the floor is not."""
     now = datetime.now(ZoneInfo("Asia/Shanghai"))
     mails = corpus.backlog(count, now)
     expected = sum(1 + m.tasks for m in mails)
@@ -26,7 +27,8 @@ def run(servers, count: int, repeats: int) -> dict:
         start = servers.count()
         with tempdir() as data:
             res = run_child(child.maild_backlog, servers.imap_port, servers.smtp_port, str(data),
-                            count, f"backlog maild {rep + 1}/{repeats}")
+                            count, f"backlog maild {rep + 1}/{repeats}"
+                            + (" (1 core)" if one_core else ""), False, one_core)
         accepted = servers.since(start)
         if len(accepted) != expected or res["processed"] != count:
             note(f"backlog: maild processed {res['processed']}/{count}, sent {len(accepted)}"
@@ -44,4 +46,5 @@ def run(servers, count: int, repeats: int) -> dict:
     return {"emails": count, "outgoing": expected, "maild_emails_per_s": m,
             "floor_emails_per_s": f, "ratio_to_floor": m / f if m and f else None,
             "peak_rss_mb": max(peaks), "mean_out_bytes": median(sizes),
-            "maild_ms_per_email": 1000 / m if m else None}
+            "maild_ms_per_email": 1000 / m if m else None,
+            "floor_ms_per_email": 1000 / f if f else None, "one_core": one_core}

@@ -47,7 +47,7 @@ def config(imap_port: int, smtp_port: int, data_dir: str, **extra):
     from maild.config import load_config
     values = {"mail.embedded": True, "embedded.imap_port": imap_port,
               "embedded.smtp_port": smtp_port, "maild.data_dir": data_dir,
-              "maild.secret_file": str(Path(data_dir) / "secret.key")}
+              "maild.secret_file": str(Path(data_dir).parent / "bench-secret.key")}
     values.update(extra)
     return load_config(ROOT / "config.toml", values)
 
@@ -62,10 +62,14 @@ def service(cfg):
 # -- maild ---------------------------------------------------------------------------------------
 
 def maild_backlog(out, imap_port: int, smtp_port: int, data_dir: str, total: int,
-                  label: str = "maild backlog", connect_first: bool = False) -> None:
+                  label: str = "maild backlog", connect_first: bool = False,
+                  one_core: bool = False) -> None:
     """Start the daemon over a waiting backlog; time until INBOX is empty and every resulting
-    email is sent (a batch that fetched nothing still drains: the outbox may lag the intake)."""
+    email is sent (a batch that fetched nothing still drains: the outbox may lag the intake).
+    `one_core`: the daemon and its sender child pinned to one CPU (the loaded case)."""
     from .progress import Progress
+    if one_core:
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # the sender child inherits it
     t0 = time.monotonic()
     svc = service(config(imap_port, smtp_port, data_dir))
     if connect_first:  # growth: per-email cost without start-up
@@ -179,7 +183,8 @@ def preload_store(out, imap_port: int, smtp_port: int, data_dir: str, archived: 
     pruned = {"outbox": store.prune_outbox(now), "processed": store.prune_processed(now)}
     store.meta_set("item_seq", 900000)
     store.commit()
-    size = (Path(data_dir) / "live.json").stat().st_size
+    store.engine.compact()  # the state as a snapshot (and its key directory), as a daemon finds it
+    size = sum(p.stat().st_size for p in Path(data_dir).glob("live.*"))
     counts = store.counts()
     svc.close()
     out.put({"live_json_mb": size / 2**20, "counts": counts, "pruned": pruned,
@@ -251,3 +256,77 @@ def floor_idle(out, stop, imap_port: int, smtp_port: int, out_size: int) -> None
     client.idle_done()
     client.logout()
     out.put({"done": True})
+
+
+def maild_open_daemon(out, stop, imap_port: int, smtp_port: int, data_dir: str, store_url: str,
+                      ticks: int = 20) -> None:
+    """The real loop over a preloaded store: reports when it first waits on the inbox (start-up
+    to first IDLE), the cost of idle ticks (nothing due), then serves until `stop`; its peak RSS
+    (with its sender child's) at the end."""
+    import statistics
+    import threading
+    svc = service(config(imap_port, smtp_port, data_dir, **{"store.url": store_url}))
+    signal.signal(signal.SIGTERM, lambda *_: svc.stop_event.set())
+    threading.Thread(target=lambda: (stop.wait(), svc.stop_event.set()), daemon=True).start()
+    wait = svc.inbox.wait
+    first = {"done": False}
+
+    def first_wait(*args, **kwargs):
+        if not first["done"]:  # on the loop's own thread, between two turns
+            first["done"] = True
+            at = time.monotonic()
+            svc.tick()  # loads the due index, as the first scheduled tick does
+            spent = []
+            for _ in range(ticks):
+                t0 = time.perf_counter()
+                svc.tick()
+                spent.append((time.perf_counter() - t0) * 1000)
+            out.put({"ready": True, "at": at, "tick_ms": statistics.median(spent),
+                     "tick_ms_all": spent, "due_next": str(svc.due_index.next_at())})
+        return wait(*args, **kwargs)
+
+    svc.inbox.wait = first_wait
+    svc.run()
+    peak, sender = maild_peak_rss_mb(svc)
+    svc.close()
+    out.put({"peak_rss_mb": peak, "sender_rss_mb": sender})
+
+
+def commit_cost(out, data_dir: str, store_url: str, rounds: int = 30) -> None:
+    """The store's commit for one new project's writes (an item of 3 tasks and its summary and
+    due moment, 5 thread links, the intake mark, 4 queued emails): median ms."""
+    import json
+    import statistics
+    from datetime import datetime, timedelta
+
+    from maild.model import Outgoing
+    from maild.store import open_store
+    store = open_store(store_url or data_dir, inbox="collab@corp.example")
+    template = next((i for i in map(store.get_item, store.item_ids()[:50])
+                     if i and len(i.get("tasks", ())) == 3), None) or {
+        "id": "", "state": "open", "title": "项目", "initiator": "li.na@corp.example",
+        "tasks": [{"id": f"T-{k}", "name": "任务" * 10, "owner": "wang.zhe@corp.example",
+                   "state": "awaiting_confirmation", "deadline": "2027-01-01T18:00:00+08:00",
+                   "deliverable": "交付" * 20} for k in range(1, 4)],
+        "audit": [{"at": "2026-12-01T10:00:00+08:00", "who": "li.na@corp.example",
+                   "action": "created"}], "pad": "x" * 800}
+    template = json.loads(json.dumps(template))
+    body = "x" * 5000
+    spent = []
+    now = datetime.now().astimezone()
+    for n in range(rounds):
+        item = {**template, "id": f"MD-C{n:04d}"}
+        store.put_item(item)
+        store.set_due(item["id"], now + timedelta(hours=8))
+        store.mark_processed(f"<commit-{n}@bench>", {"folder": "Processed",
+                                                     "at": now.isoformat()})
+        for k in range(5):
+            store.link_message(f"<commit-{n}-{k}@bench>", item["id"], None)
+        for k in range(4):
+            store.enqueue(Outgoing(message_id=f"commit-{n}-{k}@bench", to=("a@corp.example",),
+                                   subject="s", text=body, html=body), now=now)
+        t0 = time.perf_counter()
+        store.commit()
+        spent.append((time.perf_counter() - t0) * 1000)
+    store.close()
+    out.put({"commit_ms": statistics.median(spent), "commit_ms_all": spent})

@@ -28,6 +28,15 @@ def run_child(target: Callable, *args, timeout: float = 900) -> dict:
     return result
 
 
+def stop_child(proc, stop, timeout: float = 20) -> None:
+    """Ask a child started with a `stop` event to end, then make sure it has."""
+    stop.set()
+    proc.join(timeout=timeout)
+    if proc.is_alive():
+        proc.kill()
+        proc.join()
+
+
 @contextmanager
 def tempdir(prefix: str = "maild-bench-"):
     path = Path(tempfile.mkdtemp(prefix=prefix))

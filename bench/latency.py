@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from imapclient import IMAPClient
 
 from . import child, corpus
-from .harness import CTX, median, percentile, tempdir
+from .harness import CTX, median, percentile, stop_child, tempdir
 from .progress import Progress, note
 
 OUT_SIZE = 9000  # about what maild's receipt/request emails weigh (text + HTML)
@@ -55,11 +55,7 @@ def _with_daemon(servers, target, args, n, label, mails) -> list[float]:
         time.sleep(0.5)
         return _rounds(servers, n, label, mails)
     finally:
-        stop.set()
-        proc.join(timeout=20)
-        if proc.is_alive():
-            proc.kill()
-            proc.join()
+        stop_child(proc, stop, 20)
 
 
 def run(servers, rounds: int, blocks: int) -> dict:

@@ -22,6 +22,8 @@ from typing import Any
 
 from .config import ConfigError, FoundConfig, find_config, load_config
 from .dirsync import add_directory_command, run_directory_command
+from .migrate import EXAMPLE as MIGRATE_EXAMPLE
+from .migrate import add_migrate_command, run_migrate_command
 from .oauthcli import OAUTH_EXAMPLES, add_oauth_command, run_oauth_command
 from .ops import OPS_EXAMPLES, add_ops_commands, run_ops_command
 from .reports import REPORT_EXAMPLES, add_report_commands, run_report_command
@@ -47,6 +49,7 @@ EXAMPLES = {
     **OPS_EXAMPLES,
     **REPORT_EXAMPLES,
     **OAUTH_EXAMPLES,
+    "migrate": MIGRATE_EXAMPLE,
 }
 
 
@@ -147,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_report_commands(add)
     add_oauth_command(add)
     add_directory_command(add)
+    add_migrate_command(add)
     return parser
 
 
@@ -207,6 +211,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _inspect(args)
     if args.command == "directory":
         return run_directory_command(args)
+    if args.command == "migrate":
+        return run_migrate_command(args)
     config = load_config(args.config)
     if args.command == "demo":
         from .demo import run_demo
@@ -234,7 +240,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 def _run(config: Any, *, attach: bool = False) -> int:
     from .service import Service
-    from .store import LockError
+    from .store import FormatError, LockError
 
     mail = None
     if attach and not config.embedded:
@@ -264,11 +270,11 @@ def _run(config: Any, *, attach: bool = False) -> int:
               f"{emb.host}:{mail.smtp_port}", flush=True)
     try:
         service = Service.from_config(config)
-    except LockError as exc:
+    except (LockError, FormatError) as exc:
         print(f"maild: {exc}", file=sys.stderr)
         if mail:
             mail.stop()
-        return 75  # EX_TEMPFAIL
+        return 75 if isinstance(exc, LockError) else 65  # EX_TEMPFAIL, EX_DATAERR
     signal.signal(signal.SIGTERM, lambda *_: service.stop_event.set())
     signal.signal(signal.SIGINT, lambda *_: service.stop_event.set())
     signal.signal(signal.SIGHUP, lambda *_: service.request_reload())

@@ -112,6 +112,7 @@ class Config:
     directory: DirectoryConfig = DirectoryConfig()  # [directory]: synced people (LDAP, HR CSV)
     # [files] limits, [digest] attach_table, [chat] robots (filechatconfig)
     files_chat: FilesChatConfig = FilesChatConfig()
+    store_url: str = ""  # [store] url: "postgresql://…" keeps the state there; "" = data_dir
 
     @property
     def tz(self) -> ZoneInfo:
@@ -287,6 +288,7 @@ def _read(reader: StrictReader, path: Path) -> Config:
         oauth=oauth,
         directory=directory,
         files_chat=read_files_chat(reader),
+        store_url=_store_url(reader),
     )
 
 
@@ -313,6 +315,15 @@ def _check_combinations(config: Config, file: str) -> None:
                           "check` shows your server strips forged fields) or "
                           "trust_exchange_internal = true",
                           'authserv_id = "mx.corp.example"  trust_authentication_results = true')
+
+
+def _store_url(reader: StrictReader) -> str:
+    """`[store] url`: empty (the embedded store in data_dir) or a PostgreSQL URL."""
+    url = reader.text("store", "url", "").strip()
+    if url and not url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError(reader.file, "store.url", f"must be a postgresql:// URL, not {url!r}",
+                          'url = "postgresql://maild@db.corp.example/maild"')
+    return url
 
 
 def resolve_password(server: ServerConfig, environ: Mapping[str, str],

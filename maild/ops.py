@@ -2,13 +2,15 @@
 `show`), what is stuck (`outbox`); and the argparse wiring for all ops commands, including `check`,
 whose checks live in checks.py.
 
-Each command is a function that returns plain data, a formatter that turns that data into a human
-table, and `--json` that prints the data as it is. Exit codes: 0 ok; 1 a check failed; 66 no such
-item or outbox entry; 75 the daemon holds the lock (only `outbox --retry` writes); 78 config error.
+Each command is a function that returns plain data (opsdata.py), a formatter that turns that data
+into a human table, and `--json` that prints the data as it is. Exit codes: 0 ok; 1 a check failed; 66 no such
+item or outbox entry; 65 the data needs `maild migrate`; 75 the daemon holds the lock (only
+`outbox --retry` writes); 78 config error.
 
 Surprises:
-- Everything but `outbox --retry` reads the store with `Store.open_readonly`: no lock is taken, so
-  these commands work next to the running daemon and show its last commit.
+- Everything but `outbox --retry` reads the store read-only: no lock is taken, so these commands
+  work next to the running daemon and show its last commit. They load only the tables they need
+  and list items from their summaries (the store's `index` table), never decoding whole items.
 - "Last IMAP contact" and "next scheduled runs" are whatever the daemon last committed under the
   meta keys `last_imap_contact` (ISO time) and `next_runs` ({name: ISO time}); "unknown" without.
 - The functions take `now`; only `run_ops_command` reads the clock.
@@ -28,17 +30,29 @@ from typing import Any, TextIO
 
 from .checks import Painter, _pad, _width, format_checks, run_checks
 from .config import Config, ConfigError, load_config
-from .store import LockError, OutboxEntry, Store
+from .migrate import configured_store
+from .opsdata import (  # noqa: F401 - the data functions are part of this module's interface
+    TASK_DONE,
+    UNKNOWN,
+    _iso,
+    _overdue,
+    _parse,
+    items,
+    matching,
+    outbox,
+    show,
+    status,
+)
+from .store import FormatError, LockError, open_store
 
-EX_OK, EX_FAILED, EX_NOINPUT, EX_TEMPFAIL, EX_CONFIG = 0, 1, 66, 75, 78
-UNKNOWN = "unknown"
+EX_OK, EX_FAILED, EX_DATAERR, EX_NOINPUT, EX_TEMPFAIL, EX_CONFIG = 0, 1, 65, 66, 75, 78
 
 OPS_EXAMPLES = {
     "check": "maild check -c config.toml   # config, IMAP login/folders/IDLE, SMTP; exit 0 = all pass\n"
              "  maild check --send-test li.na@corp.example",
     "status": "maild status -c config.toml\n  maild status --json | jq .outbox",
     "items": "maild items --state open --owner wang.zhe@corp.example\n"
-             "  maild items --state awaiting_confirmation --json",
+             "  maild items --state awaiting_confirmation --limit 0 --json",
     "show": "maild show MD-0001\n  maild show MD-0001 --json",
     "outbox": "maild outbox --failed\n  maild outbox --retry maild.3f2a9c@corp.example",
 }
@@ -76,6 +90,9 @@ def add_ops_commands(add: Callable[[str, str], argparse.ArgumentParser]) -> None
                             "in_progress, delayed, declined, blocked, submitted, returned, done "
                             "(repeatable)")
     items.add_argument("--owner", metavar="WHO", help="task owner: address or part of the name")
+    items.add_argument("--limit", type=int, default=200, metavar="N",
+                       help="list the first N items that match, oldest first (default 200; "
+                            "0: all)")
     show = add("show", HELP["show"])
     show.add_argument("item_id", metavar="ID", help="item ID, e.g. MD-0001")
     outbox = add("outbox", HELP["outbox"])
@@ -109,13 +126,22 @@ def run_ops_command(args: argparse.Namespace, *, out: TextIO | None = None,
         return EX_OK if all(c.ok for c in checks) else EX_FAILED
     if args.command == "outbox" and args.retry:
         return _retry(config, args.retry, now, out, err)
-    with Store.open_readonly(config.data_dir) as store:
+    tables = {"status": ("meta", "index", "outbox", "processed"), "items": ("index",),
+              "show": ("items", "outbox"), "outbox": ("outbox",)}[args.command]
+    try:
+        store = open_store(configured_store(config), inbox=config.inbox_address, readonly=True,
+                           tables=tables)
+    except FormatError as exc:
+        print(f"maild: {exc}", file=err)
+        return EX_DATAERR
+    with store:
         if args.command == "status":
             data = status(store, config, now)
             emit(out, args.json, data, lambda: format_status(data, config.tz, now))
         elif args.command == "items":
-            rows = items(store, states=args.state, owner=args.owner)
-            emit(out, args.json, rows, lambda: format_items(rows, config.tz, now))
+            found = matching(store, states=args.state, owner=args.owner)
+            rows = items(store, limit=args.limit, found=found)
+            emit(out, args.json, rows, lambda: format_items(rows, config.tz, now, len(found)))
         elif args.command == "show":
             detail = show(store, args.item_id)
             if detail is None:
@@ -134,7 +160,7 @@ def run_ops_command(args: argparse.Namespace, *, out: TextIO | None = None,
 def _retry(config: Config, message_id: str, now: datetime, out: TextIO, err: TextIO) -> int:
     message_id = message_id.strip().strip("<>")
     try:
-        store = Store(config.data_dir)
+        store = open_store(configured_store(config), inbox=config.inbox_address)
     except LockError as exc:
         print(f"maild: cannot retry while the daemon runs: {exc}. Stop it (systemctl stop "
               f"maild), retry, start it again.", file=err)
@@ -159,112 +185,6 @@ def emit(out: TextIO, as_json: bool, data: Any, human: Callable[[], str]) -> Non
         print(json.dumps(data, ensure_ascii=False, indent=2, default=str), file=out)
     else:
         print(human(), file=out)
-
-
-# ---------------------------------------------------------------------------------------------
-# status, items, show, outbox: plain data
-
-
-def status(store: Store, config: Config, now: datetime) -> dict[str, Any]:
-    entries = store.outbox_entries()
-    queued = [e for e in entries if e.status == "queued"]
-    due = [e for e in queued if e.next_attempt_at is not None and e.next_attempt_at <= now]
-    failed = [e for e in entries if e.status == "failed"]
-    oldest = min((e.next_attempt_at for e in due if e.next_attempt_at), default=None)
-    all_items = store.all_items()
-    tasks = [t for item in all_items for t in item.get("tasks") or ()]
-    next_runs = store.meta_get("next_runs")
-    if isinstance(next_runs, list):  # [{name, at}] is accepted too
-        next_runs = {str(r.get("name")): r.get("at") for r in next_runs if isinstance(r, dict)}
-    holder = Store.lock_holder(config.data_dir) if config.data_dir.exists() else None
-    return {
-        "config": str(config.path),
-        "data_dir": str(config.data_dir),
-        "daemon": {"running": holder is not None, "pid": holder},
-        "queue_depth": len(queued),
-        "outbox": {"queued": len(queued), "due_now": len(due), "failed": len(failed),
-                   "sent_kept": sum(1 for e in entries if e.status == "sent"),
-                   "oldest_due_since": oldest.isoformat() if oldest else None,
-                   "next_attempt_at": _iso(store.outbox_next_due())},
-        "last_imap_contact": store.meta_get("last_imap_contact") or UNKNOWN,
-        "next_runs": next_runs if isinstance(next_runs, dict) and next_runs else UNKNOWN,
-        "items": dict(sorted(Counter(str(i.get("state", "open")) for i in all_items).items())),
-        "tasks": dict(sorted(Counter(str(t.get("state")) for t in tasks).items())),
-        "overdue_tasks": sum(1 for t in tasks if _overdue(t, now)),
-        "processed_emails": store.counts().get("processed", 0),
-    }
-
-
-TASK_DONE = {"done", "declined"}
-
-
-def _overdue(task: Mapping[str, Any], now: datetime) -> bool:
-    deadline = _parse(task.get("deadline"))
-    return bool(deadline and task.get("state") not in TASK_DONE and deadline < now)
-
-
-def items(store: Store, *, states: Sequence[str] | None = None,
-          owner: str | None = None) -> list[dict[str, Any]]:
-    """One row per item; `states` matches the item's state or any of its tasks' states."""
-    wanted = {s.strip().lower() for s in states or () if s.strip()}
-    who = (owner or "").strip().lower()
-    rows = []
-    for item in store.all_items():
-        tasks = item.get("tasks") or []
-        task_states = {str(t.get("state")) for t in tasks}
-        if wanted and not (wanted & ({str(item.get("state", "open"))} | task_states)):
-            continue
-        if who and not any(who == str(t.get("owner", "")).lower()
-                           or who in str(t.get("owner_name", "")).lower() for t in tasks):
-            continue
-        open_deadlines = [d for t in tasks if t.get("state") not in TASK_DONE
-                          and (d := _parse(t.get("deadline")))]
-        rows.append({
-            "id": item["id"], "kind": item.get("kind", ""), "state": item.get("state", "open"),
-            "title": item.get("title", ""), "initiator": item.get("initiator", ""),
-            "tasks": len(tasks),
-            "task_states": dict(sorted(Counter(str(t.get("state")) for t in tasks).items())),
-            "owners": sorted({str(t.get("owner", "")) for t in tasks}),
-            "next_deadline": _iso(min(open_deadlines)) if open_deadlines else None,
-            "updated_at": item.get("updated_at"),
-        })
-    return rows
-
-
-def show(store: Store, item_id: str) -> dict[str, Any] | None:
-    item = store.get_item(item_id.strip().upper())
-    if item is None:
-        return None
-    item["emails"] = [_outbox_row(e) for e in store.outbox_entries()
-                      if e.out.item_id == item["id"]]
-    return item
-
-
-def outbox(store: Store, *, failed_only: bool = False) -> list[dict[str, Any]]:
-    order = {"failed": 0, "queued": 1, "sent": 2}
-    entries = store.outbox_entries("failed" if failed_only else None)
-    return [_outbox_row(e) for e in sorted(entries, key=lambda e: order.get(e.status, 3))]
-
-
-def _outbox_row(entry: OutboxEntry) -> dict[str, Any]:
-    return {"message_id": entry.out.message_id, "status": entry.status,
-            "to": list(entry.out.to), "subject": entry.out.subject, "kind": entry.out.kind,
-            "item_id": entry.out.item_id, "attempts": entry.attempts,
-            "next_attempt_at": _iso(entry.next_attempt_at), "sent_at": _iso(entry.sent_at),
-            "code": entry.code, "last_error": entry.last_error}
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
-
-
-def _parse(value: Any) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(str(value))
-    except ValueError:
-        return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -348,13 +268,16 @@ def format_status(data: Mapping[str, Any], tz: tzinfo, now: datetime) -> str:
     return "\n".join(f"{_pad(k, width)}  {v}" for k, v in lines)
 
 
-def format_items(rows: Sequence[Mapping[str, Any]], tz: tzinfo, now: datetime) -> str:
+def format_items(rows: Sequence[Mapping[str, Any]], tz: tzinfo, now: datetime,
+                 total: int | None = None) -> str:
     if not rows:
         return "no items match"
+    more = (f" of {total} (--limit 0 lists all)" if total is not None and total > len(rows)
+            else "")
     body = [[r["id"], r["kind"], r["state"], r["title"], r["tasks"],
              _counts(r["task_states"]), when(r["next_deadline"], tz, now)] for r in rows]
     return table(["ID", "KIND", "STATE", "TITLE", "TASKS", "TASK STATES", "NEXT DEADLINE"],
-                 body, max_widths={3: 36, 5: 44}) + f"\n{len(rows)} item(s)"
+                 body, max_widths={3: 36, 5: 44}) + f"\n{len(rows)} item(s){more}"
 
 
 def format_show(item: Mapping[str, Any], tz: tzinfo, now: datetime) -> str:

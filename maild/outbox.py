@@ -362,11 +362,14 @@ class Outbox:
                 log.warning("outbox: %s partly refused: %s", out.message_id, note)
                 tally.writes.outbox_note(out.message_id, f"partly refused: {note}")
 
-    async def drain(self, now: datetime) -> DrainReport:
+    async def drain(self, now: datetime, exclude: frozenset[str] = frozenset()) -> DrainReport:
         """Send every due email once and record the outcomes in the store, WITHOUT committing
-        (the caller commits). Never raises for SMTP trouble."""
+        (the caller commits). Never raises for SMTP trouble. `exclude`: Message-IDs another
+        process is sending meanwhile (the sender's child)."""
         tally = _Tally(self.store)
-        await self._send(self.store.outbox_due(now, self.max_per_drain), now, tally)
+        due = self.store.outbox_due(now, self.max_per_drain + len(exclude))
+        await self._send([e for e in due if e.out.message_id not in exclude][:self.max_per_drain],
+                         now, tally)
         return tally.report()
 
     async def send_detached(self, due: list[OutboxEntry], now: datetime) -> DetachedSend:

@@ -78,7 +78,7 @@ def digest_preview(config: Config, now: datetime,
     store = Store.open_readonly(config.data_dir)
     try:
         items = store.open_items()
-        memory = baseline.seed(items, store.meta_get("planner", {}),
+        memory = baseline.seed(items, store.schedule_state(),
                                min(met_at, now) if met_at else now, rules.schedules,
                                rules.calendar)
         planned, _state = planner.plan(items, now, rules.schedules, rules.calendar,

@@ -176,6 +176,20 @@ class SenderProcess:
         self._conn.send((spool, index, light, now, token))
         self._waiting = True
 
+    def warm(self) -> None:
+        """Start the child now (its imports take ~0.3 s), so the first `submit` does not wait."""
+        if (self._process is None or not self._process.is_alive()) and not self._waiting:
+            self._start()
+
+    def ready(self) -> bool:
+        """Whether `result` would answer without waiting (True when nothing was submitted)."""
+        if not self._waiting or self._conn is None:
+            return True
+        try:
+            return self._conn.poll()
+        except (EOFError, OSError):
+            return True
+
     def result(self) -> DetachedSend | None:
         """Wait for the send; None when the child failed (the entries stay queued)."""
         if not self._waiting:

@@ -13,7 +13,6 @@ work; what is due is decided from stored timestamps.
 from __future__ import annotations
 
 import asyncio
-import gc
 import hashlib
 import json
 import logging
@@ -39,10 +38,8 @@ import schedule
 from . import (
     admission,
     archive,
-    baseline,
     calgaps,
     chat,
-    closeloop,
     directory,
     dirsync,
     drafts,
@@ -73,16 +70,19 @@ from .filechatconfig import resolve_robot
 from .files import publish, write_pending
 from .forms import FormRules, load_form_rules
 from .imap import CONNECTION_ERRORS, HeaderOnly, ImapInbox, ImapSettings, Inbox
+from .migrate import configured_store
 from .model import FileAttachment, Inbound, Notice, Outgoing
 from .oauth import token_sources
 from .outbox import DrainReport, Outbox, SmtpSettings
 from .people import Directory
 from .record import RecordRenderer
 from .render import Renderer, to_mime
+from .scheduling import DueIndex, ScheduleRun
 from .sender import SenderOptions, SenderProcess
 from .sentjournal import SentJournal
+from .service_schedule import ScheduleSide
 from .signin import SignInError
-from .store import Store
+from .store import Store, open_store
 from .workbooks import load_sheet_words
 from .workcal import WorkCalendar, load_calendar
 
@@ -214,7 +214,7 @@ class _Backoff:
         self.failures = 0
 
 
-class Service:
+class Service(ScheduleSide):
     def __init__(self, config: Config, *, inbox: Inbox, store: Store, outbox: Outbox,
                  renderer: Renderer, rules: Rules, secret: bytes,
                  clock: Callable[[], datetime] | None = None,
@@ -242,6 +242,8 @@ class Service:
         # handled (`_send_in_background`); one send at a time, settled before anything else sends.
         self.sender = sender
         self._sending = False
+        self._in_flight: frozenset[str] = frozenset()  # Message-IDs the child is sending
+        self._run_ids: set[str] = set()
         # Originals written since the commit, not yet synced: (temp file, final name), and
         # the folders whose entries must be synced too.
         self._pending_originals: list[tuple[Path, Path]] = []
@@ -254,6 +256,10 @@ class Service:
         self._directory_next: datetime | None = None  # a failed sync's retry; None: the slot
         self._directory_last: datetime | None = None  # the last sync or attempt
         self._directory_known = False  # _directory_last read from the file yet
+        self._due_index: DueIndex | None = None
+        self.schedule_run: ScheduleRun | None = None  # a run in progress
+        self.slicing = False  # `run()` carries out schedule runs between batches, in slices
+        self._housekeeping_at: datetime | None = None
         self.record_renderer = RecordRenderer(config.templates_dir / "archive")
         self.sheet_words = load_sheet_words(config.templates_dir / "sheets.toml")
         self.chat: ChatQueue | MemoryChatQueue = MemoryChatQueue()  # [chat] robots: from_config
@@ -290,7 +296,7 @@ class Service:
                     clock: Callable[[], datetime] | None = None) -> Service:
         environ = dict(os.environ if environ is None else environ)
         secret = load_secret(config, environ)
-        store = Store(config.data_dir)
+        store = open_store(configured_store(config), inbox=config.inbox_address, wait=True)
         rules = Rules.from_config(config)
         renderer = make_renderer(config)
         imap_password = resolve_password(config.imap, environ, _run_password_command)
@@ -422,7 +428,10 @@ class Service:
         if batch:
             self._crash("after_parse")
             self._sync_originals()
-        settled = self._settle_sending()  # the previous full batch's emails, sent meanwhile
+        # the previous full batch's (or a schedule slice's) emails, sent meanwhile: waited for
+        # when this batch needs the sender, or when no schedule run is being sliced
+        settled = self._settle_sending(wait=len(batch) >= self.config.batch_size
+                                       or not self._run_in_slices)
         if batch or settled.sent or settled.failed:
             self.store.commit()
             self._sent_marks_committed()
@@ -489,6 +498,7 @@ class Service:
             self._keep_original(item_id, msg, raw, key)
         for item in outcome.items:
             self.store.put_item(item)
+            self.due_index.refresh(item, now)
         for draft in outcome.drafts:  # readings waiting for their initiator (drafts.py)
             self.store.meta_set("draft:" + draft["id"], draft)
         for message_id, item_id, task_id in outcome.links:
@@ -528,10 +538,9 @@ class Service:
         """
         written = []
         if item_ids is None:  # at start: whatever a crash left closed but not archived
-            candidates = [i for i in self.store.all_items() if i.get("state") == "closed"]
-        else:
-            candidates = [i for i in map(self.store.get_item, item_ids)
-                          if i and i.get("state") == "closed"]
+            item_ids = self.store.closed_item_ids()
+        candidates = [i for i in map(self.store.get_item, item_ids)
+                      if i and i.get("state") == "closed"]
         for item in candidates:
             closed_at = datetime.fromisoformat(item["closed_at"])
             emails = [(path.name, path.read_bytes())
@@ -544,6 +553,8 @@ class Service:
                                            renderer=self.record_renderer, people_names=people,
                                            extra_files=[table])
             self.store.remove_item(item["id"])
+            if self._due_index is not None:
+                self._due_index.forget(item["id"])
             self.store.commit()
             shutil.rmtree(self.mail_dir(item["id"]), ignore_errors=True)
             log.info("event=archived item=%s folder=%s", item["id"], folder)
@@ -704,11 +715,15 @@ class Service:
     # -- sending ------------------------------------------------------------------------------
     def drain(self) -> tuple[int, int]:
         """Send what is due; tell initiators once about emails refused for good."""
-        settled = self._settle_sending()
+        settled = self._settle_sending(wait=not self._run_in_slices)
         sent, failed = len(settled.sent), len(settled.failed)
+        # A schedule slice may still be going out from the sender's child: what intake queued
+        # goes out from here meanwhile, all but the emails the child holds.
+        busy = ((self._in_flight if self._sending else frozenset())
+                | (frozenset(self._run_ids) if self._run_in_slices else frozenset()))
         for _round in range(3):
             now = self.clock()
-            report = self._loop.run_until_complete(self.outbox.drain(now))
+            report = self._loop.run_until_complete(self.outbox.drain(now, busy))
             sent += len(report.sent)
             failed += len(report.failed)
             told = self._tell_failures(report, now)
@@ -747,12 +762,13 @@ class Service:
         """Where a detached send's emails wait for the sender's child (rewritten per batch)."""
         return self.config.data_dir / "outbox.spool"
 
-    def _send_in_background(self) -> tuple[int, int]:
-        """Hand what is due to the sender's child; `_settle_sending` records what it did.
-        Without a usable child, send here: (sent, failed) then, else (0, 0)."""
+    def _send_in_background(self, limit: int | None = None) -> tuple[int, int]:
+        """Hand what is due (at most `limit`) to the sender's child; `_settle_sending` records
+        what it did. Without a usable child, send here: (sent, failed) then, else (0, 0)."""
         assert self.sender is not None
         now = self.clock()
-        due = self.store.outbox_due_ids(now, self.outbox.max_per_drain)
+        due = self.store.outbox_due_ids(now, limit or self.outbox.max_per_drain)
+        self._in_flight = frozenset(due)
         if due:
             # decoded one at a time as they are spooled: the batch's emails are never all in
             # memory at once
@@ -767,10 +783,17 @@ class Service:
             self._sending = True
         return 0, 0
 
-    def _settle_sending(self) -> DrainReport:
-        """Wait for the child's send, if any, and record its outcomes (not committed). If the
-        child failed, nothing is recorded and its emails stay queued for the next drain."""
+    @property
+    def _run_in_slices(self) -> bool:
+        return self.slicing and self.schedule_run is not None
+
+    def _settle_sending(self, wait: bool = True) -> DrainReport:
+        """Wait for the child's send, if any (unless not `wait` and it is not done), and record
+        its outcomes (not committed). If the child failed, nothing is recorded and its emails
+        stay queued for the next drain."""
         if not self._sending or self.sender is None:
+            return DrainReport()
+        if not wait and not self.sender.ready():
             return DrainReport()
         self._sending = False
         detached = self.sender.result()
@@ -781,110 +804,35 @@ class Service:
         self._tell_failures(report, self.clock())
         return report
 
-    def plan(self, now: datetime) -> tuple[list[planner.Planned], dict[str, Any]]:
-        """What digests, reminders and escalations are due at `now` (nothing is changed).
-        People the schedules meet for the first time get their baseline (`baseline.seed`):
-        their first digest comes at its time, not now."""
-        items = self.store.open_items()
-        memory = baseline.seed(items, self.store.meta_get("planner", {}), now,
-                               self.rules.schedules, self.rules.calendar)
-        return planner.plan(items, now, self.rules.schedules, self.rules.calendar,
-                            self.rules.people, memory)
-
-    def run_schedules(self, now: datetime) -> list[Outgoing]:
-        """Enqueue what is due and record it as sent, in the same commit: each level once. An
-        email that lists several levels (one person's, in one run) records all of them."""
-        # A run at scale allocates millions of short-lived objects and makes no reference
-        # cycles worth collecting: the cyclic collector would rescan the whole store again and
-        # again (a fifth of the run at 20,000 tasks). It catches up once the run is over.
-        collecting = gc.isenabled()
-        gc.disable()
-        try:
-            return self._run_schedules(now)
-        finally:
-            if collecting:
-                gc.enable()
-
-    def _run_schedules(self, now: datetime) -> list[Outgoing]:
-        queued = self._create_occurrences(now)
-        planned, state = self.plan(now)
-        items: dict[str, dict[str, Any]] = {}
-        for entry in planned:
-            for kind, who, key in entry.records:
-                if kind in ("digest", "owner_digest"):
-                    continue
-                item = items.get(kind) or self.store.get_item(kind)
-                if item is None:
-                    continue
-                items[kind] = item
-                target = next((t for t in item["tasks"] if t["id"] == who), item) if who else item
-                target.setdefault("sent", {})[key] = now.isoformat()
-            source = "plan|" + "|".join("|".join(map(str, record)) for record in entry.records)
-            queued += self._enqueue([entry.notice], source=source, now=now)
-        for item in items.values():
-            self.store.put_item(item)
-        self.store.meta_set("planner", state)
-        if planned:
-            log.info("event=schedules planned=%d queued=%d", len(planned), len(queued))
-        next_at = state.get("next_at")
-        self._schedule_gate = (datetime.fromisoformat(next_at) if next_at else None, now, {},
-                               self.rules)
-        return queued
-
-    def _create_occurrences(self, now: datetime) -> list[Outgoing]:
-        """Recurring tasks: each occurrence due at `now` is created and its email queued, in the
-        commit that records the series' next one, so each is created once (`closeloop`)."""
-        queued: list[Outgoing] = []
-        for item in self.store.open_items():
-            if "series" not in item:
-                continue
-            made = closeloop.create_occurrences(item, now, self.rules.calendar)
-            if made is None:
-                continue
-            changed, notices = made
-            self.store.put_item(changed)
-            created = "|".join(n.task_id or "" for n in notices)
-            queued += self._enqueue(notices, source=f"occurrence|{changed['id']}|{created}",
-                                    now=now)
-            log.info("event=occurrences item=%s created=%s", changed["id"], created)
-        return queued
-
-    # What the last plan knew: nothing falls due before its `next_at` unless an item changes or
-    # the rules are reloaded. Items change only by handled emails, and every handled email adds
-    # a document to the store (its processed mark), so the store's table sizes tell. Planning
-    # 20,000 open tasks costs about a second; the tick comes every 30 s.
-    _schedule_gate: tuple[datetime | None, datetime, dict[str, int], Rules] | None = None
-    _REPLAN_AT_LEAST_EVERY = timedelta(minutes=15)  # in case a change slips past the sizes
-
-    def _schedules_may_be_due(self, now: datetime) -> bool:
-        if self._schedule_gate is None:
-            return True
-        next_at, planned_at, sizes, rules = self._schedule_gate
-        return (rules is not self.rules or sizes != self.store.counts() or now < planned_at
-                or now - planned_at >= self._REPLAN_AT_LEAST_EVERY
-                or (next_at is not None and now >= next_at))
-
     def tick(self) -> None:
-        """Periodic work: schedules (when something can be due), retries that came due,
-        housekeeping, `status` facts."""
+        """Periodic work: a schedule run when something is due (planned from the due index:
+        nothing is read when nothing is due), retries that came due, hourly housekeeping,
+        `status` facts."""
         now = self.clock()
         if self._calendar_checked_on != now.date():
             self.warn_calendar_gap(now.date())
         self.directory_tick(now)
-        if self._schedules_may_be_due(now):
+        if self.schedule_run is None:
+            self.schedule_run = self.start_schedule_run(now)
+            if self.schedule_run is not None:
+                self._run_steps = self.schedule_run.steps()
+                if self.slicing and self.sender is not None:
+                    self.sender.warm()  # the run's slices go out from it
+        if self.schedule_run is not None and not self.slicing:
             self.run_schedules(now)
-        self.store.prune_outbox(now)
-        self.store.prune_processed(now)  # intake marks older than 30 days
+        if self._housekeeping_at is None or not (
+                timedelta(0) <= now - self._housekeeping_at < timedelta(hours=1)):
+            self._housekeeping_at = now
+            self.store.prune_outbox(now)
+            self.store.prune_processed(now)  # intake marks older than 30 days
         if self.last_contact is not None:
             self.store.meta_set("last_imap_contact", self.last_contact.isoformat())
         self.store.meta_set("next_runs", {
             "tick": (now + timedelta(seconds=max(0.0, self.scheduler.idle_seconds or 0))).isoformat(),
         })
         self.store.commit()
-        gate = self._schedule_gate
-        if gate is not None:  # this tick's own writes are not item changes
-            self._schedule_gate = (gate[0], gate[1], self.store.counts(), gate[3])
-        self.drain()
+        if not self.slicing or self.schedule_run is None:
+            self.drain()
 
     def request_reload(self) -> None:
         """Ask the loop to re-read rules and templates at its next turn (SIGHUP)."""
@@ -900,6 +848,7 @@ class Service:
             log.error("event=reload_failed error=%r", exc)
             return
         self.rules, self.renderer, self.sheet_words = rules, renderer, sheet_words
+        self._due_index = None  # rebuilt at next use; recomputed if what is due when changed
         self.warn_calendar_gap(self.clock().date())
         log.info("event=reloaded rules_dir=%s templates_dir=%s", self.config.rules_dir,
                  self.config.templates_dir)
@@ -958,6 +907,7 @@ class Service:
         log.info("event=started inbox=%s data_dir=%s", self.config.inbox_address,
                  self.config.data_dir)
         self.warn_calendar_gap(self.clock().date(), loud=True)
+        self.slicing = True
         archive.clean_partial(self.config.archive_dir)
         self.archive_closed()  # what a previous run closed but did not archive
         self.drain()  # what a previous run committed but did not send
@@ -972,6 +922,9 @@ class Service:
                              report.sent, report.failed)
                     continue
                 self.scheduler.run_pending()
+                if self.schedule_run is not None:
+                    self.run_slice()  # then back to the inbox: intake waits one slice at most
+                    continue
                 self.inbox.wait(self._wait_seconds(), self._should_wake)
             except SignInError as exc:
                 # No token, or the server refused a fresh one: wait (growing to 5 minutes) and

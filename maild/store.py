@@ -1,31 +1,30 @@
-"""Durable state for maild: items, intake idempotence, the threading map and the outbox, in one file.
+"""Durable state for maild: items (with a summary index and each one's next due moment), intake
+idempotence, the threading map, the outbox and the schedule's memory.
 
-The only module that imports TinyDB. Everything lives in `DATA_DIR/live.json`, a valid TinyDB
-database (`{table: {doc_id: document}}`), guarded by an exclusive `flock` on `DATA_DIR/maild.lock`.
+`Store` is the one API the daemon and the operator commands use; documents live in an engine
+that implements `DocEngine`: `JournalStorage` (journalstore.py, the embedded default: a TinyDB
+snapshot plus an append-only journal in `DATA_DIR`, guarded by an exclusive `flock` on
+`DATA_DIR/maild.lock`), or `PgEngine` (pgstore.py, PostgreSQL, chosen by `[store] url`).
 
 Surprises:
-- Nothing reaches the disk until `commit()`. Writes only change memory; `commit()` writes the
-  whole file once (tmp file + fsync + `os.replace` + fsync of the directory), so a crash leaves
-  either the previous commit or the new one, never a mix. `close()` does NOT commit: uncommitted
+- Nothing is durable before `commit()`, which writes what changed since the last commit in one
+  go (one journal record, or one SQL transaction). `close()` does NOT commit: uncommitted
   changes are dropped, which is what a crash would do too. `rollback()` returns to the last commit.
-- In memory every document is held as its compact UTF-8 JSON (`bytes`), keyed by its table's key
-  field, not as Python dicts: a dict tree took ~3× the JSON (an open item ~5.7 KB for 1.9 KB of
-  JSON), the cyclic GC walked every one of them, and commits needed a second, serialised copy.
-  Now a commit writes the held bytes as they are, `get_*` decodes (a fresh copy: callers may
-  mutate it) and `put_*` encodes (a value JSON cannot hold fails there, not at commit). Scans
-  (`open_items`, the prunes) decode as they go.
-- TinyDB's own `Table` API is not used (its write path copies the whole table on every write, its
-  queries are full scans); `Store` keeps TinyDB's file layout and `Storage` interface only. Doc
-  ids are not kept: a commit numbers each table's documents 1..n in their order.
+- Documents are held and written as compact UTF-8 JSON, keyed by their table's key field; `get_*`
+  decodes (a fresh copy: callers may mutate it) and `put_*` encodes (a value JSON cannot hold
+  fails there, not at commit). Writing an unchanged document changes nothing.
+- `put_item` also writes the item's summary (`index` table: what `maild items/status` show),
+  so operator reads never decode whole items.
 - Sent outbox entries are compacted to what `maild outbox`, idempotent enqueue and pruning need
   (Message-ID, recipients, subject, kind, item, attempts, code, remark, sent_at); queued and
   failed ones stay whole (they are still to be sent). Processed Message-IDs older than 30 days
-  are dropped by `prune_processed` (the service's tick calls it).
-- Datetimes are stored as ISO strings; pass aware datetimes consistently (naive and aware do not
-  compare).
+  are dropped by `prune_processed`.
+- The data has a format version (`FORMAT_VERSION`); a store written in another one refuses to
+  open with `FormatError` until `maild migrate` upgrades it (migrate.py).
+- Datetimes are stored as ISO strings; pass aware datetimes consistently.
 - `Store.open_readonly(dir)` (for `maild status/items/show/outbox` next to a running daemon) takes
-  no lock, creates nothing, never removes the daemon's tmp files, and raises `ReadOnlyError` on
-  any write. It sees the last commit, as of the moment it was opened.
+  no lock, creates nothing, and raises `ReadOnlyError` on any write. It sees the last commit as
+  of the moment it was opened, and may load only some `tables`.
 """
 
 from __future__ import annotations
@@ -34,355 +33,122 @@ import errno
 import fcntl
 import json
 import os
-import re
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
-from json.decoder import scanstring
 from pathlib import Path
 from typing import Any
 
-from tinydb import Storage, TinyDB
+from .journalstore import (
+    SNAPSHOT_FILE,
+    STORE_TABLE,
+    CorruptDatabaseError,
+    ReadOnlyError,
+    encode_doc,
+    open_database,
+)
+from .outboxstore import KEEP_FAILED, KEEP_SENT, OutboxEntry, OutboxQueue
+from .storeapi import DocEngine, DocTable, item_summary
 
-from .model import Outgoing
+__all__ = ["CorruptDatabaseError", "FormatError", "LockError", "OutboxEntry", "ReadOnlyError",
+           "Store", "DocEngine", "FORMAT_VERSION", "DB_FILE", "LOCK_FILE", "TABLE_KEYS",
+           "KEEP_FAILED", "KEEP_SENT"]
 
-DB_FILE = "live.json"
+DB_FILE = SNAPSHOT_FILE
 LOCK_FILE = "maild.lock"
-KEEP_SENT = timedelta(days=7)
-KEEP_FAILED = timedelta(days=30)
+FORMAT_VERSION = 2
 KEEP_PROCESSED = timedelta(days=30)
 # table -> the field that keys its documents; a table not listed here is keyed by its doc ids
 TABLE_KEYS = {"items": "id", "processed": "message_id", "messages": "message_id",
-              "outbox": "message_id", "meta": "key"}
-
-Data = dict[str, dict[str, dict[str, Any]]]  # TinyDB's view: {table: {doc_id: document}}
-Docs = dict[str, bytes]  # one table in memory: key -> the document as compact UTF-8 JSON
-WRITE_BLOCK = 1 << 20  # bytes of documents joined per write() in a commit: few syscalls, and a
-# small transient (by count, 512 queued emails with their bodies were a 6 MB join)
-_WS = re.compile(r"[ \t\n\r]*")
-_DECODER = json.JSONDecoder()
+              "outbox": "message_id", "meta": "key", "index": "id", "due": "id",
+              "schedule": "key"}
+USER_TABLES = ("items", "processed", "messages", "outbox", "meta")  # what `counts()` reports
 
 
 class LockError(Exception):
-    """Another process already runs on this data directory."""
+    """Another process already runs on this data directory (or inbox, in PostgreSQL)."""
 
 
-class ReadOnlyError(Exception):
-    """A write to a store opened with `Store.open_readonly`."""
-
-
-class CorruptDatabaseError(Exception):
-    """The database file exists but cannot be read; maild refuses to start empty over it."""
-
-
-class _NotTables(ValueError):
-    """Valid JSON, but not `{table: {doc_id: {document}}}`."""
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
-def _encode(doc: Any) -> bytes:
-    """A document as held in memory and written to disk; TypeError for non-JSON values."""
-    return _dumps(doc).encode("utf-8")
+class FormatError(Exception):
+    """The data was written in another format version: `maild migrate` upgrades it."""
 
 
 def _dt(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
 
 
-def _skip(text: str, pos: int) -> int:
-    return _WS.match(text, pos).end()  # type: ignore[union-attr]
+class Store(OutboxQueue):
+    """maild's state. `Store(None)` is an in-memory twin for tests; `Store(dir)` the embedded
+    store (one process per dir); `Store(engine=…)` any other `DocEngine` (PostgreSQL)."""
 
-
-def _expect(text: str, pos: int, wanted: str) -> int:
-    """The position after `wanted`, which must be at `pos`."""
-    if text[pos:pos + 1] != wanted:
-        if pos >= len(text):
-            raise json.JSONDecodeError(f"expected {wanted!r}", text, pos)
-        raise _NotTables(f"expected {wanted!r} at offset {pos}")
-    return pos + 1
-
-
-def _object(text: str, pos: int, member: Callable[[str, int], int]) -> int:
-    """Walk the JSON object at `pos`, calling `member(name, value_pos) -> value_end` for each
-    member; returns the position after its closing brace."""
-    pos = _skip(text, _expect(text, _skip(text, pos), "{"))
-    if text[pos:pos + 1] == "}":
-        return pos + 1
-    while True:
-        name, pos = scanstring(text, _expect(text, pos, '"'))
-        pos = _skip(text, _expect(text, _skip(text, pos), ":"))
-        pos = _skip(text, member(name, pos))
-        if text[pos:pos + 1] == "}":
-            return pos + 1
-        pos = _skip(text, _expect(text, pos, ","))
-
-
-def _parse_tables(text: str, keys: Mapping[str, str]) -> dict[str, Docs]:
-    """`{table: {doc_id: {document}}}` → `{table: {key: encoded document}}`, one document at a
-    time: the file never exists as one dict tree (~3× its size) while it is loaded.
-
-    Raises `json.JSONDecodeError` for invalid JSON and `_NotTables` for any other shape.
-    """
-    tables: dict[str, Docs] = {}
-
-    def table(name: str, pos: int) -> int:
-        docs: Docs = {}
-        field = keys.get(name)
-
-        def document(doc_id: str, pos: int) -> int:
-            doc, end = _DECODER.raw_decode(text, pos)
-            if not isinstance(doc, dict):
-                raise _NotTables(f"document {doc_id} of table {name!r} is not an object")
-            key = doc_id if field is None else doc.get(field)
-            if not isinstance(key, str):
-                raise _NotTables(f"document {doc_id} of table {name!r} has no {field!r}")
-            docs[key] = _encode(doc)
-            return end
-
-        end = _object(text, pos, document)
-        tables[name] = docs
-        return end
-
-    end = _skip(text, _object(text, 0, table))
-    if end != len(text):
-        raise json.JSONDecodeError("Extra data", text, end)
-    return tables
-
-
-class AtomicJSONStorage(Storage):
-    """A TinyDB storage that holds the database in memory and writes it out atomically on `flush()`.
-
-    Tables are held as `{key: document bytes}` (`table(name)`, for `Store`); `read()`/`write()`
-    give TinyDB's dict view (decoded copies, for inspection). Only `flush()` touches the disk.
-    With `path=None` it is a purely in-memory twin whose `flush()` keeps a snapshot for `reload()`.
-    """
-
-    def __init__(self, path: str | os.PathLike[str] | None = None, readonly: bool = False,
-                 keys: Mapping[str, str] | None = None) -> None:
-        self.path = Path(path) if path is not None else None
-        self.readonly = readonly
-        self.keys = dict(TABLE_KEYS if keys is None else keys)
-        self._tmp_prefix = f"{self.path.name}." if self.path is not None else ""
-        self.crash_hook: Callable[[str], None] | None = None  # set by the service
-        self.dirty = False
-        self._snapshot = b"{}"  # last committed file, only kept for the in-memory twin
-        if self.path is not None and not readonly:  # a reader must not touch the writer's tmp
-            self._remove_stale_tmp()
-        self._tables: dict[str, Docs] = self._load()
-
-    def _remove_stale_tmp(self) -> None:
-        assert self.path is not None
-        for tmp in self.path.parent.glob(f"{self._tmp_prefix}*.tmp"):
-            tmp.unlink(missing_ok=True)
-
-    def _load(self) -> dict[str, Docs]:
-        if self.path is None:
-            return _parse_tables(self._snapshot.decode("utf-8"), self.keys)
-        try:
-            raw = self.path.read_bytes()
-        except FileNotFoundError:
-            return {}
-        where = f"maild database {self.path}"
-        hint = "restore it from a backup or move it aside; maild will not start empty over it"
-        if not raw.strip():
-            raise CorruptDatabaseError(f"{where} is empty ({len(raw)} bytes): {hint}")
-        try:
-            text = raw.decode("utf-8")
-            del raw  # the file is held once while it is parsed
-            return _parse_tables(text, self.keys)
-        except _NotTables as exc:
-            raise CorruptDatabaseError(f"{where} is not a TinyDB database of tables ({exc}): "
-                                       f"{hint}") from exc
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise CorruptDatabaseError(f"{where} is not valid JSON ({exc}): {hint}") from exc
-
-    def table(self, name: str) -> Docs:
-        """The live `{key: document bytes}` of a table (created empty when missing)."""
-        return self._tables.setdefault(name, {})
-
-    def read(self) -> Data:
-        """TinyDB's view of the database: decoded copies, doc ids as the next commit writes them."""
-        return {name: {str(n): json.loads(text) for n, text in enumerate(docs.values(), 1)}
-                for name, docs in self._tables.items()}
-
-    def write(self, data: Data) -> None:
-        tables: dict[str, Docs] = {}
-        for name, docs in data.items():
-            field = self.keys.get(name)
-            tables[name] = {str(doc_id if field is None else doc[field]): _encode(doc)
-                            for doc_id, doc in docs.items()}
-        self._tables = tables
-        self.dirty = True
-
-    def reload(self) -> None:
-        """Drop everything since the last flush."""
-        self._tables = self._load()
-        self.dirty = False
-
-    def serialize(self) -> bytes:
-        """The database file: exactly `json.dumps(self.read(), ensure_ascii=False,
-        separators=(",", ":"))` in UTF-8."""
-        return b"".join(self._pieces())
-
-    def _pieces(self) -> Iterator[bytes]:
-        """The file in pieces of about `WRITE_BLOCK` bytes: the held bytes go out as they are,
-        so a commit never re-encodes a document nor holds the whole file."""
-        yield b"{"
-        for n, (name, docs) in enumerate(self._tables.items()):
-            yield (("," if n else "") + _dumps(name) + ":{").encode("utf-8")
-            block: list[bytes] = []
-            size = 0
-            for doc_id, text in enumerate(docs.values(), 1):
-                block += (b'%s"%d":' % (b"," if doc_id > 1 else b"", doc_id), text)
-                size += len(text)
-                if size >= WRITE_BLOCK:
-                    yield b"".join(block)
-                    block.clear()
-                    size = 0
-            yield b"".join(block) + b"}"
-        yield b"}"
-
-    def flush(self) -> None:
-        """Write the data atomically: tmp file in the same dir, fsync, replace, fsync the dir."""
-        if self.readonly:
-            raise ReadOnlyError(f"{self.path} was opened read-only")
-        if self.path is None:
-            self._snapshot = self.serialize()
-        else:
-            tmp = self.path.with_name(f"{self._tmp_prefix}{os.getpid()}.tmp")
-            try:
-                with open(tmp, "wb") as fh:
-                    fh.writelines(self._pieces())
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                if self.crash_hook is not None:  # tests: a kill between write and replace
-                    self.crash_hook("mid_db_write")
-                os.replace(tmp, self.path)
-            except BaseException:
-                tmp.unlink(missing_ok=True)
-                raise
-            dir_fd = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
-        self.dirty = False
-
-    def close(self) -> None:
-        """Does not flush: uncommitted changes are dropped, as in a crash."""
-
-
-class _Table:
-    """One table of a storage: documents by key, decoded on the way out, encoded on the way in."""
-
-    def __init__(self, storage: AtomicJSONStorage, name: str) -> None:
-        self._storage = storage
-        self.name = name
-        self.key = storage.keys[name]
-
-    def _docs(self) -> Docs:
-        return self._storage.table(self.name)  # looked up each time: `reload` replaces it
-
-    def get(self, key: str) -> dict[str, Any] | None:
-        text = self._docs().get(key)
-        return json.loads(text) if text is not None else None
-
-    def __contains__(self, key: str) -> bool:
-        return key in self._docs()
-
-    def writable(self) -> None:
-        if self._storage.readonly:
-            raise ReadOnlyError(f"the store is read-only (table {self.name!r})")
-
-    def put(self, doc: dict[str, Any]) -> None:
-        """Upsert by key (an existing document keeps its place in the table's order)."""
-        self.writable()
-        text = _encode(doc)
-        docs = self._docs()
-        key = doc[self.key]
-        if docs.get(key) != text:
-            docs[key] = text
-            self._storage.dirty = True
-
-    def remove(self, key: str) -> None:
-        self.writable()
-        if self._docs().pop(key, None) is not None:
-            self._storage.dirty = True
-
-    def values(self) -> Iterator[dict[str, Any]]:
-        """Decoded documents in table order (safe to remove from the table meanwhile)."""
-        return (json.loads(text) for text in list(self._docs().values()))
-
-    def raw(self) -> list[tuple[str, bytes]]:
-        """(key, encoded document) pairs, for scans that can skip most documents undecoded."""
-        return list(self._docs().items())
-
-    def __len__(self) -> int:
-        return len(self._docs())
-
-
-@dataclass(frozen=True)
-class OutboxEntry:
-    out: Outgoing
-    status: str  # "queued" | "sent" | "failed"
-    attempts: int
-    next_attempt_at: datetime | None
-    last_error: str
-    sent_at: datetime | None
-    code: int | None = None  # last SMTP reply code, when there was one
-
-
-SENT_FIELDS = ("to", "cc", "subject", "kind", "item_id")  # what a compact sent entry keeps of `out`
-
-
-def _entry(doc: dict[str, Any]) -> OutboxEntry:
-    if "out" in doc:  # queued or failed (or sent by an older maild): the whole email
-        out = Outgoing.from_dict(doc["out"])
-    else:  # compact sent entry: no bodies, no threading headers
-        out = Outgoing.from_dict({"message_id": doc["message_id"], "text": "", "html": "",
-                                  **{name: doc[name] for name in SENT_FIELDS if name in doc}})
-    when, sent = doc.get("next_attempt_at"), doc.get("sent_at")
-    return OutboxEntry(out, doc["status"], doc["attempts"], _dt(when), doc.get("last_error", ""),
-                       _dt(sent), doc.get("code"))
-
-
-class Store:
-    """maild's state. `Store(None)` is an in-memory twin for tests; otherwise one process per dir."""
-
-    def __init__(self, data_dir: Path | None, *, readonly: bool = False) -> None:
+    def __init__(self, data_dir: Path | None = None, *, readonly: bool = False,
+                 engine: DocEngine | None = None, tables: Iterable[str] | None = None,
+                 compact_bytes: int | None = None, upgrading: bool = False) -> None:
         self.data_dir = Path(data_dir) if data_dir is not None else None
         self.readonly = readonly
         self._lock_fd: int | None = None
-        path: Path | None = None
-        if self.data_dir is not None:
-            if not readonly:
+        if engine is None:
+            if self.data_dir is not None and not readonly:
                 self.data_dir.mkdir(parents=True, exist_ok=True)
                 self._lock_fd = self._take_lock(self.data_dir)
-            path = self.data_dir / DB_FILE
+            options: dict[str, Any] = {"readonly": readonly, "keys": TABLE_KEYS,
+                                       "tables": set(tables) if tables is not None else None}
+            if compact_bytes is not None:
+                options["compact_bytes"] = compact_bytes
+            folder = self.data_dir if self.data_dir is None or self.data_dir.exists() else None
+            try:
+                engine = open_database(folder, **options)
+            except BaseException:
+                self._release_lock()
+                raise
+        self.engine: DocEngine = engine
+        for name in TABLE_KEYS:
+            setattr(self, f"_{name}", DocTable(engine, name))
+        self._tables = tuple(getattr(self, f"_{name}") for name in USER_TABLES)
         try:
-            self._db = TinyDB(path, storage=AtomicJSONStorage, readonly=readonly)
+            self._check_format(upgrading)
         except BaseException:
-            self._release_lock()
+            self.close()
             raise
-        self._storage: AtomicJSONStorage = self._db.storage  # type: ignore[assignment]
-        self._items = _Table(self._storage, "items")
-        self._processed = _Table(self._storage, "processed")
-        self._messages = _Table(self._storage, "messages")
-        self._outbox = _Table(self._storage, "outbox")
-        self._meta = _Table(self._storage, "meta")
-        self._tables = (self._items, self._processed, self._messages, self._outbox, self._meta)
         self._build_due_index()
 
+    def _check_format(self, upgrading: bool) -> None:
+        version = self.format_version
+        if version is None:  # a new store
+            if not self.readonly:
+                self.set_format_version(FORMAT_VERSION)
+                self.commit()
+            return
+        if version != FORMAT_VERSION and not upgrading:
+            where = self.data_dir if self.data_dir is not None else "the database"
+            newer = version > FORMAT_VERSION
+            raise FormatError(
+                f"the maild data in {where} has format version {version}; this maild reads "
+                f"version {FORMAT_VERSION}" + (": it was written by a newer maild" if newer else
+                                               ". Stop the daemon and run `maild migrate -c "
+                                               "CONFIG` to upgrade it (it keeps a backup)"))
+
+    @property
+    def format_version(self) -> int | None:
+        """The data's format version; None for an empty store; 1 for data from before versions."""
+        raw = self.engine.get(STORE_TABLE, "format_version")
+        if raw is not None:
+            return int(json.loads(raw)["value"])
+        if any(self.engine.count(name) for name in self.engine.table_names()):
+            return 1
+        return None
+
+    def set_format_version(self, version: int) -> None:
+        self.engine.put(STORE_TABLE, "format_version",
+                        encode_doc({"key": "format_version", "value": version}, "key"))
+
     @classmethod
-    def open_readonly(cls, data_dir: Path) -> Store:
+    def open_readonly(cls, data_dir: Path, tables: Iterable[str] | None = None) -> Store:
         """The last committed state of `data_dir`, without the lock (the daemon may hold it).
 
         A missing directory or database reads as empty; every write raises `ReadOnlyError`.
+        `tables` (default: all) limits what is loaded.
         """
-        return cls(Path(data_dir), readonly=True)
+        return cls(Path(data_dir), readonly=True, tables=tables)
 
     @staticmethod
     def lock_holder(data_dir: Path) -> str | None:
@@ -429,7 +195,7 @@ class Store:
 
     def close(self) -> None:
         """Release the lock. Does not commit: uncommitted changes are dropped."""
-        self._db.close()
+        self.engine.close()
         self._release_lock()
 
     def __enter__(self) -> Store:
@@ -439,24 +205,21 @@ class Store:
         self.close()
 
     def commit(self) -> None:
-        """One atomic write of everything changed since the last commit; no-op when unchanged."""
-        if self.readonly and self._storage.dirty:
-            raise ReadOnlyError(f"{self.data_dir} was opened read-only")
-        if self._storage.dirty:
-            self._storage.flush()
+        """Make everything changed since the last commit durable at once; no-op when unchanged."""
+        self.engine.commit()
 
     def rollback(self) -> None:
-        """Forget everything since the last commit (reloads the committed state)."""
-        self._storage.reload()
+        """Forget everything since the last commit."""
+        self.engine.rollback()
         self._build_due_index()
 
     @property
     def dirty(self) -> bool:
-        return self._storage.dirty
+        return self.engine.dirty
 
     def set_crash_hook(self, hook: Callable[[str], None] | None) -> None:
-        """Tests: `hook("mid_db_write")` runs between the tmp file's fsync and the replace."""
-        self._storage.crash_hook = hook
+        """Tests: `hook("mid_db_write")` runs between a commit's write and its fsync."""
+        self.engine.crash_hook = hook
 
     # -- items -----------------------------------------------------------------------------------
 
@@ -479,6 +242,7 @@ class Store:
 
     def put_item(self, item: dict[str, Any]) -> None:
         self._items.put(item)
+        self._index.put(item_summary(item))
 
     def all_items(self) -> list[dict[str, Any]]:
         """Every item in the live table, closed ones awaiting archiving included, oldest first."""
@@ -488,14 +252,80 @@ class Store:
         """Items in the live table whose `state` is not "closed" (closed ones await archiving)."""
         return [doc for doc in self._items.values() if doc.get("state") != "closed"]
 
+    def item_ids(self) -> list[str]:
+        """Every item's id, in table order, without reading the items."""
+        return self._items.keys()
+
+    def closed_item_ids(self) -> list[str]:
+        """Items closed but not yet archived (their summaries are searched, not decoded)."""
+        return [key for key, text in self._index.raw(b'"state":"closed"')
+                if json.loads(text).get("state") == "closed"]
+
+    def summary_docs(self) -> list[bytes]:
+        """Every item's summary as stored (compact JSON, "id" first), in table order."""
+        return [text for _key, text in self._index.raw()]
+
+    def iter_summaries(self, chunk: int = 2000) -> Iterator[dict[str, Any]]:
+        """`summaries`, read and decoded a chunk at a time (no list of them all, in memory or
+        from the database)."""
+        for docs in self.engine.scan_chunks("index", chunk):
+            yield from json.loads(b"[" + b",".join(t for _k, t in docs) + b"]")
+
+    def summaries(self) -> list[dict[str, Any]]:
+        """Every item's summary (`item_summary`), in table order: cheap listings (decoded in
+        one go: 50,000 separate decodes cost ~5× more)."""
+        docs = [text for _key, text in self._index.raw()]
+        return json.loads(b"[" + b",".join(docs) + b"]") if docs else []
+
     def remove_item(self, item_id: str) -> None:
-        """Drop an item (archived) and the message links that pointed at it, so the live
-        database keeps open work only; a late reply to it then reads as about no open item."""
+        """Drop an item (archived), its summary, its due moment and the message links that
+        pointed at it, so the live database keeps open work only; a late reply to it then reads
+        as about no open item."""
         self._items.remove(item_id)
-        needle = _encode(item_id)  # only links whose JSON holds the id as a string are decoded
-        for message_id, text in self._messages.raw():
-            if needle in text and json.loads(text).get("item_id") == item_id:
+        self._index.remove(item_id)
+        self._due.remove(item_id)
+        needle = json.dumps(item_id, ensure_ascii=False).encode()  # links holding the id
+        for message_id, text in self._messages.raw(needle):
+            if json.loads(text).get("item_id") == item_id:
                 self._messages.remove(message_id)
+
+    # -- the schedule: each item's next due moment, and the planner's memory ---------------------
+
+    def set_due(self, item_id: str, at: datetime | None) -> None:
+        """When the planner must next look at this item (None: nothing can fall due)."""
+        self._due.put({"id": item_id, "at": at.isoformat() if at else None})
+
+    def dues(self) -> dict[str, datetime | None]:
+        """Every item's recorded next due moment (items never recorded are absent)."""
+        return {doc["id"]: _dt(doc.get("at")) for docs in self.engine.scan_chunks("due", 5000)
+                for doc in json.loads(b"[" + b",".join(t for _k, t in docs) + b"]")}
+
+    def schedule_state(self) -> dict[str, Any]:
+        """The planner's memory as `planner.plan` takes it: {"digest": {address: …},
+        "owner_digest": {address: …}, "next_at": …}."""
+        state: dict[str, Any] = {"digest": {}, "owner_digest": {}}
+        for doc in self._schedule.values():
+            kind, _, address = doc["key"].partition("|")
+            if address:
+                state.setdefault(kind, {})[address] = doc["value"]
+            else:
+                state[kind] = doc["value"]
+        return state
+
+    def put_schedule_entry(self, kind: str, address: str | None, value: Any) -> None:
+        """One person's entry of the planner's memory (`kind` "digest" / "owner_digest"), or a
+        plain value such as "next_at" (`address` None)."""
+        key = f"{kind}|{address}" if address is not None else kind
+        self._schedule.put({"key": key, "value": value})
+
+    def put_schedule_state(self, state: Mapping[str, Any]) -> None:
+        """The whole memory (unchanged entries cost nothing)."""
+        for kind, value in state.items():
+            if kind in ("digest", "owner_digest"):
+                for address, entry in value.items():
+                    self.put_schedule_entry(kind, address, entry)
+            else:
+                self.put_schedule_entry(kind, None, value)
 
     # -- intake idempotence ---------------------------------------------------------------------
 
@@ -537,134 +367,6 @@ class Store:
         doc = self._messages.get(message_id)
         return (doc["item_id"], doc["task_id"]) if doc is not None else None
 
-    # -- outbox -----------------------------------------------------------------------------------
-
-    def _build_due_index(self) -> None:
-        # queued message_id -> (next_attempt_at, enqueue sequence): finds due mail without parsing
-        # every entry. The table's insertion order is the enqueue order.
-        self._due: dict[str, tuple[datetime, int]] = {}
-        for seq, (message_id, text) in enumerate(self._outbox.raw()):
-            if b'"queued"' in text and (doc := json.loads(text))["status"] == "queued":
-                self._due[message_id] = (datetime.fromisoformat(doc["next_attempt_at"]), seq)
-        self._due_seq = len(self._outbox)
-
-    def enqueue(self, out: Outgoing, *, now: datetime) -> None:
-        """Queue an email; a second enqueue of the same Message-ID (in any status) is a no-op.
-
-        Sent entries are pruned after `KEEP_SENT`; re-enqueueing after that would send again.
-        """
-        if out.message_id in self._outbox:
-            return
-        when = now.isoformat()
-        doc = {"message_id": out.message_id, "out": out.to_dict(), "status": "queued"}
-        doc.update(attempts=0, queued_at=when, next_attempt_at=when, last_error="", code=None)
-        self._outbox.put({**doc, "sent_at": None})
-        self._due[out.message_id] = (now, self._due_seq)
-        self._due_seq += 1
-
-    def outbox_due(self, now: datetime, limit: int = 500) -> list[OutboxEntry]:
-        """Queued entries whose time has come, oldest due first (then in enqueue order)."""
-        return [_entry(self._outbox.get(mid))  # type: ignore[arg-type]
-                for mid in self.outbox_due_ids(now, limit)]
-
-    def outbox_due_ids(self, now: datetime, limit: int = 500) -> list[str]:
-        """The Message-IDs `outbox_due` would return, without decoding their emails (a batch's
-        ~800 emails decoded at once are ~25 MB; `outbox_entry` decodes one)."""
-        due = sorted((when, seq, mid) for mid, (when, seq) in self._due.items() if when <= now)
-        return [mid for _, _, mid in due[:limit]]
-
-    def outbox_next_due(self) -> datetime | None:
-        return min((when for when, _ in self._due.values()), default=None)
-
-    def _set_outbox(
-        self, message_id: str, status: str, attempts: int | None, **changes: Any
-    ) -> None:
-        """Change an entry; `attempts=None` counts one more attempt."""
-        self._outbox.writable()
-        doc = self._outbox.get(message_id)
-        if doc is None:
-            raise KeyError(f"no outbox entry {message_id!r}")
-        attempts = doc["attempts"] + 1 if attempts is None else attempts
-        doc.update(status=status, attempts=attempts, **changes)
-        if status == "queued":
-            seq = self._due[message_id][1] if message_id in self._due else self._due_seq
-            self._due[message_id] = (datetime.fromisoformat(doc["next_attempt_at"]), seq)
-        else:
-            doc["next_attempt_at"] = None
-            self._due.pop(message_id, None)
-        self._outbox.put(doc)
-
-    def outbox_mark_sent(self, message_id: str, now: datetime) -> None:
-        """Mark sent and compact the entry to what `maild outbox`, idempotent enqueue and
-        pruning need: Message-ID, recipients, subject, kind, item, attempts, code, remark and
-        sent_at (~0.3 KB, where the whole email is ~12 KB of JSON). It reads back with `out.text`
-        and `out.html` "" and without threading headers, reply address, language or date."""
-        self._outbox.writable()
-        doc = self._outbox.get(message_id)
-        if doc is None:
-            raise KeyError(f"no outbox entry {message_id!r}")
-        out = doc.get("out", doc)
-        self._due.pop(message_id, None)
-        self._outbox.put({"message_id": message_id, "status": "sent",
-                          **{name: out.get(name) for name in SENT_FIELDS},
-                          "attempts": doc["attempts"] + 1, "code": 250,
-                          "last_error": doc.get("last_error", ""), "sent_at": now.isoformat()})
-
-    def outbox_mark_retry(
-        self, message_id: str, *, attempts: int, next_attempt_at: datetime, error: str,
-        code: int | None = None,
-    ) -> None:  # fmt: skip
-        when = next_attempt_at.isoformat()
-        self._set_outbox(
-            message_id, "queued", attempts, next_attempt_at=when, last_error=error, code=code
-        )
-
-    def outbox_mark_failed(
-        self, message_id: str, *, now: datetime, code: int | None, error: str,
-        attempts: int | None = None,
-    ) -> None:  # fmt: skip
-        """`attempts` defaults to one more than recorded."""
-        changes = {"failed_at": now.isoformat(), "last_error": error, "code": code}
-        self._set_outbox(message_id, "failed", attempts, **changes)
-
-    def outbox_note(self, message_id: str, error: str) -> None:
-        """Record a remark (e.g. recipients refused in a partial delivery); nothing else changes."""
-        self._outbox.writable()
-        doc = self._outbox.get(message_id)
-        if doc is not None:
-            doc["last_error"] = error
-            self._outbox.put(doc)
-
-    def outbox_requeue(self, message_id: str, now: datetime) -> None:
-        """A failed entry back to the queue, due `now`, with a fresh attempt count (`--retry`)."""
-        doc = self._outbox.get(message_id)
-        if doc is None:
-            raise KeyError(f"no outbox entry {message_id!r}")
-        if doc["status"] != "failed":
-            raise ValueError(f"outbox entry {message_id!r} is {doc['status']}, not failed")
-        self._set_outbox(message_id, "queued", 0, next_attempt_at=now.isoformat())
-
-    def outbox_entry(self, message_id: str) -> OutboxEntry | None:
-        doc = self._outbox.get(message_id)
-        return _entry(doc) if doc is not None else None
-
-    def outbox_entries(self, status: str | None = None) -> list[OutboxEntry]:
-        return [_entry(d) for d in self._outbox.values() if status is None or d["status"] == status]
-
-    def prune_outbox(
-        self, now: datetime, *, keep_sent: timedelta = KEEP_SENT, keep_failed: timedelta = KEEP_FAILED
-    ) -> int:  # fmt: skip
-        """Drop sent entries older than `keep_sent`, failed ones older than `keep_failed`."""
-        limits = {"sent": ("sent_at", now - keep_sent), "failed": ("failed_at", now - keep_failed)}
-        old = []
-        for doc in self._outbox.values():
-            field, limit = limits.get(doc["status"], ("", None))
-            if limit is not None and datetime.fromisoformat(doc[field]) < limit:
-                old.append(doc["message_id"])
-        for message_id in old:
-            self._outbox.remove(message_id)
-        return len(old)
-
     # -- meta -------------------------------------------------------------------------------------
 
     def meta_get(self, key: str, default: Any = None) -> Any:
@@ -677,3 +379,38 @@ class Store:
     def counts(self) -> dict[str, int]:
         """Documents per table (for `maild status`)."""
         return {table.name: len(table) for table in self._tables}
+
+    def export(self) -> Iterator[tuple[str, str, bytes]]:
+        """(table, key, document) of every table but the store's own, for `maild migrate`."""
+        for name in self.engine.table_names():
+            for key, text in self.engine.scan(name):
+                yield name, key, text
+
+    def load(self, rows: Iterable[tuple[str, str, bytes]]) -> int:
+        """Write `export`ed rows (uncommitted); how many."""
+        count = 0
+        for name, key, text in rows:
+            if name not in self.engine.keys and name not in TABLE_KEYS:
+                self.engine.keys[name] = TABLE_KEYS.get(name, "")
+            self.engine.put(name, key, text)
+            count += 1
+        return count
+
+
+def is_url(spec: str | Path) -> bool:
+    return str(spec).startswith(("postgresql://", "postgres://"))
+
+
+def open_store(spec: str | Path, *, inbox: str, readonly: bool = False, wait: bool = False,
+               upgrading: bool = False, tables: Iterable[str] | None = None) -> Store:
+    """The store a config or the command line names: a `postgresql://` URL (the inbox's share
+    of that database; `wait`: queue for the inbox's lock instead of failing) or a data dir."""
+    if is_url(spec):
+        from .pgstore import PgEngine  # psycopg is only needed when PostgreSQL is used
+
+        engine = PgEngine(str(spec), inbox=inbox, keys=TABLE_KEYS, readonly=readonly,
+                          wait=wait)
+        return Store(None, readonly=readonly, engine=engine, upgrading=upgrading)
+    if readonly:
+        return Store(Path(spec), readonly=True, tables=tables)
+    return Store(Path(spec), upgrading=upgrading)

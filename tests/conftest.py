@@ -83,3 +83,38 @@ def embedded_mail(shipped_config) -> Iterator:
     system = make_mail_system("embedded", dict(emb.accounts), emb.host)
     yield system
     system.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator:
+    """One PostgreSQL server (Debian's `postgresql`) for the session; skips (fails under CI=true)
+    when it is not installed."""
+    from pgserver import PgServer, pg_bin
+
+    if pg_bin() is None:
+        reason = "PostgreSQL is not installed (apt-get install postgresql; .ci/run does it)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI=true and {reason}: in CI none may skip")
+        pytest.skip(reason)
+    server = PgServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_url(pg_server, request) -> str:
+    """A URL to a schema of this test's own on the session's PostgreSQL server."""
+    import re
+    schema = "t_" + re.sub(r"[^a-z0-9]+", "_", request.node.name.lower())[:50]
+    return pg_server.url(schema)
+
+
+STORE_BACKENDS = ("tinydb", "postgresql")
+
+
+@pytest.fixture(params=STORE_BACKENDS, ids=STORE_BACKENDS)
+def store_backend(request, tmp_path) -> str:
+    """Where a test's store lives: a data dir, or a PostgreSQL URL (a schema of its own)."""
+    if request.param == "tinydb":
+        return str(tmp_path / "var")
+    return request.getfixturevalue("pg_url")

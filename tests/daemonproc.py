@@ -17,10 +17,11 @@ INBOX = "collab@corp.example"
 
 def write_daemon_config(folder: Path, *, host: str, imap_port: int, smtp_port: int,
                         embedded: bool = False, accounts: Mapping[str, str] | None = None,
-                        security: str = "", mail: str = "") -> Path:
+                        security: str = "", mail: str = "", store_url: str = "") -> Path:
     """`folder/daemon.toml`: data under `folder`; either the embedded system on the given ports
     (with `accounts`), or an external one there, whose IMAP password is in TEST_IMAP_PASSWORD.
-    `security` adds lines to the [security] table, `mail` to the [mail] table."""
+    `security` adds lines to the [security] table, `mail` to the [mail] table; `store_url` puts
+    the state in PostgreSQL."""
     servers = "" if embedded else f"""
 [imap]
 host = "{host}"
@@ -56,6 +57,8 @@ smtp_port = {smtp_port}
 [security]
 allowed_domains = ["corp.example"]
 {security}
+[store]
+url = "{store_url}"
 [rules]
 dir = "{ROOT / 'rules'}"
 [templates]

@@ -12,9 +12,12 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
+from conftest import make_mail_system
 from conversation import Conversation, FakeClock, make_config
 from daemonproc import write_daemon_config
 
@@ -26,9 +29,9 @@ OWNERS = ("wang.zhe@corp.example", "zhao.lei@corp.example", "chen.jing@corp.exam
 INITIATOR = "li.na@corp.example"
 
 
-def _daemon_config(tmp_path: Path, mail_system) -> Path:
+def _daemon_config(tmp_path: Path, mail_system, store_url: str = "") -> Path:
     return write_daemon_config(tmp_path, host=mail_system.host, imap_port=mail_system.imap_port,
-                               smtp_port=mail_system.smtp_port)
+                               smtp_port=mail_system.smtp_port, store_url=store_url)
 
 
 def _start(config: Path, crash_at: str = "") -> subprocess.Popen:
@@ -71,11 +74,32 @@ def _counts(reader: Conversation) -> dict[str, int]:
     return {a: len(reader.folder(a)) for a in (INITIATOR, *OWNERS)}
 
 
-@pytest.mark.parametrize("crash_at", ["after_commit", "before_move"],
-                         ids=["commit-then-kill-before-send", "sent-then-kill-before-move"])
+CRASHES = pytest.mark.parametrize(
+    "crash_at", ["after_commit", "before_move", "mid_db_write"],
+    ids=["commit-then-kill-before-send", "sent-then-kill-before-move", "kill-inside-the-commit"])
+
+
+@CRASHES
 def test_kill_and_restart_loses_nothing_and_repeats_nothing(mail_system, tmp_path, reader,
                                                             crash_at):
-    config = _daemon_config(tmp_path, mail_system)
+    _kill_and_restart(_daemon_config(tmp_path, mail_system), tmp_path / "var", reader, crash_at)
+
+
+@CRASHES
+def test_the_same_with_the_state_in_postgresql(shipped_config, tmp_path, pg_url, crash_at):
+    emb = shipped_config.embedded_system
+    mail = make_mail_system("embedded", dict(emb.accounts), emb.host)
+    reader = Conversation(mail, make_config(mail, tmp_path / "reader-var"),
+                          FakeClock(datetime.now(ZoneInfo("Asia/Shanghai"))))
+    try:
+        _kill_and_restart(_daemon_config(tmp_path, mail, pg_url), pg_url, reader, crash_at)
+    finally:
+        reader.close()
+        mail.stop()
+
+
+def _kill_and_restart(config: Path, store: str | Path, reader: Conversation,
+                      crash_at: str) -> None:
     reader.send_raw(INITIATOR, ["collab@corp.example"], (DATA / "new_project_zh.eml").read_bytes())
 
     crashed = _start(config, crash_at)
@@ -83,8 +107,8 @@ def test_kill_and_restart_loses_nothing_and_repeats_nothing(mail_system, tmp_pat
     # Killed before the IMAP move: the email is still in INBOX.
     assert len(reader.folder("collab@corp.example")) == 1
     before = _counts(reader)
-    if crash_at == "after_commit":
-        assert before == {a: 0 for a in before}  # committed, nothing sent yet
+    if crash_at in ("after_commit", "mid_db_write"):
+        assert before == {a: 0 for a in before}  # committed (or not quite), nothing sent yet
     else:
         assert before == {a: 1 for a in before}  # sent, not yet moved
 
@@ -114,8 +138,8 @@ def test_kill_and_restart_loses_nothing_and_repeats_nothing(mail_system, tmp_pat
     assert len(reader.folder(INITIATOR)) == 2, log
     assert len(reader.folder("wang.zhe@corp.example")) == 2, log  # request + acknowledgement
 
-    from maild.store import Store
-    store = Store(tmp_path / "var")
+    from maild.store import open_store
+    store = open_store(store, inbox="collab@corp.example")
     try:
         item = store.get_item("MD-0001")
         assert item["tasks"][0]["state"] == "not_started"

@@ -164,8 +164,11 @@ class Campaign:
         store = None
         for crash_at in schedule:
             self.feed(store)
+            if store is not None:
+                store.close()
             self.one_kill(crash_at)
             store = self.read_store()  # the database loads after every kill
+        if store is not None:
             store.close()
         self.finish()
 

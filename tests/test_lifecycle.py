@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from conversation import TZ, Conversation, FakeClock, buttons_of, kinds, make_config, text_of
 
+from maild import scheduling
 from maild.service import Service
 
 pytestmark = pytest.mark.integration
@@ -61,17 +62,23 @@ def test_digest_lists_exactly_the_right_rows(convo):
     assert [m for m in convo.inbox(LI) if m["X-Maild-Kind"] == "digest"] == []
 
 
-def test_a_schedule_run_pauses_the_cycle_collector_and_restores_it(convo):
+def test_a_schedule_run_pauses_the_cycle_collector_and_restores_it(convo, monkeypatch):
     import gc
     _kickoff(convo)
     convo.clock.advance(hours=2)
     seen = []
-    plan = convo.service.plan
-    convo.service.plan = lambda now: (seen.append(gc.isenabled()), plan(now))[1]
+    plan_steps = scheduling.planner.plan_steps
+
+    def watched(*args, **kwargs):
+        seen.append(gc.isenabled())
+        return (yield from plan_steps(*args, **kwargs))
+
+    monkeypatch.setattr(scheduling.planner, "plan_steps", watched)
     assert convo.service.run_schedules(convo.clock())  # the digest is due: something queued
     assert seen == [False] and gc.isenabled()
     gc.disable()
     try:
+        convo.clock.advance(days=1)
         convo.service.run_schedules(convo.clock())
         assert not gc.isenabled()  # a caller that had it off keeps it off
     finally:
@@ -105,25 +112,37 @@ def test_overdue_task_is_chased_once_per_level_and_escalated_to_the_manager(conv
 def test_the_tick_plans_only_when_something_can_fall_due(convo, monkeypatch):
     _kickoff(convo)  # Monday 08:30: nothing is due before the 09:00 digests
     planned_at = []
-    plan = convo.service.plan
-    monkeypatch.setattr(convo.service, "plan", lambda now: planned_at.append(now) or plan(now))
+    plan_steps = scheduling.planner.plan_steps
+
+    def watched(items, now, *args, **kwargs):
+        planned_at.append((now, len(items)))
+        return (yield from plan_steps(items, now, *args, **kwargs))
+
+    monkeypatch.setattr(scheduling.planner, "plan_steps", watched)
     convo.service.tick()
     for _ in range(3):  # every 30 s, as `schedule` calls it: nothing can be due yet
         convo.clock.advance(seconds=30)
         convo.service.tick()
-    assert len(planned_at) == 1
+    assert planned_at == []  # the due index said so: no item was even read
     convo.clock.now = datetime(2026, 8, 3, 9, 0, tzinfo=TZ)
     convo.service.tick()
-    assert len(planned_at) == 2 and kinds(convo.inbox(LI)) == ["digest"]
+    assert len(planned_at) == 1 and kinds(convo.inbox(LI)) == ["digest"]
     convo.clock.advance(seconds=30)
     convo.service.tick()
-    assert len(planned_at) == 2
-    # An email changes an item (a new deadline can make a level due sooner): plan again.
+    assert len(planned_at) == 1
+    # An email changes an item: only its own next due moment is computed again; nothing of it
+    # is due now, so no run.
     convo.reply(WANG, convo.folder(WANG)[0], "进度 30%")
     convo.process()
     convo.clock.advance(seconds=30)
     convo.service.tick()
-    assert len(planned_at) == 3
+    assert len(planned_at) == 1
+    (item_id,) = convo.service.due_index.levels
+    assert convo.service.due_index.levels[item_id] > convo.clock()
+    # When that moment comes, the run plans that item alone.
+    convo.clock.now = convo.service.due_index.levels[item_id]
+    convo.service.tick()
+    assert planned_at[-1] == (convo.clock(), 1)
 
 
 def test_restart_after_three_days_down_sends_each_due_thing_once(convo, mail_system, tmp_path):

@@ -115,3 +115,14 @@ def test_the_next_occurrence_is_on_the_planners_horizon() -> None:
     start_series(series, recurrence.parse_rule("每月5日"), "每月5日", CAL)
     _planned, state = run([series], at(2026, 8, 20, 10), LEVELS_ONLY)
     assert state["next_at"] == "2026-09-02T09:00:00+08:00"
+
+
+def test_the_due_index_wakes_a_series_on_the_day_its_next_occurrence_is_created() -> None:
+    from maild.planner import next_level_due
+
+    item_ = item(task(1, state="done", deadline=at(2026, 8, 5, 18)), kind="task",
+                 created=at(2026, 8, 3, 10))
+    start_series(item_, recurrence.parse_rule("每月5日"), "每月5日", CAL)
+    assert next_level_due(item_, at(2026, 8, 20, 10), LEVELS, CAL) == \
+        at(2026, 9, 2, 9)
+    assert next_level_due(item_, at(2026, 9, 2, 9, 30), LEVELS, CAL) == at(2026, 9, 2, 9, 30)

@@ -22,17 +22,20 @@ def _task_email(n: int) -> str:
             f"Deadline: Aug 20\nDeliverable: PDF report {n}\n")
 
 
-def _batches_of_3(embedded_mail, tmp_path) -> Conversation:
+def _batches_of_3(embedded_mail, tmp_path, store_url: str = "") -> Conversation:
     clock = FakeClock(datetime(2026, 8, 3, 9, 15, tzinfo=TZ))
-    config = make_config(embedded_mail, tmp_path / "var", **{"mail.batch_size": 3})
+    config = make_config(embedded_mail, tmp_path / "var",
+                         **{"mail.batch_size": 3, "store.url": store_url})
     convo = Conversation(embedded_mail, config, clock)
     convo.inbox(INITIATOR), convo.inbox(OWNER)  # what earlier tests of the module left
     return convo
 
 
 @pytest.fixture
-def batches_of_3(embedded_mail, tmp_path):
-    convo = _batches_of_3(embedded_mail, tmp_path)
+def batches_of_3(embedded_mail, tmp_path, store_backend):
+    """Batches of 3, the state in the embedded store or in PostgreSQL."""
+    url = store_backend if store_backend.startswith("postgresql://") else ""
+    convo = _batches_of_3(embedded_mail, tmp_path, url)
     yield convo
     convo.close()
 
