@@ -5,17 +5,16 @@ followed up, new items read for 验收 / 重复 / 依赖. Every notice renders i
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import pytest
 from conversation import TZ
+from rendering import render_both
 
 from maild import intake, workflow
 from maild.classify import NewItem, Reply
 from maild.commands import read_commands
 from maild.forms import read_form
-from maild.model import Attachment, Inbound, Notice
-from maild.render import Renderer, to_mime
+from maild.model import Attachment, Inbound
 
 NOW = datetime(2026, 8, 3, 9, 0, tzinfo=TZ)
 LI, WANG, ZHAO, CHEN = ("li.na@corp.example", "wang.zhe@corp.example", "zhao.lei@corp.example",
@@ -28,19 +27,8 @@ PROJECT = """项目名称：Q3新品推广项目
 渠道推广方案 | 赵磊 | 8月15日前 | 包含预算、渠道选择、投放节奏 | {note2}
 客诉应对流程培训 | 陈静 | 8月20日前 | FAQ文档+培训签到记录 | 需产品部提供FAQ文档
 """
-RENDERER = Renderer(Path(__file__).parent.parent / "templates", timezone="Asia/Shanghai",
-                    inbox_address="collab@corp.example", from_name="maild")
-
-
 def rendered(outcome: workflow.Outcome) -> workflow.Outcome:
-    for n, notice in enumerate(outcome.notices):
-        for language in ("zh", "en"):
-            out = RENDERER.render(Notice(**{**notice.__dict__, "language": language}),
-                                  message_id=f"t{n}@corp.example", date=NOW,
-                                  reply_address="collab+x@corp.example")
-            assert out.text.strip() and out.html.strip()
-            to_mime(out, from_address="collab@corp.example", from_name="maild")
-    return outcome
+    return render_both(outcome, NOW)
 
 
 def email(sender: str, text: str, subject: str = "Re: [MD-0001]", **extra) -> Inbound:

@@ -6,12 +6,13 @@ from datetime import datetime, timedelta
 
 import pytest
 from conversation import TZ
+from rendering import render_both
 
 from maild import intake, tokens, workflow
 from maild.classify import NewItem, Reply
 from maild.commands import read_commands
 from maild.forms import read_form
-from maild.model import Attachment, Inbound, Notice
+from maild.model import Attachment, Inbound
 
 NOW = datetime(2026, 8, 3, 9, 0, tzinfo=TZ)
 SECRET = b"workflow-test"
@@ -49,23 +50,8 @@ def item(ctx, rules):
 
 @pytest.fixture(scope="module")
 def renderer():
-    from pathlib import Path
-
-    from maild.render import Renderer, to_mime
-    built = Renderer(Path(__file__).parent.parent / "templates", timezone="Asia/Shanghai",
-                     inbox_address="collab@corp.example", from_name="maild")
-
-    def render_all(outcome):
-        """Every notice a transition produces renders in both languages (the context contract)."""
-        for n, notice in enumerate(outcome.notices):
-            for language in ("zh", "en"):
-                out = built.render(Notice(**{**notice.__dict__, "language": language}),
-                                   message_id=f"t{n}@corp.example", date=NOW,
-                                   reply_address="collab+x@corp.example")
-                assert out.text.strip() and out.html.strip()
-                to_mime(out, from_address="collab@corp.example", from_name="maild")
-        return outcome
-    return render_all
+    """Every notice a transition produces renders in both languages (the context contract)."""
+    return lambda outcome: render_both(outcome, NOW)
 
 
 @pytest.fixture
