@@ -210,7 +210,14 @@ def test_owner_and_follower_see_what_is_theirs_to_do(renderer: Renderer) -> None
     assert {body for _, _, body in mailto_links(out.html)} <= {"progress 50%", "done", "confirm",
                                                               "decline: "}
     out = renderer.render(theirs, message_id="t@corp.example", date=NOW, reply_address=None)
-    assert {body for _, _, body in mailto_links(out.html)} == {"status"}
+    # the initiator's own buttons for each task she follows, then its status (initiatorbuttons)
+    bodies = [(subject.split("]")[0].split()[-1], body)
+              for _, subject, body in mailto_links(out.html)]
+    assert bodies == [(e["task"]["id"], {"reassign": f"reassign {e['task']['id']} to ",
+                                         "reschedule": "reschedule to ", "accept": "accept",
+                                         "status": "status"}[a])
+                      for e in theirs.context["entries"] for a in e["actions"]]
+    assert {e["actions"][-1] for e in theirs.context["entries"]} == {"status"}
     assert "Tasks you follow" in out.text and "Your tasks" not in out.text
     # the manager's level sentence for the same task follows the overdue one
     first = theirs.context["entries"][0]
@@ -235,6 +242,20 @@ def test_digest_rows_carry_the_levels_due_with_their_buttons(renderer: Renderer,
     assert SCRIPT not in out.html and "&lt;script&gt;" in out.html
     digest = next(n for n in notices if n.template == "digest" and n.to == ("li.na@corp.example",))
     out = renderer.render(digest, message_id="d@corp.example", date=NOW, reply_address=None)
-    assert {body for _, _, body in mailto_links(out.html)} == {"状态" if language == "zh"
-                                                               else "status"}
+    shown = [r for s in digest.context["sections"] for r in s["rows"] if "actions" in r]
+    assert [(subject.split("]")[0].split()[-1], body)
+            for _, subject, body in mailto_links(out.html)] == [
+        (r["task_id"], _body(language, a, r["task_id"])) for r in shown for a in r["actions"]]
+    # a row with levels ends with 查看状态; the others only have what needs the initiator
+    assert all(r["actions"][-1] == "status" for r in shown if "levels" in r)
+    assert any("levels" not in r for r in shown)
     assert ("按提醒规则" if language == "zh" else "By the reminder rules") in out.text
+
+
+def _body(language: str, action: str, task_id: str) -> str:
+    """The pre-filled body of a row's button."""
+    words = {"zh": {"reassign": f"转派 {task_id} 给 ", "reschedule": "改期至 ", "accept": "同意",
+                    "status": "状态"},
+             "en": {"reassign": f"reassign {task_id} to ", "reschedule": "reschedule to ",
+                    "accept": "accept", "status": "status"}}
+    return words[language][action]
