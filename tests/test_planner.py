@@ -587,3 +587,58 @@ def test_an_owner_digest_goes_alone_when_the_initiator_digest_has_nothing_to_rep
     assert [(p.notice.template, p.records) for p in planned] == [
         ("owner_digest", (("owner_digest", INITIATOR, "2026-08-10"),))]
     assert state["digest"][INITIATOR]["done"] == "2026-08-10"  # the slot is used up all the same
+
+
+# -- the initiator's buttons on the rows she sees (initiatorbuttons.py) --------------------------
+
+
+@pytest.mark.parametrize(("state", "asked", "overdue", "buttons"), [
+    ("awaiting_confirmation", False, False, ("reassign",)),
+    ("declined", False, False, ("reassign",)),
+    ("delayed", True, False, ("accept", "reschedule")),
+    ("in_progress", False, True, ("reschedule", "reassign")),
+    ("awaiting_confirmation", False, True, ("reschedule", "reassign")),
+    ("delayed", True, True, ("accept", "reschedule", "reassign")),
+    ("blocked", False, False, ("reschedule", "reassign")),
+    ("in_progress", False, False, ()),
+    ("not_started", False, False, ()),
+    ("delayed", False, False, ()),  # delayed, and the new deadline agreed: nothing to decide
+    ("done", False, True, ()),
+], ids=["unconfirmed", "declined", "delay-asked", "overdue", "unconfirmed-overdue",
+        "delay-asked-overdue", "blocked", "in-progress", "not-started", "delay-agreed", "done"])
+def test_the_initiator_gets_the_buttons_a_task_needs(state: str, asked: bool, overdue: bool,
+                                                     buttons: tuple[str, ...]) -> None:
+    from maild.initiatorbuttons import task_buttons
+
+    t = task(state=state, **({"requested_deadline": "2026-10-20T18:00:00+08:00"} if asked else {}))
+    assert task_buttons(t, overdue) == buttons
+
+
+def test_every_digest_row_that_needs_her_has_her_buttons_and_a_finished_item_its_close() -> None:
+    from maild.planner import actionable
+
+    asked = {"requested_deadline": at(2026, 8, 28, 18).isoformat()}
+    items = [item(task(1, state="in_progress", progress=40, deadline=at(2026, 8, 5, 18)),
+                  task(2, deadline=at(2026, 8, 20, 18)),
+                  task(3, state="delayed", progress=20, deadline=at(2026, 8, 21, 18), **asked),
+                  task(4, state="declined", deadline=at(2026, 8, 22, 18)),
+                  task(5, state="in_progress", progress=10, deadline=at(2026, 8, 28, 18)),
+                  task(6, owner=INITIATOR, deadline=at(2026, 8, 28, 18)),
+                  created=at(2026, 8, 3, 10)),
+             item(task(1, state="done", progress=100, deadline=at(2026, 8, 4, 18)),
+                  item_id="MD-0002", created=at(2026, 8, 3, 10))]
+    planned, _ = run(items, at(2026, 8, 6, 9), LEVELS)
+    ctx = digest_of(planned)
+    rows = {f"{r['item_id']}/{r['task_id']}": r for s in ctx["sections"] for r in s["rows"]}
+    assert {ref: r.get("actions") for ref, r in rows.items()} == {
+        "MD-0001/T-1": ("reschedule", "reassign", "status"),  # overdue, its level rides along
+        "MD-0001/T-2": ("reassign",), "MD-0001/T-3": ("accept", "reschedule"),
+        "MD-0001/T-4": ("reassign",), "MD-0001/T-5": None,
+        "MD-0001/T-6": None,  # her own task: the owner's buttons are hers elsewhere
+        "MD-0002/T-1": None}
+    assert all(r["ref"] == ref for ref, r in rows.items() if "actions" in r)
+    # MD-0002 is done: its 结项, bound to the item itself (no task)
+    assert ctx["item_buttons"] == [{"ref": "MD-0002", "actions": ("close",)}]
+    assert [(e["ref"], e["actions"]) for e in actionable(ctx)] == [
+        (ref, r["actions"]) for ref, r in rows.items() if "actions" in r] + [
+        ("MD-0002", ("close",))]
