@@ -1,5 +1,7 @@
 """Reminders and escalations: which levels fall due for a task, and the emails that carry them
-(one per person and run: `deliver` folds levels into digests and bundles the rest).
+(one per person and run: `deliver` folds levels into digests and bundles the rest). The item's
+initiator never shares an email with others: hers carries her buttons (转派, 改期, 同意延期),
+signed for her alone.
 
 Pure, part of the planner (see planner.py for the whole contract).
 """
