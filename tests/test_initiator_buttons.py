@@ -11,15 +11,13 @@ import re
 from datetime import datetime
 
 import pytest
-from conftest import make_mail_system
-from conversation import TZ, Conversation, FakeClock, buttons_of, make_config, text_of
+from conversation import TZ, Conversation, buttons_of, text_of
 
 pytestmark = pytest.mark.integration
 
 LI, WANG, ZHAO, CHEN = ("li.na@corp.example", "wang.zhe@corp.example", "zhao.lei@corp.example",
                         "chen.jing@corp.example")
 PEOPLE = (LI, WANG, ZHAO, CHEN, "alex.morgan@corp.example")
-MODES = ("plus", "no-plus")
 # Monday 3 August 2026: T-1 is due Wednesday, T-2 the week after, T-3 later.
 PROJECT = ("项目名称：渠道拓展项目\n发起人/部门：李娜 / 市场部\n目标/背景：两个新渠道\n范围：华东\n\n任务：\n"
            "任务名称 | 负责人 | 截止日期 | 交付标准\n"
@@ -34,22 +32,10 @@ DAILY = ("任务名称\t发起人\t负责人\t优先级(□高□中□低)\t截
          "8月考勤汇总\t市场部*经理\t陈静\t☑低\t8月31日\t☑0%\t\t8月3日\n")
 
 
-@pytest.fixture(params=MODES, ids=MODES)
-def mail(request, shipped_config):
-    emb = shipped_config.embedded_system
-    system = make_mail_system("embedded", dict(emb.accounts), emb.host)
-    system.plus_addressing = request.param == "plus"
-    yield system
-    system.stop()
-
-
 @pytest.fixture
-def convo(mail, tmp_path):
-    clock = FakeClock(datetime(2026, 8, 3, 9, 15, tzinfo=TZ))
-    config = make_config(mail, tmp_path / "var", **{"mail.plus_addressing": mail.plus_addressing})
-    conversation = Conversation(mail, config, clock)
-    yield conversation
-    conversation.close()
+def convo(plus_convo):
+    """With plus addressing, and without (conftest.py `plus_convo`)."""
+    return plus_convo
 
 
 def _buttons(message, label: str, ref: str) -> list[tuple[str, str, str]]:
