@@ -14,6 +14,7 @@ from operator import itemgetter
 from typing import Any
 
 from . import looplevels, series
+from .initiatorbuttons import ITEM_CLOSE_ACTIONS, item_rows, task_buttons
 from .levels import Due, Folded, Horizon, record_of, task_actions
 from .model import Notice, Person
 from .schedrules import (
@@ -117,8 +118,12 @@ def initiator_digests(items: Sequence[Mapping[str, Any]], now: datetime, who: se
                 changes = _changes(old_snap, ref, now_snap)
                 row = {**shared, "changes": changes} if changes else shared
                 due = levels.get(key[1:]) if levels else None
+                manage = (task_buttons(task, "overdue" in shared["flags"])
+                          if task["owner"] != address else ())  # theirs: the owner's buttons
                 if due:
-                    row = _with_levels(row, ref, task, due, mine=False)
+                    row = _with_levels(row, ref, task, due, mine=False, manage=manage)
+                elif manage:  # the initiator's buttons for it: 转派, 改期, 同意延期
+                    row = {**row, "ref": ref, "actions": manage}
                 flags = row["flags"]
                 section = ("action" if row["action"] else "overdue" if "overdue" in flags
                            else "changed" if changes else "rest")
@@ -150,6 +155,9 @@ def initiator_digests(items: Sequence[Mapping[str, Any]], now: datetime, who: se
             "sections": [{"key": k, "rows": _soonest(pairs)} for k, pairs in sections.items()
                          if pairs],
         }
+        closable = [p["id"] for p in projects if p["closable"]]
+        if closable:  # each with its own 结项 button
+            context["item_buttons"] = item_rows(closable, ITEM_CLOSE_ACTIONS)
         yield Planned(Notice(template="digest", to=(address,), language=language_of(mine),
                              context=context),
                       (("digest", address, now.date().isoformat()), *_folded_records(levels)))
@@ -207,12 +215,14 @@ def one_digest_each(digests: list[Planned], owned: list[Planned]) -> list[Planne
 
 
 def _with_levels(row: Mapping[str, Any], ref: str, task: Mapping[str, Any],
-                 due: list[tuple[Due, dict[str, Any]]], mine: bool) -> dict[str, Any]:
+                 due: list[tuple[Due, dict[str, Any]]], mine: bool,
+                 manage: tuple[str, ...] = ()) -> dict[str, Any]:
     """A digest row that also carries the levels due for its task (their sentences, and the
-    buttons of a combined email's entry); `ref` is "ITEM/TASK"."""
+    buttons of a combined email's entry, after the initiator's `manage` ones); `ref` is
+    "ITEM/TASK"."""
     return {**row, "levels": tuple([facts for _due, facts in due]),
             "overdue_days": due[0][1]["overdue_days"], "ref": ref,
-            "actions": task_actions(task, mine)}
+            "actions": (*manage, *task_actions(task, mine)) if manage else task_actions(task, mine)}
 
 
 def _folded_records(levels: Mapping[Any, list[tuple[Due, dict[str, Any]]]]

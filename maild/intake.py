@@ -11,7 +11,8 @@ Pure. `start_item` plans the form (`taskplan`) and then does one of three things
 
 Owners must be inside the allowed domains or declared external owners (`trust.may_own`). The
 receipt goes to the From address, whoever sent the email: someone named as initiator by a forged
-From learns of the item at once and can withdraw it (撤销) with one click.
+From learns of the item at once and can withdraw it (撤销) with one click; a receipt that lists
+several items gives each its own 撤销 and 转派 (`item_buttons`).
 
 Surprises: one email may make several items (a daily-task table with several rows): they take
 consecutive ids from the one given (`MD-0007`, `MD-0008` …) and the service takes as many; the
@@ -29,6 +30,7 @@ from .classify import NewItem
 from .dates import ACCEPTED_FORMS
 from .formprint import table_header
 from .forms import blank_form, refill_form
+from .initiatorbuttons import RECEIPT_ITEM_ACTIONS, item_rows
 from .model import FieldError, FormResult, Inbound, ItemKind, Notice, TaskState
 from .taskplan import Plan, plan
 from .workflow import Outcome, WorkflowContext, add_audit, thread_of
@@ -95,12 +97,14 @@ def create_items(origin: Mapping[str, Any], laid_out: Plan, first_id: str, langu
         items.append(item)
     in_reply_to, references = thread_of(msg, root if root != msg.message_id else None)
     notes = [{**note, "item": items[note["group"]]["id"]} for note in laid_out.notes]
+    context: dict[str, Any] = {"item": items[0] if len(items) == 1 else None, "items": items,
+                               "notes": notes, "suggestions": list(laid_out.suggestions),
+                               "closing": closeloop.receipt_facts(items[0], ctx.calendar)
+                               if len(items) == 1 else None}
+    if len(items) > 1:  # each item its own 撤销 and 转派, signed for that item
+        context["item_buttons"] = item_rows((i["id"] for i in items), RECEIPT_ITEM_ACTIONS)
     notices = [Notice(
-        template="receipt", to=(origin["from_addr"],), language=language,
-        context={"item": items[0] if len(items) == 1 else None, "items": items, "notes": notes,
-                 "suggestions": list(laid_out.suggestions),
-                 "closing": closeloop.receipt_facts(items[0], ctx.calendar)
-                 if len(items) == 1 else None},
+        template="receipt", to=(origin["from_addr"],), language=language, context=context,
         item_id=items[0]["id"] if len(items) == 1 else None,
         in_reply_to=in_reply_to, references=references,
     )]

@@ -1,5 +1,7 @@
 """Reminders and escalations: which levels fall due for a task, and the emails that carry them
-(one per person and run: `deliver` folds levels into digests and bundles the rest).
+(one per person and run: `deliver` folds levels into digests and bundles the rest). The item's
+initiator never shares an email with others: hers carries her buttons (转派, 改期, 同意延期),
+signed for her alone.
 
 Pure, part of the planner (see planner.py for the whole contract).
 """
@@ -13,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from . import looplevels
+from .initiatorbuttons import task_buttons
 from .model import Notice, Person
 from .schedrules import (
     UNCONFIRMED,
@@ -171,25 +174,49 @@ def deliver(dues: Sequence[Due], rules: ScheduleRules, memo: Memo, digest_now: s
                 alone.append(person)
             else:
                 bundles.setdefault(person[0], []).append((due, person[1], person[2]))
-        if not alone:
-            continue
-        (to, role, missing), cc = alone[0], tuple(address for address, _r, _m in alone[1:])
-        root = due.item.get("root_message_id")
-        notice = Notice(
-            template=due.level.template, to=(to,), cc=cc,
-            language=str(due.item.get("language", "zh")),
-            context={**_level_facts(due, memo, role, missing), "item": due.item,
-                     "task": due.task, "owner": memo.person(due.task["owner"]),
-                     "overdue_days": memo.overdue_days(due.deadline),
-                     "emergency": due.level.applies_to == "emergency",
-                     **looplevels.level_facts(due.item, due.task)},
-            item_id=due.item["id"], task_id=due.task["id"], in_reply_to=root,
-            references=(root,) if root else ())
-        planned.append(Planned(notice, (record_of(due),)))
+        for group in _apart_from_initiator(alone, str(due.item["initiator"])):
+            planned.append(Planned(_single(due, group, memo), (record_of(due),)))
     briefs: dict[str, dict[str, Any]] = {}
     for address, entries in bundles.items():
         planned.append(_bundle(address, entries, memo, briefs))
     return planned, folded
+
+
+def _apart_from_initiator(people: list[tuple[str, str, str]], initiator: str
+                          ) -> list[list[tuple[str, str, str]]]:
+    """Who shares a single email: everyone as declared (to first, then cc), but the item's
+    initiator hears in an email of their own, whose buttons are signed for them (in a shared
+    email they would be someone else's to press, or theirs someone else's)."""
+    if len(people) < 2 or all(address != initiator for address, _r, _m in people):
+        return [people] if people else []
+    hers = [p for p in people if p[0] == initiator]
+    rest = [p for p in people if p[0] != initiator]
+    return [hers, rest] if people[0][0] == initiator else [rest, hers]  # the declared `to` first
+
+
+def _single(due: Due, people: list[tuple[str, str, str]], memo: Memo) -> Notice:
+    """The email of one level to `people` (to, then cc). The initiator's carries their buttons
+    for the task (`manage`: 转派 / 改期 / 同意延期, as its state needs)."""
+    (to, role, missing), cc = people[0], tuple(address for address, _r, _m in people[1:])
+    item, task = due.item, due.task
+    root = item.get("root_message_id")
+    manage = (task_buttons(task, _overdue(due.deadline, memo))
+              if to == item["initiator"] and to != task["owner"] and not cc else ())
+    return Notice(
+        template=due.level.template, to=(to,), cc=cc,
+        language=str(item.get("language", "zh")),
+        context={**_level_facts(due, memo, role, missing), "item": item,
+                 "task": task, "owner": memo.person(task["owner"]),
+                 "overdue_days": memo.overdue_days(due.deadline),
+                 "emergency": due.level.applies_to == "emergency", "manage": manage,
+                 **looplevels.level_facts(item, task)},
+        item_id=item["id"], task_id=task["id"], in_reply_to=root,
+        references=(root,) if root else ())
+
+
+def _overdue(deadline: datetime | None, memo: Memo) -> bool:
+    """Past its deadline, or at it: the moment the `overdue` level falls due."""
+    return deadline is not None and memo.now >= deadline
 
 
 def _recipients(due: Due, rules: ScheduleRules, directory: Mapping[str, Person]
@@ -242,6 +269,9 @@ def _bundle(address: str, entries: list[tuple[Due, str, str]], memo: Memo,
         first = levels[0][0]
         item, task, deadline = first.item, first.task, first.deadline
         mine = any(role == "owner" for _d, role, _m in levels)
+        actions = task_actions(task, mine)
+        if not mine and address == item["initiator"]:  # theirs to act on: 转派, 改期 …
+            actions = (*task_buttons(task, _overdue(deadline, memo)), *actions)
         brief = briefs.get(item["id"])
         if brief is None:
             brief = briefs[item["id"]] = {
@@ -250,7 +280,7 @@ def _bundle(address: str, entries: list[tuple[Due, str, str]], memo: Memo,
         row = {"item": brief, "task": task, "ref": f"{item['id']}/{task['id']}",
                "owner": memo.person(task["owner"]),
                "recipient_role": "owner" if mine else levels[0][1],
-               "actions": task_actions(task, mine),
+               "actions": actions,
                "overdue_days": memo.overdue_days(deadline),
                "levels": tuple(_level_facts(due, memo, role, missing)
                                for due, role, missing in levels),
@@ -286,12 +316,14 @@ def task_actions(task: Mapping[str, Any], mine: bool) -> tuple[str, ...]:
 
 def actionable(context: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
     """The tasks an email offers buttons for, once each, with `ref` ("ITEM/TASK") and `actions`:
-    the entries of a combined email, and the digest rows that carry levels. The service issues
-    each its own reply addresses. A task listed twice (in a merged digest, among the reader's own
+    the entries of a combined email, the digest rows that carry levels or the initiator's
+    buttons, and whole items (`item_buttons`, `ref` "ITEM": 结项, a receipt's 撤销). The service
+    issues each its own reply addresses. A task listed twice (in a merged digest, among the reader's own
     tasks and in an item they started) is yielded once, with the actions of both rows."""
     rows = [*context.get("entries", ()), *context.get("rows", ()),
             *(context.get("own") or {}).get("rows", ()),
-            *(row for section in context.get("sections", ()) for row in section["rows"])]
+            *(row for section in context.get("sections", ()) for row in section["rows"]),
+            *context.get("item_buttons", ())]
     seen: dict[str, Mapping[str, Any]] = {}
     for row in rows:
         if "actions" not in row:

@@ -31,7 +31,9 @@ Surprises worth knowing:
   the same run (the row of its task says so, with that task's buttons); a person with several
   other levels due gets one email listing them all (a reminder, or an escalation when none of
   the tasks is theirs), and is left out of the Cc of the single emails; a person with one gets
-  the single email, to and Cc as declared. Emergencies are never combined or folded. Someone
+  the single email, to and Cc as declared, except that the item's initiator gets an email of
+  her own, never a Cc (its buttons are signed for her: `levels._apart_from_initiator`).
+  Emergencies are never combined or folded. Someone
   whose initiator digest and owner digest both go out in the run gets one digest, their own
   open tasks first (`own`, `_one_digest_each`). An email records every level it carries
   (`Planned.records`; a merged digest, both digests' slots too); one level may ride in several
@@ -49,11 +51,13 @@ Notice contexts (templates and render.py's contract):
   reminder / escalation, one level: item, task, level (record key), rule (level key), reason (the
     `when`), threshold, due_at (ISO), since (ISO), recipient_role, missing_role ("" or
     "manager"/...), owner {name, address, department}, overdue_days (int), progress_below
-    (int|None), emergency.
+    (int|None), emergency, manage (the initiator's buttons for the task when the email is to her:
+    initiatorbuttons.task_buttons, else ()).
   reminder / escalation, several (`_bundle`): recipient, entries (one per task: the reader's own
     tasks first, then those they follow; soonest deadline first) [{item {id, title, kind,
     initiator_name}, task, ref "ITEM/TASK", owner, recipient_role, overdue_days, actions (its
-    buttons: confirm+decline | progress+done | status), levels [{level, rule, reason, threshold,
+    buttons: confirm+decline | progress+done | status, after the initiator's own for a task of
+    an item the reader started), levels [{level, rule, reason, threshold,
     due_at, since, progress_below, recipient_role, missing_role}]}], counts {mine, others},
     n_items, title (the only item's, or "").
   digest: recipient {name, address}, since (ISO|None: last digest), title (the only item's title,
@@ -62,14 +66,17 @@ Notice contexts (templates and render.py's contract):
     total, overdue, unconfirmed, blocked, closable}], and when the reader's owner digest goes
     out in the same run, own {rows, counts} (as the owner digest's; counts.reminded is then the
     sum of both). A task both theirs and in an item they started is listed in both places.
+    item_buttons? [{ref: item id, actions: ("close",)}]: each item whose tasks are all done.
   owner_digest: recipient, counts {overdue, unconfirmed, total, reminded}, rows (soonest deadline
     first).
   row: item_id, item_title, item_kind, initiator_name, task_id, name, owner, owner_name,
     owner_department, deadline (ISO), state, progress, updated_at (ISO), flags (overdue|
     unconfirmed|blocked), action ("" | declined | blocked | delayed), changes ({field, old, new}),
-    and, when levels ride in the digest: levels (as in an entry), overdue_days, ref, actions.
-  `actionable(context)` yields what has buttons, once per task; the service gives each its own
-  reply addresses.
+    and, when levels ride in the digest: levels (as in an entry), overdue_days, ref, actions;
+    in an initiator's digest a row that needs her has ref and actions (her buttons, then the
+    levels' status) even without levels.
+  `actionable(context)` yields what has buttons, once per task (and per item, for
+  `item_buttons`); the service gives each its own reply addresses.
 """
 
 from __future__ import annotations

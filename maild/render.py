@@ -151,6 +151,7 @@ _CONTEXT_DEFAULTS: Mapping[str, Any] = MappingProxyType(
     | {"closing": None, "returns": (), "waited_on": (), "forwarded": False}  # closeloop.py
     | {"field_labels": MappingProxyType({}), "button_addresses": MappingProxyType({}),
        "entries": (), "recognised": None, "unrecognised": False, "draft": None}
+    | {"item_buttons": MappingProxyType({}), "manage": ()}  # the initiator's buttons
 )
 
 
@@ -208,10 +209,11 @@ class Renderer:
             deadline=_deadline_filter(deadline), state_label=_state_label_filter(label),
             oneline=oneline,
         )
+        hints = _CommandHints(strings)
         env.globals.update(
             t=_translator(strings), mailto=links, fonts=Markup(FONTS), mailto_max=MAILTO_MAX,
-            tz=self._tz,
-            digest_rows=_digest_rows(_RowKit(strings, deadline, label, links)),
+            tz=self._tz, command_hint=hints,
+            digest_rows=_digest_rows(_RowKit(strings, deadline, label, links, hints.of)),
             progress=progress_facts, progress_bar=lambda *a: Markup(bar_html(*a)),
             task_bar=lambda *a: Markup(task_bar_html(*a)),
         )
@@ -267,6 +269,10 @@ class Renderer:
                                      self._subject_tokens) for e in ctx["entries"]]
         if "sections" in ctx or "rows" in ctx or ctx["own"]:  # rows with levels have buttons
             _digest_buttons(ctx, task_addresses or {}, self._subject_tokens)
+        if ctx["item_buttons"]:  # whole items' buttons (结项, a receipt's 撤销), by item id
+            ctx["item_buttons"] = {
+                row["ref"]: _with_buttons(row, task_addresses or {}, ctx["action_address"],
+                                          self._subject_tokens) for row in ctx["item_buttons"]}
         subject = clean_subject(self._run(self._part(notice.template, lang, "subject"), ctx))
         if ctx["tag"] and not subject.startswith(ctx["tag"]):
             subject = clean_subject(f"{ctx['tag']} {subject}")
@@ -764,6 +770,33 @@ def _strings(table: Mapping[str, Any], prefix: str = "") -> dict[str, tuple[str,
     return out
 
 
+class _CommandHints:
+    """The `command_hint(actions)` global: what to write on the first line of a reply to the
+    address of a listed task whose buttons are `actions` ("确认 / 拒绝: 原因", "改期至 日期 /
+    转派 给 新负责人 / 状态"), from the catalog's `reminders.commands`, memoised per language
+    and actions (a run's rows share a few). Decline and done have no hint of their own: the
+    hints of confirm and progress name them."""
+
+    def __init__(self, strings: Strings) -> None:
+        self._hints = {lang: {key.rpartition(".")[2]: text.format_map({})
+                              for key, (text, _html) in table.items()
+                              if key.startswith("reminders.commands.")}
+                       for lang, table in strings.items()}
+        self._memo: dict[tuple[str, tuple[str, ...]], str] = {}
+
+    def of(self, lang: str, actions: tuple[str, ...]) -> str:
+        key = (lang, tuple(actions))
+        found = self._memo.get(key)
+        if found is None:
+            hints = self._hints[lang]
+            found = self._memo[key] = " / ".join(hints[a] for a in actions if a in hints)
+        return found
+
+    @pass_context
+    def __call__(self, ctx: Context, actions: tuple[str, ...]) -> str:
+        return self.of(ctx["lang"], actions)
+
+
 # --------------------------------------------------------------------------------------------
 # Digest rows
 
@@ -777,6 +810,7 @@ class _RowKit:
     deadline: Callable[[Any, str, Mapping[str, Any], tzinfo, datetime], str]
     label: Callable[[Any, str, Mapping[str, Any]], StateLabel]
     mailto: Callable[[str, str, str], str]
+    hint: Callable[[str, tuple[str, ...]], str]
 
 
 def _digest_rows(kit: _RowKit) -> Callable[..., str]:
@@ -824,9 +858,6 @@ class _Words:
         self.bodies, self.buttons_html = L["body"], {a: _h(t) for a, t in L["action"].items()}
         self.missing = {role: self.plain["schedule.missing"].format_map({"role": name})
                         for role, name in sched["role"].items()}
-        self.commands = {key.rpartition(".")[2]: text.format_map({})
-                         for key, text in self.plain.items()
-                         if key.startswith("reminders.commands.")}
         self.head_owner = f"    {label['owner']}{colon}"
         self.head_project = f"    {sched['project']}{colon}"
         self.head_deadline = f"    {label['deadline']}{colon}"
@@ -916,6 +947,8 @@ class _RowWriter:
                     "</span>")
             if "levels" in r:
                 self._levels_html(r, add)
+            if "actions" in r:
+                self._buttons_html(r, add)
             if show_owner:
                 who = _h(oneline(r["owner_name"]))
                 if r["owner_department"]:
@@ -943,10 +976,16 @@ class _RowWriter:
             missing = said[n + 1]
             add(f'<br><span style="color:#1f2328;font-size:13px;font-weight:600;">'
                 f'{_h(said[n])}</span>' + (f"{_MUTED}{_h(missing)}</span>" if missing else ""))
+
+    def _buttons_html(self, r: Mapping[str, Any], add: Callable[[str], None]) -> None:
+        """The row's buttons: its levels' (an owner's, or 查看状态) and the initiator's."""
         add("<br>")
         subject = f"Re: [{r['item_id']} {r['task_id']}] {oneline(r['name'])}"
+        bodies = self.w.bodies
         for action in r["actions"]:
-            url = self.kit.mailto(r["buttons"][action], subject, self.w.bodies[action])
+            body = (bodies[action] if action != "reassign"
+                    else bodies[action].format_map({"task_id": r["task_id"]}))
+            url = self.kit.mailto(r["buttons"][action], subject, body)
             if len(url) <= self.mailto_max:
                 fill, ink = (("#ffffff", "#0b5cad") if action in _SECONDARY
                              else ("#0b5cad", "#ffffff"))
@@ -985,7 +1024,8 @@ class _RowWriter:
                 for n in range(0, len(said), 2):
                     missing = said[n + 1]
                     add(f"    ! {said[n]}\n" + (f"    {missing}\n" if missing else ""))
-                commands = w.commands[r["actions"][0]]
+            if "actions" in r:
+                commands = self.kit.hint(self.lang, r["actions"])
                 if r.get("reply_to"):
                     add("    " + w.plain["reminders.reply_to"].format_map(
                         {"address": r["reply_to"], "commands": commands}) + "\n")

@@ -70,6 +70,7 @@ from .filechatconfig import resolve_robot
 from .files import publish, write_pending
 from .forms import FormRules, load_form_rules
 from .imap import CONNECTION_ERRORS, HeaderOnly, ImapInbox, ImapSettings, Inbox
+from .initiatorbuttons import split_ref
 from .migrate import configured_store
 from .model import FileAttachment, Inbound, Notice, Outgoing
 from .oauth import token_sources
@@ -102,19 +103,21 @@ def notice_addresses(secret: bytes, inbox: str, notice: Notice, recipient: str, 
     """The reply addresses of one email, signed for `recipient` with the email's nonce: its
     plain reply address, its buttons' action-bound addresses, and for a schedule email that
     lists tasks with buttons (`planner.actionable`) each task's own reply and button addresses,
-    so a reply or a button reaches that task. Only what is shown is signed: a run can list
-    30,000 tasks."""
+    so a reply or a button reaches that task (or that item, for a `ref` without a task: 结项,
+    a receipt's 撤销). Only what is shown is signed: a run can list 30,000 tasks."""
+    nonce = tokens.nonce_for(message_id)
     addresses: dict[str, str] = {}
     if notice.item_id:
         addresses = tokens.action_addresses(secret, inbox, notice.item_id, notice.task_id,
-                                            recipient, day, message_id)
+                                            recipient, day, message_id, nonce=nonce)
     per_task: dict[str, dict[str, str]] = {}
     for entry in planner.actionable(notice.context):
-        item_id, task_id = entry["ref"].split("/")
+        item_id, task_id = split_ref(entry["ref"])
         # A status button asks a question: it uses the task's reply address.
         shown = ("reply", *(a for a in entry["actions"] if a != "status"))
         per_task[entry["ref"]] = tokens.action_addresses(secret, inbox, item_id, task_id,
-                                                         recipient, day, message_id, shown)
+                                                         recipient, day, message_id, shown,
+                                                         nonce=nonce)
     return addresses.pop("reply", None), addresses, per_task
 
 

@@ -102,9 +102,17 @@ def _signature(secret: bytes, item_id: str, task_id: str | None, address: str,
         message += f"|{day}"
     if action_part is not None:
         message += f"|{action_part}"
-    # Only the first 7 bytes reach the first 10 base32 letters (50 bits); encode just those.
-    digest = hmac.digest(secret, message.encode(), "sha256")
-    return base64.b32encode(digest[:7]).decode().lower()[:SIGNATURE_LENGTH]
+    # The first 10 base32 letters are the digest's first 50 bits: written 10 bits (two letters)
+    # at a time, what `base64.b32encode(digest[:7]).lower()[:10]` writes, at a fifth of its cost
+    # (a digest of 200 rows signs ~800 addresses).
+    bits = int.from_bytes(hmac.digest(secret, message.encode(), "sha256")[:7], "big") >> 6
+    pairs = _B32_PAIRS
+    return (pairs[bits >> 40] + pairs[(bits >> 30) & 1023] + pairs[(bits >> 20) & 1023]
+            + pairs[(bits >> 10) & 1023] + pairs[bits & 1023])
+
+
+_B32 = "abcdefghijklmnopqrstuvwxyz234567"
+_B32_PAIRS = tuple(a + b for a in _B32 for b in _B32)  # 10 bits → two lower-case letters
 
 
 def issue(secret: bytes, token: ReplyToken) -> str:
@@ -133,11 +141,13 @@ def reply_address(inbox: str, token_text: str) -> str:
 
 def action_addresses(secret: bytes, inbox: str, item_id: str, task_id: str | None, to: str,
                      issued: date | None, message_id: str,
-                     actions: Iterable[str] = tuple(ACTION_CODES)) -> dict[str, str]:
+                     actions: Iterable[str] = tuple(ACTION_CODES), *,
+                     nonce: str | None = None) -> dict[str, str]:
     """The reply addresses of one email for `actions` (default: `reply`, which carries any
     command, and one per action). The same texts as `issue` would give, with the shared parts
-    worked out once."""
-    nonce = nonce_for(message_id)
+    worked out once; `nonce` is `nonce_for(message_id)`, when the caller has it already (an
+    email that lists many tasks signs each its own)."""
+    nonce = nonce or nonce_for(message_id)
     local, _, domain = inbox.partition("@")
     item_part = item_id.replace("-", "").lower()
     task_part = task_id.replace("-", "").lower() if task_id else "i"

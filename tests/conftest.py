@@ -76,6 +76,36 @@ def mail_system(request, shipped_config) -> Iterator:
         getattr(system, "remove", system.stop)()
 
 
+PLUS_MODES = ("plus", "no-plus")
+
+
+@pytest.fixture(params=PLUS_MODES, ids=PLUS_MODES)
+def plus_mail(request, shipped_config) -> Iterator:
+    """A fresh embedded mail system per test (it starts in milliseconds), with plus addressing
+    or without (it then refuses `collab+…@`, as Tencent Exmail and on-prem Exchange do)."""
+    emb = shipped_config.embedded_system
+    system = make_mail_system("embedded", dict(emb.accounts), emb.host)
+    system.plus_addressing = request.param == "plus"
+    yield system
+    system.stop()
+
+
+@pytest.fixture
+def plus_convo(plus_mail, tmp_path) -> Iterator:
+    """A conversation (tests/conversation.py) over `plus_mail`, maild configured to match,
+    from Monday 2026-08-03 09:15 in Shanghai."""
+    from datetime import datetime
+
+    from conversation import TZ, Conversation, FakeClock, make_config
+
+    config = make_config(plus_mail, tmp_path / "var",
+                         **{"mail.plus_addressing": plus_mail.plus_addressing})
+    conversation = Conversation(plus_mail, config, FakeClock(datetime(2026, 8, 3, 9, 15,
+                                                                      tzinfo=TZ)))
+    yield conversation
+    conversation.close()
+
+
 @pytest.fixture(scope="module")
 def embedded_mail(shipped_config) -> Iterator:
     """One embedded mail system with the shipped accounts, shared by a module's tests."""

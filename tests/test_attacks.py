@@ -23,31 +23,21 @@ pytestmark = pytest.mark.integration
 INITIATOR, OWNER, OTHER, CHEN = ("li.na@corp.example", "wang.zhe@corp.example",
                                  "zhao.lei@corp.example", "chen.jing@corp.example")
 PEOPLE = (INITIATOR, OWNER, OTHER, CHEN, "alex.morgan@corp.example")
-MODES = ("plus", "no-plus")
 
 PROJECT = ("项目名称：{title}\n发起人/部门：李娜 / 市场部\n目标/背景：测试\n范围：测试\n\n任务：\n"
            "任务名称 | 负责人 | 截止日期 | 交付标准\n卖点提炼 | 王喆 | 8月10日前 | 卖点说明\n"
            "渠道方案 | 王喆 | 8月15日前 | 预算与渠道\n培训 | 赵磊 | 8月20日前 | FAQ文档\n")
 
 
-@pytest.fixture(params=MODES, ids=MODES)
-def mail(request, shipped_config):
-    """A fresh embedded mail system per test (it starts in milliseconds), with or without plus
-    addressing."""
-    emb = shipped_config.embedded_system
-    system = make_mail_system("embedded", dict(emb.accounts), emb.host)
-    system.plus_addressing = request.param == "plus"
-    yield system
-    system.stop()
+@pytest.fixture
+def mail(plus_mail):
+    """With plus addressing, and without (conftest.py `plus_mail`)."""
+    return plus_mail
 
 
 @pytest.fixture
-def convo(mail, tmp_path):
-    clock = FakeClock(datetime(2026, 8, 3, 9, 15, tzinfo=TZ))
-    config = make_config(mail, tmp_path / "var", **{"mail.plus_addressing": mail.plus_addressing})
-    conversation = Conversation(mail, config, clock)
-    yield conversation
-    conversation.close()
+def convo(plus_convo):
+    return plus_convo
 
 
 def _project(convo: Conversation, title: str = "安全测试项目") -> dict[str, list]:

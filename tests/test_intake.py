@@ -96,6 +96,50 @@ def test_a_daily_task_table_is_several_items_and_one_receipt(rules, ctx, rendere
     assert "数据部*分析师”→ 孙悦" in receipt
 
 
+@pytest.mark.parametrize("plus", [True, False], ids=["plus", "subject-tags"])
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_each_item_of_a_receipt_that_lists_several_has_its_own_buttons(rules, ctx, renderer,
+                                                                      lang, plus):
+    """撤销 and 转派 for each item, signed for the sender, that item and that action: whoever is
+    named by a forged From withdraws every item from this one email."""
+    from urllib.parse import parse_qs, unquote, urlsplit
+
+    from maild import tokens
+    from maild.service import notice_addresses
+    outcome = start(rules, ctx, email(WU, "日常任务同步跟进表", GUIDE_T2))
+    (notice,) = [Notice(**{**n.__dict__, "language": lang}) for n in outcome.notices
+                 if n.template == "receipt"]
+    message_id = "maild.receipt@corp.example"
+    reply, actions, per_item = notice_addresses(b"intake-test", "collab@corp.example", notice,
+                                                WU, NOW.date(), message_id)
+    assert reply is None and actions == {}  # several items: no address for them all
+    drawn = renderer if plus else Renderer(
+        Path(__file__).parent.parent / "templates", timezone="Asia/Shanghai",
+        inbox_address="collab@corp.example", from_name="maild", subject_tokens=True)
+    out = drawn.render(notice, message_id=message_id, date=NOW, reply_address=reply,
+                       action_addresses=actions, task_addresses=per_item)
+    found = []
+    for href, label in re.findall(r'<a href="(mailto:[^"]+)"[^>]*>([^<]+)</a>', out.html):
+        url = urlsplit(href.replace("&amp;", "&"))
+        query = parse_qs(url.query)
+        token = tokens.find(b"intake-test", [unquote(url.path),
+                                             *tokens.subject_addresses(query["subject"][0])], WU)
+        assert token is not None and token.task_id is None
+        found.append((label, token.item_id, token.action, query["body"][0]))
+    withdraw, reassign = ("撤销", "转派") if lang == "zh" else ("Withdraw", "Reassign")
+    body = "转派 T-1 给 " if lang == "zh" else "reassign T-1 to "
+    assert found == [(label, item_id, action, text)
+                     for item_id in ("MD-0007", "MD-0008", "MD-0009")
+                     for label, action, text in ((withdraw, "withdraw", "撤销" if lang == "zh"
+                                                  else "withdraw"), (reassign, "reassign", body))]
+    # the text part: under each item, where to write to withdraw or reassign it
+    for item_id in ("MD-0007", "MD-0008", "MD-0009"):
+        address = per_item[item_id]["reply"]
+        shown = address if plus else tokens.subject_tag_for(address)
+        assert shown and out.text.index(f"· {item_id} ") < out.text.index(shown)
+    assert ("collab+" in out.html) == plus and ("collab+" in out.text) == plus
+
+
 def test_template_1_without_a_goal_is_registered_with_suggestions_and_notes(rules, ctx,
                                                                             renderer):
     body = ("项目名称：Q3新品推广项目\n参与人/部门：产品部、销售部、客服部\n"

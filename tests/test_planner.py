@@ -111,14 +111,22 @@ def test_levels_fire_at_their_time(state: str, progress: int, now: datetime,
 
 def test_recipients_threading_and_context() -> None:
     items = [item(task(state="in_progress", progress=10))]
-    planned, _ = run(items, at(2026, 10, 9, 18), LEVELS_ONLY)  # one level due, for two people: as declared
-    (overdue,) = [p.notice for p in planned]
-    assert (overdue.template, overdue.to, overdue.cc) == ("reminder", (OWNER,), (INITIATOR,))
+    planned, _ = run(items, at(2026, 10, 9, 18), LEVELS_ONLY)  # one level due, for two people
+    # as declared (owner, initiator in Cc), but the initiator hears in an email of her own: its
+    # buttons (改期, 转派) are signed for her, which a shared email's cannot be
+    overdue, hers = [p.notice for p in planned]
+    assert (overdue.template, overdue.to, overdue.cc) == ("reminder", (OWNER,), ())
     assert overdue.context["recipient_role"] == "owner" and overdue.context["overdue_days"] == 0
+    assert overdue.context["manage"] == ()
+    assert (hers.template, hers.to, hers.cc) == ("reminder", (INITIATOR,), ())
+    assert hers.context["recipient_role"] == "initiator"
+    assert hers.context["manage"] == ("reschedule", "reassign")
+    assert [p.records for p in planned][0] == [p.records for p in planned][1]
     record(items, planned, at(2026, 10, 9, 18))
     planned, _ = run(items, at(2026, 10, 12, 18), LEVELS_ONLY)
-    (manager,) = [p.notice for p in planned]
-    assert (manager.template, manager.to, manager.cc) == ("escalation", (CONTACT,), (INITIATOR,))
+    manager, hers = [p.notice for p in planned]
+    assert (manager.template, manager.to, manager.cc) == ("escalation", (CONTACT,), ())
+    assert (hers.template, hers.to, hers.cc) == ("escalation", (INITIATOR,), ())
     assert manager.context["overdue_days"] == 2
     assert manager.context["recipient_role"] == "manager"
     assert manager.item_id == "MD-0001" and manager.task_id == "T-1"
@@ -166,10 +174,12 @@ def test_an_owner_with_several_levels_due_gets_one_email_listing_them() -> None:
     # the initiator, in Cc of both overdue reminders and due the unconfirmed one, gets one too
     theirs = bundle_for(planned, INITIATOR)
     assert theirs.notice.template == "escalation"
+    # her buttons for each (overdue: 改期 and 转派; unconfirmed: 转派), then 查看状态
     assert [(e["task"]["id"], e["recipient_role"], e["actions"])
             for e in theirs.notice.context["entries"]] == [
-        ("T-2", "initiator", ("status",)), ("T-1", "initiator", ("status",)),
-        ("T-3", "initiator", ("status",))]
+        ("T-2", "initiator", ("reschedule", "reassign", "status")),
+        ("T-1", "initiator", ("reschedule", "reassign", "status")),
+        ("T-3", "initiator", ("reassign", "status"))]
     assert [p.notice.to for p in planned] == [(OWNER,), (INITIATOR,)]  # nothing else
 
 
@@ -207,8 +217,10 @@ def test_emergencies_are_never_combined() -> None:
                   created=at(2026, 10, 3, 22))]
     items[1]["tasks"][0]["updated_at"] = at(2026, 10, 3, 22).isoformat()
     planned, _ = run(items, at(2026, 10, 3, 22, 15), LEVELS_ONLY)
+    # one email each (the initiator's with her 转派 button apart from the contact's)
     assert [(p.notice.template, p.notice.to, p.notice.cc) for p in planned] == [
-        ("escalation", (INITIATOR,), (CONTACT,))] * 2
+        ("escalation", (INITIATOR,), ()), ("escalation", (CONTACT,), ())] * 2
+    assert [p.notice.context["manage"] for p in planned] == [("reassign",), ()] * 2
 
 
 def test_each_level_once_then_recorded() -> None:
@@ -262,8 +274,9 @@ def test_emergencies_run_on_minutes_and_ignore_quiet_hours(
 def test_emergency_recipients_and_repeating_updates() -> None:
     items = [emergency("awaiting_confirmation")]
     planned, _ = run(items, at(2026, 10, 3, 22, 15))
-    notice = planned[0].notice
-    assert (notice.template, notice.to, notice.cc) == ("escalation", (INITIATOR,), (CONTACT,))
+    notice, contact = planned[0].notice, planned[1].notice
+    assert (notice.template, notice.to, notice.cc) == ("escalation", (INITIATOR,), ())
+    assert (contact.to, contact.context["recipient_role"]) == ((CONTACT,), "emergency_contact")
     items = [emergency("in_progress", at(2026, 10, 3, 22, 20), eta=at(2026, 10, 5, 12))]
     first, _ = run(items, at(2026, 10, 4, 0, 20))
     record(items, first, at(2026, 10, 4, 0, 20))
@@ -323,7 +336,11 @@ def test_digest_marks_rows_orders_sections_and_reports_changes() -> None:
     assert ctx["since"] is None and ctx["title"] == "Q3新品推广项目"
     # T-1's overdue reminder has the initiator in Cc: her digest of this run carries it
     assert [lv["rule"] for lv in rows["T-1"]["levels"]] == ["overdue"]
-    assert rows["T-1"]["actions"] == ("status",) and "levels" not in rows["T-2"]
+    assert "levels" not in rows["T-2"]
+    # her buttons on each row that needs her, a ridden level's 查看状态 after them
+    assert {t: r.get("actions") for t, r in rows.items()} == {
+        "T-1": ("reschedule", "reassign", "status"), "T-2": ("reassign",),
+        "T-3": ("reschedule", "reassign"), "T-4": None}
     assert ("MD-0001", "T-1", "overdue@2026-08-05T18:00:00+08:00") in digest_record(planned)
 
     items[0]["tasks"][3]["progress"] = 60
@@ -552,8 +569,10 @@ def test_a_merged_digest_lists_the_readers_own_tasks_with_their_own_buttons() ->
     assert [lv["rule"] for lv in theirs["MD-0001/T-1"]["levels"]] == ["overdue",
                                                                        "overdue_manager"]
     # T-2 is listed twice (hers, and in her item): one set of addresses serves both rows
+    # (T-2 is hers: the owner's buttons, not the initiator's; T-1 is overdue: 改期, 转派)
     assert {e["ref"]: e["actions"] for e in actionable(digest.notice.context)} == {
-        "MD-0001/T-2": ("confirm", "decline", "status"), "MD-0001/T-1": ("status",)}
+        "MD-0001/T-2": ("confirm", "decline", "status"),
+        "MD-0001/T-1": ("reschedule", "reassign", "status")}
     # 王喆's item has nothing to report yet: his owner digest goes on its own, with his T-1
     (his,) = [p.notice for p in planned if p.notice.to == (OWNER,)]
     assert his.template == "owner_digest" and "own" not in his.context
@@ -568,3 +587,62 @@ def test_an_owner_digest_goes_alone_when_the_initiator_digest_has_nothing_to_rep
     assert [(p.notice.template, p.records) for p in planned] == [
         ("owner_digest", (("owner_digest", INITIATOR, "2026-08-10"),))]
     assert state["digest"][INITIATOR]["done"] == "2026-08-10"  # the slot is used up all the same
+
+
+# -- the initiator's buttons on the rows she sees (initiatorbuttons.py) --------------------------
+
+
+@pytest.mark.parametrize(("state", "asked", "overdue", "buttons"), [
+    ("awaiting_confirmation", False, False, ("reassign",)),
+    ("declined", False, False, ("reassign",)),
+    ("delayed", True, False, ("accept", "reschedule")),
+    ("in_progress", False, True, ("reschedule", "reassign")),
+    ("awaiting_confirmation", False, True, ("reschedule", "reassign")),
+    ("delayed", True, True, ("accept", "reschedule", "reassign")),
+    ("blocked", False, False, ("reschedule", "reassign")),
+    ("in_progress", False, False, ()),
+    ("not_started", False, False, ()),
+    ("delayed", False, False, ()),  # delayed, and the new deadline agreed: nothing to decide
+    ("done", False, True, ()),
+    ("submitted", False, False, ("approve", "return")),  # handed in for 验收
+    ("submitted", False, True, ("approve", "return", "reschedule", "reassign")),
+    ("returned", False, False, ()),  # back with its owner
+], ids=["unconfirmed", "declined", "delay-asked", "overdue", "unconfirmed-overdue",
+        "delay-asked-overdue", "blocked", "in-progress", "not-started", "delay-agreed", "done",
+        "handed-in", "handed-in-late", "returned"])
+def test_the_initiator_gets_the_buttons_a_task_needs(state: str, asked: bool, overdue: bool,
+                                                     buttons: tuple[str, ...]) -> None:
+    from maild.initiatorbuttons import task_buttons
+
+    t = task(state=state, **({"requested_deadline": "2026-10-20T18:00:00+08:00"} if asked else {}))
+    assert task_buttons(t, overdue) == buttons
+
+
+def test_every_digest_row_that_needs_her_has_her_buttons_and_a_finished_item_its_close() -> None:
+    from maild.planner import actionable
+
+    asked = {"requested_deadline": at(2026, 8, 28, 18).isoformat()}
+    items = [item(task(1, state="in_progress", progress=40, deadline=at(2026, 8, 5, 18)),
+                  task(2, deadline=at(2026, 8, 20, 18)),
+                  task(3, state="delayed", progress=20, deadline=at(2026, 8, 21, 18), **asked),
+                  task(4, state="declined", deadline=at(2026, 8, 22, 18)),
+                  task(5, state="in_progress", progress=10, deadline=at(2026, 8, 28, 18)),
+                  task(6, owner=INITIATOR, deadline=at(2026, 8, 28, 18)),
+                  created=at(2026, 8, 3, 10)),
+             item(task(1, state="done", progress=100, deadline=at(2026, 8, 4, 18)),
+                  item_id="MD-0002", created=at(2026, 8, 3, 10))]
+    planned, _ = run(items, at(2026, 8, 6, 9), LEVELS)
+    ctx = digest_of(planned)
+    rows = {f"{r['item_id']}/{r['task_id']}": r for s in ctx["sections"] for r in s["rows"]}
+    assert {ref: r.get("actions") for ref, r in rows.items()} == {
+        "MD-0001/T-1": ("reschedule", "reassign", "status"),  # overdue, its level rides along
+        "MD-0001/T-2": ("reassign",), "MD-0001/T-3": ("accept", "reschedule"),
+        "MD-0001/T-4": ("reassign",), "MD-0001/T-5": None,
+        "MD-0001/T-6": None,  # her own task: the owner's buttons are hers elsewhere
+        "MD-0002/T-1": None}
+    assert all(r["ref"] == ref for ref, r in rows.items() if "actions" in r)
+    # MD-0002 is done: its 结项, bound to the item itself (no task)
+    assert ctx["item_buttons"] == [{"ref": "MD-0002", "actions": ("close",)}]
+    assert [(e["ref"], e["actions"]) for e in actionable(ctx)] == [
+        (ref, r["actions"]) for ref, r in rows.items() if "actions" in r] + [
+        ("MD-0002", ("close",))]

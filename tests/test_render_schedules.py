@@ -210,7 +210,14 @@ def test_owner_and_follower_see_what_is_theirs_to_do(renderer: Renderer) -> None
     assert {body for _, _, body in mailto_links(out.html)} <= {"progress 50%", "done", "confirm",
                                                               "decline: "}
     out = renderer.render(theirs, message_id="t@corp.example", date=NOW, reply_address=None)
-    assert {body for _, _, body in mailto_links(out.html)} == {"status"}
+    # the initiator's own buttons for each task she follows, then its status (initiatorbuttons)
+    bodies = [(subject.split("]")[0].split()[-1], body)
+              for _, subject, body in mailto_links(out.html)]
+    assert bodies == [(e["task"]["id"], {"reassign": f"reassign {e['task']['id']} to ",
+                                         "reschedule": "reschedule to ", "accept": "accept",
+                                         "status": "status"}[a])
+                      for e in theirs.context["entries"] for a in e["actions"]]
+    assert {e["actions"][-1] for e in theirs.context["entries"]} == {"status"}
     assert "Tasks you follow" in out.text and "Your tasks" not in out.text
     # the manager's level sentence for the same task follows the overdue one
     first = theirs.context["entries"][0]
@@ -235,6 +242,152 @@ def test_digest_rows_carry_the_levels_due_with_their_buttons(renderer: Renderer,
     assert SCRIPT not in out.html and "&lt;script&gt;" in out.html
     digest = next(n for n in notices if n.template == "digest" and n.to == ("li.na@corp.example",))
     out = renderer.render(digest, message_id="d@corp.example", date=NOW, reply_address=None)
-    assert {body for _, _, body in mailto_links(out.html)} == {"状态" if language == "zh"
-                                                               else "status"}
+    shown = [r for s in digest.context["sections"] for r in s["rows"] if "actions" in r]
+    assert [(subject.split("]")[0].split()[-1], body)
+            for _, subject, body in mailto_links(out.html)] == [
+        (r["task_id"], _body(language, a, r["task_id"])) for r in shown for a in r["actions"]]
+    # a row with levels ends with 查看状态; the others only have what needs the initiator
+    assert all(r["actions"][-1] == "status" for r in shown if "levels" in r)
+    assert any("levels" not in r for r in shown)
     assert ("按提醒规则" if language == "zh" else "By the reminder rules") in out.text
+
+
+def _body(language: str, action: str, task_id: str) -> str:
+    """The pre-filled body of a row's button."""
+    words = {"zh": {"reassign": f"转派 {task_id} 给 ", "reschedule": "改期至 ", "accept": "同意",
+                    "status": "状态"},
+             "en": {"reassign": f"reassign {task_id} to ", "reschedule": "reschedule to ",
+                    "accept": "accept", "status": "status"}}
+    return words[language][action]
+
+
+# -- the initiator's buttons, signed as the service signs them -----------------------------------
+
+SECRET = b"render-test"
+LABELS = {"zh": {"reassign": "转派", "reschedule": "改期", "accept": "同意延期", "close": "结项",
+                 "withdraw": "撤销", "status": "查看状态"},
+          "en": {"reassign": "Reassign", "reschedule": "Move deadline", "accept": "Accept delay",
+                 "close": "Close", "withdraw": "Withdraw", "status": "Status"}}
+
+
+def initiator_items(language: str) -> list[dict[str, Any]]:
+    """李娜's project on Thursday 2026-08-06: T-1 overdue, T-2 unconfirmed, T-3 a delay asked
+    for, T-4 declined, T-5 going to plan; and a task of hers all done."""
+    def t(n: int, state: str, deadline: str, **extra: Any) -> dict[str, Any]:
+        return {"id": f"T-{n}", "name": f"渠道任务 {n} {SCRIPT}", "owner": "wang.zhe@corp.example",
+                "owner_name": "王喆", "state": state, "progress": 0, "round": 1,
+                "deadline": f"2026-08-{deadline}T18:00:00+08:00",
+                "confirmed_at": None if state == "awaiting_confirmation" else
+                "2026-08-03T10:00:00+08:00", "updated_at": "2026-08-03T10:00:00+08:00", **extra}
+    project = {"id": "MD-0021", "kind": "project", "title": f"渠道拓展 {SCRIPT}",
+               "language": language, "state": "open", "initiator": "li.na@corp.example",
+               "initiator_name": "李娜", "created_at": "2026-08-03T10:00:00+08:00",
+               "root_message_id": "root.21@corp.example",
+               "tasks": [t(1, "in_progress", "05"), t(2, "awaiting_confirmation", "20"),
+                         t(3, "delayed", "21", requested_deadline="2026-08-28T18:00:00+08:00"),
+                         t(4, "declined", "22"), t(5, "in_progress", "28")]}
+    done = {**project, "id": "MD-0022", "title": "展会物料", "root_message_id": "root.22@x",
+            "tasks": [t(1, "done", "05")]}
+    return [project, done]
+
+
+def signed(renderer: Renderer, notice: Notice) -> Any:
+    """`notice` rendered for its reader with the addresses the service signs for it."""
+    from datetime import date
+
+    from maild.service import notice_addresses
+    message_id = f"maild.{notice.template}@corp.example"
+    reply, actions, per_task = notice_addresses(SECRET, "collab@corp.example", notice,
+                                                notice.to[0], date(2026, 8, 6), message_id)
+    return renderer.render(notice, message_id=message_id, date=NOW, reply_address=reply,
+                           action_addresses=actions, task_addresses=per_task)
+
+
+def button_tokens(out: Any, reader: str) -> list[tuple[str, str, str | None, str]]:
+    """(label, item, task, action) of each button, read back from its token as maild reads a
+    reply: from its address, or (no plus addressing) from its subject's tag."""
+    from maild import tokens
+    found = []
+    for href in re.findall(r'<a href="(mailto:[^"]+)"[^>]*>([^<]+)</a>', out.html):
+        url = urlsplit(unescape(href[0]))
+        subject = parse_qs(url.query)["subject"][0]
+        token = tokens.find(SECRET, [unquote(url.path), *tokens.subject_addresses(subject)], reader)
+        assert token is not None, href
+        found.append((unescape(href[1]), token.item_id, token.task_id, token.action))
+    return found
+
+
+@pytest.fixture(scope="module")
+def tagging() -> Renderer:
+    """A server without plus addressing: tokens ride in subject tags."""
+    return Renderer(ROOT / "templates", timezone="Asia/Shanghai",
+                    inbox_address="collab@corp.example", from_name="maild 协作助手",
+                    subject_tokens=True)
+
+
+@pytest.mark.parametrize("plus", [True, False], ids=["plus", "subject-tags"])
+@pytest.mark.parametrize("language", ["zh", "en"])
+def test_every_row_of_the_initiators_digest_has_her_buttons(renderer: Renderer,
+                                                            tagging: Renderer, language: str,
+                                                            plus: bool) -> None:
+    rules = ScheduleRules(digest=RULES.digest, owner_digest=Cadence("off"), levels=(),
+                          emergency_contact="")
+    planned, _ = plan(initiator_items(language), datetime(2026, 8, 6, 9, 0, tzinfo=TZ), rules,
+                      CAL, PEOPLE, {})
+    (notice,) = [p.notice for p in planned]
+    out = signed(renderer if plus else tagging, notice)
+    label = LABELS[language]
+    assert button_tokens(out, "li.na@corp.example") == [
+        (label["close"], "MD-0022", None, "close"),  # all its tasks done
+        (label["accept"], "MD-0021", "T-3", "accept"),  # a delay asked for
+        (label["reschedule"], "MD-0021", "T-3", "reschedule"),
+        (label["reassign"], "MD-0021", "T-4", "reassign"),  # declined
+        (label["reschedule"], "MD-0021", "T-1", "reschedule"),  # overdue
+        (label["reassign"], "MD-0021", "T-1", "reassign"),
+        (label["reassign"], "MD-0021", "T-2", "reassign")]  # unconfirmed
+    bodies = [parse_qs(urlsplit(unescape(h)).query)["body"][0].replace("\r\n", "\n")
+              for h in re.findall(r'href="(mailto:[^"]+)"', out.html)]
+    zh = language == "zh"
+    assert bodies[0].startswith("结项\n是否达成目标：" if zh else "close\nGoal achieved:")
+    assert bodies[1:4] == (["同意", "改期至 ", "转派 T-4 给 "] if zh else
+                           ["accept", "reschedule to ", "reassign T-4 to "])
+    # the text part: under each such row (and the finished item), where to write and what
+    said = [line.strip() for line in out.text.splitlines()
+            if line.strip().startswith(("回复到：", "写信到：", "Reply to:", "Write to:"))]
+    assert len(said) == 5 and all(("@" in line) for line in said)
+    if plus:
+        assert all("collab+md002" in line for line in said)
+    else:
+        assert all("collab@corp.example" in line and "#" in line for line in said)
+        assert "collab+" not in out.text and "collab+" not in out.html
+    assert ("改期至 日期 / 转派 给 新负责人" if language == "zh"
+            else "reschedule to DATE / reassign to NEW OWNER") in out.text
+    assert SCRIPT not in out.html
+
+
+@pytest.mark.parametrize("language", ["zh", "en"])
+def test_the_initiators_own_reminders_carry_her_buttons(renderer: Renderer,
+                                                        language: str) -> None:
+    items = initiator_items(language)
+    items[0]["tasks"][1]["assigned_at"] = "2026-08-05T10:00:00+08:00"  # T-2 given this morning
+    at_deadline = datetime(2026, 8, 5, 18, 0, tzinfo=TZ)  # T-1's overdue level: owner, cc her
+    planned, _ = plan(items, at_deadline, LEVELS_ONLY, CAL, PEOPLE, {})
+    hers = [p.notice for p in planned if p.notice.to == ("li.na@corp.example",)]
+    (single,) = [n for n in hers if not n.context.get("entries")]
+    assert single.cc == () and all("li.na@corp.example" not in p.notice.cc for p in planned)
+    label = LABELS[language]
+    assert button_tokens(signed(renderer, single), "li.na@corp.example") == [
+        (label["reschedule"], "MD-0021", "T-1", "reschedule"),
+        (label["reassign"], "MD-0021", "T-1", "reassign"),
+        (label["status"], "MD-0021", "T-1", "reply")]
+    # several levels for her in one run: one email, each task with its own buttons
+    items[0]["tasks"][1]["assigned_at"] = "2026-08-03T10:00:00+08:00"  # over 16 working hours
+    planned, _ = plan(items, datetime(2026, 8, 5, 18, 0, tzinfo=TZ), LEVELS_ONLY, CAL, PEOPLE, {})
+    (bundle,) = [p.notice for p in planned if p.notice.to == ("li.na@corp.example",)]
+    assert [e["task"]["id"] for e in bundle.context["entries"]] == ["T-1", "T-2"]
+    assert button_tokens(signed(renderer, bundle), "li.na@corp.example") == [
+        (label["reschedule"], "MD-0021", "T-1", "reschedule"),
+        (label["reassign"], "MD-0021", "T-1", "reassign"),
+        (label["status"], "MD-0021", "T-1", "reply"),
+        (label["reassign"], "MD-0021", "T-2", "reassign"),
+        (label["status"], "MD-0021", "T-2", "reply")]

@@ -37,6 +37,12 @@ from urllib.parse import parse_qs, unquote, urlsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from maild.initiatorbuttons import (  # noqa: E402
+    ITEM_CLOSE_ACTIONS,
+    RECEIPT_ITEM_ACTIONS,
+    item_rows,
+    task_buttons,
+)
 from maild.model import Notice  # noqa: E402
 from maild.render import Renderer  # noqa: E402
 
@@ -162,10 +168,11 @@ def sample_context(kind: str) -> dict[str, Any]:
                    "total": len(rows), "closable": False, **counts,
                    "chains": [[f"{t['id']} {t['name']}" for t in item["tasks"][:3]]]},
                   {"id": "MD-0013", "title": "月度客户满意度报告", "kind": "task", "total": 1,
-                   "closable": False, "overdue": 0, "unconfirmed": 0, "blocked": 0,
+                   "closable": True, "overdue": 0, "unconfirmed": 0, "blocked": 0,
                    "series": {"text": "每月5日", "count": 4, "done": 3, "on_time": 2,
                               "declined": 0, "open": 1, "next_due": "2026-09-30",
                               "stopped": False}}],
+        item_buttons=item_rows(["MD-0013"], ITEM_CLOSE_ACTIONS),
         sections=[{"key": key, "rows": [r for r in rows if _section(r) == key]}
                   for key in ("action", "overdue", "changed", "rest")],
         rows=rows, level="overdue_1", rule="overdue_1", reason="overdue", threshold=1,
@@ -179,6 +186,8 @@ def sample_context(kind: str) -> dict[str, Any]:
         common["counts"] = {"total": len(rows), **{f: counts[f] for f in ("overdue", "unconfirmed")}}
     if kind == "reminder":
         common["recipient_role"] = "owner"
+    if kind == "escalation":  # to the initiator alone: her buttons for the task
+        common.update(recipient_role="initiator", manage=task_buttons(task, overdue=True))
     if kind in ("validation_error", "templates", "draft_confirm", "draft_answer", "not_handled"):
         common["item"] = common["task"] = None
     if kind == "confirmed":
@@ -201,7 +210,16 @@ def _row(item: Mapping[str, Any], task: Mapping[str, Any]) -> dict[str, Any]:
         "state": state, "progress": task["progress"], "updated_at": "2026-08-01T17:45:00+08:00",
         "flags": flags, "action": state if state in ("declined", "blocked", "delayed") else "",
         "changes": [{"field": "state", "old": "not_started", "new": state}] if n % 7 == 1 else [],
+        **_initiator_buttons(item, task, "overdue" in flags),
     }
+
+
+def _initiator_buttons(item: Mapping[str, Any], task: Mapping[str, Any],
+                       overdue: bool) -> dict[str, Any]:
+    """A row's `ref` and `actions` when it needs the initiator (digests.py), else nothing."""
+    actions = task_buttons({**task, "requested_deadline": "x" if task["state"] == "delayed"
+                            else None}, overdue)
+    return {"ref": f"{item['id']}/{task['id']}", "actions": actions} if actions else {}
 
 
 def _section(row: Mapping[str, Any]) -> str:
@@ -209,18 +227,40 @@ def _section(row: Mapping[str, Any]) -> str:
             else "changed" if row["changes"] else "rest")
 
 
+# Pages beyond one per template, with the unkind data: name → (template, its context).
+VARIANTS: Mapping[str, tuple[str, Callable[[], dict[str, Any]]]] = {
+    "receipt_several": ("receipt", lambda: several_items_receipt()),
+}
+
+
+def several_items_receipt() -> dict[str, Any]:
+    """A receipt listing three daily tasks (the guide's template 2), each with its buttons."""
+    ctx = sample_context("receipt")
+    base = make_item(3)
+    items = [{**base, "id": f"MD-00{12 + n}", "kind": "task", "title": task["name"],
+              "tasks": [{**task, "id": "T-1"}]} for n, task in enumerate(base["tasks"])]
+    ctx.update(item=None, task=None, items=items,
+               item_buttons=item_rows([i["id"] for i in items], RECEIPT_ITEM_ACTIONS))
+    return ctx
+
+
 def render_all(templates_dir: Path = ROOT / "templates", *, showcase: bool = False,
                kinds: Iterable[str] | None = None) -> dict[tuple[str, str], Any]:
     """{(kind, lang): Outgoing} for every template and language: with the unkind test data, or
-    (`showcase`) with the guide's Q3 project as the README shows it."""
+    (`showcase`) with the guide's Q3 project as the README shows it; without `kinds`, the
+    unkind data's `VARIANTS` too."""
     renderer = Renderer(templates_dir, timezone="Asia/Shanghai", inbox_address=INBOX,
                         from_name="maild 协作助手")
     out = {}
-    for kind in sorted(kinds or renderer.kinds):
+    pages = {kind: (kind, None) for kind in sorted(kinds or renderer.kinds)}
+    if not (kinds or showcase):
+        pages |= {name: (template, make) for name, (template, make) in VARIANTS.items()}
+    for kind, (template, make) in pages.items():
         for lang in renderer.languages:
-            ctx = showcase_context(kind, lang) if showcase else sample_context(kind)
+            ctx = (showcase_context(kind, lang) if showcase else
+                   make() if make else sample_context(kind))
             item = ctx.get("item")
-            notice = Notice(template=kind, to=("wang.zhe@corp.example",), language=lang,
+            notice = Notice(template=template, to=("wang.zhe@corp.example",), language=lang,
                             context=ctx,
                             item_id=item["id"] if item and "digest" not in kind else None)
             out[(kind, lang)] = renderer.render(
@@ -295,9 +335,11 @@ def showcase_context(kind: str, lang: str) -> dict[str, Any]:
     if kind in ("declined", "delay_request", "refused"):  # elsewhere "reason" is a level's key
         ctx["reason"] = "本周在外地出差，建议转给销售部其他同事" if zh else "Travelling this week"
     rows = [_row(item, t) for t in item["tasks"]]
-    for row in rows:
+    for row, task_ in zip(rows, item["tasks"], strict=True):
         row["flags"] = ["overdue"] if row["deadline"] < "2026-08-12" else []
         row["action"], row["changes"] = "", []
+        row.pop("actions", None)
+        row.update(_initiator_buttons(item, task_, bool(row["flags"])))
     counts = {"overdue": 1, "unconfirmed": 0, "blocked": 0}
     ctx.update(rows=rows, counts={**counts, "action": 0, "changed": 1, "total": len(rows)},
                projects=[{"id": item["id"], "title": item["title"], "kind": "project",
