@@ -58,14 +58,20 @@ class ScheduleSide:
     @property
     def due_index(self) -> DueIndex:
         """When the schedule next has something to plan (loaded at first use)."""
+        return self._due_index_at(self.clock())
+
+    def _due_index_at(self, now: datetime) -> DueIndex:
+        """The due index, loaded at `now` if not yet: loaded at a later clock reading, the
+        moments it computes (an overdue item's is the load's `now`) would come after the
+        tick's `now`, and what is due would wait for the next tick (30 s)."""
         if self._due_index is None:
             self._due_index = DueIndex.load(self.store, self.rules.schedules,
-                                            self.rules.calendar, self.clock())
+                                            self.rules.calendar, now)
         return self._due_index
 
     def start_schedule_run(self, now: datetime) -> ScheduleRun | None:
         """A run over what is due at `now` (None when nothing is: microseconds)."""
-        wanted = self.due_index.due(now)
+        wanted = self._due_index_at(now).due(now)
         if wanted is None:
             return None
         order = {item_id: n for n, item_id in enumerate(self.store.item_ids())}
