@@ -251,7 +251,8 @@ def where_to_look(path: Path, *, archived: bool = False) -> str:
         shown = os.path.relpath(path)
     except ValueError:
         shown = str(path)
-    shown = shown if len(shown) < len(str(path)) else str(path)
+    # relative only inside the current folder: "../../tmp/x" helps nobody
+    shown = shown if not shown.startswith("..") and len(shown) < len(str(path)) else str(path)
     last = f"maild lessons -c {shown}" if archived else f"maild show -c {shown} MD-0001"
     return (f"the demo's data stays in {Path(shown).parent}/ until the next demo; look at it with\n"
             f"  maild status -c {shown}\n  maild items -c {shown}\n  {last}\n")

@@ -215,7 +215,9 @@ def test_full_demo_runs_a_simulated_week_to_the_archive(own_config):
     for moment in ("李娜 reassigns T-2", "blocker", "escalated to the manager", "archived"):
         assert moment in transcript
     kept = own_config.parent / "var" / "demo"  # where `maild lessons -c` finds it, and says so
-    assert f"maild lessons -c {kept / 'config.toml'}" in transcript
+    shown = next(line.split("maild lessons -c ", 1)[1].strip()
+                 for line in transcript.splitlines() if "maild lessons -c " in line)
+    assert (Path.cwd() / shown).resolve() == (kept / "config.toml").resolve()
     assert (kept / "archive" / "index.jsonl").is_file()
 
 
