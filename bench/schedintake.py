@@ -4,9 +4,11 @@ The store holds phase 4's world (2,000 owners, 20,000 open tasks, everyone's dig
 09:00); the daemon (`Service.run`, its clock set to that Monday morning) starts the run at once
 and carries it out in slices between intake batches, its sender's child sending each slice. Meanwhile
 the bench APPENDs a new 3-task project every 150 ms and times each until the sink has its 4
-answers (matched by In-Reply-To). Reported: the run's time from the tick to its last slice
-enqueued (`run_s`) and to its last email sent (`sent_s`), the emails it sent, and the intake
-latencies during it (p50/p99).
+answers (matched by In-Reply-To). Reported: the run's time from the tick to its last email
+planned, rendered and enqueued (`enqueued_s`), to its end (`run_s`: the run ends once its last
+email is sent) and to the outbox's last email sent (`sent_s`), the emails sent (the run's and
+intake's), the intake latencies during it (p50/p99), and the floor: the same number of emails of
+the same mean size sent raw over one connection to the same sink right after (`floor_s`).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from . import corpus
+from . import child, corpus
 from .harness import CTX, percentile, run_child, stop_child, tempdir
 from .progress import note
 
@@ -65,6 +67,8 @@ def daemon_child(out, stop, imap_port: int, smtp_port: int, folder: str, owners:
 
     def watched_slice(*args, **kwargs):
         run_slice(*args, **kwargs)
+        if "enqueued" not in marks and (svc.schedule_run is None or svc.schedule_run.done):
+            marks["enqueued"] = time.monotonic()
         if svc.schedule_run is None and "run" not in marks:
             marks["run"] = time.monotonic()
 
@@ -73,6 +77,7 @@ def daemon_child(out, stop, imap_port: int, smtp_port: int, folder: str, owners:
                 and svc.store.outbox_next_due() is None):
             marks["sent"] = time.monotonic()
             out.put({"run_s": marks["run"] - marks["tick"], "sent_s": marks["sent"] - marks["tick"],
+                     "enqueued_s": marks["enqueued"] - marks["tick"],
                      "queued": len(getattr(svc, "_last_run_queued", ()))})
         return wait(*args, **kwargs)
 
@@ -100,6 +105,7 @@ def run(servers, owners: int, tasks: int) -> dict:
         proc.start()
         latencies: list[float] = []
         result: dict = {}
+        got: list = []
         try:
             out.get(timeout=300)
             from imapclient import IMAPClient
@@ -127,9 +133,14 @@ def run(servers, owners: int, tasks: int) -> dict:
                 times = sorted(answers.get(message_id, ()))
                 if len(times) >= 4:
                     latencies.append((times[3] - at) * 1000)
-            result["emails_sent"] = servers.count() - start
+            got = servers.since(start)
+            result["emails_sent"] = len(got)
         finally:
             stop_child(proc, stop, 60)
+        if got:
+            floor = run_child(child.floor_backlog, servers.imap_port, servers.smtp_port, len(got),
+                              sum(a.size for a in got) // len(got))
+            result["floor_s"] = floor["elapsed"] - floor["fetch_s"]
     return {**result, "intake_emails": len(latencies), "owners": owners, "tasks": tasks,
             "intake_p50_ms": percentile(latencies, 50), "intake_p99_ms": percentile(latencies, 99),
             "intake_ms": latencies}

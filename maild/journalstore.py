@@ -258,22 +258,26 @@ class JournalStorage(Compaction, Storage):
 
     def _read_many(self, values: list[Value], window: int = 8 * 2**20) -> list[bytes]:
         out: list[bytes] = [v if isinstance(v, bytes) else b"" for v in values]
-        refs = sorted((ref_parts(v), n) for n, v in enumerate(values) if isinstance(v, int))
+        # references are ints that sort as (file, offset, length): sorted as they are
+        refs = [(ref_parts(v), n) for v, n in
+                sorted((v, n) for n, v in enumerate(values) if isinstance(v, int))]
         start = 0
         while start < len(refs):
             (file, first, _length), _n = refs[start]
-            end = start
-            while (end + 1 < len(refs) and refs[end + 1][0][0] == file
-                   and refs[end + 1][0][1] + refs[end + 1][0][2] - first <= window):
+            end = start + 1
+            while end < len(refs):
+                (next_file, offset, length), _n = refs[end]
+                if next_file != file or offset + length - first > window:
+                    break
                 end += 1
-            last = refs[end][0]
-            data = os.pread(self._fd(file), last[1] + last[2] - first, first)
-            for (_f, offset, length), n in refs[start:end + 1]:
+            _f, offset, length = refs[end - 1][0]
+            data = os.pread(self._fd(file), offset + length - first, first)
+            for (_f, offset, length), n in refs[start:end]:
                 out[n] = data[offset - first:offset - first + length]
                 if len(out[n]) != length:
                     raise CorruptDatabaseError(f"maild database in {self.folder}: a document "
                                                f"ends early")
-            start = end + 1
+            start = end
         return out
 
     def _writable(self, table: str) -> None:

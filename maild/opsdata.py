@@ -26,18 +26,21 @@ UNKNOWN = "unknown"
 
 
 def status(store: Store, config: Config, now: datetime) -> dict[str, Any]:
-    statuses = Counter(status for status, _at in store.outbox_states())
-    due = [at for status, at in store.outbox_states() if status == "queued" and at and at <= now]
+    outbox_states = store.outbox_states()
+    statuses = Counter(status for status, _at in outbox_states)
+    due = [at for status, at in outbox_states if status == "queued" and at and at <= now]
     oldest = min(due, default=None)
     raw = b"\n".join(store.summary_docs())  # counted by pattern, not decoded: 50,000 items
-    item_states = Counter(m.decode() for m in _ITEM_STATE.findall(raw))
-    rows = _TASK_ROW.findall(raw)
-    task_states = Counter(state for state, _deadline in rows)
+    item_states = Counter(_ITEM_STATE.findall(raw))
+    # (state, deadline) pairs counted first: a company's 150,000 tasks share a few hundred
+    # pairs, so each deadline is parsed once, not once per task
+    task_states: Counter[bytes] = Counter()
     overdue = 0
-    for state, deadline in rows:
+    for (state, deadline), count in Counter(_TASK_ROW.findall(raw)).items():
+        task_states[state] += count
         if state not in _DONE_BYTES and deadline != b"null":
             when = _parse(deadline[1:-1].decode())
-            overdue += bool(when and when < now)
+            overdue += count if when and when < now else 0
     next_runs = store.meta_get("next_runs")
     if isinstance(next_runs, list):  # [{name, at}] is accepted too
         next_runs = {str(r.get("name")): r.get("at") for r in next_runs if isinstance(r, dict)}
@@ -54,7 +57,7 @@ def status(store: Store, config: Config, now: datetime) -> dict[str, Any]:
                    "next_attempt_at": _iso(store.outbox_next_due())},
         "last_imap_contact": store.meta_get("last_imap_contact") or UNKNOWN,
         "next_runs": next_runs if isinstance(next_runs, dict) and next_runs else UNKNOWN,
-        "items": dict(sorted(item_states.items())),
+        "items": dict(sorted((k.decode(), v) for k, v in item_states.items())),
         "tasks": dict(sorted((k.decode(), v) for k, v in task_states.items())),
         "overdue_tasks": overdue,
         "processed_emails": store.counts().get("processed", 0),
@@ -66,8 +69,9 @@ _DONE_BYTES = {s.encode() for s in TASK_DONE}
 
 
 _JSTR = rb'"[^"\\]*(?:\\.[^"\\]*)*"'
-_ITEM_STATE = re.compile(rb'^\{"id":' + _JSTR + rb',"kind":' + _JSTR + rb',"state":"([a-z_]*)"',
-                         re.MULTILINE)
+# A summary opens with `{"id":` and nothing inside it can (a quote in a string is escaped), so
+# no `^`: a pattern that starts with a literal is searched for 4x faster than a line start.
+_ITEM_STATE = re.compile(rb'\{"id":' + _JSTR + rb',"kind":' + _JSTR + rb',"state":"([a-z_]*)"')
 _TASK_ROW = re.compile(rb'\[' + _JSTR + rb',"([a-z_]*)",' + _JSTR + rb',' + _JSTR + rb',('
                        + _JSTR + rb'|null)\]')
 

@@ -367,9 +367,11 @@ class Outbox:
         (the caller commits). Never raises for SMTP trouble. `exclude`: Message-IDs another
         process is sending meanwhile (the sender's child)."""
         tally = _Tally(self.store)
-        due = self.store.outbox_due(now, self.max_per_drain + len(exclude))
-        await self._send([e for e in due if e.out.message_id not in exclude][:self.max_per_drain],
-                         now, tally)
+        # the ids first: the emails the child holds (a schedule run's, thousands) are not decoded
+        ids = [mid for mid in self.store.outbox_due_ids(now, self.max_per_drain + len(exclude))
+               if mid not in exclude][:self.max_per_drain]
+        due = [e for e in map(self.store.outbox_entry, ids) if e is not None]
+        await self._send(due, now, tally)
         return tally.report()
 
     async def send_detached(self, due: list[OutboxEntry], now: datetime) -> DetachedSend:

@@ -60,21 +60,26 @@ class ScheduleSide:
     @property
     def due_index(self) -> DueIndex:
         """When the schedule next has something to plan (loaded at first use)."""
+        return self._due_index_at(self.clock())
+
+    def _due_index_at(self, now: datetime) -> DueIndex:
+        """The due index, loaded at `now` if not yet: loaded at a later clock reading, the
+        moments it computes (an overdue item's is the load's `now`) would come after the
+        tick's `now`, and what is due would wait for the next tick (30 s)."""
         if self._due_index is None:
             self._due_index = DueIndex.load(self.store, self.rules.schedules,
-                                            self.rules.calendar, self.clock())
+                                            self.rules.calendar, now)
         return self._due_index
 
     def start_schedule_run(self, now: datetime) -> ScheduleRun | None:
         """A run over what is due at `now` (None when nothing is: microseconds)."""
-        wanted = self.due_index.due(now)
+        wanted = self._due_index_at(now).due(now)
         if wanted is None:
             return None
         order = {item_id: n for n, item_id in enumerate(self.store.item_ids())}
         return ScheduleRun(self.store, self.rules.schedules, self.rules.calendar,
                            self.rules.people, now, sorted(wanted, key=lambda i: order.get(i, 0)),
-                           enqueue=lambda entry, when: self._enqueue(
-                               [entry.notice], source=_plan_source(entry), now=when),
+                           enqueue=lambda entry, when: self._enqueue_for_run(entry, when),
                            sent=self._send_slice, index=self.due_index,
                            prepare=self._create_occurrences)
 
@@ -91,6 +96,15 @@ class ScheduleSide:
         self._enqueue(notices, source=f"occurrence|{changed['id']}|{created}", now=now)
         log.info("event=occurrences item=%s created=%s", changed["id"], created)
         return changed
+
+    def _enqueue_for_run(self, entry: planner.Planned, now: datetime) -> list[Outgoing]:
+        """Render and queue one planned email, marked as the run's at once: an intake batch
+        may commit it before its slice ends, and the daemon's own drains must leave it to the
+        sender's child (before, they sent it, and intake's answers queued behind the run's)."""
+        queued = self._enqueue([entry.notice], source=_plan_source(entry), now=now)
+        if self.slicing and self.sender is not None:
+            self._run_ids.update(out.message_id for out in queued)
+        return queued
 
     def run_schedules(self, now: datetime) -> list[Outgoing]:
         """Carry out at once what is due: enqueue it and record it as sent, in the same commits
@@ -131,6 +145,7 @@ class ScheduleSide:
             if collecting:
                 gc.enable()
         if not self._sending and self.store.outbox_queued_count():
+            self.store.commit()  # the child sends committed emails only (each is whole)
             self._send_in_background(SEND_AT_ONCE)
         if run.done and not self._sending and not any(
                 mid in self._run_ids for mid in self.store.outbox_due_ids(self.clock(), 10**6)):

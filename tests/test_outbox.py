@@ -115,6 +115,10 @@ def drain(box: Outbox, now: datetime) -> DrainReport:
     return asyncio.run(box.drain(now))
 
 
+def drain_excluding(box: Outbox, now: datetime, exclude: frozenset[str]) -> DrainReport:
+    return asyncio.run(box.drain(now, exclude))
+
+
 def message_ids(handler: Handler) -> list[str]:
     return [message_from_bytes(raw)["Message-ID"] for raw in handler.received]
 
@@ -183,6 +187,20 @@ def test_a_drain_takes_at_most_max_per_drain_and_the_next_one_the_rest(
     # the default keeps up with what one inbound batch enqueues (200 emails, ~4 outgoing each)
     assert Outbox(store, SmtpSettings("h", 25, "plain"), envelope_from=SENDER,
                   build_mime=build_mime).max_per_drain >= 200 * 6
+
+
+@pytest.mark.integration
+def test_a_drain_leaves_the_emails_another_process_sends_and_takes_the_rest(
+    server: CountingController,
+) -> None:
+    store = Store(None)
+    for n in range(6):
+        store.enqueue(email(n), now=T0)
+    held = frozenset({"m0@maild.test", "m1@maild.test", "m3@maild.test"})  # the child's
+    report = drain_excluding(outbox(store, server.port, max_per_drain=2), T0, held)
+    assert report.sent == ("m2@maild.test", "m4@maild.test")  # the cap counts what it sends
+    assert message_ids(server.handler) == ["<m2@maild.test>", "<m4@maild.test>"]
+    assert {e.out.message_id for e in store.outbox_due(T0)} == held | {"m5@maild.test"}
 
 
 @pytest.mark.integration

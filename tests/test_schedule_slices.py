@@ -11,6 +11,7 @@ import pytest
 from conftest import make_mail_system
 from conversation import TZ, Conversation, FakeClock, make_config
 
+from maild.scheduling import RULES_KEY
 from maild.service import Service
 
 pytestmark = pytest.mark.integration
@@ -109,3 +110,33 @@ def test_a_crash_between_slices_sends_the_rest_once(convo):
     assert first + _digests(convo) == EXPECTED
     convo.service.tick()
     assert _digests(convo) == Counter()
+
+
+def test_the_first_tick_runs_what_is_due_at_its_own_moment(convo):
+    # A daemon starts on a store whose due moments it must compute (rules changed, a migrated
+    # store): the index is built during the first tick while the real clock moves on, and what
+    # is due at that tick must start then, not at the next tick 30 s later.
+    convo.clock.now = MONDAY_0900
+    convo.service.tick()  # the digests, at once
+    assert _digests(convo) == EXPECTED
+    convo.clock.now = datetime(2026, 8, 3, 17, 30, tzinfo=TZ)  # 8 working hours unconfirmed
+    convo.service.store.meta_set(RULES_KEY, "the rules of an older version")
+    convo.service.store.commit()
+    convo.service.close()
+    moving = convo.clock
+
+    def clock() -> datetime:  # each reading a millisecond later, as a real clock's would be
+        moving.advance(milliseconds=1)
+        return moving.now
+
+    convo.service = Service.from_config(convo.config, environ={"MAILD_SECRET": "conversation-test"},
+                                        clock=clock)
+    convo.service.slicing = True
+    convo.service.tick()
+    assert convo.service.schedule_run is not None
+    while convo.service.schedule_run is not None:
+        convo.service.run_slice(budget_s=0.0)
+        convo.service.process_batch()
+    convo.service.drain()
+    got = _digests(convo)
+    assert got == Counter({f"{owner} reminder": 1 for owner in OWNERS})
