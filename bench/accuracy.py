@@ -1,7 +1,7 @@
 """How well maild reads what people really write: the share of the corpus read correctly.
 
 `make accuracy` runs this file. Every email in `tests/data/corpus/` goes through
-`maild.cli.inspect_email` (the `maild inspect --json` reading) at a fixed `now`, and is compared
+`maild.app.cli.inspect_email` (the `maild inspect --json` reading) at a fixed `now`, and is compared
 with its entry in `tests/data/corpus/expected.toml`: kind, language, command and its arguments,
 first line of the new text, item fields, tasks, validation error codes, and — for bounces — the
 failed recipients `decode` found. Prints correct/total per client and per kind, the overall share,
@@ -34,8 +34,8 @@ def load_cases(corpus: Path = CORPUS) -> list[dict[str, Any]]:
 
 def read_case(case: Mapping[str, Any], config: Any, corpus: Path = CORPUS) -> dict[str, Any]:
     """inspect's reading of one case's email, plus what decode itself found (recipients, files)."""
-    from maild.cli import inspect_email
-    from maild.decode import decode
+    from maild.app.cli import inspect_email
+    from maild.mail.decode import decode
 
     raw = (corpus / case["file"]).read_bytes()
     result = inspect_email(raw, config, NOW)
@@ -117,7 +117,7 @@ def _table(title: str, counts: Mapping[str, list[int]]) -> list[str]:
 
 def main() -> int:
     sys.path.insert(0, str(ROOT))
-    from maild.config import load_config
+    from maild.core.config import load_config
 
     config = load_config(ROOT / "config.toml")
     by_client: dict[str, list[int]] = defaultdict(lambda: [0, 0])

@@ -2,7 +2,7 @@
 correctly, per template, per table shape, per language (and per checkbox style, owner form and
 date form).
 
-`run()` reads every email through `maild.cli.inspect_email` (the `maild inspect --json`
+`run()` reads every email through `maild.app.cli.inspect_email` (the `maild inspect --json`
 reading) at a fixed `now` and compares it with its entry in tests/data/guide/new/expected.toml:
 kind, language, item fields, each task's owner, deadline, state, progress and priority, how many
 items it makes, whether it waits for a one-word confirmation, validation error codes, the
@@ -36,7 +36,7 @@ def load_cases(corpus: Path = CORPUS) -> list[dict[str, Any]]:
 
 def read_case(case: Mapping[str, Any], config: Any, corpus: Path = CORPUS) -> dict[str, Any]:
     """inspect's reading of one case's email, as of NOW."""
-    from maild.cli import inspect_email
+    from maild.app.cli import inspect_email
 
     return inspect_email((corpus / case["file"]).read_bytes(), config, NOW)
 
@@ -63,7 +63,7 @@ def run(config: Any | None = None, *, quiet: bool = False) -> dict[str, Any]:
     """Score the corpus; print per template, shape, language (… date form) unless `quiet`."""
     sys.path.insert(0, str(ROOT))
     if config is None:
-        from maild.config import load_config
+        from maild.core.config import load_config
 
         config = load_config(ROOT / "config.toml")
     by: dict[str, dict[str, list[int]]] = {d: defaultdict(lambda: [0, 0]) for d in DIMENSIONS}

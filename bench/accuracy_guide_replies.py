@@ -73,7 +73,7 @@ def run(config: Any = None) -> dict[str, Any]:
     """Score the guide's replies; print the tables and misses; return the figures."""
     sys.path.insert(0, str(ROOT))
     from bench.accuracy import _table, read_case
-    from maild.config import load_config
+    from maild.core.config import load_config
 
     config = config or load_config(ROOT / "config.toml")
     by_kind: dict[str, list[int]] = defaultdict(lambda: [0, 0])

@@ -9,7 +9,7 @@ input and scores two things per client and per language:
 
 The peers are email-reply-parser (GitHub's parser, Zapier's port) and mail-parser-reply, run on
 the same text maild gets: the text/plain part, or for an HTML-only email the text maild's decode
-renders from the HTML (`maild.htmltext.html_to_text`), since neither peer reads HTML. maild also
+renders from the HTML (`maild.mail.htmltext.html_to_text`), since neither peer reads HTML. maild also
 gets the HTML. mail-parser-reply is given every language of the corpus it knows (a mailbox
 cannot know the language in advance) and scored on its signature-free `body`, the better of its
 two outputs here. A peer that is not installed is reported as missing (`make accuracy` installs
@@ -45,7 +45,7 @@ def load_cases(suite: Path = SUITE) -> list[dict[str, Any]]:
 
 def case_input(case: Mapping[str, Any]) -> tuple[str, str | None]:
     """(text, html) as maild's decode hands them on: an HTML-only email's text is its rendering."""
-    from maild.htmltext import html_to_text
+    from maild.mail.htmltext import html_to_text
 
     html = case.get("html")
     text = case.get("text")
@@ -65,7 +65,7 @@ def first_line(text: str) -> str:
 
 
 def _maild(text: str, html: str | None) -> str:
-    from maild.reply import new_text
+    from maild.mail.reply import new_text
 
     return new_text(text, html)
 

@@ -44,7 +44,7 @@ def rss_mb() -> float:
 
 
 def config(imap_port: int, smtp_port: int, data_dir: str, **extra):
-    from maild.config import load_config
+    from maild.core.config import load_config
     values = {"mail.embedded": True, "embedded.imap_port": imap_port,
               "embedded.smtp_port": smtp_port, "maild.data_dir": data_dir,
               "maild.secret_file": str(Path(data_dir).parent / "bench-secret.key")}
@@ -55,7 +55,7 @@ def config(imap_port: int, smtp_port: int, data_dir: str, **extra):
 def service(cfg):
     import logging
     logging.disable(logging.WARNING)  # maild's per-email info/warning lines are not the bench
-    from maild.service import Service
+    from maild.app.service import Service
     return Service.from_config(cfg, environ=dict(SECRET))
 
 
@@ -149,7 +149,7 @@ def preload_store(out, imap_port: int, smtp_port: int, data_dir: str, archived: 
     """
     from datetime import datetime, timedelta
 
-    from maild.imap import MemoryInbox
+    from maild.adapters.imap import MemoryInbox
     svc = service(config(imap_port, smtp_port, data_dir))
     svc.inbox = MemoryInbox()
     for raw in sample:
@@ -299,8 +299,8 @@ def commit_cost(out, data_dir: str, store_url: str, rounds: int = 30) -> None:
     import statistics
     from datetime import datetime, timedelta
 
-    from maild.model import Outgoing
-    from maild.store import open_store
+    from maild.adapters.store import open_store
+    from maild.core.model import Outgoing
     store = open_store(store_url or data_dir, inbox="collab@corp.example")
     template = next((i for i in map(store.get_item, store.item_ids()[:50])
                      if i and len(i.get("tasks", ())) == 3), None) or {

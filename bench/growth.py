@@ -20,7 +20,7 @@ from .harness import median, run_child, tempdir
 
 
 def archive_available() -> bool:
-    return importlib.util.find_spec("maild.archive") is not None
+    return importlib.util.find_spec("maild.adapters.archive") is not None
 
 
 def run(servers, sizes: tuple[int, ...], open_items: int, batch: int, repeats: int) -> dict:

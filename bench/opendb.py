@@ -26,7 +26,7 @@ def person(k: int) -> tuple[str, str]:
 
 def _templates(folder: Path, now: datetime) -> list[dict]:
     """One item per task count (1..5) as maild stores it, from real emails."""
-    from maild.imap import MemoryInbox
+    from maild.adapters.imap import MemoryInbox
 
     from . import child, corpus
 
@@ -48,10 +48,10 @@ def build(folder: Path, count: int, now: datetime, seed: int = 1) -> dict:
     """An embedded store of `count` open items in `folder` (created); its figures."""
     import json
 
-    from maild import planner
-    from maild.scheduling import DueIndex
-    from maild.service import Rules
-    from maild.store import Store
+    from maild.adapters.store import Store
+    from maild.app.scheduling import DueIndex
+    from maild.app.service import Rules
+    from maild.core import planner
 
     from .child import ROOT
 
@@ -114,8 +114,8 @@ def build_child(out, folder: str, count: int) -> None:
 
 def copy_to_postgresql(folder: Path, url: str, inbox: str = "collab@corp.example") -> dict:
     """The store in `folder` copied into PostgreSQL at `url` (an empty schema)."""
-    from maild import migrate
-    from maild.store import open_store
+    from maild.adapters.store import open_store
+    from maild.app import migrate
 
     with open_store(folder, inbox=inbox) as source, open_store(url, inbox=inbox) as target:
         return migrate.copy(source, target)

@@ -12,9 +12,9 @@ from . import corpus
 
 
 def run(out, iterations: int) -> None:
-    from maild.classify import ClassifyContext, classify
-    from maild.decode import decode
-    from maild.service import Rules
+    from maild.app.service import Rules
+    from maild.core.classify import ClassifyContext, classify
+    from maild.mail.decode import decode
 
     from .child import ROOT, config
 

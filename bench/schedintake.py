@@ -26,7 +26,7 @@ from .progress import note
 
 def build_child(out, folder: str, owners: int, tasks: int) -> None:
     """The scenario's items in an embedded store (nothing sent yet: every digest is due)."""
-    from maild.store import Store
+    from maild.adapters.store import Store
 
     from .schedules import scenario
 
@@ -48,7 +48,7 @@ def daemon_child(out, stop, imap_port: int, smtp_port: int, folder: str, owners:
     import threading
     from datetime import timedelta
 
-    from maild.people import Directory
+    from maild.core.people import Directory
 
     from . import child
     from .schedules import scenario

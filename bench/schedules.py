@@ -1,6 +1,6 @@
 """Phase 4: 2,000 owners, 20,000 open tasks: plan and render every email due Monday 09:00.
 
-Uses `maild.planner.plan(items, now, rules, cal, people, state)` when it is importable; until then
+Uses `maild.core.planner.plan(items, now, rules, cal, people, state)` when it is importable; until then
 the phase reports n/a. Runs in a child so that the planner's memory is its own. `notices` counts
 emails: one per person and run (a digest carries the levels due to its reader, and one email
 lists someone's other levels; on the owner digest's weekday, everyone here being an initiator
@@ -15,7 +15,7 @@ import importlib.util
 
 
 def available() -> bool:
-    return importlib.util.find_spec("maild.planner") is not None
+    return importlib.util.find_spec("maild.core.planner") is not None
 
 
 def scenario(owners: int, tasks: int):
@@ -24,11 +24,11 @@ def scenario(owners: int, tasks: int):
     import tomllib
     from datetime import datetime, timedelta
 
-    from maild.model import Person
-    from maild.people import Directory
-    from maild.planner import load_schedule_rules
-    from maild.render import Renderer
-    from maild.workcal import load_calendar
+    from maild.core.model import Person
+    from maild.core.people import Directory
+    from maild.core.planner import load_schedule_rules
+    from maild.core.workcal import load_calendar
+    from maild.mail.render import Renderer
 
     from .child import config
 
@@ -67,7 +67,7 @@ def run(out, owners: int, tasks: int) -> None:
     import gc
     import time
 
-    from maild.planner import plan
+    from maild.core.planner import plan
 
     items, now, rules, cal, people, renderer = scenario(owners, tasks)
     gc.disable()  # as `Service.run_schedules` does for the length of a run
@@ -91,7 +91,7 @@ def costs(owners: int = 2000, tasks: int = 20000, repeat: int = 5) -> str:
     import statistics
     import time
 
-    from maild.planner import plan
+    from maild.core.planner import plan
 
     items, now, rules, cal, people, renderer = scenario(owners, tasks)
     plans, per_kind = [], {}

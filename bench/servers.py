@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 
 from aiosmtpd.controller import Controller
 
-from maild.embedded import EmbeddedMailSystem
+from maild.adapters.embedded import EmbeddedMailSystem
 
 ACCOUNTS = {"collab@corp.example": "collab-demo", "li.na@corp.example": "demo"}
 _MID = re.compile(rb"^Message-ID:\s*(<[^>\r\n]*>)", re.IGNORECASE | re.MULTILINE)

@@ -73,10 +73,10 @@ def _workbook(size: int, kind: str, header: list[str]) -> bytes:
 
 
 def run(out, iterations: int) -> None:
-    from maild.classify import ClassifyContext, NewItem, classify
-    from maild.decode import decode
-    from maild.service import Rules
-    from maild.workbooks import load_sheet_words
+    from maild.app.service import Rules
+    from maild.core.classify import ClassifyContext, NewItem, classify
+    from maild.mail.decode import decode
+    from maild.mail.workbooks import load_sheet_words
 
     from .child import ROOT, config
 

@@ -16,12 +16,12 @@ import atheris
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 with atheris.instrument_imports():
-    from maild import tokens
-    from maild.classify import ClassifyContext, Reply, classify
-    from maild.commands import read_command
-    from maild.decode import DecodeError, decode
-    from maild.forms import load_form_rules
-    from maild.reply import new_text
+    from maild.core import tokens
+    from maild.core.classify import ClassifyContext, Reply, classify
+    from maild.core.commands import read_command
+    from maild.core.forms import load_form_rules
+    from maild.mail.decode import DecodeError, decode
+    from maild.mail.reply import new_text
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -21,8 +21,8 @@ with atheris.instrument_imports():
     import email
     import email.policy
 
-    from maild.model import Outgoing
-    from maild.render import to_mime
+    from maild.core.model import Outgoing
+    from maild.mail.render import to_mime
 
 ALLOWED = {"from", "to", "cc", "subject", "date", "message-id", "in-reply-to", "references",
            "reply-to", "mime-version", "content-type", "content-transfer-encoding",

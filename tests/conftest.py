@@ -19,7 +19,7 @@ def shipped_config_path() -> Path:
 
 @pytest.fixture(scope="session")
 def shipped_config(shipped_config_path: Path):
-    from maild.config import load_config
+    from maild.core.config import load_config
     return load_config(shipped_config_path)
 
 
@@ -27,7 +27,7 @@ def shipped_config(shipped_config_path: Path):
 def own_config(tmp_path: Path) -> Path:
     """The shipped config.toml copied into tmp_path, so that its relative data (var/, archive/,
     the demo's var/demo/) lands there; its rules and templates stay the repository's."""
-    from maild.shipped import set_value
+    from maild.app.shipped import set_value
 
     text = (ROOT / "config.toml").read_text(encoding="utf-8")
     for section in ("rules", "templates"):
@@ -39,7 +39,7 @@ def own_config(tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def rules(shipped_config):
-    from maild.service import Rules
+    from maild.app.service import Rules
     return Rules.load(shipped_config.rules_dir)
 
 
@@ -49,7 +49,7 @@ MAIL_SYSTEMS = ("embedded", "dovecot")
 def make_mail_system(kind: str, accounts: dict[str, str], host: str = "127.0.0.1"):
     """A started mail system of `kind`; skips (fails under CI=true) when Dovecot is missing."""
     if kind == "embedded":
-        from maild.embedded import EmbeddedMailSystem
+        from maild.adapters.embedded import EmbeddedMailSystem
         system = EmbeddedMailSystem(host, 0, 0, accounts)
     else:
         from mailservers import DovecotMailSystem, dovecot_available

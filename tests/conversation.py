@@ -21,8 +21,8 @@ from zoneinfo import ZoneInfo
 
 from imapclient import IMAPClient
 
-from maild.config import Config, load_config
-from maild.service import Service
+from maild.app.service import Service
+from maild.core.config import Config, load_config
 
 ROOT = Path(__file__).resolve().parent.parent
 TZ = ZoneInfo("Asia/Shanghai")

@@ -1,6 +1,6 @@
 """Real mail servers as test peers: Dovecot (IMAP + IDLE) behind an aiosmtpd SMTP front door.
 
-`DovecotMailSystem` has the surface the tests use from `maild.embedded.EmbeddedMailSystem`:
+`DovecotMailSystem` has the surface the tests use from `maild.adapters.embedded.EmbeddedMailSystem`:
 `host`, `imap_port`, `smtp_port`, `start()`, `stop()`, `add_account()`, `accounts`. Dovecot runs
 from its own config (`dovecot -F -c FILE`) under a fresh directory in /tmp, never touching the
 system service. SMTP is aiosmtpd delivering by LMTP (stdlib `smtplib.LMTP`) to Dovecot's LMTP
@@ -96,7 +96,7 @@ class _LmtpRelay:
         return "250 2.1.5 OK"
 
     async def auth_XOAUTH2(self, server, args):  # noqa: N802
-        from maild.embedded import xoauth2_auth
+        from maild.adapters.embedded import xoauth2_auth
         check = self.system.smtp_oauth2_check or (lambda user, token: False)
         return await xoauth2_auth(server, args, check)
 
@@ -282,7 +282,7 @@ service lmtp {{
     def _start_smtp(self) -> None:
         from aiosmtpd.controller import Controller
 
-        from maild.embedded import XOAuth2SMTP
+        from maild.adapters.embedded import XOAuth2SMTP
 
         class FrontDoor(Controller):
             def factory(self):

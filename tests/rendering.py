@@ -7,8 +7,8 @@ from datetime import datetime
 from functools import cache
 from pathlib import Path
 
-from maild.model import Notice
-from maild.render import Renderer, to_mime
+from maild.core.model import Notice
+from maild.mail.render import Renderer, to_mime
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 

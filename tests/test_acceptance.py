@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from maild import acceptance, loopcommands
-from maild.model import Attachment, Command
+from maild.core import acceptance, loopcommands
+from maild.core.model import Attachment, Command
 
 TZ = ZoneInfo("Asia/Shanghai")
 LI, WANG = "li.na@corp.example", "wang.zhe@corp.example"

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from conversation import TZ, Conversation, FakeClock, make_config
 
-from maild import admission
-from maild.decode import decode
-from maild.sentjournal import SentJournal
+from maild.adapters.sentjournal import SentJournal
+from maild.core import admission
+from maild.mail.decode import decode
 
 INITIATOR, OWNER = "li.na@corp.example", "wang.zhe@corp.example"
 HELP = ("From: li.na@corp.example\r\nTo: collab@corp.example\r\nSubject: help\r\n"
@@ -36,7 +36,7 @@ def test_the_fingerprint_is_what_the_sender_wrote():
 
 
 def test_a_log_line_reads_back_field_by_field_in_both_formats():
-    from maild.cli import _JsonFormatter
+    from maild.app.cli import _JsonFormatter
 
     line = admission.log_line("inbound", uid=7, message_id="a@b", sender="",
                               reason='ignored auto_reply: Auto-Submitted: "auto-replied"')

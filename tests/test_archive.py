@@ -12,8 +12,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from maild import archive
-from maild.record import RecordRenderer, achieved_mark, improvement_lines, md
+from maild.adapters import archive
+from maild.mail.record import RecordRenderer, achieved_mark, improvement_lines, md
 
 TZ = "Asia/Shanghai"
 SH = ZoneInfo(TZ)

@@ -298,7 +298,7 @@ def test_an_email_far_over_the_cap_costs_the_daemon_no_memory(shipped_config, tm
     from daemonproc import write_daemon_config
     from imapclient import IMAPClient
 
-    from maild.store import Store
+    from maild.adapters.store import Store
 
     emb = shipped_config.embedded_system
     system = make_mail_system("dovecot", dict(emb.accounts), emb.host)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from conversation import TZ, Conversation, FakeClock, make_config, text_of
 
-from maild.workcal import PACKAGE_YEARS
+from maild.core.workcal import PACKAGE_YEARS
 
 pytestmark = pytest.mark.integration
 

@@ -13,12 +13,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from maild import calgaps
-from maild.model import Person
-from maild.people import Directory
-from maild.planner import load_schedule_rules, plan
-from maild.render import Renderer
-from maild.workcal import PACKAGE_YEARS, load_calendar, package_days
+from maild.core import calgaps
+from maild.core.model import Person
+from maild.core.people import Directory
+from maild.core.planner import load_schedule_rules, plan
+from maild.core.workcal import PACKAGE_YEARS, load_calendar, package_days
+from maild.mail.render import Renderer
 
 ROOT = Path(__file__).resolve().parent.parent
 TZ = ZoneInfo("Asia/Shanghai")
@@ -247,7 +247,7 @@ def test_the_digest_says_why_in_the_readers_language(renderer: Renderer, languag
 
 
 def test_check_warns_loudly_but_does_not_fail(tmp_path: Path) -> None:
-    from maild.checks import Painter, check_calendar, format_checks
+    from maild.app.checks import Painter, check_calendar, format_checks
 
     rules_file = tmp_path / "schedules.toml"
     rules_file.write_text(SHIPPED_TEXT, "utf-8")

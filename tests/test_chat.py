@@ -13,11 +13,11 @@ import pytest
 from chatpeer import DING_SECRET, FEISHU_SECRET, ChatPeer
 from conversation import TZ, Conversation, FakeClock, make_config
 
-from maild.chat import ChatAlert, alerts_for, dingtalk_sign, feishu_sign, request_for
-from maild.chatqueue import ChatQueue
-from maild.filechatconfig import ChatConfig, Robot, RobotConfig, read_files_chat
-from maild.model import Notice
-from maild.tomlreader import ConfigError, StrictReader
+from maild.adapters.chatqueue import ChatQueue
+from maild.core.chat import ChatAlert, alerts_for, dingtalk_sign, feishu_sign, request_for
+from maild.core.filechatconfig import ChatConfig, Robot, RobotConfig, read_files_chat
+from maild.core.model import Notice
+from maild.core.tomlreader import ConfigError, StrictReader
 
 NOW = datetime(2026, 8, 3, 10, 0, tzinfo=TZ)
 ITEM = {"id": "MD-0001", "title": "Q3新品推广项目", "kind": "project", "initiator": "li.na@corp.example",
@@ -162,7 +162,7 @@ def test_a_blocker_and_an_emergency_reach_every_robot(embedded_mail, tmp_path, p
                "T_FEISHU_SECRET": FEISHU_SECRET}
     convo = Conversation.__new__(Conversation)
     convo.mail, convo.config, convo.clock, convo._seen = embedded_mail, config, clock, {}
-    from maild.service import Service
+    from maild.app.service import Service
     convo.service = Service.from_config(config, environ=environ, clock=clock)
     try:
         for address in config.embedded_system.accounts:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from maild.checkboxes import choose, percent_of, picked
-from maild.formrules import Choice
+from maild.core.checkboxes import choose, percent_of, picked
+from maild.core.formrules import Choice
 
 PICKED = [
     ("□高 ☑中 □低", "中"), ("☐高☑中☐低", "中"), ("高☑ 中□ 低□", "高"), ("中 ☑", "中"),

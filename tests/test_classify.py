@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from maild.classify import (
+from maild.core.classify import (
     LOOP_CHECKS,
     ClassifyContext,
     HelpRequest,
@@ -19,7 +19,7 @@ from maild.classify import (
     language_of,
     sender_authentication,
 )
-from maild.decode import decode
+from maild.mail.decode import decode
 
 CORPUS = Path(__file__).parent / "data" / "corpus"
 
@@ -173,7 +173,7 @@ def test_a_reply_with_an_expired_token_does_not_match_by_token(ctx) -> None:
     import dataclasses
     from datetime import date
 
-    from maild import tokens
+    from maild.core import tokens
     token = tokens.ReplyToken("MD-0012", "T-1", "wang.zhe@corp.example", date(2026, 1, 1))
     address = tokens.reply_address("collab@corp.example", tokens.issue(b"test", token))
     raw = (f"From: wang.zhe@corp.example\r\nTo: {address}\r\nSubject: ok\r\n"
@@ -217,7 +217,7 @@ def test_a_token_in_the_subject_tag_matches_like_one_in_the_address(ctx):
     """Servers without plus addressing: the token rides in the subject tag."""
     from datetime import date
 
-    from maild import tokens
+    from maild.core import tokens
     addresses = tokens.action_addresses(b"test", "collab@corp.example", "MD-0012", "T-2",
                                         "wang.zhe@corp.example", date(2026, 8, 3), "m1@x")
     subject = tokens.tag_subject("回复：[MD-0012] 请确认任务", addresses["confirm"])

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from maild.cli import EXAMPLES, build_parser, main
+from maild.app.cli import EXAMPLES, build_parser, main
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"

@@ -10,11 +10,11 @@ import pytest
 from conversation import TZ
 from rendering import render_both
 
-from maild import intake, workflow
-from maild.classify import NewItem, Reply
-from maild.commands import read_commands
-from maild.forms import read_form
-from maild.model import Attachment, Inbound
+from maild.core import intake, workflow
+from maild.core.classify import NewItem, Reply
+from maild.core.commands import read_commands
+from maild.core.forms import read_form
+from maild.core.model import Attachment, Inbound
 
 NOW = datetime(2026, 8, 3, 9, 0, tzinfo=TZ)
 LI, WANG, ZHAO, CHEN = ("li.na@corp.example", "wang.zhe@corp.example", "zhao.lei@corp.example",
@@ -247,7 +247,7 @@ def test_a_project_cannot_repeat_as_a_whole(ctx, rules) -> None:
 def test_the_archived_record_keeps_the_loop(item, ctx) -> None:
     """Earlier occurrences, hand-ins with their files and the first-time acceptance count are in
     the record, in words (no internal keys)."""
-    from maild.record import RecordRenderer
+    from maild.mail.record import RecordRenderer
 
     current = say(item, ctx, WANG, "完成：见附件", "T-1", attachments=(PDF,)).items[0]
     current = say(current, ctx, LI, "退回修改：缺移动端", "T-1").items[0]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from maild.commands import read_command, read_commands
+from maild.core.commands import read_command, read_commands
 
 CASES = [
     ("确认", "confirm", {}),

@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 from conversation import TZ
 
-from maild import intake, tokens, workflow
-from maild.classify import NewItem, Reply
-from maild.commands import read_commands
-from maild.forms import read_form
-from maild.model import Inbound, Notice
-from maild.render import Renderer, to_mime
-from maild.workcal import WorkCalendar
+from maild.core import intake, tokens, workflow
+from maild.core.classify import NewItem, Reply
+from maild.core.commands import read_commands
+from maild.core.forms import read_form
+from maild.core.model import Inbound, Notice
+from maild.core.workcal import WorkCalendar
+from maild.mail.render import Renderer, to_mime
 
 NOW = datetime(2026, 8, 3, 9, 0, tzinfo=TZ)
 LATER = NOW + timedelta(hours=1)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from maild.config import ConfigError, load_config, resolve_password
+from maild.core.config import ConfigError, load_config, resolve_password
 
 
 def test_shipped_config_names_the_embedded_system(shipped_config):
@@ -128,7 +128,7 @@ def test_server_keys_are_known_while_the_embedded_system_is_used(shipped_config)
 def test_a_key_is_known_by_being_read():
     """No list of keys to keep in sync: whatever the reader reads (here a future [store] url)
     is accepted, and only that."""
-    from maild.tomlreader import StrictReader
+    from maild.core.tomlreader import StrictReader
 
     raw = {"store": {"url": "postgresql:///maild", "pool": 4}}
     reader = StrictReader(raw, "c.toml")
@@ -151,7 +151,7 @@ def test_a_key_is_known_by_being_read():
      "/etc/maild/config.toml"),
 ], ids=["-c-first", "environment", "working-folder", "etc"])
 def test_config_is_found_in_order_and_says_where(explicit, environ, present, path, source):
-    from maild.config import find_config
+    from maild.core.config import find_config
 
     found = find_config(Path(explicit) if explicit else None, environ, Path("/cwd"),
                         is_file=lambda p: str(p) in present)
@@ -160,7 +160,7 @@ def test_config_is_found_in_order_and_says_where(explicit, environ, present, pat
 
 
 def test_no_config_anywhere_says_where_it_looked_and_how_to_make_one():
-    from maild.config import find_config
+    from maild.core.config import find_config
 
     with pytest.raises(ConfigError) as info:
         find_config(None, {}, Path("/cwd"), is_file=lambda p: False)

@@ -13,7 +13,7 @@ from urllib.parse import unquote
 import pytest
 from conversation import TZ, Conversation, FakeClock, html_of, make_config, text_of
 
-from maild import tokens
+from maild.core import tokens
 
 pytestmark = pytest.mark.integration
 

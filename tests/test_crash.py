@@ -138,7 +138,7 @@ def _kill_and_restart(config: Path, store: str | Path, reader: Conversation,
     assert len(reader.folder(INITIATOR)) == 2, log
     assert len(reader.folder("wang.zhe@corp.example")) == 2, log  # request + acknowledgement
 
-    from maild.store import open_store
+    from maild.adapters.store import open_store
     store = open_store(store, inbox="collab@corp.example")
     try:
         item = store.get_item("MD-0001")

@@ -35,9 +35,9 @@ from conftest import make_mail_system
 from daemonproc import write_daemon_config
 from imapclient import IMAPClient
 
-from maild import tokens
-from maild.service import CRASHPOINTS
-from maild.store import Store
+from maild.adapters.store import Store
+from maild.app.service import CRASHPOINTS
+from maild.core import tokens
 
 pytestmark = pytest.mark.integration
 

@@ -26,7 +26,7 @@ PROJECT = (ROOT / "tests" / "data" / "new_project_zh.eml").read_bytes()
 
 def _config(tmp_path: Path, *, embedded: bool, imap_port: int, smtp_port: int) -> Path:
     """The shipped accounts and rules, this test's own ports and directories."""
-    from maild.config import load_config
+    from maild.core.config import load_config
 
     accounts = load_config(ROOT / "config.toml").embedded_system.accounts
     return write_daemon_config(tmp_path, host="127.0.0.1", imap_port=imap_port,

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from maild.decode import (
+from maild.core.model import Attachment
+from maild.mail.decode import (
     DecodeError,
     decode,
     decode_bytes,
@@ -18,7 +19,6 @@ from maild.decode import (
     html_to_text,
     normalize_message_id,
 )
-from maild.model import Attachment
 
 DATA = Path(__file__).parent / "data" / "decode"
 CST = timezone(timedelta(hours=8))

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from maild.config import load_config
-from maild.demo import DemoFailed, demo_config
+from maild.app.demo import DemoFailed, demo_config
+from maild.core.config import load_config
 
 pytestmark = pytest.mark.integration
 

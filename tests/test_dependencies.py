@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from maild import dependencies
-from maild.dependencies import Suggestion
+from maild.core import dependencies
+from maild.core.dependencies import Suggestion
 
 
 def guide_tasks(**notes: str) -> list[dict]:

@@ -24,9 +24,9 @@ import pytest
 from daemonproc import inbox_count, wait_for
 from mailservers import free_port
 
-from maild.checks import check_folders, writable_problem
-from maild.config import parse_config
-from maild.shipped import SYSTEM_VALUES, system_config
+from maild.app.checks import check_folders, writable_problem
+from maild.app.shipped import SYSTEM_VALUES, system_config
+from maild.core.config import parse_config
 
 ROOT = Path(__file__).resolve().parent.parent
 UNIT = ROOT / "deploy" / "maild.service"
@@ -165,7 +165,7 @@ def test_a_traced_daemon_stays_inside_the_units_sandbox(tmp_path):
     imap_port, smtp_port = free_port(), free_port()
     state = tmp_path / "state"
     text = (ROOT / "config.toml").read_text(encoding="utf-8")
-    from maild.shipped import set_value
+    from maild.app.shipped import set_value
     for section, key, value in (
             ("maild", "data_dir", str(state)), ("maild", "archive_dir", str(state / "archive")),
             ("maild", "secret_file", str(state / "secret.key")), ("mail", "batch_size", 1),
@@ -223,7 +223,7 @@ def test_a_traced_daemon_stays_inside_the_units_sandbox(tmp_path):
 def test_log_dir_gets_the_same_lines_as_stdout(tmp_path, capsys):
     import logging
 
-    from maild.cli import setup_logging
+    from maild.app.cli import setup_logging
 
     root = logging.getLogger()
     saved = root.handlers[:], root.level

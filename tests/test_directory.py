@@ -13,11 +13,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from maild import cli, directory, dirsync, hrcsv, ldapdir
-from maild.config import ConfigError, load_config
-from maild.directory import Record
-from maild.people import Directory
-from maild.service import Rules
+from maild.adapters import ldapdir
+from maild.app import cli, dirsync
+from maild.app.service import Rules
+from maild.core import directory
+from maild.core.config import ConfigError, load_config
+from maild.core.directory import Record
+from maild.core.people import Directory
+from maild.mail import hrcsv
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data" / "directory"
@@ -309,7 +312,7 @@ def test_every_directory_subcommand_has_help_with_an_example(capsys) -> None:
 
 
 def test_maild_check_tells_where_the_directory_stands(tmp_path: Path) -> None:
-    from maild.checks import check_directory
+    from maild.app.checks import check_directory
 
     config_path = write_config(tmp_path, '\n[directory]\nsource = "csv"\n[directory.csv]\n'
                                          f'path = "{DATA / "roster_gbk.csv"}"\n')

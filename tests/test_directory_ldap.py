@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from ldapserver import ROOT_DN, ROOT_PW, Slapd, slapd_available
 
-from maild import cli, dirsync
-from maild.config import load_config
-from maild.service import Rules
+from maild.app import cli, dirsync
+from maild.app.service import Rules
+from maild.core.config import load_config
 
 pytestmark = pytest.mark.integration
 
@@ -210,7 +210,7 @@ def test_a_wrong_password_or_no_server_is_said_plainly(slapd, tmp_path):
 def test_the_daemon_syncs_at_its_time_and_reloads(slapd, tmp_path, embedded_mail):
     from conversation import TZ, FakeClock
 
-    from maild.service import Service
+    from maild.app.service import Service
 
     config = load_config(write_config(tmp_path, slapd, OPENLDAP), {
         "embedded.imap_port": embedded_mail.imap_port,

@@ -18,7 +18,7 @@ import pytest
 from imapclient import IMAPClient
 from imapclient.exceptions import LoginError
 
-from maild.embedded import EmbeddedMailSystem, _CoalescingWriter
+from maild.adapters.embedded import EmbeddedMailSystem, _CoalescingWriter
 
 pytestmark = pytest.mark.integration
 
@@ -327,7 +327,7 @@ def test_serve_forever_stops_cleanly_on_sigterm(imap: Imap) -> None:
         with socket.create_server(("127.0.0.1", 0)) as probe:
             ports.append(probe.getsockname()[1])
     code = (
-        "from maild.embedded import EmbeddedMailSystem\n"
+        "from maild.adapters.embedded import EmbeddedMailSystem\n"
         f"EmbeddedMailSystem('127.0.0.1', {ports[0]}, {ports[1]}, {PASSWORDS!r}).serve_forever()\n"
     )
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1])

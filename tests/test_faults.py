@@ -23,7 +23,7 @@ from conftest import MAIL_SYSTEMS, make_mail_system
 from conversation import TZ, Conversation, FakeClock, make_config, text_of
 from faultproxy import FaultProxy
 
-from maild.imap import ImapInbox
+from maild.adapters.imap import ImapInbox
 
 pytestmark = pytest.mark.integration
 
@@ -254,7 +254,7 @@ def test_mailbox_recreated_with_new_uidvalidity_loses_nothing_and_repeats_nothin
 
 
 def test_reconnect_backoff_grows_with_jitter(monkeypatch):
-    import maild.imap as imap_module
+    import maild.adapters.imap as imap_module
     slept: list[float] = []
     monkeypatch.setattr(imap_module.time, "sleep", slept.append)
     settings = imap_module.ImapSettings("127.0.0.1", 1, "plain", "u", "p")

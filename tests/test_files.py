@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from maild.files import atomic_write_bytes, publish, write_pending
+from maild.adapters.files import atomic_write_bytes, publish, write_pending
 
 
 def test_atomic_write_replaces_whole_and_leaves_no_temp_file(tmp_path):

@@ -9,8 +9,15 @@ from typing import Any
 
 import pytest
 
-from maild.forms import FormRules, blank_form, detect_kind, load_form_rules, read_form, refill_form
-from maild.model import FieldError, FormResult, ItemKind, TaskDraft
+from maild.core.forms import (
+    FormRules,
+    blank_form,
+    detect_kind,
+    load_form_rules,
+    read_form,
+    refill_form,
+)
+from maild.core.model import FieldError, FormResult, ItemKind, TaskDraft
 
 RULES_FILE = Path(__file__).resolve().parent.parent / "rules" / "forms.toml"
 

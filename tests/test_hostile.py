@@ -25,8 +25,8 @@ import pytest
 from conversation import TZ, Conversation, FakeClock, make_config
 from imapclient import IMAPClient
 
-from maild.decode import DecodeError, decode
-from maild.imap import MemoryInbox
+from maild.adapters.imap import MemoryInbox
+from maild.mail.decode import DecodeError, decode
 
 pytestmark = pytest.mark.integration
 

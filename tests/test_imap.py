@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from maild.imap import ImapInbox, ImapSettings, MemoryInbox
+from maild.adapters.imap import ImapInbox, ImapSettings, MemoryInbox
 
 pytestmark = pytest.mark.integration
 
@@ -91,7 +91,7 @@ def test_memory_twin_behaves_like_an_inbox():
 def test_an_email_over_the_cap_comes_back_as_its_header_only(mail_system):
     """The size cap is decided on RFC822.SIZE: an email over it is never fetched whole, only its
     header block (with the size), whether it is alone in INBOX or among others."""
-    from maild.imap import HeaderOnly
+    from maild.adapters.imap import HeaderOnly
 
     big = (b"From: wang.zhe@corp.example\r\nTo: collab@corp.example\r\nSubject: done\r\n"
            b"Message-ID: <big@corp.example>\r\n\r\n" + (b"x" * 76 + b"\r\n") * 2_600)
@@ -114,7 +114,7 @@ def test_an_email_over_the_cap_comes_back_as_its_header_only(mail_system):
 
 
 def test_the_memory_twin_caps_sizes_the_same_way():
-    from maild.imap import HeaderOnly
+    from maild.adapters.imap import HeaderOnly
 
     memory = MemoryInbox()
     memory.deliver(b"Subject: a\r\n\r\n" + b"y" * 50)

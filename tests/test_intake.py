@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from conversation import TZ
 
-from maild import drafts, intake, workflow
-from maild.classify import DraftReply, NewItem
-from maild.forms import read_form
-from maild.model import Inbound, Notice
-from maild.render import Renderer
+from maild.core import drafts, intake, workflow
+from maild.core.classify import DraftReply, NewItem
+from maild.core.forms import read_form
+from maild.core.model import Inbound, Notice
+from maild.mail.render import Renderer
 
 NOW = datetime(2026, 7, 27, 9, 0, tzinfo=TZ)  # a Monday
 LI, WU, WANG, ZHAO, CHEN = ("li.na@corp.example", "wu.fang@corp.example",
@@ -104,8 +104,8 @@ def test_each_item_of_a_receipt_that_lists_several_has_its_own_buttons(rules, ct
     named by a forged From withdraws every item from this one email."""
     from urllib.parse import parse_qs, unquote, urlsplit
 
-    from maild import tokens
-    from maild.service import notice_addresses
+    from maild.app.service import notice_addresses
+    from maild.core import tokens
     outcome = start(rules, ctx, email(WU, "日常任务同步跟进表", GUIDE_T2))
     (notice,) = [Notice(**{**n.__dict__, "language": lang}) for n in outcome.notices
                  if n.template == "receipt"]

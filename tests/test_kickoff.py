@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from maild.kickoff import Kickoff, read_kickoff
-from maild.model import TaskDraft
+from maild.core.kickoff import Kickoff, read_kickoff
+from maild.core.model import TaskDraft
 
 CLAUSES = [
     ("the guide's example", "产品部8月10日前输出核心卖点；销售部8月15日前提交渠道需求",

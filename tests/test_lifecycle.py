@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from conversation import TZ, Conversation, FakeClock, buttons_of, kinds, make_config, text_of
 
-from maild import scheduling
-from maild.service import Service
+from maild.app import scheduling
+from maild.app.service import Service
 
 pytestmark = pytest.mark.integration
 
@@ -206,7 +206,7 @@ def test_one_email_lists_an_owners_reminders_and_each_task_keeps_its_buttons(con
 
 
 def test_full_demo_runs_a_simulated_week_to_the_archive(own_config):
-    from maild.demo_full import run_full_demo
+    from maild.app.demo_full import run_full_demo
     out = io.StringIO()
     status = run_full_demo(own_config, out)
     transcript = out.getvalue()
@@ -222,7 +222,7 @@ def test_full_demo_runs_a_simulated_week_to_the_archive(own_config):
 
 
 def test_digest_preview_shows_what_is_due_without_sending_or_recording(convo):
-    from maild.reports import digest_preview
+    from maild.app.reports import digest_preview
 
     _kickoff(convo)
     convo.service.store.commit()
@@ -237,7 +237,7 @@ def test_digest_preview_shows_what_is_due_without_sending_or_recording(convo):
 
 
 def test_lessons_page_collects_improvements_of_closed_projects(convo):
-    from maild import archive
+    from maild.adapters import archive
 
     _kickoff(convo)
     receipt = convo.folder(LI)[0]

@@ -20,9 +20,9 @@ from test_planner import (
     task,
 )
 
-from maild import recurrence
-from maild.planner import load_schedule_rules
-from maild.series import create_due, start_series
+from maild.core import recurrence
+from maild.core.planner import load_schedule_rules
+from maild.core.series import create_due, start_series
 
 SUBMITTED_AT = at(2026, 10, 9, 14)  # Friday; the task is due 18:00 that day
 
@@ -121,7 +121,7 @@ def test_the_next_occurrence_is_on_the_planners_horizon() -> None:
 
 
 def test_the_due_index_wakes_a_series_on_the_day_its_next_occurrence_is_created() -> None:
-    from maild.planner import next_level_due
+    from maild.core.planner import next_level_due
 
     item_ = item(task(1, state="done", deadline=at(2026, 8, 5, 18)), kind="task",
                  created=at(2026, 8, 3, 10))

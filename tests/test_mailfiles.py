@@ -14,10 +14,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from icalendar import Calendar
 
-from maild.decode import decode
-from maild.ics import CANCEL, REQUEST, calendar_sequence, deadline_event
-from maild.model import FileAttachment, Outgoing
-from maild.render import to_mime
+from maild.core.model import FileAttachment, Outgoing
+from maild.mail.decode import decode
+from maild.mail.ics import CANCEL, REQUEST, calendar_sequence, deadline_event
+from maild.mail.render import to_mime
 
 TZ = ZoneInfo("Asia/Shanghai")
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"

@@ -18,7 +18,7 @@ import pytest
 from daemonproc import inbox_count, wait_for
 from mailservers import free_port
 
-from maild.shipped import set_value
+from maild.app.shipped import set_value
 
 pytestmark = pytest.mark.integration
 

@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 from tokenserver import TENANT, TokenServer, make_jwt, service_account_key
 
-from maild.config import ConfigError, OAuthConfig, load_config
-from maild.oauth import CACHE_NAME, OAuthTokens, TokenCacheFile
-from maild.oauthcli import run_oauth_command
-from maild.signin import (
+from maild.adapters.oauth import CACHE_NAME, OAuthTokens, TokenCacheFile
+from maild.app.oauthcli import run_oauth_command
+from maild.core.config import ConfigError, OAuthConfig, load_config
+from maild.core.signin import (
     SignIn,
     SignInError,
     explain_refusal,

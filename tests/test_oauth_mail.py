@@ -19,9 +19,9 @@ from daemonproc import write_daemon_config
 from imapclient import IMAPClient
 from tokenserver import TENANT, TokenServer
 
-from maild.checks import run_checks
-from maild.config import load_config
-from maild.embedded import EmbeddedMailSystem
+from maild.adapters.embedded import EmbeddedMailSystem
+from maild.app.checks import run_checks
+from maild.core.config import load_config
 
 pytestmark = pytest.mark.integration
 
@@ -109,7 +109,7 @@ def test_check_signs_in_with_xoauth2_and_names_missing_permissions(dovecot, endp
 def test_embedded_smtp_takes_xoauth2_tokens_the_endpoint_vouches_for(endpoint, tmp_path):
     import smtplib
 
-    from maild.oauth import OAuthTokens, TokenCacheFile
+    from maild.adapters.oauth import OAuthTokens, TokenCacheFile
 
     cfg = load_config(_config(tmp_path, type("S", (), {"imap_port": 1, "smtp_port": 1}),
                               endpoint)).oauth

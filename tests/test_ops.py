@@ -12,9 +12,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from maild import cli, ops
-from maild.model import Outgoing
-from maild.store import ReadOnlyError, Store
+from maild.adapters.store import ReadOnlyError, Store
+from maild.app import cli, ops
+from maild.core.model import Outgoing
 
 ROOT = Path(__file__).resolve().parent.parent
 TZ = ZoneInfo("Asia/Shanghai")
@@ -135,7 +135,7 @@ def test_readonly_store_of_a_missing_dir_is_empty_and_creates_nothing(tmp_path: 
 
 
 def test_status_data(populated: Path, tmp_path: Path):
-    from maild.config import load_config
+    from maild.core.config import load_config
     config = load_config(populated)
     with Store.open_readonly(tmp_path / "var") as store:
         data = ops.status(store, config, NOW)

@@ -22,9 +22,9 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-from maild.model import Outgoing
-from maild.outbox import DrainReport, Outbox, SmtpSettings
-from maild.store import Store
+from maild.adapters.outbox import DrainReport, Outbox, SmtpSettings
+from maild.adapters.store import Store
+from maild.core.model import Outgoing
 
 T0 = datetime(2026, 8, 1, 9, 0, tzinfo=UTC)
 SENDER = "maild@example.com"

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from mailservers import free_port
 
-from maild.shipped import set_value
+from maild.app.shipped import set_value
 
 pytestmark = pytest.mark.integration
 
@@ -85,7 +85,7 @@ def test_the_wheel_installs_into_a_fresh_venv_and_runs_init_check_and_the_demo(b
                               text=True, env=env, cwd=cwd, timeout=180)
 
     where = subprocess.run([str(venv / "bin" / "python"), "-c",
-                            "import maild.shipped as s; print(s.shipped_root())"],
+                            "import maild.app.shipped as s; print(s.shipped_root())"],
                            capture_output=True, text=True, env=env, cwd=site, timeout=60)
     assert Path(where.stdout.strip()).is_relative_to(venv), where.stdout + where.stderr
 

@@ -39,8 +39,8 @@ def test_unknown(rules, text):
 
 import random  # noqa: E402
 
-from maild.model import Person  # noqa: E402
-from maild.people import Directory  # noqa: E402
+from maild.core.model import Person  # noqa: E402
+from maild.core.people import Directory  # noqa: E402
 
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈"
 GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华玉兰萍红鹏飞斌宇浩凯健俊帆琳晨颖雪梅婷"

@@ -11,10 +11,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from maild.model import Person
-from maild.people import Directory
-from maild.planner import Planned, ScheduleRules, load_schedule_rules, plan
-from maild.workcal import load_calendar
+from maild.core.model import Person
+from maild.core.people import Directory
+from maild.core.planner import Planned, ScheduleRules, load_schedule_rules, plan
+from maild.core.workcal import load_calendar
 
 TZ = ZoneInfo("Asia/Shanghai")
 RULES_DATA = tomllib.loads(
@@ -554,7 +554,7 @@ def test_one_digest_per_person_when_both_go_out(rules: ScheduleRules, kinds: lis
 
 
 def test_a_merged_digest_lists_the_readers_own_tasks_with_their_own_buttons() -> None:
-    from maild.planner import actionable
+    from maild.core.planner import actionable
 
     planned, _ = run(two_hats(), at(2026, 8, 10, 9), RULES)
     (digest,) = [p for p in planned if p.notice.to == (INITIATOR,)]
@@ -612,14 +612,14 @@ def test_an_owner_digest_goes_alone_when_the_initiator_digest_has_nothing_to_rep
         "handed-in", "handed-in-late", "returned"])
 def test_the_initiator_gets_the_buttons_a_task_needs(state: str, asked: bool, overdue: bool,
                                                      buttons: tuple[str, ...]) -> None:
-    from maild.initiatorbuttons import task_buttons
+    from maild.core.initiatorbuttons import task_buttons
 
     t = task(state=state, **({"requested_deadline": "2026-10-20T18:00:00+08:00"} if asked else {}))
     assert task_buttons(t, overdue) == buttons
 
 
 def test_every_digest_row_that_needs_her_has_her_buttons_and_a_finished_item_its_close() -> None:
-    from maild.planner import actionable
+    from maild.core.planner import actionable
 
     asked = {"requested_deadline": at(2026, 8, 28, 18).isoformat()}
     items = [item(task(1, state="in_progress", progress=40, deadline=at(2026, 8, 5, 18)),

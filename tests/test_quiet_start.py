@@ -8,8 +8,8 @@ from datetime import date, datetime
 import pytest
 from conversation import TZ, Conversation, FakeClock, kinds, make_config
 
-from maild import baseline
-from maild.planner import Cadence
+from maild.core import baseline
+from maild.core.planner import Cadence
 
 LI, WANG, ZHAO = "li.na@corp.example", "wang.zhe@corp.example", "zhao.lei@corp.example"
 PROJECT = """项目名称：渠道拓展项目
@@ -96,7 +96,7 @@ def test_a_new_owner_mid_week_waits_for_the_weekly_digest(mail_system, tmp_path)
 ], ids=["daily-evening", "daily-friday-evening", "daily-morning", "every-2-days", "weekly-midweek",
         "weekly-monday-early", "weekly-monday-at-nine"])
 def test_the_first_slot_is_the_next_one_after_joining(rules, cadence, moment, done, first_slot):
-    from maild.digests import digest_slot as _slot
+    from maild.core.digests import digest_slot as _slot
 
     cal = rules.calendar
     joined = moment.replace(tzinfo=TZ)

@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from maild.recurrence import Rule, next_due, parse_rule, upcoming
-from maild.series import (
+from maild.core.recurrence import Rule, next_due, parse_rule, upcoming
+from maild.core.series import (
     active,
     confirm,
     create_due,
@@ -19,7 +19,7 @@ from maild.series import (
     stop,
     summary,
 )
-from maild.workcal import load_calendar
+from maild.core.workcal import load_calendar
 
 TZ = ZoneInfo("Asia/Shanghai")
 CAL = load_calendar({}, "Asia/Shanghai")

@@ -15,8 +15,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 
-from maild.model import Notice, Outgoing
-from maild.render import Renderer, format_deadline, mailto, to_mime
+from maild.core.model import Notice, Outgoing
+from maild.mail.render import Renderer, format_deadline, mailto, to_mime
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 INBOX = "collab@corp.example"
@@ -159,7 +159,7 @@ def context_for(kind: str) -> dict[str, Any]:
 SCHEDULE_KINDS = frozenset({"digest", "owner_digest", "reminder", "escalation"})
 WORKFLOW_KINDS = frozenset({"blocker_alert", "delay_request", "retrospective_request", "question",
                             "owner_unreachable"})
-ADMISSION_KINDS = frozenset({"not_handled"})  # maild/admission.py
+ADMISSION_KINDS = frozenset({"not_handled"})  # maild/core/admission.py
 # Acceptance, recurring tasks and dependencies: rendered from real outcomes in test_closeloop.py.
 LOOP_KINDS = frozenset({"review_request", "accepted", "returned", "unblocked", "occurrence"})
 KINDS = (
@@ -661,7 +661,7 @@ def test_per_language_override_wins(tmp_path: Path) -> None:
 
 
 def test_minimal_item_with_enums_renders(renderer: Renderer) -> None:
-    from maild.model import ItemKind, TaskState
+    from maild.core.model import ItemKind, TaskState
 
     item = {
         "id": "MD-0001",
@@ -928,7 +928,7 @@ def test_without_plus_addressing_tokens_ride_in_subject_tags() -> None:
     carries its reply token, and each button writes to the inbox with its own token's tag."""
     from datetime import date
 
-    from maild import tokens
+    from maild.core import tokens
     tagged = Renderer(TEMPLATES, timezone="Asia/Shanghai", inbox_address=INBOX,
                       from_name=FROM_NAME, subject_tokens=True)
     addresses = tokens.action_addresses(b"s", INBOX, "MD-0012", "T-2", "wang.zhe@corp.example",

@@ -15,11 +15,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from maild.model import Notice, Person
-from maild.people import Directory
-from maild.planner import Cadence, ScheduleRules, load_schedule_rules, plan
-from maild.render import Renderer, to_mime
-from maild.workcal import load_calendar
+from maild.core.model import Notice, Person
+from maild.core.people import Directory
+from maild.core.planner import Cadence, ScheduleRules, load_schedule_rules, plan
+from maild.core.workcal import load_calendar
+from maild.mail.render import Renderer, to_mime
 
 ROOT = Path(__file__).resolve().parent.parent
 TZ = ZoneInfo("Asia/Shanghai")
@@ -295,7 +295,7 @@ def signed(renderer: Renderer, notice: Notice) -> Any:
     """`notice` rendered for its reader with the addresses the service signs for it."""
     from datetime import date
 
-    from maild.service import notice_addresses
+    from maild.app.service import notice_addresses
     message_id = f"maild.{notice.template}@corp.example"
     reply, actions, per_task = notice_addresses(SECRET, "collab@corp.example", notice,
                                                 notice.to[0], date(2026, 8, 6), message_id)
@@ -306,7 +306,7 @@ def signed(renderer: Renderer, notice: Notice) -> Any:
 def button_tokens(out: Any, reader: str) -> list[tuple[str, str, str | None, str]]:
     """(label, item, task, action) of each button, read back from its token as maild reads a
     reply: from its address, or (no plus addressing) from its subject's tag."""
-    from maild import tokens
+    from maild.core import tokens
     found = []
     for href in re.findall(r'<a href="(mailto:[^"]+)"[^>]*>([^<]+)</a>', out.html):
         url = urlsplit(unescape(href[0]))

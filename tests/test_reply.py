@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from maild.decode import html_to_text
-from maild.reply import find_history, new_text, read_reply, strip_html_quotes
+from maild.mail.decode import html_to_text
+from maild.mail.reply import find_history, new_text, read_reply, strip_html_quotes
 
 DATA = Path(__file__).parent / "data" / "reply"
 

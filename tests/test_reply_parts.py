@@ -8,10 +8,10 @@ from datetime import datetime, time
 import pytest
 from conversation import TZ
 
-from maild.checkboxes import ticked
-from maild.delays import after_working_days, requested_deadline
-from maild.sentences import body, sentences
-from maild.workcal import WorkCalendar
+from maild.core.checkboxes import ticked
+from maild.core.delays import after_working_days, requested_deadline
+from maild.core.sentences import body, sentences
+from maild.core.workcal import WorkCalendar
 
 
 @pytest.mark.parametrize("value, chosen", [

@@ -11,7 +11,7 @@ from collections import Counter
 import pytest
 
 from bench.accuracy_replies import case_input, first_line, load_cases, normalise, score
-from maild.reply import new_text
+from maild.mail.reply import new_text
 
 CASES = load_cases()
 

@@ -9,9 +9,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from maild.config import Config, load_config
-from maild.reports import digest_preview
-from maild.store import Store
+from maild.adapters.store import Store
+from maild.app.reports import digest_preview
+from maild.core.config import Config, load_config
 
 ROOT = Path(__file__).resolve().parent.parent
 TZ = ZoneInfo("Asia/Shanghai")

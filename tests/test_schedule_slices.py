@@ -11,8 +11,8 @@ import pytest
 from conftest import make_mail_system
 from conversation import TZ, Conversation, FakeClock, make_config
 
-from maild.scheduling import RULES_KEY
-from maild.service import Service
+from maild.app.scheduling import RULES_KEY
+from maild.app.service import Service
 
 pytestmark = pytest.mark.integration
 

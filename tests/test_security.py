@@ -13,8 +13,8 @@ from email.header import Header
 import pytest
 from conversation import TZ, Conversation, FakeClock, buttons_of, html_of, make_config, text_of
 
-from maild import tokens
-from maild.config import ConfigError, load_config
+from maild.core import tokens
+from maild.core.config import ConfigError, load_config
 
 pytestmark = pytest.mark.integration
 

@@ -10,10 +10,10 @@ from datetime import UTC, datetime
 import pytest
 from test_outbox import CountingController, Handler, build_mime, email, free_port, message_ids
 
-from maild.model import Outgoing
-from maild.outbox import SmtpSettings
-from maild.sender import SenderOptions, SenderProcess
-from maild.store import Store
+from maild.adapters.outbox import SmtpSettings
+from maild.adapters.sender import SenderOptions, SenderProcess
+from maild.adapters.store import Store
+from maild.core.model import Outgoing
 
 pytestmark = pytest.mark.integration
 

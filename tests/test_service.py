@@ -9,7 +9,7 @@ from datetime import datetime
 import pytest
 from conversation import TZ, Conversation, FakeClock, make_config
 
-from maild.store import Store
+from maild.adapters.store import Store
 
 pytestmark = pytest.mark.integration
 

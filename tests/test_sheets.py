@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 from openpyxl import load_workbook
 
-from maild.formrules import norm
-from maild.forms import read_form
-from maild.model import FieldError, ItemKind
-from maild.sheetforms import form_sheet_names, problem_cells, read_file_form
-from maild.sheets import Limits, TableFileError, check_limits, kind_of, read_table_file
-from maild.workbooks import LAYOUTS, load_sheet_words, marked_workbook, template_workbook
+from maild.core.formrules import norm
+from maild.core.forms import read_form
+from maild.core.model import FieldError, ItemKind
+from maild.core.sheetforms import form_sheet_names, problem_cells, read_file_form
+from maild.mail.sheets import Limits, TableFileError, check_limits, kind_of, read_table_file
+from maild.mail.workbooks import LAYOUTS, load_sheet_words, marked_workbook, template_workbook
 
 ROOT = Path(__file__).resolve().parent.parent
 NOW = datetime(2026, 8, 1, 9, 0)

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from maild.cli import main
-from maild.config import load_config
-from maild.shipped import InitError, init, set_value, shipped_root
+from maild.app.cli import main
+from maild.app.shipped import InitError, init, set_value, shipped_root
+from maild.core.config import load_config
 
 ROOT = Path(__file__).resolve().parent.parent
 

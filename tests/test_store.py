@@ -16,10 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from maild import migrate
-from maild.journalstore import JOURNAL_PREFIX, JournalStorage
-from maild.model import Outgoing
-from maild.store import (
+from maild.adapters.journalstore import JOURNAL_PREFIX, JournalStorage
+from maild.adapters.store import (
     DB_FILE,
     FORMAT_VERSION,
     LOCK_FILE,
@@ -29,6 +27,8 @@ from maild.store import (
     LockError,
     Store,
 )
+from maild.app import migrate
+from maild.core.model import Outgoing
 
 T0 = datetime(2026, 8, 1, 9, 0, tzinfo=UTC)
 ROOT = Path(__file__).resolve().parents[1]
@@ -572,7 +572,7 @@ def test_the_key_directory_speeds_loading_and_is_never_trusted_blindly(
             directory.write_bytes(json.dumps({"snapshot": head["snapshot"],
                                               "size": head["size"]}).encode() + b"\n")
     if damage == "none":  # the directory alone serves: no line of the snapshot is scanned
-        from maild import snapshot
+        from maild.adapters import snapshot
 
         monkeypatch.setattr(snapshot, "scan_lines", lambda *a: pytest.fail("scanned"))
     with Store.open_readonly(tmp_path) as reader:

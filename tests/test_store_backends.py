@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from maild import migrate
-from maild.model import Outgoing
-from maild.store import FORMAT_VERSION, LockError, ReadOnlyError, open_store
+from maild.adapters.store import FORMAT_VERSION, LockError, ReadOnlyError, open_store
+from maild.app import migrate
+from maild.core.model import Outgoing
 
 ROOT = Path(__file__).resolve().parents[1]
 T0 = datetime(2026, 8, 1, 9, 0, tzinfo=UTC)

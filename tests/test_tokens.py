@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from maild import tokens
+from maild.core import tokens
 
 SECRET = b"test-secret"
 

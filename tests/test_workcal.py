@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import chinese_calendar
 import pytest
 
-from maild.workcal import WorkCalendar, load_calendar
+from maild.core.workcal import WorkCalendar, load_calendar
 
 TZ = ZoneInfo("Asia/Shanghai")
 CAL = load_calendar({}, "Asia/Shanghai")

@@ -8,11 +8,11 @@ import pytest
 from conversation import TZ
 from rendering import render_both
 
-from maild import intake, tokens, workflow
-from maild.classify import NewItem, Reply
-from maild.commands import read_commands
-from maild.forms import read_form
-from maild.model import Attachment, Inbound
+from maild.core import intake, tokens, workflow
+from maild.core.classify import NewItem, Reply
+from maild.core.commands import read_commands
+from maild.core.forms import read_form
+from maild.core.model import Attachment, Inbound
 
 NOW = datetime(2026, 8, 3, 9, 0, tzinfo=TZ)
 SECRET = b"workflow-test"
@@ -254,7 +254,7 @@ def test_required_tokens_and_no_token(item, ctx, reply):
 
 
 def test_the_audit_entry_shows_what_the_reply_cut(item, ctx, renderer):
-    from maild.reply import read_reply
+    from maild.mail.reply import read_reply
 
     body = ("确认，周五前交初稿\n\n发自我的华为手机\n\n"
             "在 2026年8月3日，09:15，协作助手 <collab@corp.example> 写道：\n> 请确认任务。确认 / 拒绝\n")
@@ -266,7 +266,7 @@ def test_the_audit_entry_shows_what_the_reply_cut(item, ctx, renderer):
     entry = outcome.items[0]["audit"][-1]
     assert (entry["action"], entry["message_id"]) == ("confirm", msg.message_id)
     assert entry["detail"]["trimmed"] == "「发自我的华为手机」 +2"
-# ── the trust model: the initiator's commands need proof too (maild/trust.py) ─────────────────
+# ── the trust model: the initiator's commands need proof too (maild/core/trust.py) ─────────────────
 
 
 def _strict(ctx, **changes):

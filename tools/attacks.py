@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from imapclient import IMAPClient  # noqa: E402
 from mailservers import DovecotMailSystem  # noqa: E402
 
-from maild.store import Store  # noqa: E402
+from maild.adapters.store import Store  # noqa: E402
 
 INBOX = "collab@corp.example"
 LI, WANG, ZHAO, CHEN = ("li.na@corp.example", "wang.zhe@corp.example", "zhao.lei@corp.example",

@@ -21,7 +21,7 @@ def cli_help() -> str:
     """The top-level help and each command's help, as the README shows them."""
     sys.path.insert(0, str(ROOT))
     os.environ["COLUMNS"] = "100"  # argparse wraps to the terminal: fix the width for the README
-    from maild.cli import build_parser
+    from maild.app.cli import build_parser
 
     parser = build_parser()
     commands = next(a for a in parser._actions if a.dest == "command").choices

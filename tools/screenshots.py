@@ -37,14 +37,14 @@ from urllib.parse import parse_qs, unquote, urlsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from maild.initiatorbuttons import (  # noqa: E402
+from maild.core.initiatorbuttons import (  # noqa: E402
     ITEM_CLOSE_ACTIONS,
     RECEIPT_ITEM_ACTIONS,
     item_rows,
     task_buttons,
 )
-from maild.model import Notice  # noqa: E402
-from maild.render import Renderer  # noqa: E402
+from maild.core.model import Notice  # noqa: E402
+from maild.mail.render import Renderer  # noqa: E402
 
 WIDTHS = (1024, 480)
 MOBILE = 480
@@ -141,16 +141,16 @@ def sample_context(kind: str) -> dict[str, Any]:
         "action": "转派 T-2",
         "allowed": ["李娜 <li.na@corp.example>", "admin@corp.example"],
         "excerpt": f"这个怎么弄？{HOSTILE}",
-        # the workflow's own kinds (maild/workflow.py)
+        # the workflow's own kinds (maild/core/workflow.py)
         "blocker": {"at": "2026-08-04T10:00:00+08:00", "situation": f"FAQ完成一半 {HOSTILE}",
                     "cause": "产品部卖点未定稿", "support": "请产品部先给出卖点初稿"},
         "requested_deadline": "2026-08-20T18:00:00+08:00",
         "retro_form": "结项\n是否达成目标：\n未达目标原因：\n可优化点：",
         "ask": "blocker_fields", "missing": ["cause", "support"], "value": "",
         "tasks": [task], "addresses": [task["owner"]],
-        # not_handled (maild/admission.py): an email over the size cap
+        # not_handled (maild/core/admission.py): an email over the size cap
         "problem": "too_large", "size_mb": "27.4", "limit_mb": "25",
-        # closing the loop (maild/closeloop.py): a hand-in, a return before it, what was waited on
+        # closing the loop (maild/core/closeloop.py): a hand-in, a return before it, what was waited on
         "submission": {"n": 2, "note": f"已按要求补充移动端场景图 {HOSTILE}", "attachments": [
             {"filename": f"新品核心卖点说明（第二版，含用户场景图）{HOSTILE}.docx",
              "content_type": "application/octet-stream", "size": 1_834_221}]},
@@ -160,7 +160,7 @@ def sample_context(kind: str) -> dict[str, Any]:
     recipient = {"address": "li.na@corp.example", "name": "李娜", "department": "市场部"}
     rows = [_row(item, t) for t in item["tasks"]]
     counts = {f: sum(f in r["flags"] for r in rows) for f in ("overdue", "unconfirmed", "blocked")}
-    common.update(  # digests, reminders and escalations (see maild/planner.py)
+    common.update(  # digests, reminders and escalations (see maild/core/planner.py)
         recipient=recipient, since="2026-08-01T09:00:00+08:00", title=item["title"], n_items=1,
         counts={**counts, "action": sum(bool(r["action"]) for r in rows), "changed": 4,
                 "total": len(rows)},

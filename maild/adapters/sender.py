@@ -1,0 +1,239 @@
+"""Send a full batch's emails from a child process while the service handles the next batch.
+
+Sending costs about 1 ms of CPU per email in aiosmtplib alone (the bench's raw-sending floor pays
+the same), and a thread cannot run that beside the parsing and rendering of the next batch: the
+GIL takes turns. A child process can. It holds its own `Outbox` (without a store) and its own SMTP
+connection, kept between batches, and answers each request with the `DetachedSend` (the
+outcomes), which the service records on its own thread (`Outbox.settle`) and commits with its
+next batch.
+
+The emails' bytes do not go through the pipe: `submit` writes them, one after the other, to a
+spool file and sends the entries without their text and HTML, so neither process holds a whole
+batch of emails in memory at once (a batch is ~800 emails, ~11 MB).
+
+Surprises:
+- One request at a time: `submit`, then `result` before the next `submit`. The spool file is
+  rewritten by each `submit`.
+- A child that dies or raises leaves nothing recorded: `result` returns None, the entries are
+  still queued in the store, and the next drain sends them again (at-least-once, the same
+  Message-IDs), as after any crash between a server's 250 and the commit that records it. The
+  next `submit` starts a new child.
+- The child is started with the `spawn` method (the daemon has threads and open sockets that a
+  fork would copy) on the first `submit`, about 0.3 s; it exits when its pipe closes, so a
+  SIGKILLed daemon does not leave it behind.
+- Crash points (tests, MAILD_CRASH_AT) reached in the child kill the daemon, then the child.
+- With OAuth2 the child gets no secret: each request carries a current access token from the
+  daemon's token source (`submit` may raise SignInError), used for the child's new connections.
+- The child writes each 250 to the sent journal (`options.journal_path`) as it comes, so a
+  daemon killed while the child sends re-sends, at its next start, only what was in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+import signal
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from maild.adapters.outbox import DetachedSend, Outbox, SmtpSettings
+from maild.adapters.sentjournal import SentJournal
+from maild.adapters.store import OutboxEntry
+from maild.core.model import Outgoing
+from maild.core.signin import SignInError, TokenSource
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SenderOptions:
+    """What the child needs to build its Outbox (all picklable)."""
+
+    settings: SmtpSettings
+    envelope_from: str
+    max_attempts: int = 8
+    backoff_initial_s: float = 5
+    backoff_max_s: float = 1800
+    crashpoints: frozenset[str] = frozenset()
+    journal_path: Path | None = None  # the sent journal the child writes each 250 to
+
+
+class _Spool:
+    """The child's view of a spool file, open for one request: message-ID → (offset, length,
+    build error)."""
+
+    def __init__(self) -> None:
+        self.handle: BinaryIO | None = None
+        self.index: dict[str, tuple[int, int, str]] = {}
+
+    def read(self, out: Outgoing) -> bytes:
+        offset, length, error = self.index[out.message_id]
+        if error:
+            raise ValueError(error)
+        assert self.handle is not None
+        self.handle.seek(offset)
+        return self.handle.read(length)
+
+
+class _ForwardedToken:
+    """The child's token source: the access token that came with the current request."""
+
+    def __init__(self) -> None:
+        self.value = ""
+
+    def token(self) -> str:
+        if not self.value:
+            raise SignInError("no access token came from the daemon")
+        return self.value
+
+    def refused(self, token: str, protocol: str = "", server_said: str = "") -> str:
+        self.value = ""
+        return f"{protocol.upper()} refused the daemon's access token ({server_said})"
+
+
+def _serve(conn: Connection, options: SenderOptions, daemon_pid: int) -> None:
+    """The child: answer each (spool, index, due, now, token) with the DetachedSend, until the
+    pipe closes."""
+    spool = _Spool()
+    forwarded = _ForwardedToken()
+    outbox = Outbox(None, options.settings, envelope_from=options.envelope_from,
+                    build_mime=spool.read,
+                    max_attempts=options.max_attempts,
+                    backoff_initial_s=options.backoff_initial_s,
+                    backoff_max_s=options.backoff_max_s, oauth=forwarded,
+                    journal=SentJournal(options.journal_path) if options.journal_path else None)
+    if options.crashpoints:
+        def crash(point: str) -> None:
+            if point in options.crashpoints:
+                os.kill(daemon_pid, signal.SIGKILL)
+                os.kill(os.getpid(), signal.SIGKILL)
+        outbox.crash_hook = crash
+    loop = asyncio.new_event_loop()
+    try:
+        while True:
+            try:
+                request = conn.recv()
+            except (EOFError, OSError):
+                return
+            if request is None:
+                return
+            path, spool.index, due, now, forwarded.value = request
+            try:
+                with open(path, "rb") as spool.handle:
+                    answer: Any = loop.run_until_complete(outbox.send_detached(due, now))
+            except Exception as exc:  # reported to the daemon, which re-sends from its store
+                answer = f"{type(exc).__name__}: {exc}"
+            conn.send(answer)
+    finally:
+        loop.run_until_complete(outbox.close())
+        loop.close()
+
+
+class SenderProcess:
+    """The daemon's side of the child that sends detached batches."""
+
+    def __init__(self, options: SenderOptions, oauth: TokenSource | None = None) -> None:
+        self.options = options
+        self.oauth = oauth if options.settings.auth == "oauth2" else None
+        self._process: multiprocessing.process.BaseProcess | None = None
+        self._conn: Connection | None = None
+        self._waiting = False
+
+    @property
+    def pid(self) -> int | None:
+        """The child's process id while it runs (ops, the bench's memory figures)."""
+        return self._process.pid if self._process is not None else None
+
+    def submit(self, due: Iterable[OutboxEntry], now: datetime, *, spool: Path,
+               build_mime: Callable[[Outgoing], bytes]) -> None:
+        """Start sending `due`; their bytes (`build_mime`) go to the file `spool`."""
+        if self._waiting:
+            raise RuntimeError("the previous send has not been collected")
+        token = self.oauth.token() if self.oauth is not None else ""  # may raise SignInError
+        index: dict[str, tuple[int, int, str]] = {}
+        light = []
+        with open(spool, "wb") as handle:
+            for entry in due:
+                out = entry.out
+                try:
+                    data = build_mime(out)
+                except Exception as exc:  # the child fails it, as a drain would
+                    log.exception("outbox: cannot build %s", out.message_id)
+                    index[out.message_id] = (0, 0, f"{type(exc).__name__}: {exc}")
+                else:
+                    index[out.message_id] = (handle.tell(), len(data), "")
+                    handle.write(data)
+                light.append(replace(entry, out=replace(out, text="", html="", attachments=())))
+        if self._process is None or not self._process.is_alive():
+            self._start()
+        assert self._conn is not None
+        self._conn.send((spool, index, light, now, token))
+        self._waiting = True
+
+    def warm(self) -> None:
+        """Start the child now (its imports take ~0.3 s), so the first `submit` does not wait."""
+        if (self._process is None or not self._process.is_alive()) and not self._waiting:
+            self._start()
+
+    def ready(self) -> bool:
+        """Whether `result` would answer without waiting (True when nothing was submitted)."""
+        if not self._waiting or self._conn is None:
+            return True
+        try:
+            return self._conn.poll()
+        except (EOFError, OSError):
+            return True
+
+    def result(self) -> DetachedSend | None:
+        """Wait for the send; None when the child failed (the entries stay queued)."""
+        if not self._waiting:
+            return None
+        self._waiting = False
+        assert self._conn is not None
+        try:
+            answer = self._conn.recv()
+        except (EOFError, OSError) as exc:
+            log.warning("event=sender_lost error=%r; its emails stay queued", exc)
+            self._stop()
+            return None
+        if isinstance(answer, str):
+            log.warning("event=sender_failed error=%s; its emails stay queued", answer)
+            return None
+        return answer
+
+    def close(self) -> None:
+        """Collect nothing more; ask the child to hang up and exit."""
+        if self._conn is not None and not self._waiting:
+            try:
+                self._conn.send(None)
+            except OSError:
+                pass
+        self._stop()
+
+    def _start(self) -> None:
+        self._stop()
+        context = multiprocessing.get_context("spawn")
+        parent, child = context.Pipe()
+        self._process = context.Process(target=_serve, args=(child, self.options, os.getpid()),
+                                        name="maild-send", daemon=True)
+        self._process.start()
+        child.close()
+        self._conn = parent
+
+    def _stop(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        if self._process is not None:
+            self._process.join(timeout=10)
+            if self._process.is_alive():
+                self._process.kill()
+                self._process.join()
+            self._process = None
+        self._waiting = False
