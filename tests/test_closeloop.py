@@ -10,7 +10,7 @@ import pytest
 from conversation import TZ
 from rendering import render_both
 
-from maild.core import intake, workflow
+from maild.core import intake, outcomes, replies
 from maild.core.classify import NewItem, Reply
 from maild.core.commands import read_commands
 from maild.core.forms import read_form
@@ -27,7 +27,7 @@ PROJECT = """项目名称：Q3新品推广项目
 渠道推广方案 | 赵磊 | 8月15日前 | 包含预算、渠道选择、投放节奏 | {note2}
 客诉应对流程培训 | 陈静 | 8月20日前 | FAQ文档+培训签到记录 | 需产品部提供FAQ文档
 """
-def rendered(outcome: workflow.Outcome) -> workflow.Outcome:
+def rendered(outcome: outcomes.Outcome) -> outcomes.Outcome:
     return render_both(outcome, NOW)
 
 
@@ -38,7 +38,7 @@ def email(sender: str, text: str, subject: str = "Re: [MD-0001]", **extra) -> In
 
 @pytest.fixture
 def ctx(rules):
-    return workflow.WorkflowContext(inbox_address="collab@corp.example", secret=b"loop",
+    return outcomes.WorkflowContext(inbox_address="collab@corp.example", secret=b"loop",
                                     people=rules.people, form_rules=rules.form_rules,
                                     admins=("alex.morgan@corp.example",), acceptance=True,
                                     calendar=rules.calendar)
@@ -54,7 +54,7 @@ def say(item, ctx, sender, text, task_id=None, when=NOW + timedelta(hours=1), **
     msg = email(sender, text, **extra)
     said = read_commands(text)
     decision = Reply("MD-0001", task_id, said.commands, text, "zh", "token", None, said.unread)
-    return rendered(workflow.handle_reply(msg, decision, item, ctx, when))
+    return rendered(replies.handle_reply(msg, decision, item, ctx, when))
 
 
 def sent(outcome) -> list[tuple[str, str]]:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conversation import TZ
 
-from maild.core import intake, tokens, workflow
+from maild.core import intake, outcomes, replies, tokens
 from maild.core.classify import NewItem, Reply
 from maild.core.commands import read_commands
 from maild.core.forms import read_form
@@ -33,7 +33,7 @@ PROJECT = """项目名称：Q3新品推广项目
 
 @pytest.fixture
 def ctx(rules):
-    return workflow.WorkflowContext(inbox_address="collab@corp.example", secret=SECRET,
+    return outcomes.WorkflowContext(inbox_address="collab@corp.example", secret=SECRET,
                                     people=rules.people, form_rules=rules.form_rules,
                                     workdays=WorkCalendar(tz=TZ).is_workday)
 
@@ -71,7 +71,7 @@ def reply(item, ctx, sender, text, task_id="T-1", token=None, when=LATER):
     msg = Inbound(message_id=f"r{abs(hash((sender, text, when)))}@corp.example",
                   subject="Re: [MD-0001]", from_addr=sender, from_name="", text=text)
     decision = Reply("MD-0001", task_id, said.commands, text, "zh", "token", token, said.unread)
-    return workflow.handle_reply(msg, decision, item, ctx, when)
+    return replies.handle_reply(msg, decision, item, ctx, when)
 
 
 def token_for(sender, action="reply", task_id="T-1"):

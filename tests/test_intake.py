@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conversation import TZ
 
-from maild.core import drafts, intake, workflow
+from maild.core import answers, drafts, intake, outcomes
 from maild.core.classify import DraftReply, NewItem
 from maild.core.forms import read_form
 from maild.core.model import Inbound, Notice
@@ -34,7 +34,7 @@ KICKOFF = ("事项：Q3新品推广项目启动会\n发起人：市场部*经理
 
 @pytest.fixture
 def ctx(rules):
-    return workflow.WorkflowContext(
+    return outcomes.WorkflowContext(
         inbox_address="collab@corp.example", secret=b"intake-test", people=rules.people,
         form_rules=rules.form_rules, workdays=lambda d: d.weekday() < 5 and d != HOLIDAY)
 
@@ -193,7 +193,7 @@ def test_problems_get_one_reply_that_says_what_was_read_and_what_to_fix(rules, c
 def test_an_unreadable_email_is_answered_with_what_was_read_never_a_bare_template(
         rules, ctx, renderer):
     chat = email(LI, "周五开会吗", "王喆你好，周五下午开个会？\n\n会议室: 3楼\n")
-    outcome = intake.unrecognized_reply(chat, "zh", "no form", ctx,
+    outcome = answers.unrecognized_reply(chat, "zh", "no form", ctx,
                                         read_form(chat.subject, chat.text, rules.form_rules))
     assert outcome.disposition == "quarantine"
     [text] = rendered_zh(renderer, outcome)
@@ -201,7 +201,7 @@ def test_an_unreadable_email_is_answered_with_what_was_read_never_a_bare_templat
     assert "跨部门项目协作沟通记录表" in text and "沟通事项 | 时间节点 | 负责人" in text
     assert not INTERNAL.search(text), INTERNAL.search(text)
     fields_only = email(LI, "下周安排", "发起人：李娜\n备注：下周二开会\n")
-    outcome = intake.unrecognized_reply(fields_only, "zh", "no form", ctx,
+    outcome = answers.unrecognized_reply(fields_only, "zh", "no form", ctx,
                                         read_form(fields_only.subject, fields_only.text,
                                                   rules.form_rules))
     assert [n.template for n in outcome.notices] == ["validation_error"]
@@ -215,7 +215,7 @@ def test_every_intake_email_in_chinese_is_free_of_internal_keys(rules, ctx, rend
                           ("[紧急] 故障", "响应人：王喆\n预计完成时间：今天18点\n")):
         for text in rendered_zh(renderer, start(rules, ctx, email(LI, subject, body))):
             assert not INTERNAL.search(text), (subject, INTERNAL.search(text))
-    help_text = rendered_zh(renderer, intake.help_reply(email(LI, "模板", ""), "zh", ctx))[0]
+    help_text = rendered_zh(renderer, answers.help_reply(email(LI, "模板", ""), "zh", ctx))[0]
     assert not INTERNAL.search(help_text), INTERNAL.search(help_text)
     assert "任务名称 | 发起人 | 负责人 | 优先级（□高□中□低）" in help_text
 
@@ -231,7 +231,7 @@ def reply(sender: str, text: str, message_id: str, subject: str = "Re: 请确认
 def answer(rules, ctx, draft, msg: Inbound, first: str = "MD-0010", when: datetime = NOW):
     decision = DraftReply(draft["id"], msg.text, read_form(msg.subject, msg.text,
                                                            rules.form_rules), "zh")
-    return drafts.answer_draft(msg, decision, draft, first, ctx, when)
+    return intake.answer_draft(msg, decision, draft, first, ctx, when)
 
 
 def test_the_guide_kickoff_is_confirmed_with_one_word(rules, ctx, renderer):
@@ -285,7 +285,7 @@ def test_a_corrected_form_sent_as_a_reply_supersedes_the_rejected_one(rules, ctx
                   subject=f"Re: 请修改后重发：[任务] 月度报告 [{draft['id']}]")
     decision = DraftReply(draft["id"], "负责人：孙悦\n截止日期：8月14日", read_form(
         fixed.subject, "负责人：孙悦\n截止日期：8月14日", rules.form_rules), "zh")
-    outcome = drafts.answer_draft(fixed, decision, draft, "MD-0011", ctx, NOW)
+    outcome = intake.answer_draft(fixed, decision, draft, "MD-0011", ctx, NOW)
     [item] = outcome.items
     assert item["title"] == "月度客户满意度报告"  # from the rejected form: the reply kept it
     assert [(t["owner"], t["deadline"][:10], t.get("priority")) for t in item["tasks"]] == [

@@ -24,9 +24,9 @@ from maild.adapters.store import (
     TABLE_KEYS,
     CorruptDatabaseError,
     FormatError,
-    LockError,
     Store,
 )
+from maild.adapters.storeapi import LockError
 from maild.app import migrate
 from maild.core.model import Outgoing
 

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from maild.adapters.store import FORMAT_VERSION, LockError, ReadOnlyError, open_store
+from maild.adapters.store import FORMAT_VERSION, ReadOnlyError, open_store
+from maild.adapters.storeapi import LockError
 from maild.app import migrate
 from maild.core.model import Outgoing
 

@@ -8,7 +8,7 @@ import pytest
 from conversation import TZ
 from rendering import render_both
 
-from maild.core import intake, tokens, workflow
+from maild.core import intake, outcomes, replies, tokens, workflow
 from maild.core.classify import NewItem, Reply
 from maild.core.commands import read_commands
 from maild.core.forms import read_form
@@ -29,7 +29,7 @@ PROJECT = """项目名称：Q3新品推广项目
 
 @pytest.fixture
 def ctx(rules):
-    return workflow.WorkflowContext(inbox_address="collab@corp.example", secret=SECRET,
+    return outcomes.WorkflowContext(inbox_address="collab@corp.example", secret=SECRET,
                                     people=rules.people, form_rules=rules.form_rules,
                                     admins=("alex.morgan@corp.example",))
 
@@ -60,7 +60,7 @@ def reply(renderer):
         msg = email(sender, text, **extra)
         said = read_commands(text)
         decision = Reply("MD-0001", task_id, said.commands, text, "zh", "token", None, said.unread)
-        return renderer(workflow.handle_reply(msg, decision, item, ctx, when))
+        return renderer(replies.handle_reply(msg, decision, item, ctx, when))
     return send
 
 
@@ -195,7 +195,7 @@ def _with_token(item, ctx, sender, text, action="reply", nonce="abcd", task_id="
     reading = tokens.read(SECRET, [tokens.reply_address("collab@corp.example",
                                                         tokens.issue(SECRET, token))], sender)
     decision = Reply("MD-0001", task_id, read_commands(text).commands, text, "zh", "token", reading)
-    return workflow.handle_reply(email(sender, text), decision,
+    return replies.handle_reply(email(sender, text), decision,
                                  item, ctx, when)
 
 
@@ -262,7 +262,7 @@ def test_the_audit_entry_shows_what_the_reply_cut(item, ctx, renderer):
     msg = email(WANG, body)
     decision = Reply("MD-0001", "T-1", read_commands(replied.text).commands, replied.text, "zh", "token",
                      trimmed=replied.audit_detail())
-    outcome = renderer(workflow.handle_reply(msg, decision, item, ctx, NOW + timedelta(hours=1)))
+    outcome = renderer(replies.handle_reply(msg, decision, item, ctx, NOW + timedelta(hours=1)))
     entry = outcome.items[0]["audit"][-1]
     assert (entry["action"], entry["message_id"]) == ("confirm", msg.message_id)
     assert entry["detail"]["trimmed"] == "「发自我的华为手机」 +2"
@@ -286,7 +286,7 @@ def _manager(item, ctx, text, *, action="reply", task_id=None, sender=INITIATOR,
                                                             tokens.issue(SECRET, token))], sender)
     decision = Reply("MD-0001", task_id, read_commands(text).commands, text, "zh",
                      "token" if reading else "subject", reading, authenticated=authenticated)
-    return workflow.handle_reply(email(sender, text), decision, item, ctx,
+    return replies.handle_reply(email(sender, text), decision, item, ctx,
                                  NOW + timedelta(hours=1))
 
 

@@ -65,7 +65,7 @@ class PgEngine:
     # -- the inbox's lock ----------------------------------------------------------------------
 
     def _lock(self, wait: bool) -> None:
-        from maild.adapters.store import LockError
+        from maild.adapters.storeapi import LockError
 
         key = f"maild:{self.inbox}"
         got = self.conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (key,)).fetchone()

@@ -47,7 +47,7 @@ from maild.adapters.journalstore import (
     open_database,
 )
 from maild.adapters.outboxstore import KEEP_FAILED, KEEP_SENT, OutboxEntry, OutboxQueue
-from maild.adapters.storeapi import DocEngine, DocTable, item_summary
+from maild.adapters.storeapi import DocEngine, DocTable, LockError, item_summary
 
 __all__ = ["CorruptDatabaseError", "FormatError", "LockError", "OutboxEntry", "ReadOnlyError",
            "Store", "DocEngine", "FORMAT_VERSION", "DB_FILE", "LOCK_FILE", "TABLE_KEYS",
@@ -62,10 +62,6 @@ TABLE_KEYS = {"items": "id", "processed": "message_id", "messages": "message_id"
               "outbox": "message_id", "meta": "key", "index": "id", "due": "id",
               "schedule": "key"}
 USER_TABLES = ("items", "processed", "messages", "outbox", "meta")  # what `counts()` reports
-
-
-class LockError(Exception):
-    """Another process already runs on this data directory (or inbox, in PostgreSQL)."""
 
 
 class FormatError(Exception):

@@ -87,3 +87,7 @@ def item_summary(item: Mapping[str, Any]) -> dict[str, Any]:
             "updated_at": item.get("updated_at"),
             "tasks": [[t.get("id"), t.get("state"), t.get("owner", ""), t.get("owner_name", ""),
                        t.get("deadline")] for t in item.get("tasks") or ()]}
+
+
+class LockError(Exception):
+    """Another process already runs on this data directory (or inbox, in PostgreSQL)."""

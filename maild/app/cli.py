@@ -26,6 +26,7 @@ from maild.app.migrate import add_migrate_command, run_migrate_command
 from maild.app.oauthcli import OAUTH_EXAMPLES, add_oauth_command, run_oauth_command
 from maild.app.ops import OPS_EXAMPLES, add_ops_commands, run_ops_command
 from maild.app.reports import REPORT_EXAMPLES, add_report_commands, run_report_command
+from maild.core import outcomes
 from maild.core.config import ConfigError, FoundConfig, find_config, load_config
 
 CONFIG_HELP = ("configuration file (default: $MAILD_CONFIG, else ./config.toml, else "
@@ -239,7 +240,8 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def _run(config: Any, *, attach: bool = False) -> int:
-    from maild.adapters.store import FormatError, LockError
+    from maild.adapters.store import FormatError
+    from maild.adapters.storeapi import LockError
     from maild.app.service import Service
 
     mail = None
@@ -298,7 +300,6 @@ def inspect_email(raw: bytes, config: Any, now: datetime, *,
     """The stable `inspect --json` reading of one email (no state read or written); with
     `now_from_email`, relative dates are read as of the email's own Date (else `now`)."""
     from maild.app.service import Rules
-    from maild.core import workflow
     from maild.core.classify import (
         ClassifyContext,
         DraftReply,
@@ -347,7 +348,7 @@ def inspect_email(raw: bytes, config: Any, now: datetime, *,
                           if decision.item_id else None)
     elif isinstance(decision, NewItem | DraftReply) and decision.form.kind is not None:
         form = decision.form
-        wctx = workflow.WorkflowContext(inbox_address=config.inbox_address, secret=secret,
+        wctx = outcomes.WorkflowContext(inbox_address=config.inbox_address, secret=secret,
                                         people=rules.people, form_rules=rules.form_rules,
                                         workday_end=config.workday_end,
                                         workdays=rules.calendar.is_workday)

@@ -22,14 +22,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
-from maild.adapters.store import (
-    FORMAT_VERSION,
-    FormatError,
-    LockError,
-    Store,
-    item_summary,
-    open_store,
-)
+from maild.adapters.store import FORMAT_VERSION, FormatError, Store, item_summary, open_store
+from maild.adapters.storeapi import LockError
 from maild.core.config import Config, ConfigError, load_config
 
 EXAMPLE = ("maild migrate -c config.toml                 # upgrade the data format in place\n"

@@ -50,13 +50,15 @@ from maild.app.scheduling import DueIndex, ScheduleRun
 from maild.app.service_schedule import ScheduleSide
 from maild.core import (
     admission,
+    answers,
     calgaps,
     chat,
     directory,
-    drafts,
     fileeffects,
     intake,
+    outcomes,
     planner,
+    replies,
     tokens,
     workflow,
 )
@@ -385,9 +387,9 @@ class Service(ScheduleSide):
             item_exists=self.store.has_item,
             sheet_words=self.sheet_words, file_limits=self.config.files_chat.limits)
 
-    def workflow_context(self) -> workflow.WorkflowContext:
+    def workflow_context(self) -> outcomes.WorkflowContext:
         flow = self.rules.workflow
-        return workflow.WorkflowContext(
+        return outcomes.WorkflowContext(
             inbox_address=self.config.inbox_address, secret=self.secret,
             people=self.rules.people, form_rules=self.rules.form_rules,
             admins=self.config.admins, workday_end=self.config.workday_end,
@@ -462,7 +464,7 @@ class Service(ScheduleSide):
         return report
 
     def _handle(self, raw: bytes, now: datetime, cctx: ClassifyContext,
-                wctx: workflow.WorkflowContext) -> tuple[str, dict[str, Any]]:
+                wctx: outcomes.WorkflowContext) -> tuple[str, dict[str, Any]]:
         try:
             msg = decode(raw, max_bytes=self.config.max_message_bytes,
                          max_header_bytes=self.config.max_header_bytes,
@@ -494,7 +496,7 @@ class Service(ScheduleSide):
                 outcome = self._decide(msg, now, cctx, wctx)
             except Exception as exc:  # one bad email must not stop the queue: keep it
                 log.exception("event=handle_failed message_id=%s", msg.message_id)
-                outcome = workflow.Outcome("quarantine", f"internal error: {exc!r}"[:300],
+                outcome = outcomes.Outcome("quarantine", f"internal error: {exc!r}"[:300],
                                            notices=self._answer_once(msg, cctx, "internal_error"))
         touched = {item["id"] for item in outcome.items} | {link[1] for link in outcome.links}
         for item_id in sorted(touched):
@@ -513,11 +515,11 @@ class Service(ScheduleSide):
         return self._record(key, folder, outcome.reason, now,
                             {**seen, **outcome.summary, "message_id": msg.message_id})
 
-    def _oversize(self, msg: Inbound, size: int, cctx: ClassifyContext) -> workflow.Outcome:
+    def _oversize(self, msg: Inbound, size: int, cctx: ClassifyContext) -> outcomes.Outcome:
         """An email over the cap, read from its header alone: kept unread, nothing changes; a
         trustworthy sender is told once."""
         reason = f"too large: {size} bytes (limit {self.config.max_message_bytes})"
-        return workflow.Outcome("quarantine", reason, notices=self._answer_once(
+        return outcomes.Outcome("quarantine", reason, notices=self._answer_once(
             msg, cctx, "too_large", size=size, limit=self.config.max_message_bytes))
 
     def _answer_once(self, msg: Inbound, cctx: ClassifyContext, problem: str,
@@ -596,20 +598,20 @@ class Service(ScheduleSide):
         return folder, {"message_id": key, "folder": folder, "reason": reason, **summary}
 
     def _decide(self, msg: Inbound, now: datetime, cctx: ClassifyContext,
-                wctx: workflow.WorkflowContext) -> workflow.Outcome:
+                wctx: outcomes.WorkflowContext) -> outcomes.Outcome:
         decision = classify(msg, cctx)
         if isinstance(decision, Ignore):
             if decision.kind == "bounce" and msg.failed_recipients:
                 return workflow.owners_unreachable(msg, msg.failed_recipients,
                                                    self.store.open_items(), wctx, now)
-            return workflow.Outcome("processed", f"ignored {decision.kind}: {decision.reason}")
+            return outcomes.Outcome("processed", f"ignored {decision.kind}: {decision.reason}")
         if isinstance(decision, NewItem | DraftReply):
             first = self.store.peek_item_id()
             if isinstance(decision, NewItem):
                 outcome = intake.start_item(msg, decision, first, wctx, now)
             else:
                 draft = self.store.meta_get("draft:" + decision.draft_id)
-                outcome = drafts.answer_draft(msg, decision, draft, first, wctx, now)
+                outcome = intake.answer_draft(msg, decision, draft, first, wctx, now)
             for _ in intake.next_ids(first, len(outcome.items)):  # one email, several items
                 self.store.next_item_id()
             if isinstance(decision, NewItem) and decision.file is not None:
@@ -620,11 +622,11 @@ class Service(ScheduleSide):
             return fileeffects.file_problem(msg, decision, wctx, self.sheet_words, now)
         if isinstance(decision, Reply):
             item = self.store.get_item(decision.item_id)
-            return workflow.handle_reply(msg, decision, item, wctx, now)
+            return replies.handle_reply(msg, decision, item, wctx, now)
         if isinstance(decision, HelpRequest):
-            return intake.help_reply(msg, decision.language, wctx)
+            return answers.help_reply(msg, decision.language, wctx)
         assert isinstance(decision, Unrecognized)
-        return intake.unrecognized_reply(msg, decision.language, decision.reason, wctx,
+        return answers.unrecognized_reply(msg, decision.language, decision.reason, wctx,
                                          decision.form)
 
     def _enqueue(self, notices: tuple[Notice, ...] | list[Notice], *, source: str,

@@ -31,7 +31,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from maild.core.model import Inbound, Notice
-from maild.core.workflow import thread_of
+from maild.core.outcomes import thread_of
 
 # Replies to a sender that are not about a task they own; these are capped per hour as well.
 UNSOLICITED_TEMPLATES = frozenset({"validation_error", "templates", "not_understood", "refused",

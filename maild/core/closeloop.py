@@ -24,13 +24,26 @@ from typing import TYPE_CHECKING, Any
 
 from maild.core import acceptance, dependencies, recurrence, series
 from maild.core.model import FieldError, Inbound, Notice, TaskState
+from maild.core.outcomes import (
+    RETRO_FORM,
+    Link,
+    Outcome,
+    WorkflowContext,
+    _actor,
+    _ask,
+    _notice,
+    _refuse,
+    _task_by_id,
+    _touch,
+    add_audit,
+    all_done,
+)
+from maild.core.trust import may_manage
 from maild.core.workcal import WorkCalendar
 
 if TYPE_CHECKING:
     from maild.core.classify import Reply
-    from maild.core.workflow import Link, Outcome, WorkflowContext
 
-COMMANDS = frozenset({"approve", "return", "stop", "depend", "undepend"})
 UPCOMING = 3  # the next occurrences the receipt shows
 
 
@@ -130,7 +143,6 @@ def hand_in(msg: Inbound, item: dict[str, Any], task: dict[str, Any], name: str,
             link: Link) -> Outcome | None:
     """The owner's 完成 where the item waits for acceptance: the task is handed in and the
     initiator gets the deliverable to review. None when this is not a hand-in."""
-    from maild.core.workflow import Outcome, _actor, _notice, _touch, add_audit
 
     finishing = (name == "done" or (name == "progress" and int(args.get("percent", 0)) >= 100)
                  or (name == "status" and args.get("state") == TaskState.DONE.value))
@@ -167,7 +179,6 @@ def handle(msg: Inbound, decision: Reply, item: dict[str, Any], name: str,
            args: Mapping[str, Any], language: str, ctx: WorkflowContext, now: datetime,
            link: Link) -> Outcome:
     """The initiator's (or an admin's) approve, return, stop, depend and undepend."""
-    from maild.core.workflow import _ask, _refuse, _task_by_id, may_manage
 
     sender = msg.from_addr
     if not may_manage(item, sender, ctx):
@@ -189,7 +200,6 @@ def handle(msg: Inbound, decision: Reply, item: dict[str, Any], name: str,
 def _verdict(msg: Inbound, item: dict[str, Any], task: dict[str, Any], name: str,
              args: Mapping[str, Any], language: str, ctx: WorkflowContext, now: datetime,
              link: Link) -> Outcome:
-    from maild.core.workflow import Outcome, _actor, _ask, _notice, _touch, add_audit
 
     sender = msg.from_addr
     text = str(args.get("note") or args.get("reason") or "").strip()
@@ -220,7 +230,6 @@ def _verdict(msg: Inbound, item: dict[str, Any], task: dict[str, Any], name: str
 
 def _stop(msg: Inbound, item: dict[str, Any], language: str, ctx: WorkflowContext,
           now: datetime, link: Link) -> Outcome:
-    from maild.core.workflow import Outcome, _actor, _ask, _notice, _touch, add_audit
 
     sender = msg.from_addr
     if not series.stop(item, now, sender):
@@ -240,7 +249,6 @@ def _stop(msg: Inbound, item: dict[str, Any], language: str, ctx: WorkflowContex
 def _depend(msg: Inbound, item: dict[str, Any], task: dict[str, Any], name: str,
             on: list[str], language: str, ctx: WorkflowContext, now: datetime,
             link: Link) -> Outcome:
-    from maild.core.workflow import Outcome, _actor, _ask, _notice, _touch, add_audit
 
     sender = msg.from_addr
     on = [i.upper() for i in on]
@@ -279,7 +287,6 @@ def _depend(msg: Inbound, item: dict[str, Any], task: dict[str, Any], name: str,
 
 def _retrospective_if_done(msg: Inbound, item: dict[str, Any], language: str,
                            ctx: WorkflowContext, now: datetime) -> list[Notice]:
-    from maild.core.workflow import RETRO_FORM, _notice, all_done
 
     if not all_done(item) or item.get("retrospective_requested_at"):
         return []
@@ -293,7 +300,6 @@ def follow_up(before: Mapping[str, Any] | None, outcome: Outcome, msg: Inbound,
     """What every change to an item brings with it: a finish time on tasks that became done, the
     series confirmed (or moved, while unconfirmed) by its owner, the owners of tasks that no
     longer wait told so, and the retrospective request given the acceptance counts."""
-    from maild.core.workflow import Outcome, _notice
 
     if before is None or not outcome.items:
         return outcome

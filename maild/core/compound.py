@@ -26,14 +26,8 @@ from typing import Any
 
 from maild.core.classify import Reply
 from maild.core.model import Command, Inbound, Notice
-from maild.core.workflow import (
-    Outcome,
-    WorkflowContext,
-    _actor,
-    add_audit,
-    apply_command,
-    thread_of,
-)
+from maild.core.outcomes import Outcome, WorkflowContext, _actor, add_audit, thread_of
+from maild.core.workflow import apply_command
 
 # The notices that tell the initiator about an owner's reply, the most demanding first: the
 # first of these a reply causes carries the others.

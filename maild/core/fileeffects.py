@@ -26,8 +26,8 @@ from typing import Any
 from maild.core.classify import TableFileProblem
 from maild.core.formrules import FormRules
 from maild.core.model import FieldError, FileAttachment, Inbound, ItemKind, Notice
+from maild.core.outcomes import Outcome, WorkflowContext, thread_of
 from maild.core.sheetforms import FileForm, problem_cells
-from maild.core.workflow import Outcome, WorkflowContext, thread_of
 from maild.mail.ics import CANCEL, REQUEST, deadline_event
 from maild.mail.sheets import XLSX
 from maild.mail.workbooks import SheetWords, marked_workbook, record_workbook, template_files

@@ -1,6 +1,7 @@
 """New items: a read form becomes stored items with confirmation requests, or one reply about it.
 
-Pure. `start_item` plans the form (`taskplan`) and then does one of three things:
+Pure. `start_item` plans the form (`taskplan`) and then does one of three things (the replies
+about a form with problems are in `answers`, the drafts kept in `drafts`):
 - problems to fix: one validation reply that says what was recognised, names each problem (the
   candidates when an owner fits several people) and gives the sender's text back in the form;
   the rejected reading is kept as a draft, so a corrected form sent as a reply supersedes it;
@@ -14,6 +15,10 @@ receipt goes to the From address, whoever sent the email: someone named as initi
 From learns of the item at once and can withdraw it (撤销) with one click; a receipt that lists
 several items gives each its own 撤销 and 转派 (`item_buttons`).
 
+`answer_draft` is the initiator's reply to a draft: a draft is answered once (a second
+confirmation, or the same one replayed after intake forgot it, is told which items it made);
+only the initiator may answer; a draft older than `draft_days` has expired and is asked again.
+
 Surprises: one email may make several items (a daily-task table with several rows): they take
 consecutive ids from the one given (`MD-0007`, `MD-0008` …) and the service takes as many; the
 email is linked to the first. Emergencies speak of 预计完成时间, not 截止日期.
@@ -21,19 +26,27 @@ email is linked to the first. Emergencies speak of 预计完成时间, not 截�
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from datetime import datetime
+import dataclasses
+from collections.abc import Mapping
+from datetime import datetime, timedelta
 from typing import Any
 
 from maild.core import closeloop
-from maild.core.classify import NewItem
-from maild.core.dates import ACCEPTED_FORMS
-from maild.core.formprint import table_header
-from maild.core.forms import blank_form, refill_form
+from maild.core.answers import validation_reply
+from maild.core.classify import DraftReply, NewItem
+from maild.core.drafts import (
+    _CONFIRM,
+    ask_to_confirm,
+    form_from_dict,
+    form_to_dict,
+    keep_rejected,
+    origin_of,
+)
+from maild.core.forms import draft_from_fields, form_errors, read_form
 from maild.core.initiatorbuttons import RECEIPT_ITEM_ACTIONS, item_rows
 from maild.core.model import FieldError, FormResult, Inbound, ItemKind, Notice, TaskState
+from maild.core.outcomes import Outcome, WorkflowContext, add_audit, thread_of
 from maild.core.taskplan import Plan, plan
-from maild.core.workflow import Outcome, WorkflowContext, add_audit, thread_of
 
 
 def start_item(msg: Inbound, decision: NewItem, item_id: str, ctx: WorkflowContext,
@@ -50,12 +63,6 @@ def start_item(msg: Inbound, decision: NewItem, item_id: str, ctx: WorkflowConte
     if laid_out.uncertain:
         return ask_to_confirm(msg, form, laid_out, language, ctx, now)
     return create_items(origin_of(msg), laid_out, item_id, language, ctx, now, msg)
-
-
-def origin_of(msg: Inbound) -> dict[str, Any]:
-    """What an item keeps of the email that started it (also stored with a draft)."""
-    return {"message_id": msg.message_id, "subject": msg.subject, "from_addr": msg.from_addr,
-            "from_name": msg.from_name}
 
 
 def next_ids(first: str, count: int) -> list[str]:
@@ -125,88 +132,118 @@ def create_items(origin: Mapping[str, Any], laid_out: Plan, first_id: str, langu
                             "tasks": sum(len(i["tasks"]) for i in items)})
 
 
-def recognised(form: FormResult, language: str, ctx: WorkflowContext) -> dict[str, Any]:
-    """What maild read in a form, for a reply: the form's name, its fields as [label, value]
-    in the sender's language, and each task row as "name | owner | deadline"."""
-    rules = ctx.form_rules
-    fields = [[rules.label(key, language, form.kind), _display_choice(key, value, language, ctx)]
-              for key, value in form.fields.items() if key in rules.labels and key != "tasks"]
-    tasks = [" | ".join(p for p in (t.name, t.owner, t.deadline) if p) for t in form.tasks]
-    return {"form": _form_name(form.kind, language, ctx), "fields": fields, "tasks": tasks}
+def answer_draft(msg: Inbound, decision: DraftReply, draft: Mapping[str, Any] | None,
+                 first_id: str, ctx: WorkflowContext, now: datetime) -> Outcome:
+    """The initiator's answer to a draft: confirmed, corrected, or asked again."""
+    from maild.core.answers import validation_reply
+    from maild.core.intake import create_items, start_item
+
+    language = (draft or {}).get("language", decision.language)
+    if draft is None:  # forgotten (or never ours): read the reply as any new email
+        from maild.core.classify import NewItem
+
+        if decision.form.kind is not None:
+            return start_item(msg, NewItem(decision.form, language), first_id, ctx, now)
+        return _answer(msg, {"id": decision.draft_id}, "unknown", language)
+    if msg.from_addr != draft["initiator"]:
+        return _answer(msg, draft, "not_yours", language)
+    if draft["state"] == "used":
+        return _answer(msg, draft, "used", language, item_ids=draft.get("items", []))
+    if now - datetime.fromisoformat(draft["created_at"]) > timedelta(days=ctx.draft_days):
+        expired = {**draft, "state": "expired", "updated_at": now.isoformat()}
+        outcome = _answer(msg, draft, "expired", language)
+        return dataclasses.replace(outcome, drafts=(expired,))
+    stored = form_from_dict(draft["form"])
+    subject = draft["origin"]["subject"]  # the reply's "Re: 请修改后重发：…" is no title
+    new = read_form(subject, decision.text, ctx.form_rules)
+    from_subject = read_form(subject, "", ctx.form_rules).fields
+    new = dataclasses.replace(new, fields={k: v for k, v in new.fields.items()
+                                           if from_subject.get(k) != v})
+    confirmed = draft["state"] == "pending" and _is_confirmation(decision.text)
+    if confirmed:
+        laid_out = _stored_plan(draft)
+        outcome = create_items(draft["origin"], laid_out, first_id, language, ctx, now, msg)
+        used = {**draft, "state": "used", "updated_at": now.isoformat(),
+                "items": [i["id"] for i in outcome.items], "confirmed_by": msg.message_id}
+        used.pop("plan", None)
+        links = (*outcome.links, (msg.message_id, outcome.items[0]["id"], None))
+        return dataclasses.replace(outcome, drafts=(used,), links=tuple(dict.fromkeys(links)),
+                                   reason="draft confirmed")
+    form = _corrected(stored, new, decision.text, draft, ctx)
+    if form is None:
+        return _answer(msg, draft, "not_understood", language)
+    laid_out = plan(form, draft["initiator"], ctx, now)
+    if laid_out.errors:
+        outcome = validation_reply(msg, form, list(laid_out.errors), language, ctx, subject)
+        return keep_rejected(outcome, msg, form, list(laid_out.errors), language, now,
+                             dict(draft))
+    if laid_out.uncertain:
+        return ask_to_confirm(msg, form, laid_out, language, ctx, now, dict(draft))
+    outcome = create_items(draft["origin"], laid_out, first_id, language, ctx, now, msg)
+    used = {**draft, "state": "used", "updated_at": now.isoformat(),
+            "items": [i["id"] for i in outcome.items], "form": form_to_dict(form)}
+    used.pop("plan", None)
+    return dataclasses.replace(outcome, drafts=(used,), reason="corrected form")
 
 
-def validation_reply(msg: Inbound, form: FormResult, errors: Sequence[FieldError],
-                     language: str, ctx: WorkflowContext, subject: str | None = None) -> Outcome:
-    """One reply: what was recognised, what must be fixed, and the sender's text in the form.
-    `subject` is the form's own subject when `msg` is a reply correcting it."""
+def _is_confirmation(text: str) -> bool:
+    lines = [line for line in text.splitlines() if line.strip()]
+    return bool(lines) and bool(_CONFIRM.match(lines[0])) and len(lines) <= 3
+
+
+def _stored_plan(draft: Mapping[str, Any]) -> Plan:
+    stored = draft["plan"]
+    return Plan(tuple(stored["groups"]), (), tuple(stored["notes"]),
+                tuple(stored["suggestions"]), False)
+
+
+def _corrected(stored: FormResult, new: FormResult, text: str, draft: Mapping[str, Any],
+               ctx: WorkflowContext) -> FormResult | None:
+    """The stored form with the reply's corrections over it, or None when the reply holds none.
+
+    `new` is the reply's new text read under the original subject, without the fields that
+    subject alone gives. A reply with fields or rows is a corrected form: its fields win, its
+    rows replace the rows. A reply of only short lines answers the owner questions, one line per
+    question in order."""
+    rows = new.tasks if new.kind is ItemKind.PROJECT or (
+        new.kind is ItemKind.TASK and len(new.tasks) > 1) else ()
+    kind = new.kind if new.kind is not None and (new.fields or rows) else stored.kind
+    if new.fields or rows:
+        fields = {**stored.fields, **new.fields}
+        tasks = new.tasks if new.tasks and kind is ItemKind.PROJECT else stored.tasks
+        if kind in (ItemKind.TASK, ItemKind.EMERGENCY) and not (
+                kind is ItemKind.TASK and len(new.tasks) > 1):
+            tasks = (draft_from_fields(kind, fields),) if new.fields else new.tasks
+        elif kind is ItemKind.TASK and len(new.tasks) > 1:
+            tasks = new.tasks
+        row_errors = tuple(e for e in new.errors if e.code == "task_malformed")
+        errors = form_errors(kind, fields, tasks, row_errors, ctx.form_rules) if kind else ()
+        return FormResult(kind, fields, tasks, errors, new.source if new.tasks else stored.source,
+                          new.unread)
+    questions = [e.task for e in (FieldError(**{**e, "options": tuple(e.get("options", ()))})
+                                  for e in draft.get("errors", ()))
+                 if e.field == "owner" and e.task]
+    answers = [line.strip() for line in text.splitlines() if line.strip()]
+    if not questions or len(answers) != len(questions) or any(len(a) > 60 for a in answers):
+        return None
+    tasks = list(stored.tasks)
+    for number, answer in zip(questions, answers, strict=True):
+        if 0 < number <= len(tasks):
+            tasks[number - 1] = dataclasses.replace(tasks[number - 1], owner=answer)
+    fields = dict(stored.fields)
+    if kind in (ItemKind.TASK, ItemKind.EMERGENCY) and len(tasks) == 1:
+        fields["responder" if kind is ItemKind.EMERGENCY else "owner"] = tasks[0].owner
+    return dataclasses.replace(stored, fields=fields, tasks=tuple(tasks), errors=())
+
+
+def _answer(msg: Inbound, draft: Mapping[str, Any], situation: str, language: str,
+            **facts: Any) -> Outcome:
+    """A short answer about a draft that changes nothing (or only its state)."""
     in_reply_to, references = thread_of(msg)
-    rules = ctx.form_rules
-    labels = {e.field: rules.label(e.field, language, form.kind)
-              for e in errors if e.field in rules.labels}
-    notice = Notice(
-        template="validation_error", to=(msg.from_addr,), language=language,
-        context={"errors": [e.to_dict() for e in errors],
-                 "field_labels": labels,
-                 "recognised": recognised(form, language, ctx),
-                 "unread": list(form.unread),
-                 "refilled_form": refill_form(form, language, rules),
-                 "accepted_dates": list(ACCEPTED_FORMS.get(language, ACCEPTED_FORMS["en"]))
-                 if any(e.code.startswith("date") for e in errors) else [],
-                 "original_subject": msg.subject if subject is None else subject},
-        in_reply_to=in_reply_to, references=references,
-    )
-    return Outcome("processed", "validation errors", notices=(notice,),
-                   summary={"errors": [f"{e.field}:{e.code}" for e in errors]})
-
-
-def help_reply(msg: Inbound, language: str, ctx: WorkflowContext, reason: str = "",
-               form: FormResult | None = None) -> Outcome:
-    """The guide's three blank forms (and the commands); `reason` says why they are sent when
-    the sender did not ask, with what was recognised of `form`."""
-    in_reply_to, references = thread_of(msg)
-    rules = ctx.form_rules
-    forms = [{"name": _form_name(kind, language, ctx), "kind": kind.value,
-              "text": blank_form(kind, language, rules),
-              "header": table_header(kind, language, rules),
-              "subject": _marker(kind, language, ctx) + " "} for kind in ItemKind]
-    context: dict[str, Any] = {"forms": forms}
-    if reason:
-        context.update(unrecognised=True, original_subject=msg.subject,
-                       recognised=recognised(form, language, ctx) if form else None,
-                       unread=list(form.unread) if form else [])
-    notice = Notice(template="templates", to=(msg.from_addr,), language=language,
-                    context=context, in_reply_to=in_reply_to, references=references)
-    return Outcome("processed", "help", notices=(notice,))
-
-
-def unrecognized_reply(msg: Inbound, language: str, reason: str, ctx: WorkflowContext,
-                       form: FormResult | None = None) -> Outcome:
-    """An email maild cannot read: kept in quarantine; the sender gets one answer saying what
-    was recognised and the blank forms, or, when some fields were read, the validation reply
-    with the text put back in the nearest form."""
-    if form is not None and form.fields:
-        outcome = validation_reply(msg, form, [FieldError("kind", "unknown_kind")], language, ctx)
-    else:
-        outcome = help_reply(msg, language, ctx, reason=reason or "unrecognised", form=form)
-    return Outcome("quarantine", reason, notices=outcome.notices)
-
-
-def _form_name(kind: ItemKind | None, language: str, ctx: WorkflowContext) -> str:
-    if kind is None:
-        return ""
-    return ctx.form_rules.templates[kind].names["zh" if language.startswith("zh") else "en"]
-
-
-def _marker(kind: ItemKind, language: str, ctx: WorkflowContext) -> str:
-    """The subject marker for a form: "[项目]" in Chinese, "[Project]" in English."""
-    markers = ctx.form_rules.templates[kind].markers
-    ascii_ones = [m for m in markers if m.isascii()]
-    return f"[{markers[0] if language.startswith('zh') or not ascii_ones else ascii_ones[0]}]"
-
-
-def _display_choice(key: str, value: str, language: str, ctx: WorkflowContext) -> str:
-    lang = "zh" if language.startswith("zh") else "en"
-    for choice in ctx.form_rules.choices.get(key, ()):
-        if choice.value == value:
-            return choice.names[lang]
-    return value
+    notice = Notice(template="draft_answer", to=(msg.from_addr,), language=language,
+                    context={"situation": situation, "draft_id": draft["id"], **facts,
+                             "original_subject": (draft.get("origin") or {}).get("subject",
+                                                                                 msg.subject)},
+                    in_reply_to=in_reply_to, references=references)
+    return Outcome("processed", f"draft {situation}", notices=(notice,),
+                   links=((msg.message_id, draft["id"], None),))

@@ -23,6 +23,9 @@ import re
 from maild.core.dependencies import task_ids
 from maild.core.model import Command
 
+# The initiator's (or an admin's) commands that close the loop (`closeloop.handle` carries them out).
+COMMANDS = frozenset({"approve", "return", "stop", "depend", "undepend"})
+
 _SEP = r"\s*[:：,，。.!！]?\s*"
 _LEAD = re.compile(r"^[\s:：,，.。;；!！、\-–—]+")
 _APPROVE_RE = re.compile(

@@ -18,12 +18,12 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from maild.core import tokens
-from maild.core.closeloop import (
+from maild.core.loopcommands import (
     COMMANDS as LOOP_COMMANDS,  # accept or return work, stop a series, 依赖
 )
 
 if TYPE_CHECKING:
-    from maild.core.workflow import WorkflowContext
+    from maild.core.outcomes import WorkflowContext
 
 # State-changing commands: the ones a reply token is checked for.
 TOKEN_CHECKED = frozenset(("confirm", "decline", "progress", "status", "done", "blocker", "delay",
