@@ -39,7 +39,7 @@ def own_config(tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def rules(shipped_config):
-    from maild.app.service import Rules
+    from maild.app.wiring import Rules
     return Rules.load(shipped_config.rules_dir)
 
 

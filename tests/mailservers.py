@@ -96,7 +96,7 @@ class _LmtpRelay:
         return "250 2.1.5 OK"
 
     async def auth_XOAUTH2(self, server, args):  # noqa: N802
-        from maild.adapters.embedded import xoauth2_auth
+        from maild.adapters.embeddedsmtp import xoauth2_auth
         check = self.system.smtp_oauth2_check or (lambda user, token: False)
         return await xoauth2_auth(server, args, check)
 
@@ -282,7 +282,7 @@ service lmtp {{
     def _start_smtp(self) -> None:
         from aiosmtpd.controller import Controller
 
-        from maild.adapters.embedded import XOAuth2SMTP
+        from maild.adapters.embeddedsmtp import XOAuth2SMTP
 
         class FrontDoor(Controller):
             def factory(self):

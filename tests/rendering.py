@@ -8,7 +8,8 @@ from functools import cache
 from pathlib import Path
 
 from maild.core.model import Notice
-from maild.mail.render import Renderer, to_mime
+from maild.mail.mime import to_mime
+from maild.mail.render import Renderer
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 

@@ -247,7 +247,8 @@ def test_the_digest_says_why_in_the_readers_language(renderer: Renderer, languag
 
 
 def test_check_warns_loudly_but_does_not_fail(tmp_path: Path) -> None:
-    from maild.app.checks import Painter, check_calendar, format_checks
+    from maild.app.checkreport import Painter, format_checks
+    from maild.app.checks import check_calendar
 
     rules_file = tmp_path / "schedules.toml"
     rules_file.write_text(SHIPPED_TEXT, "utf-8")

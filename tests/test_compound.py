@@ -17,7 +17,8 @@ from maild.core.commands import read_commands
 from maild.core.forms import read_form
 from maild.core.model import Inbound, Notice
 from maild.core.workcal import WorkCalendar
-from maild.mail.render import Renderer, to_mime
+from maild.mail.mime import to_mime
+from maild.mail.render import Renderer
 
 NOW = datetime(2026, 8, 3, 9, 0, tzinfo=TZ)
 LATER = NOW + timedelta(hours=1)

@@ -36,7 +36,7 @@ from daemonproc import write_daemon_config
 from imapclient import IMAPClient
 
 from maild.adapters.store import Store
-from maild.app.service import CRASHPOINTS
+from maild.app.wiring import CRASHPOINTS
 from maild.core import tokens
 
 pytestmark = pytest.mark.integration

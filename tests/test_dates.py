@@ -7,7 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from maild.core.dates import ACCEPTED_FORMS, Deadline, parse_deadline, previous_workday
+from maild.core.dates import Deadline, parse_deadline, previous_workday
+from maild.core.datewords import ACCEPTED_FORMS
 
 TZ = ZoneInfo("Asia/Shanghai")
 SAT = datetime(2026, 8, 1, 10, 0, tzinfo=TZ)  # a Saturday morning

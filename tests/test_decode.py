@@ -11,14 +11,8 @@ from pathlib import Path
 import pytest
 
 from maild.core.model import Attachment
-from maild.mail.decode import (
-    DecodeError,
-    decode,
-    decode_bytes,
-    decode_header,
-    html_to_text,
-    normalize_message_id,
-)
+from maild.mail.decode import DecodeError, decode, decode_bytes, decode_header, html_to_text
+from maild.mail.headers import normalize_message_id
 
 DATA = Path(__file__).parent / "data" / "decode"
 CST = timezone(timedelta(hours=8))

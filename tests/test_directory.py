@@ -15,7 +15,7 @@ import pytest
 
 from maild.adapters import ldapdir
 from maild.app import cli, dirsync
-from maild.app.service import Rules
+from maild.app.wiring import Rules
 from maild.core import directory
 from maild.core.config import ConfigError, load_config
 from maild.core.directory import Record

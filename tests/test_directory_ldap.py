@@ -16,7 +16,7 @@ import pytest
 from ldapserver import ROOT_DN, ROOT_PW, Slapd, slapd_available
 
 from maild.app import cli, dirsync
-from maild.app.service import Rules
+from maild.app.wiring import Rules
 from maild.core.config import load_config
 
 pytestmark = pytest.mark.integration

@@ -9,7 +9,7 @@ import email.policy
 
 from maild.core.model import FileAttachment, Outgoing
 from maild.mail.decode import attachment_files
-from maild.mail.render import to_mime
+from maild.mail.mime import to_mime
 
 # Foxmail on Chinese Windows: a GBK filename labelled gb2312, RFC 2047 in the Content-Type
 # name and RFC 2231 in the disposition; a second file with an ASCII name.

@@ -104,7 +104,7 @@ def test_each_item_of_a_receipt_that_lists_several_has_its_own_buttons(rules, ct
     named by a forged From withdraws every item from this one email."""
     from urllib.parse import parse_qs, unquote, urlsplit
 
-    from maild.app.service import notice_addresses
+    from maild.app.wiring import notice_addresses
     from maild.core import tokens
     outcome = start(rules, ctx, email(WU, "日常任务同步跟进表", GUIDE_T2))
     (notice,) = [Notice(**{**n.__dict__, "language": lang}) for n in outcome.notices

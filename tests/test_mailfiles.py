@@ -17,7 +17,7 @@ from icalendar import Calendar
 from maild.core.model import FileAttachment, Outgoing
 from maild.mail.decode import decode
 from maild.mail.ics import CANCEL, REQUEST, calendar_sequence, deadline_event
-from maild.mail.render import to_mime
+from maild.mail.mime import to_mime
 
 TZ = ZoneInfo("Asia/Shanghai")
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"

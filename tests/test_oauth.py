@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 from tokenserver import TENANT, TokenServer, make_jwt, service_account_key
 
-from maild.adapters.oauth import CACHE_NAME, OAuthTokens, TokenCacheFile
+from maild.adapters.oauth import CACHE_NAME, OAuthTokens
+from maild.adapters.tokencache import TokenCacheFile
 from maild.app.oauthcli import run_oauth_command
 from maild.core.config import ConfigError, OAuthConfig, load_config
 from maild.core.signin import (

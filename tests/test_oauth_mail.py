@@ -109,7 +109,8 @@ def test_check_signs_in_with_xoauth2_and_names_missing_permissions(dovecot, endp
 def test_embedded_smtp_takes_xoauth2_tokens_the_endpoint_vouches_for(endpoint, tmp_path):
     import smtplib
 
-    from maild.adapters.oauth import OAuthTokens, TokenCacheFile
+    from maild.adapters.oauth import OAuthTokens
+    from maild.adapters.tokencache import TokenCacheFile
 
     cfg = load_config(_config(tmp_path, type("S", (), {"imap_port": 1, "smtp_port": 1}),
                               endpoint)).oauth

@@ -22,7 +22,8 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-from maild.adapters.outbox import DrainReport, Outbox, SmtpSettings
+from maild.adapters.outbox import Outbox, SmtpSettings
+from maild.adapters.sendreport import DrainReport
 from maild.adapters.store import Store
 from maild.core.model import Outgoing
 

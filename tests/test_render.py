@@ -16,7 +16,10 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import pytest
 
 from maild.core.model import Notice, Outgoing
-from maild.mail.render import Renderer, format_deadline, mailto, to_mime
+from maild.mail.mailto import mailto
+from maild.mail.mime import to_mime
+from maild.mail.render import Renderer
+from maild.mail.templatetools import format_deadline
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 INBOX = "collab@corp.example"

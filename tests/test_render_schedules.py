@@ -19,7 +19,8 @@ from maild.core.model import Notice, Person
 from maild.core.people import Directory
 from maild.core.planner import Cadence, ScheduleRules, load_schedule_rules, plan
 from maild.core.workcal import load_calendar
-from maild.mail.render import Renderer, to_mime
+from maild.mail.mime import to_mime
+from maild.mail.render import Renderer
 
 ROOT = Path(__file__).resolve().parent.parent
 TZ = ZoneInfo("Asia/Shanghai")
@@ -295,7 +296,7 @@ def signed(renderer: Renderer, notice: Notice) -> Any:
     """`notice` rendered for its reader with the addresses the service signs for it."""
     from datetime import date
 
-    from maild.app.service import notice_addresses
+    from maild.app.wiring import notice_addresses
     message_id = f"maild.{notice.template}@corp.example"
     reply, actions, per_task = notice_addresses(SECRET, "collab@corp.example", notice,
                                                 notice.to[0], date(2026, 8, 6), message_id)

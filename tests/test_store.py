@@ -227,7 +227,7 @@ def test_in_memory_twin_behaves_the_same() -> None:
 HOLD_LOCK = """
 import sys, time
 from pathlib import Path
-from maild.store import Store
+from maild.adapters.store import Store
 store = Store(Path(sys.argv[1]))
 print("locked", flush=True)
 time.sleep(30)

@@ -139,7 +139,7 @@ def test_several_inboxes_share_one_database(pg_url):
 HOLDER = """
 import sys, time, logging
 logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(message)s")
-from maild.store import open_store
+from maild.adapters.store import open_store
 store = open_store(sys.argv[1], inbox=sys.argv[2], wait=True)
 store.meta_set("holder", sys.argv[3])
 store.commit()

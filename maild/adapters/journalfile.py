@@ -18,6 +18,11 @@ from collections.abc import Iterator
 
 from maild.adapters.snapshot import unquote
 
+
+class CorruptDatabaseError(Exception):
+    """The database cannot be read; maild refuses to start empty over it."""
+
+
 HEADER = struct.Struct("<4sII")  # magic, payload length, crc32 of the payload
 MAGIC = b"MDJ1"
 _JSTR = rb'"((?:[^"\\]|\\.)*)"'

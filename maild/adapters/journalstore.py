@@ -43,6 +43,8 @@ from tinydb import Storage
 from maild.adapters import journalfile, snapshot
 from maild.adapters.compaction import Compaction
 from maild.adapters.files import fsync_dir
+from maild.adapters.journalfile import CorruptDatabaseError
+from maild.adapters.journalreads import JournalReads
 from maild.adapters.snapshot import (  # noqa: F401 - STORE_TABLE and encode_doc are part of this interface
     STORE_TABLE,
     NotTables,
@@ -53,15 +55,11 @@ from maild.adapters.snapshot import (  # noqa: F401 - STORE_TABLE and encode_doc
     ref_parts,
 )
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("maild.journalstore")  # the name logs have always shown
 
 SNAPSHOT_FILE = "live.json"
 JOURNAL_PREFIX = "live.journal."
 COMPACT_BYTES = 64 * 2**20
-
-
-class CorruptDatabaseError(Exception):
-    """The database cannot be read; maild refuses to start empty over it."""
 
 
 class ReadOnlyError(Exception):
@@ -71,7 +69,7 @@ class ReadOnlyError(Exception):
 # -- the engine ---------------------------------------------------------------------------------
 
 
-class JournalStorage(Compaction, Storage):
+class JournalStorage(Compaction, JournalReads, Storage):
     """Tables of documents by key, committed to a journal, compacted into a TinyDB snapshot.
 
     `path=None` is a purely in-memory twin: commits keep nothing but the undo point."""
@@ -225,61 +223,6 @@ class JournalStorage(Compaction, Storage):
 
     # -- documents -------------------------------------------------------------------------------
 
-    def table_names(self) -> list[str]:
-        return [name for name in self._tables if name != STORE_TABLE]
-
-    def get(self, table: str, key: str) -> bytes | None:
-        return self._get_raw(table, key)
-
-    def contains(self, table: str, key: str) -> bool:
-        return key in self._tables.get(table, ())
-
-    def count(self, table: str) -> int:
-        return len(self._tables.get(table, ()))
-
-    def keys_of(self, table: str) -> list[str]:
-        return list(self._tables.get(table, ()))
-
-    def scan(self, table: str, needle: bytes | None = None) -> list[tuple[str, bytes]]:
-        """(key, document) in table order; with `needle`, only documents that contain it.
-        Documents in files are read a window at a time, in file order (few system calls)."""
-        entries = list(self._tables.get(table, {}).items())
-        texts = self._read_many([value for _key, value in entries])
-        return [(key, text) for (key, _value), text in zip(entries, texts, strict=True)
-                if needle is None or needle in text]
-
-    def scan_chunks(self, table: str, size: int) -> Iterator[list[tuple[str, bytes]]]:
-        """`scan` a chunk of `size` documents at a time (never all of them read at once)."""
-        entries = list(self._tables.get(table, {}).items())
-        for start in range(0, len(entries), size):
-            part = entries[start:start + size]
-            texts = self._read_many([value for _key, value in part])
-            yield [(key, text) for (key, _value), text in zip(part, texts, strict=True)]
-
-    def _read_many(self, values: list[Value], window: int = 8 * 2**20) -> list[bytes]:
-        out: list[bytes] = [v if isinstance(v, bytes) else b"" for v in values]
-        # references are ints that sort as (file, offset, length): sorted as they are
-        refs = [(ref_parts(v), n) for v, n in
-                sorted((v, n) for n, v in enumerate(values) if isinstance(v, int))]
-        start = 0
-        while start < len(refs):
-            (file, first, _length), _n = refs[start]
-            end = start + 1
-            while end < len(refs):
-                (next_file, offset, length), _n = refs[end]
-                if next_file != file or offset + length - first > window:
-                    break
-                end += 1
-            _f, offset, length = refs[end - 1][0]
-            data = os.pread(self._fd(file), offset + length - first, first)
-            for (_f, offset, length), n in refs[start:end]:
-                out[n] = data[offset - first:offset - first + length]
-                if len(out[n]) != length:
-                    raise CorruptDatabaseError(f"maild database in {self.folder}: a document "
-                                               f"ends early")
-            start = end
-        return out
-
     def _writable(self, table: str) -> None:
         if self.readonly:
             raise ReadOnlyError(f"the store is read-only (table {table!r})")
@@ -422,7 +365,6 @@ class JournalStorage(Compaction, Storage):
         paths = [self.snapshot_path] if self.snapshot_path.exists() else []
         paths += [p for gen, p in self._journals() if gen >= 1]
         return iter(paths)
-
 
 def open_database(folder: Path | None, **options: Any) -> JournalStorage:
     """The store's engine as a TinyDB storage (`TinyDB(folder, storage=JournalStorage)`):

@@ -30,7 +30,7 @@ import psycopg
 
 from maild.adapters.journalstore import STORE_TABLE, ReadOnlyError
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("maild.pgstore")  # the name logs have always shown
 
 _NAME = re.compile(r"[^a-z0-9_]")
 

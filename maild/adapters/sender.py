@@ -42,13 +42,14 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from maild.adapters.outbox import DetachedSend, Outbox, SmtpSettings
+from maild.adapters.outbox import Outbox, SmtpSettings
+from maild.adapters.sendreport import DetachedSend
 from maild.adapters.sentjournal import SentJournal
 from maild.adapters.store import OutboxEntry
 from maild.core.model import Outgoing
 from maild.core.signin import SignInError, TokenSource
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("maild.sender")  # the name logs have always shown
 
 
 @dataclass(frozen=True)

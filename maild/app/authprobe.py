@@ -19,7 +19,7 @@ from datetime import datetime
 from email.utils import format_datetime
 from typing import Any
 
-from maild.app.checks import Check, _reason
+from maild.app.checkreport import Check, reason_of
 from maild.core.config import Config
 
 PROBE_SUBJECT = "maild check: Authentication-Results probe"
@@ -89,7 +89,7 @@ def check_authentication_stamp(config: Config, imap_password: str, smtp_password
                 smtp.login(smtp_server.username, smtp_password)
             smtp.sendmail(config.inbox_address, [config.inbox_address], raw)
     except (OSError, smtplib.SMTPException) as exc:
-        return Check("auth stamp", False, f"cannot send the probe: {_reason(exc)}")
+        return Check("auth stamp", False, f"cannot send the probe: {reason_of(exc)}")
     wanted = f"maild-check-{nonce}@{config.inbox_address.rpartition('@')[2]}"
     try:
         with IMAPClient(imap_server.host, port=imap_server.port,
@@ -117,4 +117,4 @@ def check_authentication_stamp(config: Config, imap_password: str, smtp_password
                                  f"{max(timeout, 30.0):.0f} s")
                 time.sleep(0.5)
     except (OSError, ssl.SSLError, IMAPClientError) as exc:
-        return Check("auth stamp", False, f"cannot read the probe: {_reason(exc)}")
+        return Check("auth stamp", False, f"cannot read the probe: {reason_of(exc)}")

@@ -1,5 +1,6 @@
 """`maild check`: is the config right and are the servers reachable. `run_checks` returns every
-check in order as a `Check` (name, ok, detail); `format_checks` prints them as a green/red summary.
+check in order as a `Check` (name, ok, detail; `checkreport.py`, which also prints them); the
+IMAP and SMTP checks are in `serverchecks.py`.
 
 Surprises:
 - `check` talks to the real servers: IMAP login, folder creation, IDLE; SMTP EHLO, TLS, AUTH. It
@@ -21,30 +22,21 @@ Surprises:
 from __future__ import annotations
 
 import os
-import ssl
 import subprocess
 import tempfile
 import time
-import unicodedata
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 from maild.adapters.store import Store
+from maild.app.checkreport import Check
+from maild.app.serverchecks import check_imap, check_smtp
 from maild.core import calgaps
 from maild.core.config import Config, ServerConfig, resolve_password
-from maild.core.signin import SignInError, TokenSource
+from maild.core.signin import SignInError
 from maild.core.workcal import WorkCalendar
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    ok: bool
-    detail: str
-    warn: bool = False  # passed, but someone must act (printed as WARN; exit code unchanged)
 
 
 def _run_command(command: str) -> str:
@@ -140,7 +132,7 @@ def check_local(config: Config, environ: Mapping[str, str],
     """Templates, rules, calendar, secret and the folders maild writes: what `maild run` needs
     before the
     network."""
-    from maild.app.service import Rules
+    from maild.app.wiring import Rules
     from maild.mail.render import Renderer
 
     checks = []
@@ -270,219 +262,7 @@ def _existing_parent(path: Path) -> Path:
     return Path("/")
 
 
-def check_imap(server: ServerConfig, password: str, folders: Sequence[str], *,
-               timeout: float = 15.0, ssl_context: ssl.SSLContext | None = None,
-               oauth: TokenSource | None = None) -> list[Check]:
-    """Connect (TLS/STARTTLS as configured), log in (or XOAUTH2 with `oauth`), create or find
-    `folders`, look for IDLE."""
-    from imapclient import IMAPClient
-    from imapclient.exceptions import IMAPClientError, LoginError
-
-    from maild.adapters.imap import login
-
-    where = f"{server.host}:{server.port} ({server.security})"
-    context = ssl_context or ssl.create_default_context()
-    checks: list[Check] = []
-    try:
-        client = IMAPClient(server.host, port=server.port, ssl=server.security == "tls",
-                            ssl_context=context if server.security == "tls" else None,
-                            timeout=timeout)
-        if server.security == "starttls":
-            client.starttls(context)
-    except (OSError, ssl.SSLError, IMAPClientError) as exc:
-        return [Check("imap connect", False, f"{where}: {_reason(exc)}; check [imap] host, port "
-                      f"and security (example: port = 993, security = \"tls\")")]
-    checks.append(Check("imap connect", True, where))
-    try:
-        try:
-            login(client, server.username, password, oauth)
-        except SignInError as exc:
-            checks.append(Check("imap login", False, str(exc)))
-            return checks
-        except LoginError as exc:
-            checks.append(Check("imap login", False, f"{server.username}: {_reason(exc)}; check "
-                                "[imap] username and the password (app password for Gmail)"))
-            return checks
-        checks.append(Check("imap login", True, server.username
-                            + (" (XOAUTH2)" if oauth is not None else "")))
-        for folder in folders:
-            try:
-                if client.folder_exists(folder):
-                    checks.append(Check(f"imap folder {folder}", True, "exists"))
-                else:
-                    client.create_folder(folder)
-                    checks.append(Check(f"imap folder {folder}", True, "created"))
-            except IMAPClientError as exc:
-                checks.append(Check(f"imap folder {folder}", False, f"cannot create: "
-                                    f"{_reason(exc)}; create it by hand or set [mail] "
-                                    f"processed_folder/quarantine_folder to an existing folder"))
-        idle = client.has_capability("IDLE")
-        checks.append(Check("imap idle", idle, "IDLE supported: new mail arrives at once" if idle
-                            else "no IDLE: maild polls every [mail] poll_interval_s seconds"))
-    except (OSError, ssl.SSLError, IMAPClientError) as exc:
-        checks.append(Check("imap session", False, f"{where}: {_reason(exc)}"))
-    finally:
-        try:
-            client.logout()
-        except (OSError, ssl.SSLError, IMAPClientError):
-            pass
-    return checks
-
-
-def check_smtp(server: ServerConfig, password: str, *, sender: str, auth: bool = True,
-               send_test: str | None = None, timeout: float = 15.0,
-               ssl_context: ssl.SSLContext | None = None,
-               oauth: TokenSource | None = None) -> list[Check]:
-    """EHLO, STARTTLS or implicit TLS as configured, AUTH when offered, optionally one email."""
-    import smtplib
-
-    where = f"{server.host}:{server.port} ({server.security})"
-    context = ssl_context or ssl.create_default_context()
-    checks: list[Check] = []
-    try:
-        if server.security == "tls":
-            smtp: smtplib.SMTP = smtplib.SMTP_SSL(server.host, server.port, timeout=timeout,
-                                                  context=context)
-        else:
-            smtp = smtplib.SMTP(server.host, server.port, timeout=timeout)
-    except (OSError, smtplib.SMTPException) as exc:
-        return [Check("smtp connect", False, f"{where}: {_reason(exc)}; check [smtp] host, port "
-                      f"and security (example: port = 587, security = \"starttls\")")]
-    checks.append(Check("smtp connect", True, where))
-    try:
-        code, _ = smtp.ehlo()
-        checks.append(Check("smtp ehlo", code == 250, f"{code}"))
-        if server.security == "starttls":
-            if not smtp.has_extn("starttls"):
-                checks.append(Check("smtp starttls", False, "the server does not offer STARTTLS; "
-                                    "use security = \"tls\" on port 465"))
-                return checks
-            smtp.starttls(context=context)
-            smtp.ehlo()
-            checks.append(Check("smtp starttls", True, "TLS established"))
-        if auth and oauth is not None:
-            offered = smtp.esmtp_features.get("auth", "").upper().split()
-            if "XOAUTH2" not in offered:
-                checks.append(Check("smtp auth", False, "the server does not offer AUTH XOAUTH2"
-                                    + (" before TLS" if server.security == "plain" else "")
-                                    + f" (it offers: {' '.join(offered) or 'nothing'})"))
-                return checks
-            try:
-                _xoauth2(smtp, server.username, oauth)
-            except SignInError as exc:
-                checks.append(Check("smtp auth", False, str(exc)))
-                return checks
-            checks.append(Check("smtp auth", True, f"{server.username} (XOAUTH2)"))
-        elif auth and server.username and password:
-            if not smtp.has_extn("auth"):
-                checks.append(Check("smtp auth", False, "the server offers no AUTH"
-                                    + (" before TLS" if server.security == "plain" else "")))
-            else:
-                try:
-                    smtp.login(server.username, password)
-                    checks.append(Check("smtp auth", True, server.username))
-                except smtplib.SMTPAuthenticationError as exc:
-                    checks.append(Check("smtp auth", False, f"{server.username}: "
-                                        f"{_reason(exc)}; check [smtp] username and password"))
-                    return checks
-        if send_test:
-            checks.append(_send_test(smtp, sender, send_test))
-    except (OSError, smtplib.SMTPException) as exc:
-        checks.append(Check("smtp session", False, f"{where}: {_reason(exc)}"))
-    finally:
-        try:
-            smtp.quit()
-        except (OSError, smtplib.SMTPException):
-            pass
-    return checks
-
-
-def _xoauth2(smtp: Any, username: str, oauth: TokenSource) -> None:
-    """AUTH XOAUTH2 with smtplib; a refused token is replaced once (as the Outbox does)."""
-    import smtplib
-
-    for attempt in range(2):
-        token = oauth.token()
-        initial = f"user={username}\x01auth=Bearer {token}\x01\x01"
-        try:
-            # a 334 challenge after the initial response carries the error: answer it empty
-            smtp.auth("XOAUTH2", lambda challenge=None, first=initial: first if challenge is None
-                      else "")
-            return
-        except smtplib.SMTPAuthenticationError as exc:
-            said = f"{exc.smtp_code} {exc.smtp_error.decode('utf-8', 'replace')}"
-            why = oauth.refused(token, "smtp", said)
-            if attempt:
-                raise SignInError(why) from None
-
-
-def _send_test(smtp: Any, sender: str, to: str) -> Check:
-    import smtplib
-    from email.message import EmailMessage
-    from email.utils import format_datetime, make_msgid
-
-    msg = EmailMessage()
-    msg["From"], msg["To"] = sender, to
-    msg["Subject"] = "maild check: test message / 测试邮件"
-    msg["Date"] = format_datetime(datetime.now().astimezone())
-    msg["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
-    msg["Auto-Submitted"] = "auto-generated"
-    msg["X-Auto-Response-Suppress"] = "All"
-    msg.set_content("maild check sent this to test SMTP submission. No reply needed.\n"
-                    "maild check 发送此邮件以测试 SMTP 提交，无需回复。\n")
-    try:
-        refused = smtp.send_message(msg, from_addr=sender, to_addrs=[to])
-    except smtplib.SMTPException as exc:
-        return Check("smtp send", False, f"to {to}: {_reason(exc)}")
-    return Check("smtp send", not refused, f"accepted for {to}" if not refused
-                 else f"refused: {refused}")
-
-
-def _reason(exc: BaseException) -> str:
-    text = str(exc)
-    if isinstance(exc, bytes | bytearray):  # pragma: no cover
-        text = exc.decode("utf-8", "replace")
-    args = getattr(exc, "args", ())
-    if args and isinstance(args[-1], bytes):
-        text = args[-1].decode("utf-8", "replace")
-    return f"{type(exc).__name__}: {text}".strip().rstrip(":")
-
-
-def format_checks(checks: Sequence[Check], paint: Painter) -> str:
-    width = max((_width(c.name) for c in checks), default=0)
-    lines = [paint.line(c.ok, _pad(c.name, width), c.detail, warn=c.warn) for c in checks]
-    failed = [c.name for c in checks if not c.ok]
-    warned = [c.name for c in checks if c.ok and c.warn]
-    summary = (f"all {len(checks)} checks passed" if not failed
-               else f"{len(failed)} of {len(checks)} checks failed: {', '.join(failed)}")
-    if warned:
-        summary += f"; {len(warned)} warning{'s' if len(warned) > 1 else ''}: {', '.join(warned)}"
-    lines += ["", paint.line(not failed, summary, "")]
-    return "\n".join(line.rstrip() for line in lines)
-
-
-class Painter:
-    """Green/red marks; ANSI colour only for a terminal."""
-
-    def __init__(self, colour: bool) -> None:
-        self.colour = colour
-
-    def line(self, ok: bool, name: str, detail: str, warn: bool = False) -> str:
-        mark = "! WARN" if ok and warn else "✓ ok  " if ok else "✗ FAIL"
-        if self.colour:
-            mark = f"\033[{'33' if ok and warn else '32' if ok else '31'}m{mark}\033[0m"
-        return f"{mark} {name}  {detail}"
-
-
 # ---------------------------------------------------------------------------------------------
 # terminal width (shared with ops.py)
 
 
-def _width(text: str) -> int:
-    """Terminal columns: CJK (wide and full-width) characters take two."""
-    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 0
-               if unicodedata.combining(c) else 1 for c in text)
-
-
-def _pad(text: str, width: int) -> str:
-    return text + " " * max(0, width - _width(text))

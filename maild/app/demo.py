@@ -170,7 +170,7 @@ class Scenario:
 
 def play(config: Config, out: TextIO, wait_state: Callable[[], dict[str, str]]) -> None:
     """The scripted Q3 project: kickoff, three confirmation requests, three confirmations."""
-    from maild.app.service import Rules
+    from maild.app.wiring import Rules
     people = Rules.from_config(config).people
     names = {p.address: p.name for p in people.people}
     scenario = Scenario(config, out, names)

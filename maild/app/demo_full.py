@@ -217,7 +217,8 @@ def steps(start: datetime) -> list[Step]:
 
 
 def run_full_demo(config_path: Path, out: TextIO, *, free_ports: bool = True) -> int:
-    from maild.app.service import Rules, Service
+    from maild.app.service import Service
+    from maild.app.wiring import Rules
 
     try:
         mail, config, demo_path = start_demo_mail(config_path, free_ports=free_ports)

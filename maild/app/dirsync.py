@@ -243,7 +243,7 @@ def run_directory_command(args: argparse.Namespace, out: TextIO = sys.stdout,
         else:
             out.write(format_check(facts, problems))
         return EX_FAILED if any(p.kind != "self_manager" for p in problems) else EX_OK
-    from maild.app.service import Rules
+    from maild.app.wiring import Rules
     people = Rules.from_config(config).people
     found = people.resolve(args.text)
     rows = [{"name": p.name, "address": p.address, "department": p.department,

@@ -30,7 +30,8 @@ from typing import Any, TextIO
 
 from maild.adapters.store import FormatError, open_store
 from maild.adapters.storeapi import LockError
-from maild.app.checks import Painter, _pad, _width, format_checks, run_checks
+from maild.app.checkreport import Painter, _pad, _width, format_checks
+from maild.app.checks import run_checks
 from maild.app.migrate import configured_store
 from maild.app.opsdata import (  # noqa: F401 - the data functions are part of this module's interface
     TASK_DONE,

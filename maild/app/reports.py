@@ -73,7 +73,7 @@ def digest_preview(config: Config, now: datetime,
     """Everything the schedule would send at `now`, rendered; the store is only read. People
     the daemon has not met yet are met at `met_at` (the real time: the running daemon meets
     them within a tick), or at `now` if that is earlier (`baseline.seed`)."""
-    from maild.app.service import Rules, load_secret, make_renderer, notice_addresses
+    from maild.app.wiring import Rules, load_secret, make_renderer, notice_addresses
 
     rules = Rules.from_config(config)
     store = Store.open_readonly(config.data_dir)

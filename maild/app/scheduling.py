@@ -43,7 +43,7 @@ from maild.core.people import Directory
 from maild.core.planner import Planned, ScheduleRules
 from maild.core.workcal import WorkCalendar
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("maild.scheduling")  # the name logs have always shown
 
 DIGESTS = ("digest", "owner_digest")
 RULES_KEY = "due_rules"  # meta: which rules the stored due moments were computed with

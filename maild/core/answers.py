@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from maild.core.dates import ACCEPTED_FORMS
+from maild.core.datewords import ACCEPTED_FORMS
 from maild.core.formprint import table_header
 from maild.core.forms import blank_form, refill_form
 from maild.core.model import FieldError, FormResult, Inbound, ItemKind, Notice

@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from maild.core import tokens
-from maild.core.commands import normalise, read_commands
+from maild.core.commands import read_commands
+from maild.core.commandwords import normalise
 from maild.core.forms import FormRules, read_form
 from maild.core.model import Command, FormResult, Inbound
 from maild.core.sheetforms import FileForm, email_tables, form_sheet_names, read_file_form

@@ -34,65 +34,30 @@ from dataclasses import dataclass
 from typing import Any
 
 from maild.core import loopcommands, phrases
+from maild.core.commandwords import (
+    APOLOGY,
+    ASKS_RE,
+    CLOSE_RE,
+    CONTRAST_RE,
+    DECLINE_RE,
+    DELAY_RE,
+    DONE_RE,
+    HELP_RE,
+    NEEDS_RE,
+    NOTE_LEAD,
+    PROGRESS_RE,
+    REASON_LEAD,
+    REASON_MARK,
+    REASSIGN_RE,
+    REFUSAL_RE,
+    SHOW_RE,
+    STATUS_RE,
+    WITHDRAW_RE,
+    normalise,
+)
 from maild.core.labelled import RETRO_FIELDS, STATE_WORDS, fields, read_labelled
 from maild.core.model import Command
 from maild.core.sentences import LEADING_CONJUNCTION_RE, Sentence, body, sentences
-
-_SEP = r"\s*[:：,，]?\s*"
-_DECLINE_RE = re.compile(
-    r"^(?:拒绝|拒絕|无法承担|無法承擔|不接受|无法接受|无法完成|不能承担|decline[d]?|reject(?:ed)?|"
-    r"can(?:no|')t (?:take|accept|do)(?: (?:it|this))?|unable to (?:take|accept)(?: (?:it|this))?)"
-    r"(?![a-z])" + _SEP, re.IGNORECASE)
-_PROGRESS_RE = re.compile(
-    r"^(?:进度|進度|进展|progress|完成度|已完成)?\s*[:：]?\s*(?P<pct>\d{1,3})\s*%", re.IGNORECASE)
-_DONE_RE = re.compile(r"^(?:已完成|完成了?|已交付|done|completed|finished|delivered)(?![a-z])(?!\s*\d)"
-                      + _SEP, re.IGNORECASE)
-_STATUS_RE = re.compile(r"^(?:状态|狀態|status)\s*[:：]?\s*(?P<state>未开始|進行中|进行中|已完成|延期|"
-                        r"not started|in progress|done|delayed)", re.IGNORECASE)
-_DELAY_RE = re.compile(r"^(?:延期|推迟|推遲|改期|delay(?:ed)?|postpone[d]?|reschedule[d]?)(?![a-z])\s*(?:至|到|until|to)?"
-                       r"\s*[:：]?\s*(?P<date>.*?)\s*(?:[,，;；。\n]|(?=\s(?:because|reason|due to)\b)|"
-                       r"(?=因为|因為|原因|由于|由於)|$)", re.IGNORECASE | re.DOTALL)
-_REASSIGN_RE = re.compile(r"^(?:转派|轉派|改派|reassign)\s*(?P<task>T-?\d+)?\s*(?:给|給|to|至)?\s*"
-                          r"(?P<owner>.+)", re.IGNORECASE)
-_CLOSE_RE = re.compile(r"^(?:关闭|關閉|结项|結項|结案|close[d]?)(?![a-z])", re.IGNORECASE)
-# The initiator takes the item back (the receipt's 撤销 button: an item they did not send).
-_WITHDRAW_RE = re.compile(r"^(?:撤销|撤銷|撤回|withdraw(?:n)?)(?![a-z])", re.IGNORECASE)
-# The "Status" button's body, or a question about where things stand: answered, nothing changes.
-_SHOW_RE = re.compile(r"^(?:状态|狀態|查看状态|查看狀態|查询状态|查詢狀態|进展如何|進展如何|status|"
-                      r"show status|what(?:'s| is) the status)\s*[?？]?$", re.IGNORECASE)
-_HELP_RE = re.compile(r"^(?:帮助|幫助|help|模板|template[s]?|\?|？)$", re.IGNORECASE)
-# Words that take a yes back, or leave it open: beside a confirmation they make the reply a
-# question ("好的，但这周实在做不了", "OK, let me get back to you"), unless a delay explains them.
-_REFUSAL_RE = re.compile(r"做不了|无法|無法|不能|拒绝|拒絕|来不及|來不及|没法|没办法|搞不定|抽不出|排不开|"
-                         r"腾不出|忙不过来|顾不上|再考虑|考虑一下|回头再|再说|商量|沟通一?下|"
-                         r"can't|cannot|can not|unable|won't be able|not able|no time|don't have time|"
-                         r"get back to you|think about it|not sure|check with", re.IGNORECASE)
-_ASKS_RE = re.compile(r"[?？]|能否|能不能|可否|可不可以|请问|想问|问下|问一下|麻烦|帮忙|请你|请您|"
-                      r"\b(?:could|can|would|will) (?:you|we)\b|\bplease\b|\blet me know\b|"
-                      r"\bshall we\b", re.IGNORECASE)
-_CONTRAST_RE = re.compile(r"不过|但是|但|可是|只是|\bbut\b|\bhowever\b", re.IGNORECASE)
-_NEEDS_RE = re.compile(r"需要|得|要|希望|想|\bneed|\bwant|\bhave to\b|\bwould like\b|\bmust\b",
-                       re.IGNORECASE)
-_REASON_LEAD = re.compile(r"^(?:原因是|原因|理由|因为|因為|因(?![此而])|由于|由於|reason(?: is)?|"
-                          r"because(?: of)?|due to|since|as)\s*[:：,，]?\s*", re.IGNORECASE)
-_REASON_MARK = re.compile(r"(?:原因是|原因[:：]|理由[:：]|因为|因為|由于|由於|\bbecause\b|\bdue to\b|"
-                          r"\bsince\b)", re.IGNORECASE)
-_APOLOGY = re.compile(r"^(?:抱歉|不好意思|对不起|很遗憾|sorry|i'?m afraid|unfortunately)[\s,，]*",
-                      re.IGNORECASE)
-_NOTE_LEAD = re.compile(r"^[\s:：,，.。;；!！?？、)）-]+")
-
-
-# Full-width digits, letters and a few symbols read as ASCII; Chinese punctuation (，：；) stays,
-# because it is part of what people wrote (a decline reason is quoted back verbatim).
-_HALF_WIDTH = str.maketrans(
-    {**{chr(c): chr(c - 0xFEE0) for c in range(0xFF10, 0xFF1A)},
-     **{chr(c): chr(c - 0xFEE0) for c in range(0xFF21, 0xFF3B)},
-     **{chr(c): chr(c - 0xFEE0) for c in range(0xFF41, 0xFF5B)},
-     "％": "%", "＋": "+", "－": "-", "．": ".", "／": "/", "\u3000": " ", "\u00a0": " "})
-
-
-def normalise(text: str) -> str:
-    return text.translate(_HALF_WIDTH)
 
 
 @dataclass(frozen=True)
@@ -121,9 +86,9 @@ def read_commands(new_text: str) -> ReplyReading:
     if not text:
         return ReplyReading()
     first = text.splitlines()[0].strip().strip("。.!！")
-    if _HELP_RE.match(first):
+    if HELP_RE.match(first):
         return ReplyReading((Command("help"),))
-    if _SHOW_RE.match(first) and len(text.splitlines()) == 1:
+    if SHOW_RE.match(first) and len(text.splitlines()) == 1:
         return ReplyReading((Command("show"),))
     text = body(text)
     if not text:
@@ -131,15 +96,15 @@ def read_commands(new_text: str) -> ReplyReading:
     first = text.splitlines()[0].strip().strip("。.!！")
     if found := loopcommands.read(first, text):  # 验收通过 / 退回修改 / 停止重复 / 依赖
         return ReplyReading((found,))
-    if match := _REASSIGN_RE.match(first):
+    if match := REASSIGN_RE.match(first):
         task = match.group("task")
         return ReplyReading((Command("reassign", {"task": _task_id(task) if task else None,
                                                   "owner": match.group("owner").strip()}),))
-    if _CLOSE_RE.match(first):
+    if CLOSE_RE.match(first):
         return ReplyReading((Command("close", fields(text, RETRO_FIELDS)),))
-    if _WITHDRAW_RE.match(first):
+    if WITHDRAW_RE.match(first):
         return ReplyReading((Command("withdraw", {
-            "note": _note(_WITHDRAW_RE.sub("", first, count=1))}),))
+            "note": _note(WITHDRAW_RE.sub("", first, count=1))}),))
     labelled = read_labelled(text)
     free, problems = labelled.free, labelled.problems
     said = sentences(free)
@@ -165,16 +130,16 @@ def read_command(new_text: str) -> Command | None:
 
 def _explicit(clause: str) -> phrases.Found | None:
     """A command written first in its clause, as the help email shows them."""
-    if match := _DECLINE_RE.match(clause):
+    if match := DECLINE_RE.match(clause):
         return phrases.Found("decline", {}, 0, match.end())
-    if match := _STATUS_RE.match(clause):
+    if match := STATUS_RE.match(clause):
         return phrases.Found("status", {"state": STATE_WORDS[match.group("state").lower()]},
                              0, match.end())
-    if match := _PROGRESS_RE.match(clause):
+    if match := PROGRESS_RE.match(clause):
         return phrases.Found("progress", {"percent": int(match.group("pct"))}, 0, match.end())
-    if match := _DELAY_RE.match(clause):
+    if match := DELAY_RE.match(clause):
         return phrases.Found("delay", {"date": match.group("date").strip()}, 0, match.end("date"))
-    if match := _DONE_RE.match(clause):
+    if match := DONE_RE.match(clause):
         return phrases.Found("done", {}, 0, match.end())
     return None
 
@@ -248,7 +213,7 @@ def _pre(free: str, sentence: Sentence, hit: _Hit, found: list[_Hit]) -> str:
               and not c.start <= hit.start < c.end]
     if not before:
         return ""
-    return _APOLOGY.sub("", _clean(free[before[0].start:before[-1].end]))
+    return APOLOGY.sub("", _clean(free[before[0].start:before[-1].end]))
 
 
 def _unread(free: str, said: list[Sentence], hits: list[_Hit]) -> list[tuple[int, int]]:
@@ -263,15 +228,15 @@ def _unread(free: str, said: list[Sentence], hits: list[_Hit]) -> list[tuple[int
         mine = [h for h in hits if h.sentence == number or sentence.start <= h.start < sentence.end
                 or h.start <= sentence.start < h.end]
         if not mine:
-            if _ASKS_RE.search(free[sentence.start:sentence.end]):
+            if ASKS_RE.search(free[sentence.start:sentence.end]):
                 unread.append((sentence.start, sentence.end))
             continue
         previous = sentence.start
         for clause in sentence.clauses:
             taken = any(h.start < clause.end and clause.start < max(h.end, h.clause_end)
                         for h in mine)
-            if (not taken and _CONTRAST_RE.search(free[previous:clause.start])
-                    and (_ASKS_RE.search(clause.text) or _NEEDS_RE.search(clause.text))):
+            if (not taken and CONTRAST_RE.search(free[previous:clause.start])
+                    and (ASKS_RE.search(clause.text) or NEEDS_RE.search(clause.text))):
                 unread.append((clause.start, clause.end))
             previous = clause.end
     return unread
@@ -349,14 +314,14 @@ def _tail(free: str, said: list[Sentence], hits: list[_Hit], index: int,
 def _delay_reason(rest: str, tail: str, pre: str) -> str:
     """A delay's reason: after 因为/原因/because, else what follows it, else what came before
     it in its sentence ("8月14日太赶了，能否延到8月18日？")."""
-    if marked := _REASON_MARK.search(rest):
+    if marked := REASON_MARK.search(rest):
         return _reason(rest[marked.start():])
     return _reason(tail) or pre
 
 
 def _reason(text: str) -> str:
     """A reason, without the word that introduces it ("原因：", "because", "due to")."""
-    return _REASON_LEAD.sub("", _note(text)).strip()
+    return REASON_LEAD.sub("", _note(text)).strip()
 
 
 def _paragraph(text: str) -> str:
@@ -365,7 +330,7 @@ def _paragraph(text: str) -> str:
 
 
 def _clean(text: str) -> str:
-    text = _NOTE_LEAD.sub("", text).strip().rstrip("，,、 ")
+    text = NOTE_LEAD.sub("", text).strip().rstrip("，,、 ")
     return LEADING_CONJUNCTION_RE.sub("", text) if LEADING_CONJUNCTION_RE.fullmatch(text) else text
 
 
@@ -421,6 +386,6 @@ def _refuses(free: str, said: list[Sentence], hits: list[_Hit]) -> bool:
         for clause in sentence.clauses:
             if any(h.start < clause.end and clause.start < h.end for h in hits):
                 continue
-            if _REFUSAL_RE.search(clause.text):
+            if REFUSAL_RE.search(clause.text):
                 return True
     return False

@@ -30,42 +30,47 @@ from __future__ import annotations
 import binascii
 import hashlib
 import re
-from collections.abc import Iterable
-from datetime import UTC, datetime
 from email import message_from_bytes
 from email.message import Message
 from email.parser import BytesHeaderParser
 from email.policy import compat32
-from email.utils import decode_params, getaddresses, parsedate_to_datetime, unquote
 from types import MappingProxyType
 
 from maild.core.model import Attachment, Inbound
-from maild.mail.charsets import decode_bytes, decode_header, decode_raw
+from maild.mail.attachments import (
+    _attachment_size,
+    _get_payload,
+    _is_table_file,
+    _payload_bytes,
+    _table_bytes,
+)
+from maild.mail.charsets import decode_bytes, decode_header
 from maild.mail.dsn import bounce_signal, failed_recipients, parse_status_text
+from maild.mail.headers import (
+    _ADDRESS_HEADERS,
+    _addresses,
+    _content_type,
+    _filename,
+    _main_value,
+    _message_ids,
+    _param,
+    _parse_date,
+    _raw_header,
+    _single_sender,
+    normalize_message_id,
+)
 from maild.mail.htmltext import html_to_text
-from maild.mail.sheets import LEGACY, kind_of
 
 __all__ = ["DecodeError", "decode", "decode_bytes", "decode_header", "html_to_text",
            "normalize_message_id"]
 
 MAX_DEPTH = 100  # MIME nesting beyond this is ignored (recorded as a defect)
-MAX_COMMENT_DEPTH = 50  # address headers with deeper nested (comments) are unusable
 SKELETON_BYTES = 512 * 1024  # emails above this are parsed with their big attachments cut out
 ELIDE_BYTES = 64 * 1024  # base64 bodies above this are cut out (sized, never decoded)
-SIZE_BY_COUNTING = 64 * 1024  # base64 payloads above this are sized without decoding
 
 _BLANK_LINE = re.compile(rb"\r?\n\r?\n")
-_NEWLINES = re.compile(r"[\r\n]+")
-_ANGLED = re.compile(r"<([^<>]*)>")
-_PARAM = re.compile(r';\s*([^\s=;"]+)\s*=\s*("(?:[^"\\]|\\.)*"?|[^;]*)')
-_CLEAN_ADDRESS = re.compile(
-    r"[^\s@<>()\[\],;:\"\\]+@[^\s@<>()\[\],;:\"\\.]+(?:\.[^\s@<>()\[\],;:\"\\.]+)*"
-)
-_ADDRESS_HEADERS = ("delivered-to", "x-original-to", "envelope-to")
 # A run of base64 text and line breaks (a single character class: no backtracking stack).
 _B64_RUN = re.compile(rb"[A-Za-z0-9+/=\r\n]{%d,}" % (64 * 1024))
-_MARKER = re.compile(r"MAILDCUT(\d{8})")  # 16 base64 characters: decodes to 12 bytes
-_MARKER_DECODED = 12
 
 
 class DecodeError(Exception):
@@ -79,160 +84,7 @@ class DecodeError(Exception):
 # ── header fields ────────────────────────────────────────────────────────────────────────────
 
 
-def normalize_message_id(value: str | None) -> str | None:
-    """A Message-ID without angle brackets or whitespace; None when there is nothing."""
-    if value is None:
-        return None
-    match = _ANGLED.search(value)
-    text = "".join((match.group(1) if match else value).split()).strip("<>")
-    return text or None
-
-
-def _message_ids(value: str | None) -> tuple[str, ...]:
-    if not value:
-        return ()
-    found = _ANGLED.findall(value) or re.split(r"[\s,]+", value)
-    ids = (normalize_message_id(item) for item in found)
-    return tuple(dict.fromkeys(item for item in ids if item))
-
-
-def _clean_address(address: str, hint: str | None) -> str:
-    address = decode_raw(address, hint).strip().lower()
-    return address if _CLEAN_ADDRESS.fullmatch(address) else ""
-
-
-def _getaddresses(values: list[str]) -> list[tuple[str, str]]:
-    """`getaddresses`, bounded: its comment parser recurses once per nested `(`, so a header of
-    thousands of `(` raised RecursionError out of decode (found by tests/test_hostile.py).
-    Nesting deeper than MAX_COMMENT_DEPTH makes the header unusable."""
-    for value in values:
-        depth = deepest = 0
-        for char in value:
-            if char == "(":
-                depth += 1
-                deepest = max(deepest, depth)
-            elif char == ")":
-                depth = max(0, depth - 1)
-        if deepest > MAX_COMMENT_DEPTH:
-            return []
-    try:
-        return getaddresses(values)
-    except RecursionError:
-        return []
-
-
-def _addresses(values: Iterable[str], hint: str | None) -> tuple[str, ...]:
-    """Clean lower-cased addresses from address headers; unusable entries are dropped."""
-    found = (_clean_address(addr, hint) for _name, addr in _getaddresses(list(values)))
-    return tuple(dict.fromkeys(addr for addr in found if addr))
-
-
-def _without_quoted_strings(raw: str) -> str:
-    """`raw` with each quoted string replaced by `""`; an unterminated one is kept as it is.
-
-    A linear scan: the regex `"(?:[^"\\]|\\.)*"` it replaces was quadratic on an unterminated
-    quote (240 KB of `"a\\` took 184 s of CPU; found by tests/test_hostile.py)."""
-    out: list[str] = []
-    at = 0
-    while True:
-        start = raw.find('"', at)
-        if start < 0:
-            out.append(raw[at:])
-            return "".join(out)
-        end = start + 1
-        while end < len(raw) and raw[end] != '"':
-            end += 2 if raw[end] == "\\" else 1
-        if end >= len(raw):  # unterminated: nothing after it is quoted
-            out.append(raw[at:])
-            return "".join(out)
-        out.append(raw[at:start] + '""')
-        at = end + 1
-
-
-def _single_sender(raw: str, hint: str | None) -> tuple[str, str]:
-    """(address, name) of a From header that is exactly one clean mailbox, else ("", "")."""
-    raw = _NEWLINES.sub("", raw)
-    pairs = [(name, addr) for name, addr in _getaddresses([raw]) if name or addr]
-    if len(pairs) != 1:
-        return "", ""
-    name, addr = pairs[0]
-    address = _clean_address(addr, hint)
-    bare = _without_quoted_strings(raw)
-    if not address or bare.count("@") != 1 or bare.count("(") != bare.count(")"):
-        return "", ""
-    if "<" in bare or ">" in bare:
-        angled = _ANGLED.findall(bare)
-        if len(angled) != 1 or bare.count("<") != 1 or bare.count(">") != 1:
-            return "", ""
-        if _clean_address(angled[0], hint) != address:
-            return "", ""
-    return address, decode_header(name, hint)
-
-
-def _parse_date(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
 # ── MIME parts ───────────────────────────────────────────────────────────────────────────────
-
-
-def _raw_header(part: Message, name: str) -> str | None:
-    for key, value in part.raw_items():
-        if key.lower() == name:
-            return value if isinstance(value, str) else str(value)
-    return None
-
-
-def _main_value(raw: str | None) -> str:
-    return raw.split(";", 1)[0].strip().lower() if raw else ""
-
-
-def _content_type(part: Message) -> str:
-    ctype = _main_value(_raw_header(part, "content-type"))
-    return ctype if ctype.count("/") == 1 else "text/plain"
-
-
-def _param(part: Message, header: str, name: str) -> str | None:
-    """One MIME parameter, RFC 2231 and raw 8-bit aware; parsed linearly (no compat32 get_param)."""
-    raw = _raw_header(part, header)
-    if not raw:
-        return None
-    raw = _NEWLINES.sub("", raw)
-    found = [(key.lower(), val.strip()) for key, val in _PARAM.findall(raw)
-             if key.lower().startswith(name)]
-    # A whole value (`name=` or `name*=`) and RFC 2231 continuations (`name*0*=`, `name*1*=`)
-    # of the same parameter must not reach `decode_params` together: it sorts their numbers
-    # with None and raised TypeError (found by the long fuzz run). The first whole value wins.
-    whole = [(key, val) for key, val in found if key in (name, name + "*")]
-    params = [("", ""), *(whole[:1] or found)]
-    for key, value in decode_params(params)[1:]:
-        if key != name:
-            continue
-        if isinstance(value, tuple):  # RFC 2231: (charset, language, latin-1 octets)
-            charset, _language, text = value
-            return decode_bytes(unquote(text).encode("latin-1", "surrogateescape"), charset or None)
-        return unquote(value)
-    return None
-
-
-def _filename(part: Message, hint: str | None) -> str:
-    value = _param(part, "content-disposition", "filename") or _param(part, "content-type", "name")
-    return decode_header(value, hint) if value else ""
-
-
-def _get_payload(part: Message) -> list[Message] | str | None:
-    """`part.get_payload()`, or None when compat32 cannot even look up the part's charset to
-    hand back 8-bit text (a NUL in `charset=` raised ValueError; found by fuzz/fuzz_decode.py)."""
-    try:
-        return part.get_payload()
-    except (ValueError, LookupError):
-        return None
 
 
 def _leaves(message: Message) -> tuple[list[Message], bool]:
@@ -326,75 +178,6 @@ def _body_kind(raw: bytes, start: int, header_end: int, keep_tables: int = 0) ->
         if end is not None and (end.end() - start) * 3 // 4 <= keep_tables:
             return "keep"
     return "cut" if attachment or not _content_type(head).startswith("text/") else ""
-
-
-def _is_table_file(part: Message, hint: str | None) -> bool:
-    kind = kind_of(_filename(part, hint), _content_type(part))
-    return kind is not None and kind not in LEGACY
-
-
-def _attachment_size(part: Message, cut_sizes: list[int]) -> int:
-    """Decoded size of an attachment without keeping (or, when big, decoding) its payload."""
-    payload = _get_payload(part)
-    if isinstance(payload, str) and (
-        _main_value(_raw_header(part, "content-transfer-encoding")) == "base64"
-    ):
-        cuts = _MARKER.findall(payload)
-        if cuts:
-            cut = sum(cut_sizes[int(n)] for n in cuts if int(n) < len(cut_sizes))
-            return cut + _counted_base64_size(_MARKER.sub("", payload))
-        if len(payload) > SIZE_BY_COUNTING:
-            return _counted_base64_size(payload)
-    return len(_payload_bytes(part))
-
-
-def _table_bytes(part: Message, cut_tables: dict[int, bytes]) -> bytes | None:
-    """A table file's bytes: decoded here, or kept when its body was cut (`_skeleton`); None
-    when its body was cut some other way."""
-    payload = _get_payload(part)
-    cuts = _MARKER.findall(payload) if isinstance(payload, str) else []
-    if not cuts:
-        return _payload_bytes(part)
-    return cut_tables.get(int(cuts[0])) if len(cuts) == 1 else None
-
-
-def _counted_base64_size(text: str) -> int:
-    """The decoded size of well-formed base64 `text`, by counting (no decoded copy)."""
-    whitespace = text.count("\n") + text.count("\r") + text.count(" ") + text.count("\t")
-    return max(0, (len(text) - whitespace) * 3 // 4 - text.count("="))
-
-
-def _payload_bytes(part: Message) -> bytes:
-    payload = _get_payload(part)
-    if isinstance(payload, list):
-        try:
-            return b"".join(child.as_bytes() for child in payload if isinstance(child, Message))
-        except Exception:  # an attached message that cannot be re-serialised: size unknown
-            return b""
-    data = part.get_payload(decode=True)
-    return data if isinstance(data, bytes) else b""
-
-
-def attachment_files(raw: bytes, limit: int) -> list[tuple[str, str, bytes]] | None:
-    """The files attached to an email, as (filename, content type, bytes), to forward them
-    (an owner's deliverable, to the initiator who accepts it); None when together they are
-    larger than `limit` bytes. Filenames are read as `decode` reads them (RFC 2231, GBK)."""
-    message, _too_deep = _parse(raw)
-    leaves, _capped = _leaves(message)
-    hint = next((cs for leaf in leaves if _content_type(leaf).startswith("text/")
-                 and (cs := _param(leaf, "content-type", "charset"))), None)
-    files: list[tuple[str, str, bytes]] = []
-    total = 0
-    for leaf in leaves:
-        filename = _filename(leaf, hint)
-        if not (filename or _main_value(_raw_header(leaf, "content-disposition")) == "attachment"):
-            continue
-        data = _payload_bytes(leaf)
-        total += len(data)
-        if total > limit:
-            return None
-        files.append((filename or "attachment", _content_type(leaf), data))
-    return files
 
 
 def _body_text(part: Message) -> str:
@@ -526,3 +309,25 @@ def decode(
         defects=tuple(dict.fromkeys(defects)),
         failed_recipients=failed_recipients(status, text or "", bounce is not None),
     )
+
+
+def attachment_files(raw: bytes, limit: int) -> list[tuple[str, str, bytes]] | None:
+    """The files attached to an email, as (filename, content type, bytes), to forward them
+    (an owner's deliverable, to the initiator who accepts it); None when together they are
+    larger than `limit` bytes. Filenames are read as `decode` reads them (RFC 2231, GBK)."""
+    message, _too_deep = _parse(raw)
+    leaves, _capped = _leaves(message)
+    hint = next((cs for leaf in leaves if _content_type(leaf).startswith("text/")
+                 and (cs := _param(leaf, "content-type", "charset"))), None)
+    files: list[tuple[str, str, bytes]] = []
+    total = 0
+    for leaf in leaves:
+        filename = _filename(leaf, hint)
+        if not (filename or _main_value(_raw_header(leaf, "content-disposition")) == "attachment"):
+            continue
+        data = _payload_bytes(leaf)
+        total += len(data)
+        if total > limit:
+            return None
+        files.append((filename or "attachment", _content_type(leaf), data))
+    return files

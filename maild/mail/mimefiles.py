@@ -1,7 +1,7 @@
 """The MIME body of an outgoing email that carries files: multipart/mixed around the alternative.
 
 The one job is `with_files(seed, text_parts, files)` → (Content-Type header, body bytes), used by
-`render.to_mime` when an `Outgoing` has attachments. Pure and deterministic (boundaries come
+`mime.to_mime` when an `Outgoing` has attachments. Pure and deterministic (boundaries come
 from `seed`, so the same email always gives the same bytes). Surprises:
 
 - A calendar entry (`inline=True`, text/calendar; method=REQUEST) goes inside the
