@@ -34,7 +34,7 @@ def load_cases(corpus: Path = CORPUS) -> list[dict[str, Any]]:
 
 def read_case(case: Mapping[str, Any], config: Any, corpus: Path = CORPUS) -> dict[str, Any]:
     """inspect's reading of one case's email, plus what decode itself found (recipients, files)."""
-    from maild.app.cli import inspect_email
+    from maild.app.inspectmail import inspect_email
     from maild.mail.decode import decode
 
     raw = (corpus / case["file"]).read_bytes()

@@ -36,7 +36,7 @@ def load_cases(corpus: Path = CORPUS) -> list[dict[str, Any]]:
 
 def read_case(case: Mapping[str, Any], config: Any, corpus: Path = CORPUS) -> dict[str, Any]:
     """inspect's reading of one case's email, as of NOW."""
-    from maild.app.cli import inspect_email
+    from maild.app.inspectmail import inspect_email
 
     return inspect_email((corpus / case["file"]).read_bytes(), config, NOW)
 

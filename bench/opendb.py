@@ -50,7 +50,7 @@ def build(folder: Path, count: int, now: datetime, seed: int = 1) -> dict:
 
     from maild.adapters.store import Store
     from maild.app.scheduling import DueIndex
-    from maild.app.service import Rules
+    from maild.app.wiring import Rules
     from maild.core import planner
 
     from .child import ROOT

@@ -12,7 +12,7 @@ from . import corpus
 
 
 def run(out, iterations: int) -> None:
-    from maild.app.service import Rules
+    from maild.app.wiring import Rules
     from maild.core.classify import ClassifyContext, classify
     from maild.mail.decode import decode
 

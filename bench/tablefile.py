@@ -73,7 +73,7 @@ def _workbook(size: int, kind: str, header: list[str]) -> bytes:
 
 
 def run(out, iterations: int) -> None:
-    from maild.app.service import Rules
+    from maild.app.wiring import Rules
     from maild.core.classify import ClassifyContext, NewItem, classify
     from maild.mail.decode import decode
     from maild.mail.workbooks import load_sheet_words

@@ -22,7 +22,7 @@ with atheris.instrument_imports():
     import email.policy
 
     from maild.core.model import Outgoing
-    from maild.mail.render import to_mime
+    from maild.mail.mime import to_mime
 
 ALLOWED = {"from", "to", "cc", "subject", "date", "message-id", "in-reply-to", "references",
            "reply-to", "mime-version", "content-type", "content-transfer-encoding",
