@@ -45,7 +45,7 @@ screenshots: install
 	$(BIN)/python tools/screenshots.py --out screenshots --showcase docs
 
 reliability: install
-	$(BIN)/pytest -q -s -m slow tests/test_crash_consistency.py tests/test_fuzz.py
+	$(BIN)/pytest -q -s -m slow tests/app/test_crash_consistency.py tests/app/test_fuzz.py
 
 lint: install
 	$(BIN)/ruff check maild tests

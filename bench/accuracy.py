@@ -5,7 +5,7 @@
 with its entry in `tests/data/corpus/expected.toml`: kind, language, command and its arguments,
 first line of the new text, item fields, tasks, validation error codes, and — for bounces — the
 failed recipients `decode` found. Prints correct/total per client and per kind, the overall share,
-and each miss with what differed. Always exits 0: it measures, `tests/test_corpus.py` enforces.
+and each miss with what differed. Always exits 0: it measures, `tests/mail/test_corpus.py` enforces.
 
 `check_case` is shared with the test, so both judge a reading the same way.
 """

@@ -8,7 +8,7 @@ kind, language, item fields, each task's owner, deadline, state, progress and pr
 items it makes, whether it waits for a one-word confirmation, validation error codes, the
 receipt's notes and what could not be read. It prints the tables and each miss, and returns
 {"correct", "total", "by": {dimension: {name: [correct, total]}}, "misses"}. bench/accuracy.py
-calls it after the old corpus (`make accuracy`); tests/test_guide_corpus.py enforces it with
+calls it after the old corpus (`make accuracy`); tests/mail/test_guide_corpus.py enforces it with
 `check_guide_case`, the same judge.
 """
 

@@ -7,7 +7,7 @@ gives, in order, with the arguments that must be read (progress in a sentence or
 blockers as the guide's sentence, delays by date or by duration, compound replies), what maild
 must say it did not act on, and — for a reply that gives no clear command — that nothing is read.
 Prints correct/total per reply kind and per language, and each miss. Measures, never fails:
-`tests/test_guide_replies.py` enforces.
+`tests/mail/test_guide_replies.py` enforces.
 
 Surprise: text arguments are compared without their final full stop (。 or .), which is the
 writer's punctuation, not part of a reason or a note.

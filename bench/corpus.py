@@ -86,6 +86,7 @@ def make(template: str, n: int, rng: random.Random, now: datetime, tasks: int | 
     else:
         count = 1
         owner = rng.choice(owners)
+        # Same shape as the branch above (duplicates): the two templates' words differ, the assembly does not.
         if zh:
             subject = f"[紧急] 支付系统故障 {n}"
             body = (f"紧急事务类型：系统故障\n发起人：李娜\n事务描述：支付接口超时，影响全部线上订单 {n}\n"

@@ -63,6 +63,7 @@ class _Sink:
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
+        # Also in tests/pgserver.py (duplicates): bench/ does not import the tests' helpers.
         return sock.getsockname()[1]
 
 

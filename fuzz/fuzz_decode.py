@@ -1,7 +1,7 @@
 """Fuzz target: raw bytes → decode → classify → reply text and command extraction.
 
 Any exception other than `DecodeError` is a finding, and so is one input taking more than the
-`-timeout` libFuzzer is given (tests/test_fuzz.py passes 2 s: the CPU bound of decode).
+`-timeout` libFuzzer is given (tests/app/test_fuzz.py passes 2 s: the CPU bound of decode).
 
     .venv/bin/python fuzz/fuzz_decode.py -runs=100000 -max_len=65536 -timeout=2 CORPUS_DIR
 """

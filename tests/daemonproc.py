@@ -22,6 +22,7 @@ def write_daemon_config(folder: Path, *, host: str, imap_port: int, smtp_port: i
     (with `accounts`), or an external one there, whose IMAP password is in TEST_IMAP_PASSWORD.
     `security` adds lines to the [security] table, `mail` to the [mail] table; `store_url` puts
     the state in PostgreSQL."""
+    # The [imap]/[smtp] config of tests/app/test_ops.py's own writer (duplicates): ops needs other keys.
     servers = "" if embedded else f"""
 [imap]
 host = "{host}"

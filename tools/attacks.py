@@ -53,6 +53,7 @@ OUTSIDERS = tuple(f"partner{n:02d}@evil.test" for n in range(50))
 
 PROJECT = """项目名称：{title}
 发起人/部门：李娜 / 市场部
+# The kickoff shape of tests/app/test_crash_consistency.py (duplicates): a tool does not import tests.
 目标/背景：攻击测试
 范围：攻击测试
 

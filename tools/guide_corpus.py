@@ -1030,6 +1030,7 @@ def build_more() -> None:
          Email(LI, "[项目] Q3新品推广项目",
                "项目名称：Q3新品推广项目\n" + tabs(T1_HEADER[3:6], [["新品核心卖点提炼", "8月10日前", "王喆"],
                                                          ["渠道推广方案制定", "8月14日前", ""]])),
+         # Deliberately alike (duplicates): each case spells its email out in full; the table is the data.
          owner_form="missing", kind="new_item", item={"kind": "project"},
          errors=["task_malformed"])
     case("bad/two_owners_slash_qq.eml", "qq", "t2", "label_lines", "zh",
@@ -1073,7 +1074,7 @@ def _toml_value(value: Any) -> str:
 
 
 HEADER = """# The expected reading of every email in this corpus (tests/data/guide/new/), checked by
-# tests/test_guide_corpus.py and scored by bench/accuracy_guide_new.py (`make accuracy`).
+# tests/mail/test_guide_corpus.py and scored by bench/accuracy_guide_new.py (`make accuracy`).
 # Written by tools/guide_corpus.py from the guide's templates; each expectation is stated by
 # hand there. Fixed now: 2026-07-27 09:00 Asia/Shanghai (a Monday). Keys per case:
 #   file, client, template (t1 | t2 | t3 | kickoff | none), shape, kind, language   required

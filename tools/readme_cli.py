@@ -1,4 +1,4 @@
-"""Regenerate the CLI section of README.md from `maild --help` (tests/test_cli.py checks it matches).
+"""Regenerate the CLI section of README.md from `maild --help` (tests/app/test_cli.py checks it matches).
 
 Run: .venv/bin/python tools/readme_cli.py
 """

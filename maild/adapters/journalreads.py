@@ -8,15 +8,7 @@ import os
 from collections.abc import Iterator
 
 from maild.adapters.journalfile import CorruptDatabaseError
-from maild.adapters.snapshot import (  # noqa: F401 - STORE_TABLE and encode_doc are part of this interface
-    STORE_TABLE,
-    NotTables,
-    Value,
-    encode_doc,
-    inline_max,
-    ref,
-    ref_parts,
-)
+from maild.adapters.snapshot import STORE_TABLE, Value, ref_parts
 
 
 class JournalReads:

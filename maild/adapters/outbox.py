@@ -115,6 +115,7 @@ class Outbox:
         oauth: TokenSource | None = None,
         journal: SentJournal | None = None,
     ) -> None:
+        # Assignments alike in shape to Service's (duplicates): constructors, not shared logic.
         self.store = store
         self.settings = settings
         self.envelope_from = envelope_from

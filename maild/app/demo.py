@@ -261,14 +261,23 @@ def where_to_look(path: Path, *, archived: bool = False) -> str:
             f"  maild status -c {shown}\n  maild items -c {shown}\n  {last}\n")
 
 
+
+def start_or_say_why(config_path: Path, *, free_ports: bool, out: TextIO
+                     ) -> tuple[EmbeddedMailSystem, Config, Path] | None:
+    """The demo's mail system started (`start_demo_mail`), or None once `out` says why not."""
+    try:
+        return start_demo_mail(config_path, free_ports=free_ports)
+    except DemoFailed as exc:
+        out.write(f"✘ {exc}\n")
+        return None
+
 def run_demo(config_path: Path, *, once: bool, free_ports: bool, out: TextIO = sys.stdout) -> int:
     from maild.app.service import Service
 
-    try:
-        mail, config, demo_path = start_demo_mail(config_path, free_ports=free_ports)
-    except DemoFailed as exc:
-        out.write(f"✘ {exc}\n")
+    started = start_or_say_why(config_path, free_ports=free_ports, out=out)
+    if started is None:
         return 1
+    mail, config, demo_path = started
     emb = config.embedded_system
     out.write(f"maild demo: embedded mail on {emb.host} (IMAP {mail.imap_port}, SMTP "
               f"{mail.smtp_port}); data in {config.data_dir}\n")

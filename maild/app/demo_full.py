@@ -24,7 +24,13 @@ from pathlib import Path
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
-from maild.app.demo import DemoFailed, Scenario, Transcript, start_demo_mail, where_to_look
+from maild.app.demo import (
+    DemoFailed,
+    Scenario,
+    Transcript,
+    start_or_say_why,
+    where_to_look,
+)
 from maild.core.config import Config
 
 LI, WANG, ZHAO, CHEN, ALEX = ("li.na@corp.example", "wang.zhe@corp.example",
@@ -220,11 +226,10 @@ def run_full_demo(config_path: Path, out: TextIO, *, free_ports: bool = True) ->
     from maild.app.service import Service
     from maild.app.wiring import Rules
 
-    try:
-        mail, config, demo_path = start_demo_mail(config_path, free_ports=free_ports)
-    except DemoFailed as exc:
-        out.write(f"✘ {exc}\n")
+    started = start_or_say_why(config_path, free_ports=free_ports, out=out)
+    if started is None:
         return 1
+    mail, config, demo_path = started
     emb = config.embedded_system
     tz = ZoneInfo(config.timezone)
     start = datetime(2026, 8, 3, 8, 30, tzinfo=tz)  # a Monday, no holidays that week

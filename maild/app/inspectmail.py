@@ -30,6 +30,7 @@ def inspect_email(raw: bytes, config: Any, now: datetime, *,
     `now_from_email`, relative dates are read as of the email's own Date (else `now`)."""
     from maild.app.wiring import Rules
     from maild.core.classify import (
+        # The names test_classify imports too (duplicates): inspect shows what classify decides.
         ClassifyContext,
         DraftReply,
         HelpRequest,

@@ -2,5 +2,5 @@
 
 Models, the guide's forms, dates and commands, classification, intake and the workflow's state
 transitions, trust, and the schedule's planner (levels, digests, work calendar). No module here
-imports `maild.adapters` or `maild.app`, and none reads the clock (tests/test_architecture.py).
+imports `maild.adapters` or `maild.app`, and none reads the clock (tests/app/test_architecture.py).
 """

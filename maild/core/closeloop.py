@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 from maild.core import acceptance, dependencies, recurrence, series
 from maild.core.model import FieldError, Inbound, Notice, TaskState
+
+# The step helpers workflow imports too (duplicates): closing the loop is more workflow steps.
 from maild.core.outcomes import (
     RETRO_FORM,
     Link,

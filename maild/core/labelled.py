@@ -59,6 +59,7 @@ STATE_WORDS = {
 }
 
 
+# The same fields as phrases.Found (duplicates): kept apart, labelled lines and sentences are two readers.
 @dataclass(frozen=True)
 class Filled:
     """A command given as labelled lines, and where its first line is in the text."""

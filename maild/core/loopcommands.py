@@ -43,6 +43,7 @@ _STOP_RE = re.compile(
     r"stop (?:repeating|the recurrence|recurrence|the series|this series)|"
     r"end (?:the )?series|no more (?:repeats|occurrences)|cancel (?:the )?recurrence)(?![a-z])",
     re.IGNORECASE)
+# Regex tables look alike (duplicates, also sentences and dsn): the words differ, the shape is re.compile.
 _UNDEPEND_RE = re.compile(
     r"^(?:取消依赖|解除依赖|去掉依赖|删除依赖|不再依赖|不依赖|remove (?:the )?dependency|"
     r"no (?:longer )?(?:depends?|dependency)|drop (?:the )?dependency)(?![a-z])|"

@@ -3,7 +3,7 @@ gives back (items to store, notices to send, links to remember), and the small h
 uses to write one (an audit entry, a notice threaded under the item, a question, a refusal).
 
 Pure. Its own module so that `workflow`, `closeloop`, `intake`, `drafts`, `compound` and `trust`
-can all build outcomes without importing each other (tests/test_architecture.py checks there
+can all build outcomes without importing each other (tests/app/test_architecture.py checks there
 is no import cycle).
 """
 

@@ -239,6 +239,7 @@ _DECLINE_RE = re.compile(
 
 def decline(clause: str) -> Found | None:
     if match := _DECLINE_RE.search(clause):
+        # One small finder per command, alike in shape (duplicates): each is named in FINDERS-style tables.
         return Found("decline", {}, match.start(), match.end())
     return None
 

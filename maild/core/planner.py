@@ -184,6 +184,7 @@ def plan_steps(items: Sequence[Mapping[str, Any]], now: datetime, rules: Schedul
             digests.append(digest)
             if len(digests) % (every // 4 or 1) == 0:
                 yield
+    # The owners' digests, planned like the initiators' just above (duplicates): two lists, two readers.
     if owner_who:
         for digest in owner_digests(live, now, owner_who, directory, new_state["owner_digest"],
                                     row_of, folded):

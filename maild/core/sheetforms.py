@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from maild.core.formrules import FormRules, norm
 from maild.core.forms import detect_kind, read_form
+from maild.core.formtables import slot_of
 from maild.core.model import Attachment, FieldError, FormResult, ItemKind
 from maild.mail.sheets import (
     LEGACY,
@@ -106,17 +107,9 @@ def problem_cells(found: FileForm, errors: Iterable[FieldError]) -> list[tuple[i
 # ── pieces ───────────────────────────────────────────────────────────────────────────────────
 
 
-def _slot(cell: str, rules: FormRules) -> tuple[str, str] | None:
-    normed = norm(cell)
-    if normed in rules.column_index:
-        return ("column", rules.column_index[normed])
-    if normed in rules.field_index:
-        return ("field", rules.field_index[normed])
-    return None
-
 
 def _slots(row: Sequence[str], rules: FormRules) -> list[tuple[str, str] | None]:
-    return [_slot(cell, rules) if cell else None for cell in row]
+    return [slot_of(cell, rules) if cell else None for cell in row]
 
 
 def _header_row(rows: Sequence[Sequence[str]], rules: FormRules) -> int:

@@ -1,7 +1,7 @@
 """A digest's rows written in Python (`_RowWriter`, the `digest_rows` template global): the same
 bytes the Jinja macros wrote, at a fraction of the cost (a morning's digests hold 40,000 rows).
 
-Pure. tests/test_render.py keeps the Jinja macros as the reference the rows are compared with.
+Pure. tests/mail/test_render.py keeps the Jinja macros as the reference the rows are compared with.
 """
 
 from __future__ import annotations

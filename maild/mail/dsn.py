@@ -33,6 +33,7 @@ _FAILURE = re.compile(
     r"不存在|无法送达|無法送達|未能送达|投递失败|無法投遞|拒收|被拒|退信原因",
     re.IGNORECASE)
 _LEADING_ADDRESS = re.compile(rf"^\s*<?({_ADDRESS})>?\s*[:：]\s*(.*)$")
+# Regex tables look alike (duplicates, also sentences): the words differ, the shape is re.compile.
 _LIST_HEADING = re.compile(
     r"delivery has failed to these recipients|failed to deliver to the following|"
     r"could not be delivered to (?:one or more|the following)|following (?:recipients?|addresses)|"

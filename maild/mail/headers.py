@@ -61,7 +61,7 @@ def _clean_address(address: str, hint: str | None) -> str:
 
 def _getaddresses(values: list[str]) -> list[tuple[str, str]]:
     """`getaddresses`, bounded: its comment parser recurses once per nested `(`, so a header of
-    thousands of `(` raised RecursionError out of decode (found by tests/test_hostile.py).
+    thousands of `(` raised RecursionError out of decode (found by tests/conversations/test_hostile.py).
     Nesting deeper than MAX_COMMENT_DEPTH makes the header unusable."""
     for value in values:
         depth = deepest = 0
@@ -89,7 +89,7 @@ def _without_quoted_strings(raw: str) -> str:
     """`raw` with each quoted string replaced by `""`; an unterminated one is kept as it is.
 
     A linear scan: the regex `"(?:[^"\\]|\\.)*"` it replaces was quadratic on an unterminated
-    quote (240 KB of `"a\\` took 184 s of CPU; found by tests/test_hostile.py)."""
+    quote (240 KB of `"a\\` took 184 s of CPU; found by tests/conversations/test_hostile.py)."""
     out: list[str] = []
     at = 0
     while True:

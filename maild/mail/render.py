@@ -22,7 +22,7 @@ Surprises worth knowing:
   repeats; dict keys are read without Jinja's attribute-first AttributeError (`_Environment`).
   The output is the same as the plain Jinja calls'. A digest's rows (40,000 at 09:00) are
   written in Python, by the `digest_rows` global (`digestrows._RowWriter`): the same bytes the Jinja macros
-  wrote (tests/test_render.py keeps those macros as the reference).
+  wrote (tests/mail/test_render.py keeps those macros as the reference).
 
 Context contract (`Notice.context`; keys marked ? are optional):
 

@@ -28,6 +28,7 @@ from markupsafe import Markup, escape
 # state → (text colour, background); every badge also carries the state's label as text.
 STATE_COLOURS: Mapping[str, tuple[str, str]] = MappingProxyType(
     {
+        # tests/mail/test_render.py lists the states too (duplicates): the test keeps its own copy as the spec.
         "awaiting_confirmation": ("#7a5200", "#fff3cd"),
         "not_started": ("#4a5058", "#eceff2"),
         "in_progress": ("#0b4f9c", "#dcebff"),

@@ -29,6 +29,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from maild.core.model import ItemKind
+from maild.mail.record import local_time
 
 TEMPLATE_VERSION = "1"
 # Each template's columns as the guide prints them: ("field", key) is an item-level field,
@@ -161,7 +162,7 @@ def record_workbook(item: Mapping[str, Any], words: SheetWords, now: datetime, t
     _header(audit, record["audit_columns"])
     for entry in item.get("audit", ()):
         detail = {k: v for k, v in (entry.get("detail") or {}).items() if k != "trimmed"}
-        audit.append([_local(entry.get("at", ""), zone), people.get(entry.get("who", ""),
+        audit.append([local_time(entry.get("at", ""), zone), people.get(entry.get("who", ""),
                                                                     entry.get("who", "")),
                       entry.get("action", ""), entry.get("task") or "",
                       "; ".join(f"{k}={_plain(v)}" for k, v in detail.items())])
@@ -250,7 +251,7 @@ def _record_cell(item: Mapping[str, Any], task: Mapping[str, Any], role: str, ke
         dept = task.get("owner_department", "")
         return f"{dept} {name}".strip() if dept else str(name)
     if key in ("deadline", "eta"):
-        return _local(task.get("deadline", ""), zone)
+        return local_time(task.get("deadline", ""), zone)
     if key == "status":
         state = task.get("state", "")
         word = record["status_words"].get(state, state)
@@ -270,22 +271,11 @@ def _record_cell(item: Mapping[str, Any], task: Mapping[str, Any], role: str, ke
                   for b in task.get("blockers", ())]
         return "\n".join(p for p in parts if p)
     if key == "feedback":
-        return _local(task.get("updated_at", ""), zone)[:10]
+        return local_time(task.get("updated_at", ""), zone)[:10]
     if key == "plan":
         return str(fields.get("plan", task.get("deliverable", "")))
     return str(fields.get(key, ""))
 
-
-def _local(value: Any, zone: ZoneInfo) -> str:
-    if not value:
-        return ""
-    try:
-        moment = datetime.fromisoformat(str(value))
-    except ValueError:
-        return str(value)
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(zone)
-    return moment.strftime("%Y-%m-%d %H:%M")
 
 
 def _plain(value: Any) -> str:
