@@ -31,14 +31,14 @@ from maild.core.outcomes import (
     Link,
     Outcome,
     WorkflowContext,
-    _actor,
-    _ask,
-    _notice,
-    _refuse,
-    _task_by_id,
-    _touch,
+    actor_of,
     add_audit,
     all_done,
+    ask_back,
+    notice_for,
+    refuse,
+    task_by_id,
+    touch,
 )
 from maild.core.trust import may_manage
 from maild.core.workcal import WorkCalendar
@@ -153,24 +153,24 @@ def hand_in(msg: Inbound, item: dict[str, Any], task: dict[str, Any], name: str,
     sender = msg.from_addr
     if task["state"] in (acceptance.SUBMITTED, acceptance.DONE):  # handed in already
         return Outcome("processed", f"{name} {task['id']} (no change)", notices=(
-            _notice(msg, item, "command_ack", sender, language, ctx,
+            notice_for(msg, item, "command_ack", sender, language, ctx,
                     {"task": task, "command": {"name": "hand_in", **args}, "changed": False,
-                     "actor": _actor(ctx, sender)}, task["id"]),), links=link)
+                     "actor": actor_of(ctx, sender)}, task["id"]),), links=link)
     note = str(args.get("note", ""))
     submission = acceptance.submit(task, now, sender, note, msg.attachments, msg.message_id)
     task.pop("unreachable", None)
     task.pop("requested_deadline", None)  # the work is in: a pending delay request is moot
-    _touch(item, task, now)
+    touch(item, task, now)
     add_audit(item, now, sender, "hand_in", msg, task["id"], note=note,
               attachments=[a["filename"] for a in submission["attachments"]])
     previous = [s for s in task["submissions"][:-1] if s.get("verdict") == "returned"]
     notices = (
-        _notice(msg, item, "review_request", item["initiator"], language, ctx,
+        notice_for(msg, item, "review_request", item["initiator"], language, ctx,
                 {"task": task, "submission": submission, "returns": previous,
-                 "actor": _actor(ctx, sender), "forward_attachments": True}, task["id"]),
-        _notice(msg, item, "command_ack", sender, language, ctx,
+                 "actor": actor_of(ctx, sender), "forward_attachments": True}, task["id"]),
+        notice_for(msg, item, "command_ack", sender, language, ctx,
                 {"task": task, "command": {"name": "hand_in", "note": note}, "changed": True,
-                 "actor": _actor(ctx, sender)}, task["id"]),
+                 "actor": actor_of(ctx, sender)}, task["id"]),
     )
     return Outcome("processed", f"hand in {task['id']}", items=(item,), notices=notices,
                    links=link, summary={"item": item["id"], "task": task["id"],
@@ -184,16 +184,16 @@ def handle(msg: Inbound, decision: Reply, item: dict[str, Any], name: str,
 
     sender = msg.from_addr
     if not may_manage(item, sender, ctx):
-        return _refuse(msg, item, sender, language, ctx, name, [item["initiator"]], link)
+        return refuse(msg, item, sender, language, ctx, name, [item["initiator"]], link)
     if name == "stop":
         return _stop(msg, item, language, ctx, now, link)
     task_id = args.get("task") or decision.task_id
     if name in ("approve", "return") and not task_id:
         pending = [t for t in item["tasks"] if acceptance.pending(t)]
         task_id = pending[0]["id"] if len(pending) == 1 else None
-    task = _task_by_id(item, task_id)
+    task = task_by_id(item, task_id)
     if task is None:
-        return _ask(msg, item, sender, language, ctx, "which_task", link)
+        return ask_back(msg, item, sender, language, ctx, "which_task", link)
     if name in ("approve", "return"):
         return _verdict(msg, item, task, name, args, language, ctx, now, link)
     return _depend(msg, item, task, name, list(args.get("on") or ()), language, ctx, now, link)
@@ -206,22 +206,22 @@ def _verdict(msg: Inbound, item: dict[str, Any], task: dict[str, Any], name: str
     sender = msg.from_addr
     text = str(args.get("note") or args.get("reason") or "").strip()
     if acceptance.pending(task) is None:
-        return _ask(msg, item, sender, language, ctx, "nothing_to_review", link, task=task,
+        return ask_back(msg, item, sender, language, ctx, "nothing_to_review", link, task=task,
                     value=task["id"])
     if name == "return" and not text:
-        return _ask(msg, item, sender, language, ctx, "return_reason", link, task=task,
+        return ask_back(msg, item, sender, language, ctx, "return_reason", link, task=task,
                     value=task["id"])
     if name == "approve":
         acceptance.approve(task, now, sender, text)
     else:
         acceptance.send_back(task, now, sender, text)
-    _touch(item, task, now)
+    touch(item, task, now)
     add_audit(item, now, sender, name, msg, task["id"], **({"reason": text} if text else {}))
-    actor = _actor(ctx, sender)
+    actor = actor_of(ctx, sender)
     notices = [
-        _notice(msg, item, "accepted" if name == "approve" else "returned", task["owner"],
+        notice_for(msg, item, "accepted" if name == "approve" else "returned", task["owner"],
                 language, ctx, {"task": task, "actor": actor, "reason": text}, task["id"]),
-        _notice(msg, item, "command_ack", sender, language, ctx,
+        notice_for(msg, item, "command_ack", sender, language, ctx,
                 {"task": task, "command": {"name": name, "reason": text}, "changed": True,
                  "actor": actor}, task["id"]),
     ]
@@ -235,13 +235,13 @@ def _stop(msg: Inbound, item: dict[str, Any], language: str, ctx: WorkflowContex
 
     sender = msg.from_addr
     if not series.stop(item, now, sender):
-        return _ask(msg, item, sender, language, ctx, "no_series", link)
-    _touch(item, None, now)
+        return ask_back(msg, item, sender, language, ctx, "no_series", link)
+    touch(item, None, now)
     add_audit(item, now, sender, "stop", msg, None)
     stopped = item["series"]
     ack = {"command": {"name": "stop", "repeat": stopped["text"]}, "changed": True,
-           "actor": _actor(ctx, sender)}
-    notices = [_notice(msg, item, "command_ack", address, language, ctx, ack)
+           "actor": actor_of(ctx, sender)}
+    notices = [notice_for(msg, item, "command_ack", address, language, ctx, ack)
                for address in dict.fromkeys((sender, stopped["owner"]))]
     notices += _retrospective_if_done(msg, item, language, ctx, now)
     return Outcome("processed", "stop series", items=(item,), notices=tuple(notices),
@@ -257,7 +257,7 @@ def _depend(msg: Inbound, item: dict[str, Any], task: dict[str, Any], name: str,
     if name == "depend":
         problem, detail = dependencies.check_add(item["tasks"], task["id"], on)
         if problem:
-            return _ask(msg, item, sender, language, ctx, f"dependency_{problem}", link,
+            return ask_back(msg, item, sender, language, ctx, f"dependency_{problem}", link,
                         task=task, value=" → ".join(detail) if problem == "cycle"
                         else "、".join(detail))
         task["depends_on"] = list(dict.fromkeys([*(task.get("depends_on") or ()), *on]))
@@ -271,16 +271,16 @@ def _depend(msg: Inbound, item: dict[str, Any], task: dict[str, Any], name: str,
         s for s in item.get("suggested_dependencies", ()) if s["task"] != task["id"]]
     if not item["suggested_dependencies"]:
         item.pop("suggested_dependencies")
-    _touch(item, task, now)
+    touch(item, task, now)
     add_audit(item, now, sender, name, msg, task["id"], on=on)
-    actor = _actor(ctx, sender)
+    actor = actor_of(ctx, sender)
     waits = [dependencies.brief(t) for t in dependencies.waiting_on(item, task)]
     command = {"name": name, "on": "、".join(on) if language == "zh" else ", ".join(on)}
-    notices = [_notice(msg, item, "command_ack", sender, language, ctx,
+    notices = [notice_for(msg, item, "command_ack", sender, language, ctx,
                        {"task": task, "command": command, "changed": True, "actor": actor},
                        task["id"])]
     if name == "depend" and waits and task["owner"] != sender:
-        notices.append(_notice(msg, item, "command_ack", task["owner"], language, ctx,
+        notices.append(notice_for(msg, item, "command_ack", task["owner"], language, ctx,
                                {"task": task, "command": command, "changed": True,
                                 "actor": actor, "waits_on": waits}, task["id"]))
     return Outcome("processed", f"{name} {task['id']}", items=(item,), notices=tuple(notices),
@@ -293,7 +293,7 @@ def _retrospective_if_done(msg: Inbound, item: dict[str, Any], language: str,
     if not all_done(item) or item.get("retrospective_requested_at"):
         return []
     item["retrospective_requested_at"] = now.isoformat()
-    return [_notice(msg, item, "retrospective_request", item["initiator"], language, ctx,
+    return [notice_for(msg, item, "retrospective_request", item["initiator"], language, ctx,
                     {"retro_form": RETRO_FORM.get(language, RETRO_FORM["en"])}, None)]
 
 
@@ -324,7 +324,7 @@ def follow_up(before: Mapping[str, Any] | None, outcome: Outcome, msg: Inbound,
             now_tasks = dependencies.by_id(item)
             done = [dependencies.brief(now_tasks[i]) for i in old[task["id"]]["depends_on"]
                     if i in now_tasks and now_tasks[i].get("state") == acceptance.DONE]
-            notices.append(_notice(msg, item, "unblocked", task["owner"], language, ctx,
+            notices.append(notice_for(msg, item, "unblocked", task["owner"], language, ctx,
                                    {"task": task, "waited_on": done}, task["id"]))
         stats = acceptance.stats(item.get("tasks", ()),
                                  (item.get("series") or {}).get("history", ()))

@@ -26,7 +26,7 @@ from typing import Any
 
 from maild.core.classify import Reply
 from maild.core.model import Command, Inbound, Notice
-from maild.core.outcomes import Outcome, WorkflowContext, _actor, add_audit, thread_of
+from maild.core.outcomes import Outcome, WorkflowContext, actor_of, add_audit, thread_of
 from maild.core.workflow import apply_command
 
 # The notices that tell the initiator about an owner's reply, the most demanding first: the
@@ -133,7 +133,7 @@ def _merge(msg: Inbound, decision: Reply, item: dict[str, Any], parts: list[dict
     ack = Notice(template="command_ack", to=(sender,), language=language,
                  context={"item": item, "task": task, "command": first,
                           "changed": any(p["result"] == "applied" for p in parts),
-                          "actor": _actor(ctx, sender), "parts": parts,
+                          "actor": actor_of(ctx, sender), "parts": parts,
                           "unread": list(decision.unread), "unread_forwarded": forwarded},
                  item_id=item["id"], task_id=task["id"] if task else None,
                  in_reply_to=in_reply_to, references=references)

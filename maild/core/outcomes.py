@@ -82,16 +82,16 @@ RETRO_FORM = {"zh": "结项\n是否达成目标：\n未达目标原因：\n可�
 Link = tuple[tuple[str, str, str | None], ...]
 
 
-def _task_by_id(item: Mapping[str, Any], task_id: str | None) -> dict[str, Any] | None:
+def task_by_id(item: Mapping[str, Any], task_id: str | None) -> dict[str, Any] | None:
     if not task_id:
         return None
     wanted = task_id.upper().replace(" ", "")
     return next((t for t in item["tasks"] if t["id"] == wanted), None)
 
 
-def _task_for(item: Mapping[str, Any], task_id: str | None, sender: str) -> dict[str, Any] | None:
+def task_for(item: Mapping[str, Any], task_id: str | None, sender: str) -> dict[str, Any] | None:
     if task_id:
-        return _task_by_id(item, task_id)
+        return task_by_id(item, task_id)
     mine = [t for t in item["tasks"] if t["owner"] == sender and t["state"] in OPEN_STATES]
     if len(mine) == 1:
         return mine[0]
@@ -100,7 +100,7 @@ def _task_for(item: Mapping[str, Any], task_id: str | None, sender: str) -> dict
     return None
 
 
-def _touch(item: dict[str, Any], task: dict[str, Any] | None, now: datetime) -> None:
+def touch(item: dict[str, Any], task: dict[str, Any] | None, now: datetime) -> None:
     if task is not None:
         task["updated_at"] = now.isoformat()
     item["updated_at"] = now.isoformat()
@@ -112,22 +112,22 @@ def all_done(item: Mapping[str, Any]) -> bool:
         not series.active(item)
 
 
-def _ask(msg: Inbound, item: dict[str, Any], sender: str, language: str, ctx: WorkflowContext,
+def ask_back(msg: Inbound, item: dict[str, Any], sender: str, language: str, ctx: WorkflowContext,
          question: str, link: Link, **facts: Any) -> Outcome:
     """A short question back instead of a guess (which task? which owner? which date?)."""
-    notice = _notice(msg, item, "question", sender, language, ctx,
+    notice = notice_for(msg, item, "question", sender, language, ctx,
                      {"ask": question, **facts})
     return Outcome("processed", f"asked {question}", notices=(notice,), links=link)
 
 
-def _refuse(msg: Inbound, item: dict[str, Any], sender: str, language: str, ctx: WorkflowContext,
+def refuse(msg: Inbound, item: dict[str, Any], sender: str, language: str, ctx: WorkflowContext,
             command: str, allowed: list[str], link: Link, *, token_problem: str = "") -> Outcome:
     """Nothing changes; the sender is told why: who may do it, or what was wrong with the reply
     address they used (`token_problem`)."""
-    people = [_actor(ctx, a) for a in dict.fromkeys(allowed)]
+    people = [actor_of(ctx, a) for a in dict.fromkeys(allowed)]
     # Someone outside the item must not see its status table.
     insider = sender in {item["initiator"], *(t["owner"] for t in item["tasks"])}
-    notice = _notice(msg, item if insider else {"id": item["id"], "initiator": item["initiator"]},
+    notice = notice_for(msg, item if insider else {"id": item["id"], "initiator": item["initiator"]},
                      "refused", sender, language, ctx,
                      {"action": command, "token_problem": token_problem,
                       "allowed": [f"{p['name']} <{p['address']}>" for p in people]})
@@ -139,13 +139,13 @@ def _refuse(msg: Inbound, item: dict[str, Any], sender: str, language: str, ctx:
     return Outcome("processed", reason, notices=(notice,), links=link)
 
 
-def _actor(ctx: WorkflowContext, address: str) -> dict[str, str]:
+def actor_of(ctx: WorkflowContext, address: str) -> dict[str, str]:
     person = ctx.people.by_address(address)
     return {"address": address, "name": person.name if person else address,
             "department": person.department if person else ""}
 
 
-def _notice(msg: Inbound, item: Mapping[str, Any], template: str, to: str, language: str,
+def notice_for(msg: Inbound, item: Mapping[str, Any], template: str, to: str, language: str,
             ctx: WorkflowContext, extra: Mapping[str, Any], task_id: str | None = None) -> Notice:
     in_reply_to, references = thread_of(msg, item.get("root_message_id"))
     return Notice(template=template, to=(to,), language=language,

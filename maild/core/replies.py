@@ -14,8 +14,8 @@ from maild.core.answers import unrecognized_reply
 from maild.core.classify import Reply
 from maild.core.compound import handle_compound
 from maild.core.model import Inbound
-from maild.core.outcomes import Outcome, WorkflowContext, _notice
-from maild.core.workflow import _link, apply_command
+from maild.core.outcomes import Outcome, WorkflowContext, notice_for
+from maild.core.workflow import apply_command, link_of
 
 
 def handle_reply(msg: Inbound, decision: Reply, item: dict[str, Any] | None, ctx: WorkflowContext,
@@ -28,8 +28,8 @@ def handle_reply(msg: Inbound, decision: Reply, item: dict[str, Any] | None, ctx
     if not decision.commands:
         language = item.get("language", decision.language)
         return Outcome("processed", "command not understood", notices=(
-            _notice(msg, item, "not_understood", msg.from_addr, language, ctx,
-                    {"excerpt": decision.new_text[:500]}),), links=_link(msg, item, decision))
+            notice_for(msg, item, "not_understood", msg.from_addr, language, ctx,
+                    {"excerpt": decision.new_text[:500]}),), links=link_of(msg, item, decision))
     if len(decision.commands) > 1 or decision.unread:
         return handle_compound(msg, decision, item, ctx, now)
     return apply_command(msg, decision, item, decision.commands[0], ctx, now)

@@ -24,15 +24,15 @@ from maild.core.outcomes import (
     Link,
     Outcome,
     WorkflowContext,
-    _actor,
-    _ask,
-    _notice,
-    _refuse,
-    _task_by_id,
-    _task_for,
-    _touch,
+    actor_of,
     add_audit,
     all_done,
+    ask_back,
+    notice_for,
+    refuse,
+    task_by_id,
+    task_for,
+    touch,
 )
 from maild.core.trust import managed_action, may_manage, may_own, token_problem, use_key
 
@@ -43,7 +43,7 @@ OWNER_COMMANDS = ("confirm", "decline", "progress", "status", "done", "blocker",
 INITIATOR_COMMANDS = ("reassign", "close")
 
 
-def _link(msg: Inbound, item: Mapping[str, Any], decision: Reply) -> Link:
+def link_of(msg: Inbound, item: Mapping[str, Any], decision: Reply) -> Link:
     return ((msg.message_id, item["id"], decision.task_id),)
 
 
@@ -53,7 +53,7 @@ def apply_command(msg: Inbound, decision: Reply, item: dict[str, Any], command: 
     before, item = item, copy.deepcopy(item)
     language = item.get("language", decision.language)
     sender = msg.from_addr
-    link = _link(msg, item, decision)
+    link = link_of(msg, item, decision)
     if command.name == "help":
         return Outcome("processed", "help", notices=help_reply(msg, language, ctx).notices,
                        links=link)
@@ -62,11 +62,11 @@ def apply_command(msg: Inbound, decision: Reply, item: dict[str, Any], command: 
     reading = decision.token if decision.token and decision.token.item_id == item["id"] else None
     args = dict(command.args)
     task_id = (args.get("task") if command.name == "reassign" else None) or decision.task_id
-    task = _task_by_id(item, task_id) if task_id else _task_for(item, None, sender)
+    task = task_by_id(item, task_id) if task_id else task_for(item, None, sender)
     problem = token_problem(item, sender, command.name, args, reading, ctx,
                             authenticated=decision.authenticated, task=task)
     if problem:
-        return _refuse(msg, item, sender, language, ctx, command.name, [], link,
+        return refuse(msg, item, sender, language, ctx, command.name, [], link,
                        token_problem=problem)
     outcome = _dispatch(msg, decision, item, command.name, dict(command.args), language, ctx,
                         now, link)
@@ -99,22 +99,22 @@ def _dispatch(msg: Inbound, decision: Reply, item: dict[str, Any], name: str,
         return closeloop.handle(msg, decision, item, name, args, language, ctx, now, link)
     if name == "close":
         if not manager:
-            return _refuse(msg, item, sender, language, ctx, "close", [item["initiator"]], link)
+            return refuse(msg, item, sender, language, ctx, "close", [item["initiator"]], link)
         return _close(msg, item, args, language, ctx, now, link)
     if name == "withdraw":
         if not manager:
-            return _refuse(msg, item, sender, language, ctx, "withdraw", [item["initiator"]],
+            return refuse(msg, item, sender, language, ctx, "withdraw", [item["initiator"]],
                            link)
         return withdraw(msg, item, args, language, ctx, now, link)
     if name == "reassign":
-        task = _task_by_id(item, args.get("task") or decision.task_id)
+        task = task_by_id(item, args.get("task") or decision.task_id)
         if not manager:
-            return _refuse(msg, item, sender, language, ctx, "reassign", [item["initiator"]], link)
+            return refuse(msg, item, sender, language, ctx, "reassign", [item["initiator"]], link)
         if task is None:
-            return _ask(msg, item, sender, language, ctx, "which_task", link)
+            return ask_back(msg, item, sender, language, ctx, "which_task", link)
         return _reassign(msg, item, task, args.get("owner", ""), language, ctx, now, link)
 
-    task = _task_for(item, decision.task_id, sender)
+    task = task_for(item, decision.task_id, sender)
     # The initiator answering about someone else's task: accept a delay or move a deadline.
     action = managed_action(item, task, sender, name, ctx)
     if action == "accept":
@@ -136,10 +136,10 @@ def _dispatch(msg: Inbound, decision: Reply, item: dict[str, Any], name: str,
     if task is None:
         owners = [t["owner"] for t in item["tasks"]]
         if sender in owners:
-            return _ask(msg, item, sender, language, ctx, "which_task", link)
-        return _refuse(msg, item, sender, language, ctx, name, owners, link)
+            return ask_back(msg, item, sender, language, ctx, "which_task", link)
+        return refuse(msg, item, sender, language, ctx, name, owners, link)
     if task["owner"] != sender:
-        return _refuse(msg, item, sender, language, ctx, name, [task["owner"]], link)
+        return refuse(msg, item, sender, language, ctx, name, [task["owner"]], link)
     handed_in = closeloop.hand_in(msg, item, task, name, args, language, ctx, now, link)
     if handed_in is not None:  # 完成 where the item waits for the initiator's acceptance
         return handed_in
@@ -152,12 +152,12 @@ def _show(msg: Inbound, item: dict[str, Any], task_id: str | None, language: str
     sender = msg.from_addr
     insider = sender in {item["initiator"], *(t["owner"] for t in item["tasks"]), *ctx.admins}
     if not insider:
-        return _refuse(msg, item, sender, language, ctx, "status", [item["initiator"]], link)
-    task = _task_by_id(item, task_id)
+        return refuse(msg, item, sender, language, ctx, "status", [item["initiator"]], link)
+    task = task_by_id(item, task_id)
     return Outcome("processed", "status shown", notices=(
-        _notice(msg, item, "command_ack", sender, language, ctx,
+        notice_for(msg, item, "command_ack", sender, language, ctx,
                 {"task": task, "command": {"name": "show"}, "changed": False,
-                 "actor": _actor(ctx, sender)}, task["id"] if task else None),), links=link)
+                 "actor": actor_of(ctx, sender)}, task["id"] if task else None),), links=link)
 
 
 def _owner_command(msg: Inbound, item: dict[str, Any], task: dict[str, Any], name: str,
@@ -172,14 +172,14 @@ def _owner_command(msg: Inbound, item: dict[str, Any], task: dict[str, Any], nam
         if task["state"] in (TaskState.AWAITING_CONFIRMATION.value, TaskState.DECLINED.value):
             task.update(state=TaskState.NOT_STARTED.value, confirmed_at=now.isoformat(),
                         confirmed_by=sender)
-            notices.append(_notice(msg, item, "confirmed", initiator, language, ctx,
-                                   {"task": task, "actor": _actor(ctx, sender)}, task["id"]))
+            notices.append(notice_for(msg, item, "confirmed", initiator, language, ctx,
+                                   {"task": task, "actor": actor_of(ctx, sender)}, task["id"]))
         else:
             changed = False
     elif name == "decline":
         task.update(state=TaskState.DECLINED.value, declined_reason=args.get("reason", ""))
-        notices.append(_notice(msg, item, "declined", initiator, language, ctx,
-                               {"task": task, "actor": _actor(ctx, sender),
+        notices.append(notice_for(msg, item, "declined", initiator, language, ctx,
+                               {"task": task, "actor": actor_of(ctx, sender),
                                 "reason": args.get("reason", "")}, task["id"]))
     elif name == "progress":
         percent = int(args["percent"])
@@ -196,14 +196,14 @@ def _owner_command(msg: Inbound, item: dict[str, Any], task: dict[str, Any], nam
     elif name == "blocker":
         missing = [key for key in ("situation", "cause", "support") if not args.get(key)]
         if missing:
-            return _ask(msg, item, sender, language, ctx, "blocker_fields", link,
+            return ask_back(msg, item, sender, language, ctx, "blocker_fields", link,
                         missing=missing, task=task)
         blocker = {"at": now.isoformat(), "situation": args["situation"], "cause": args["cause"],
                    "support": args["support"]}
         task.setdefault("blockers", []).append(blocker)
         task["state"] = TaskState.BLOCKED.value
-        notices.append(_notice(msg, item, "blocker_alert", initiator, language, ctx,
-                               {"task": task, "actor": _actor(ctx, sender), "blocker": blocker},
+        notices.append(notice_for(msg, item, "blocker_alert", initiator, language, ctx,
+                               {"task": task, "actor": actor_of(ctx, sender), "blocker": blocker},
                                task["id"]))
     elif name == "delay":
         deadline = delays.requested_deadline(args, delays.current_deadline(task), now,
@@ -211,30 +211,30 @@ def _owner_command(msg: Inbound, item: dict[str, Any], task: dict[str, Any], nam
         if deadline.value is None or deadline.error:
             # A duration that lands in the past (the deadline went by long ago) shows its date.
             shown = args.get("date") or (deadline.value.date().isoformat() if deadline.value else "")
-            return _ask(msg, item, sender, language, ctx, "delay_date", link, task=task,
+            return ask_back(msg, item, sender, language, ctx, "delay_date", link, task=task,
                         value=shown)
         task.update(state=TaskState.DELAYED.value, requested_deadline=deadline.value.isoformat(),
                     delay_reason=args.get("reason", ""))
         detail["deadline"] = deadline.value.isoformat()
         args = {**args, "deadline": deadline.value.isoformat()}
-        notices.append(_notice(msg, item, "delay_request", initiator, language, ctx,
-                               {"task": task, "actor": _actor(ctx, sender),
+        notices.append(notice_for(msg, item, "delay_request", initiator, language, ctx,
+                               {"task": task, "actor": actor_of(ctx, sender),
                                 "requested_deadline": deadline.value.isoformat(),
                                 "extension": delays.extension(args),
                                 "reason": args.get("reason", "")}, task["id"]))
     if changed:
         task.pop("unreachable", None)
-        _touch(item, task, now)
+        touch(item, task, now)
         add_audit(item, now, sender, name, msg, task["id"], **detail)
         if name in ("done", "progress", "status") and all_done(item) and not item.get(
                 "retrospective_requested_at"):
             item["retrospective_requested_at"] = now.isoformat()
-            notices.append(_notice(msg, item, "retrospective_request", initiator, language, ctx,
+            notices.append(notice_for(msg, item, "retrospective_request", initiator, language, ctx,
                                    {"retro_form": RETRO_FORM.get(language, RETRO_FORM["en"])},
                                    None))
-    notices.append(_notice(msg, item, "command_ack", sender, language, ctx,
+    notices.append(notice_for(msg, item, "command_ack", sender, language, ctx,
                            {"task": task, "command": {"name": name, **args},
-                            "changed": changed, "actor": _actor(ctx, sender)}, task["id"]))
+                            "changed": changed, "actor": actor_of(ctx, sender)}, task["id"]))
     return Outcome("processed", f"{name} {task['id']}" + ("" if changed else " (no change)"),
                    items=(item,) if changed else (), notices=tuple(notices), links=link,
                    summary={"item": item["id"], "task": task["id"], "command": name})
@@ -249,7 +249,7 @@ def _accept_delay(msg: Inbound, item: dict[str, Any], task: dict[str, Any], date
     else:
         parsed = parse_deadline(date_text, now, workday_end=ctx.workday_end, workdays=ctx.workdays)
         if parsed.value is None or parsed.error:
-            return _ask(msg, item, sender, language, ctx, "delay_date", link, task=task,
+            return ask_back(msg, item, sender, language, ctx, "delay_date", link, task=task,
                         value=date_text)
         new_deadline = parsed.value
     old = task["deadline"]
@@ -260,16 +260,16 @@ def _accept_delay(msg: Inbound, item: dict[str, Any], task: dict[str, Any], date
                          TaskState.NOT_STARTED.value)
     # Reminders and escalations start over against the new deadline.
     task["sent"] = {k: v for k, v in task.get("sent", {}).items() if k.startswith("unconfirmed")}
-    _touch(item, task, now)
+    touch(item, task, now)
     add_audit(item, now, sender, "deadline", msg, task["id"], old=old, new=task["deadline"])
     command = {"name": "delay", "deadline": task["deadline"]}
     notices = [
-        _notice(msg, item, "command_ack", task["owner"], language, ctx,
+        notice_for(msg, item, "command_ack", task["owner"], language, ctx,
                 {"task": task, "command": command, "changed": True,
-                 "actor": _actor(ctx, sender)}, task["id"]),
-        _notice(msg, item, "command_ack", sender, language, ctx,
+                 "actor": actor_of(ctx, sender)}, task["id"]),
+        notice_for(msg, item, "command_ack", sender, language, ctx,
                 {"task": task, "command": command, "changed": True,
-                 "actor": _actor(ctx, sender)}, task["id"]),
+                 "actor": actor_of(ctx, sender)}, task["id"]),
     ]
     return Outcome("processed", f"deadline {task['id']}", items=(item,), notices=tuple(notices),
                    links=link, summary={"item": item["id"], "task": task["id"],
@@ -282,11 +282,11 @@ def _reassign(msg: Inbound, item: dict[str, Any], task: dict[str, Any], owner_te
     sender = msg.from_addr
     people = ctx.people.resolve(owner_text)
     if len(people) != 1 or not people[0].address:
-        return _ask(msg, item, sender, language, ctx, "reassign_owner", link, task=task,
+        return ask_back(msg, item, sender, language, ctx, "reassign_owner", link, task=task,
                     value=owner_text, count=len(people))
     new = people[0]
     if not may_own(new.address, ctx):
-        return _ask(msg, item, sender, language, ctx, "owner_external", link, task=task,
+        return ask_back(msg, item, sender, language, ctx, "owner_external", link, task=task,
                     value=new.address)
     previous = task["owner"]
     task.update(owner=new.address, owner_name=new.name, owner_department=new.department,
@@ -295,17 +295,17 @@ def _reassign(msg: Inbound, item: dict[str, Any], task: dict[str, Any], owner_te
                 assigned_at=now.isoformat())
     task.pop("unreachable", None)
     task.pop("requested_deadline", None)
-    _touch(item, task, now)
+    touch(item, task, now)
     add_audit(item, now, sender, "reassign", msg, task["id"], previous=previous, owner=new.address)
-    notices = [_notice(msg, item, "confirm_request", new.address, language, ctx, {"task": task},
+    notices = [notice_for(msg, item, "confirm_request", new.address, language, ctx, {"task": task},
                        task["id"])]
     if previous != new.address:
-        notices.append(_notice(msg, item, "command_ack", previous, language, ctx,
+        notices.append(notice_for(msg, item, "command_ack", previous, language, ctx,
                                {"task": task, "command": {"name": "reassign", "to": new.name},
-                                "changed": True, "actor": _actor(ctx, sender)}, task["id"]))
-    notices.append(_notice(msg, item, "command_ack", sender, language, ctx,
+                                "changed": True, "actor": actor_of(ctx, sender)}, task["id"]))
+    notices.append(notice_for(msg, item, "command_ack", sender, language, ctx,
                            {"task": task, "command": {"name": "reassign", "to": new.name},
-                            "changed": True, "actor": _actor(ctx, sender)}, task["id"]))
+                            "changed": True, "actor": actor_of(ctx, sender)}, task["id"]))
     return Outcome("processed", f"reassign {task['id']}", items=(item,), notices=tuple(notices),
                    links=link, summary={"item": item["id"], "task": task["id"],
                                         "command": "reassign"})
@@ -317,16 +317,16 @@ def _close(msg: Inbound, item: dict[str, Any], args: Mapping[str, Any], language
     retro = {key: str(args.get(key, "")) for key in ("achieved", "shortfall", "improvements")}
     item.update(state="closed", closed_at=now.isoformat(), closed_by=msg.from_addr,
                 retrospective=retro)
-    _touch(item, None, now)
+    touch(item, None, now)
     add_audit(item, now, msg.from_addr, "close", msg, None, **{k: v for k, v in retro.items() if v})
     recipients = [item["initiator"]] + [t["owner"] for t in item["tasks"]]
     retro_text = "\n".join(f"{label}{value}" for label, value in zip(
         RETRO_FORM.get(language, RETRO_FORM["en"]).splitlines()[1:], retro.values(), strict=True)
         if value)
-    notices = [_notice(msg, item, "command_ack", address, language, ctx,
+    notices = [notice_for(msg, item, "command_ack", address, language, ctx,
                        {"command": {"name": "close", "retrospective": retro_text},
                         "changed": True,
-                        "actor": _actor(ctx, msg.from_addr)}, None)
+                        "actor": actor_of(ctx, msg.from_addr)}, None)
                for address in dict.fromkeys(recipients)]
     return Outcome("processed", "close", items=(item,), notices=tuple(notices), links=link,
                    summary={"item": item["id"], "command": "close"})
@@ -340,13 +340,13 @@ def withdraw(msg: Inbound, item: dict[str, Any], args: Mapping[str, Any], langua
     item.update(state="closed", closed_at=now.isoformat(), closed_by=msg.from_addr,
                 withdrawn=True, retrospective=dict.fromkeys(("achieved", "shortfall",
                                                              "improvements"), ""))
-    _touch(item, None, now)
+    touch(item, None, now)
     note = str(args.get("note", ""))
     add_audit(item, now, msg.from_addr, "withdraw", msg, None, **({"note": note} if note else {}))
     recipients = [msg.from_addr, item["initiator"]] + [t["owner"] for t in item["tasks"]]
-    notices = [_notice(msg, item, "command_ack", address, language, ctx,
+    notices = [notice_for(msg, item, "command_ack", address, language, ctx,
                        {"command": {"name": "withdraw", "note": note}, "changed": True,
-                        "actor": _actor(ctx, msg.from_addr)}, None)
+                        "actor": actor_of(ctx, msg.from_addr)}, None)
                for address in dict.fromkeys(recipients)]
     return Outcome("processed", "withdraw", items=(item,), notices=tuple(notices), links=link,
                    summary={"item": item["id"], "command": "withdraw"})
@@ -383,9 +383,9 @@ def owners_unreachable(msg: Inbound, failed: tuple[str, ...], items: list[dict[s
             task["unreachable"] = now.isoformat()
             add_audit(item, now, msg.from_addr or "mailer-daemon", "unreachable", msg, task["id"],
                       address=task["owner"])
-        _touch(item, None, now)
+        touch(item, None, now)
         changed.append(item)
-        notices.append(_notice(msg, item, "owner_unreachable", item["initiator"],
+        notices.append(notice_for(msg, item, "owner_unreachable", item["initiator"],
                                item.get("language", "zh"), ctx,
                                {"tasks": hit, "addresses": sorted({t["owner"] for t in hit})},
                                hit[0]["id"] if len(hit) == 1 else None))
