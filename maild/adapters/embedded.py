@@ -41,7 +41,7 @@ from pymap.parsing.message import AppendMessage
 from pymap.user import UserMetadata
 from pysasl.hashing import Cleartext
 
-from maild.adapters.embeddedsmtp import _SMTP, SmtpHandler, _listen, _set_nodelay
+from maild.adapters.embeddedsmtp import SmtpHandler, TrackedSMTP, listen_on, set_nodelay
 
 __all__ = ["EmbeddedMailSystem"]
 
@@ -282,7 +282,7 @@ class EmbeddedMailSystem(SmtpHandler):
             self._imap_tasks.add(task)
             try:
                 sock = writer.get_extra_info("socket")
-                _set_nodelay(sock)
+                set_nodelay(sock)
                 sock_info = SocketInfo.get(writer, None, unique_id=uuid4().bytes)
                 await imap_server(
                     _QuickAckReader(reader, sock),  # type: ignore[arg-type]
@@ -293,7 +293,7 @@ class EmbeddedMailSystem(SmtpHandler):
                 self._imap_tasks.discard(task)
 
         def make_smtp() -> SMTP:
-            protocol = _SMTP(
+            protocol = TrackedSMTP(
                 self,
                 data_size_limit=DATA_SIZE_LIMIT,
                 enable_SMTPUTF8=True,
@@ -309,11 +309,11 @@ class EmbeddedMailSystem(SmtpHandler):
             return protocol
 
         imap_listener = await asyncio.start_server(
-            on_imap, sock=_listen(self.host, self._wanted_ports[0])
+            on_imap, sock=listen_on(self.host, self._wanted_ports[0])
         )
         try:
             smtp_listener = await loop.create_server(
-                make_smtp, sock=_listen(self.host, self._wanted_ports[1])
+                make_smtp, sock=listen_on(self.host, self._wanted_ports[1])
             )
         except BaseException:
             imap_listener.close()

@@ -34,13 +34,13 @@ class XOAuth2SMTP(SMTP):
             lambda: SMTP.command_size_limit, {"AUTH": self.line_length_limit})
 
 
-class _SMTP(XOAuth2SMTP):
+class TrackedSMTP(XOAuth2SMTP):
     """aiosmtpd's SMTP protocol, with TCP_NODELAY and a registry of open connections for stop()."""
 
     open_transports: set[asyncio.BaseTransport]
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        _set_nodelay(transport.get_extra_info("socket"))
+        set_nodelay(transport.get_extra_info("socket"))
         self.open_transports.add(transport)
         super().connection_made(transport)
 
@@ -72,15 +72,15 @@ async def xoauth2_auth(server: SMTP, args: list[str], check: Callable[[str, str]
                       message="535 5.7.8 Username and Password not accepted (XOAUTH2)")
 
 
-def _set_nodelay(sock: Any) -> None:
+def set_nodelay(sock: Any) -> None:
     if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
-def _listen(host: str, port: int) -> socket.socket:
+def listen_on(host: str, port: int) -> socket.socket:
     """One listening socket (one address family), so that port 0 means one port."""
     sock = socket.create_server((host, port), reuse_port=False)
-    _set_nodelay(sock)  # Linux: inherited by accepted sockets
+    set_nodelay(sock)  # Linux: inherited by accepted sockets
     return sock
 
 

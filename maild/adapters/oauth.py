@@ -31,8 +31,8 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import TextIO
 
-from maild.adapters.oauthproviders import _Google, _Microsoft
-from maild.adapters.tokencache import AccessToken, TokenCacheFile, _secret_name
+from maild.adapters.oauthproviders import GoogleTokens, MicrosoftTokens
+from maild.adapters.tokencache import AccessToken, TokenCacheFile, secret_name_of
 from maild.core.config import Config, OAuthConfig, resolve_oauth_secret
 from maild.core.signin import (
     SignIn,
@@ -62,7 +62,7 @@ class OAuthTokens:
         self.config = cfg
         self.who = SignIn(cfg.provider, cfg.flow, cfg.client_id, mailbox, cfg.tenant)
         self.clock = clock
-        backend = _Microsoft if cfg.provider == "microsoft" else _Google
+        backend = MicrosoftTokens if cfg.provider == "microsoft" else GoogleTokens
         self._backend = backend(cfg, self.who, secret, cache)
         self._current: AccessToken | None = None
         self._force = False
@@ -109,9 +109,9 @@ class OAuthTokens:
     def login(self, out: TextIO) -> AccessToken:
         """The interactive sign-in of the flow (`maild oauth login`); stores what it gets."""
         backend = self._backend
-        if isinstance(backend, _Microsoft) and self.config.flow == "device_code":
+        if isinstance(backend, MicrosoftTokens) and self.config.flow == "device_code":
             token = backend.device_login(out, self.clock)
-        elif isinstance(backend, _Google) and self.config.flow == "refresh_token":
+        elif isinstance(backend, GoogleTokens) and self.config.flow == "refresh_token":
             token = backend.browser_login(out, self.clock)
         else:
             token = backend.fetch(True, self.clock())  # nothing interactive: just try it
@@ -140,7 +140,7 @@ def token_sources(config: Config, environ: Mapping[str, str],
             raise SignInError(f"[oauth] secret_command failed ({type(exc).__name__}); run it "
                               "by hand") from None
         if not value:
-            raise SignInError(f"{_secret_name(cfg)} is empty or not set")
+            raise SignInError(f"{secret_name_of(cfg)} is empty or not set")
         return value
 
     sources: dict[str, OAuthTokens] = {}

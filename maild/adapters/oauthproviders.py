@@ -23,11 +23,11 @@ from typing import Any, TextIO
 from maild.adapters.tokencache import (
     AccessToken,
     TokenCacheFile,
-    _describe,
-    _json,
-    _secret_name,
-    _utc_naive,
+    describe,
     http_session,
+    json_of,
+    secret_name_of,
+    utc_naive,
 )
 from maild.core.config import OAuthConfig
 from maild.core.signin import (
@@ -43,7 +43,7 @@ from maild.core.signin import (
 )
 
 
-class _Microsoft:
+class MicrosoftTokens:
     def __init__(self, cfg: OAuthConfig, who: SignIn, secret: Callable[[], str],
                  cache: TokenCacheFile) -> None:
         self.cfg, self.who, self.secret, self.cache = cfg, who, secret, cache
@@ -78,7 +78,7 @@ class _Microsoft:
                 self._app = msal.PublicClientApplication(self.cfg.client_id, **options)
         except (ValueError, requests.RequestException) as exc:
             raise SignInError(f"cannot reach Microsoft's sign-in at {authority}: "
-                              f"{_describe(exc)}; check [oauth] tenant and authority") from None
+                              f"{describe(exc)}; check [oauth] tenant and authority") from None
         return self._app
 
     def _save(self) -> None:
@@ -111,7 +111,7 @@ class _Microsoft:
                     raise SignInError("the stored sign-in cannot be refreshed: run "
                                       "`maild oauth login` again")
         except requests.RequestException as exc:
-            raise SignInError(f"cannot reach Microsoft's token endpoint: {_describe(exc)}") \
+            raise SignInError(f"cannot reach Microsoft's token endpoint: {describe(exc)}") \
                 from None
         finally:
             self._save()
@@ -135,14 +135,14 @@ def _result_token(result: Mapping[str, Any], who: SignIn, cfg: OAuthConfig,
     if "access_token" not in result:
         raise SignInError(explain_token_error(
             who, str(result.get("error", "")), str(result.get("error_description", "")),
-            secret_name=_secret_name(cfg), scopes=cfg.scopes))
+            secret_name=secret_name_of(cfg), scopes=cfg.scopes))
     token = str(result["access_token"])
     lifetime = float(result.get("expires_in", 3600))
     return AccessToken(token, now + lifetime, now,
                        granted_permissions(token_claims(token), str(result.get("scope", ""))))
 
 
-class _Google:
+class GoogleTokens:
     def __init__(self, cfg: OAuthConfig, who: SignIn, secret: Callable[[], str],
                  cache: TokenCacheFile) -> None:
         self.cfg, self.who, self.secret, self.cache = cfg, who, secret, cache
@@ -160,7 +160,7 @@ class _Google:
                 creds = service_account.Credentials.from_service_account_info(
                     info, scopes=self.scopes, subject=self.who.mailbox)
             except (ValueError, KeyError, TypeError) as exc:
-                raise SignInError(f"the service account key in {_secret_name(self.cfg)} is not "
+                raise SignInError(f"the service account key in {secret_name_of(self.cfg)} is not "
                                   f"a JSON key file's content ({type(exc).__name__}); download "
                                   "a JSON key from Cloud console → IAM → Service accounts → Keys"
                                   ) from None
@@ -191,13 +191,13 @@ class _Google:
             description = str(data.get("error_description", "")) or (
                 "" if data else str(exc.args[0] if exc.args else ""))
             raise SignInError(explain_token_error(
-                self.who, error, description, secret_name=_secret_name(self.cfg),
+                self.who, error, description, secret_name=secret_name_of(self.cfg),
                 scopes=self.cfg.scopes)) from None
         except google.auth.exceptions.TransportError as exc:
             raise SignInError(f"cannot reach Google's token endpoint {self.token_uri}: "
-                              f"{_describe(exc)}") from None
+                              f"{describe(exc)}") from None
         expiry = creds.expiry.replace(tzinfo=None) if creds.expiry else None
-        lifetime = (expiry - _utc_naive(now)).total_seconds() if expiry else 3600.0
+        lifetime = (expiry - utc_naive(now)).total_seconds() if expiry else 3600.0
         granted = frozenset(getattr(creds, "granted_scopes", None) or ())
         if self.cfg.flow == "refresh_token" and creds.refresh_token:
             stored = self.cache.get(self._key) or {}
@@ -256,11 +256,11 @@ class _Google:
             "grant_type": "authorization_code", "code": answer["code"],
             "redirect_uri": redirect_uri, "client_id": self.cfg.client_id,
             "client_secret": self.secret(), "code_verifier": verifier}, timeout=30)
-        data = _json(response)
+        data = json_of(response)
         if "refresh_token" not in data:
             raise SignInError(explain_token_error(
                 self.who, str(data.get("error", response.status_code)),
-                str(data.get("error_description", "")), secret_name=_secret_name(self.cfg)))
+                str(data.get("error_description", "")), secret_name=secret_name_of(self.cfg)))
         self.cache.put(self._key, {"refresh_token": data["refresh_token"]})
         issued = now()
         return AccessToken(str(data["access_token"]), issued + float(data.get("expires_in", 3600)),

@@ -58,12 +58,12 @@ from typing import Any
 import aiosmtplib
 
 from maild.adapters.sendreport import (
+    ConnectionLost,
     DetachedSend,
     DrainReport,
-    _ConnectionLost,
-    _LaterWrites,
-    _recipients,
-    _Tally,
+    LaterWrites,
+    Tally,
+    recipients_of,
 )
 from maild.adapters.sentjournal import SentJournal
 from maild.adapters.store import OutboxEntry, Store
@@ -237,7 +237,7 @@ class Outbox:
         return timedelta(seconds=base * self.rng.uniform(0.8, 1.2))
 
     def _fail(
-        self, tally: _Tally, entry: OutboxEntry, now: datetime, code: int | None, error: str
+        self, tally: Tally, entry: OutboxEntry, now: datetime, code: int | None, error: str
     ) -> None:
         out = entry.out
         tally.writes.outbox_mark_failed(
@@ -247,7 +247,7 @@ class Outbox:
         log.warning("outbox: %s to %s failed: %s", out.message_id, ",".join(out.to), error)
 
     def _retry(
-        self, tally: _Tally, entry: OutboxEntry, now: datetime, code: int | None, error: str
+        self, tally: Tally, entry: OutboxEntry, now: datetime, code: int | None, error: str
     ) -> None:
         attempts = entry.attempts + 1
         if attempts >= self.max_attempts:
@@ -265,11 +265,11 @@ class Outbox:
     # -- sending -----------------------------------------------------------------------------
 
     async def _send_one(
-        self, client: aiosmtplib.SMTP, entry: OutboxEntry, tally: _Tally, now: datetime
+        self, client: aiosmtplib.SMTP, entry: OutboxEntry, tally: Tally, now: datetime
     ) -> None:
-        """Send one email and record the outcome; raises `_ConnectionLost` if the link broke."""
+        """Send one email and record the outcome; raises `ConnectionLost` if the link broke."""
         out = entry.out
-        recipients = _recipients(out)
+        recipients = recipients_of(out)
         if not recipients:
             self._fail(tally, entry, now, None, "no recipients")
             return
@@ -296,14 +296,14 @@ class Outbox:
             else:
                 self._retry(tally, entry, now, exc.code, _describe(exc))
             if exc.code == 421 or not client.is_connected:
-                raise _ConnectionLost(_describe(exc)) from exc
+                raise ConnectionLost(_describe(exc)) from exc
         except (ValueError, aiosmtplib.SMTPNotSupported) as exc:
             # an address aiosmtplib will not put on the wire (injection, non-ASCII without SMTPUTF8)
             self._fail(tally, entry, now, None, _describe(exc))
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             # disconnects, timeouts, socket errors: the email may or may not have gone through
             self._retry(tally, entry, now, None, _describe(exc))
-            raise _ConnectionLost(_describe(exc)) from exc
+            raise ConnectionLost(_describe(exc)) from exc
         else:
             if self.journal is not None:
                 self.journal.record(out.message_id)
@@ -320,7 +320,7 @@ class Outbox:
         """Send every due email once and record the outcomes in the store, WITHOUT committing
         (the caller commits). Never raises for SMTP trouble. `exclude`: Message-IDs another
         process is sending meanwhile (the sender's child)."""
-        tally = _Tally(self.store)
+        tally = Tally(self.store)
         # the ids first: the emails the child holds (a schedule run's, thousands) are not decoded
         ids = [mid for mid in self.store.outbox_due_ids(now, self.max_per_drain + len(exclude))
                if mid not in exclude][:self.max_per_drain]
@@ -332,7 +332,7 @@ class Outbox:
         """Send `due` like `drain`, touching no store: safe on another thread while the store's
         owner goes on. Nothing is recorded until `settle` runs on the owner's thread, and no
         other drain may run in between (it would send the same entries again)."""
-        tally = _Tally(_LaterWrites())
+        tally = Tally(LaterWrites())
         await self._send(due, now, tally)
         return DetachedSend(tally.report(), tally.writes)
 
@@ -341,7 +341,7 @@ class Outbox:
         detached.writes.replay(self.store)
         return detached.report
 
-    async def _send(self, due: list[OutboxEntry], now: datetime, tally: _Tally) -> None:
+    async def _send(self, due: list[OutboxEntry], now: datetime, tally: Tally) -> None:
         if not due:
             if self._kept is not None and (
                 self._kept_loop is not asyncio.get_running_loop()
@@ -370,7 +370,7 @@ class Outbox:
                     continue
                 try:
                     await self._send_one(client, entry, tally, now)
-                except _ConnectionLost as exc:
+                except ConnectionLost as exc:
                     client.close()  # no polite QUIT: a silent server would make us wait again
                     client = None
                     if reconnects_left:

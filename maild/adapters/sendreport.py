@@ -22,11 +22,11 @@ class DrainReport:
     failed: tuple[tuple[Outgoing, int | None, str], ...] = ()  # marked failed in THIS drain
 
 
-class _ConnectionLost(Exception):
+class ConnectionLost(Exception):
     """The connection is gone (or unusable); the message's outcome is unknown."""
 
 
-class _LaterWrites:
+class LaterWrites:
     """The outcome writes of a send made off the thread that owns the store, kept in order and
     made by `Outbox.settle` on that thread (the store is not thread-safe)."""
 
@@ -48,8 +48,8 @@ class _LaterWrites:
 
 
 @dataclass
-class _Tally:
-    writes: Any  # the Store, or _LaterWrites for a detached send
+class Tally:
+    writes: Any  # the Store, or LaterWrites for a detached send
     sent: list[str] = field(default_factory=list)
     retried: list[str] = field(default_factory=list)
     failed: list[tuple[Outgoing, int | None, str]] = field(default_factory=list)
@@ -63,8 +63,8 @@ class DetachedSend:
     """What `Outbox.send_detached` did: its report, and its store writes still to be made."""
 
     report: DrainReport
-    writes: _LaterWrites
+    writes: LaterWrites
 
 
-def _recipients(out: Outgoing) -> list[str]:
+def recipients_of(out: Outgoing) -> list[str]:
     return list(dict.fromkeys(a for a in (*out.to, *out.cc) if a))

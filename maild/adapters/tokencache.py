@@ -98,7 +98,7 @@ def http_session(ca_file: Path | None) -> Any:
     return Session()
 
 
-def _json(response: Any) -> dict[str, Any]:
+def json_of(response: Any) -> dict[str, Any]:
     try:
         data = response.json()
     except ValueError:
@@ -106,7 +106,7 @@ def _json(response: Any) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _utc_naive(epoch: float) -> Any:
+def utc_naive(epoch: float) -> Any:
     from datetime import UTC, datetime
 
     return datetime.fromtimestamp(epoch, UTC).replace(tzinfo=None)
@@ -115,11 +115,11 @@ def _utc_naive(epoch: float) -> Any:
 REFRESH_MARGIN_S = 300.0
 
 
-def _secret_name(cfg: OAuthConfig) -> str:
+def secret_name_of(cfg: OAuthConfig) -> str:
     if cfg.secret_env:
         return f"${cfg.secret_env}"
     return "[oauth] secret_command" if cfg.secret_command else "the secret"
 
 
-def _describe(exc: BaseException) -> str:
+def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {redact(str(exc))}"[:300]

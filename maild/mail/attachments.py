@@ -10,22 +10,22 @@ from __future__ import annotations
 import re
 from email.message import Message
 
-from maild.mail.headers import _content_type, _filename, _main_value, _raw_header
+from maild.mail.headers import content_type_of, filename_of, main_value, raw_header
 from maild.mail.sheets import LEGACY, kind_of
 
 SIZE_BY_COUNTING = 64 * 1024  # base64 payloads above this are sized without decoding
 
 
-def _is_table_file(part: Message, hint: str | None) -> bool:
-    kind = kind_of(_filename(part, hint), _content_type(part))
+def is_table_file(part: Message, hint: str | None) -> bool:
+    kind = kind_of(filename_of(part, hint), content_type_of(part))
     return kind is not None and kind not in LEGACY
 
 
-def _attachment_size(part: Message, cut_sizes: list[int]) -> int:
+def attachment_size(part: Message, cut_sizes: list[int]) -> int:
     """Decoded size of an attachment without keeping (or, when big, decoding) its payload."""
-    payload = _get_payload(part)
+    payload = payload_of(part)
     if isinstance(payload, str) and (
-        _main_value(_raw_header(part, "content-transfer-encoding")) == "base64"
+        main_value(raw_header(part, "content-transfer-encoding")) == "base64"
     ):
         cuts = _MARKER.findall(payload)
         if cuts:
@@ -33,16 +33,16 @@ def _attachment_size(part: Message, cut_sizes: list[int]) -> int:
             return cut + _counted_base64_size(_MARKER.sub("", payload))
         if len(payload) > SIZE_BY_COUNTING:
             return _counted_base64_size(payload)
-    return len(_payload_bytes(part))
+    return len(payload_bytes(part))
 
 
-def _table_bytes(part: Message, cut_tables: dict[int, bytes]) -> bytes | None:
+def table_bytes(part: Message, cut_tables: dict[int, bytes]) -> bytes | None:
     """A table file's bytes: decoded here, or kept when its body was cut (`_skeleton`); None
     when its body was cut some other way."""
-    payload = _get_payload(part)
+    payload = payload_of(part)
     cuts = _MARKER.findall(payload) if isinstance(payload, str) else []
     if not cuts:
-        return _payload_bytes(part)
+        return payload_bytes(part)
     return cut_tables.get(int(cuts[0])) if len(cuts) == 1 else None
 
 
@@ -52,8 +52,8 @@ def _counted_base64_size(text: str) -> int:
     return max(0, (len(text) - whitespace) * 3 // 4 - text.count("="))
 
 
-def _payload_bytes(part: Message) -> bytes:
-    payload = _get_payload(part)
+def payload_bytes(part: Message) -> bytes:
+    payload = payload_of(part)
     if isinstance(payload, list):
         try:
             return b"".join(child.as_bytes() for child in payload if isinstance(child, Message))
@@ -69,7 +69,7 @@ _MARKER = re.compile(r"MAILDCUT(\d{8})")  # 16 base64 characters: decodes to 12 
 _MARKER_DECODED = 12
 
 
-def _get_payload(part: Message) -> list[Message] | str | None:
+def payload_of(part: Message) -> list[Message] | str | None:
     """`part.get_payload()`, or None when compat32 cannot even look up the part's charset to
     hand back 8-bit text (a NUL in `charset=` raised ValueError; found by fuzz/fuzz_decode.py)."""
     try:

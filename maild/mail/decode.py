@@ -38,26 +38,26 @@ from types import MappingProxyType
 
 from maild.core.model import Attachment, Inbound
 from maild.mail.attachments import (
-    _attachment_size,
-    _get_payload,
-    _is_table_file,
-    _payload_bytes,
-    _table_bytes,
+    attachment_size,
+    is_table_file,
+    payload_bytes,
+    payload_of,
+    table_bytes,
 )
 from maild.mail.charsets import decode_bytes, decode_header
 from maild.mail.dsn import bounce_signal, failed_recipients, parse_status_text
 from maild.mail.headers import (
-    _ADDRESS_HEADERS,
-    _addresses,
-    _content_type,
-    _filename,
-    _main_value,
-    _message_ids,
-    _param,
-    _parse_date,
-    _raw_header,
-    _single_sender,
+    ADDRESS_HEADERS,
+    addresses_in,
+    content_type_of,
+    filename_of,
+    main_value,
+    message_ids,
     normalize_message_id,
+    param,
+    parse_date,
+    raw_header,
+    single_sender,
 )
 from maild.mail.htmltext import html_to_text
 
@@ -94,8 +94,8 @@ def _leaves(message: Message) -> tuple[list[Message], bool]:
     stack: list[tuple[Message, int]] = [(message, 0)]
     while stack:
         part, depth = stack.pop()
-        payload = _get_payload(part)
-        if not isinstance(payload, list) or _content_type(part).startswith("message/"):
+        payload = payload_of(part)
+        if not isinstance(payload, list) or content_type_of(part).startswith("message/"):
             leaves.append(part)
         elif depth >= MAX_DEPTH:
             capped = True
@@ -168,26 +168,26 @@ def _body_kind(raw: bytes, start: int, header_end: int, keep_tables: int = 0) ->
             return ""
         head_start += 1
     head = BytesHeaderParser(policy=compat32).parsebytes(raw[head_start:blank] + b"\r\n\r\n")
-    if _main_value(_raw_header(head, "content-transfer-encoding")) != "base64":
+    if main_value(raw_header(head, "content-transfer-encoding")) != "base64":
         return ""
-    attachment = (_main_value(_raw_header(head, "content-disposition")) == "attachment"
-                  or _param(head, "content-disposition", "filename") is not None
-                  or _param(head, "content-type", "name") is not None)
-    if keep_tables and _is_table_file(head, None):
+    attachment = (main_value(raw_header(head, "content-disposition")) == "attachment"
+                  or param(head, "content-disposition", "filename") is not None
+                  or param(head, "content-type", "name") is not None)
+    if keep_tables and is_table_file(head, None):
         end = _B64_RUN.match(raw, start)
         if end is not None and (end.end() - start) * 3 // 4 <= keep_tables:
             return "keep"
-    return "cut" if attachment or not _content_type(head).startswith("text/") else ""
+    return "cut" if attachment or not content_type_of(head).startswith("text/") else ""
 
 
 def _body_text(part: Message) -> str:
-    text = decode_bytes(_payload_bytes(part), _param(part, "content-type", "charset"))
+    text = decode_bytes(payload_bytes(part), param(part, "content-type", "charset"))
     return text.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
 
 
 def _status_blocks(part: Message) -> list[dict[str, str]]:
     """The per-message and per-recipient field blocks of a delivery-status part."""
-    payload = _get_payload(part)
+    payload = payload_of(part)
     if isinstance(payload, list):
         return [{key.lower(): decode_header(str(value)) for key, value in block.items()}
                 for block in payload if isinstance(block, Message)]
@@ -238,8 +238,8 @@ def decode(
         (
             cs
             for leaf in leaves
-            if _content_type(leaf).startswith("text/")
-            and (cs := _param(leaf, "content-type", "charset"))
+            if content_type_of(leaf).startswith("text/")
+            and (cs := param(leaf, "content-type", "charset"))
         ),
         None,
     )
@@ -248,16 +248,16 @@ def decode(
     attachments: list[Attachment] = []
     status: list[dict[str, str]] | None = None
     for leaf in leaves:
-        ctype = _content_type(leaf)
+        ctype = content_type_of(leaf)
         if ctype in ("message/delivery-status", "message/global-delivery-status"):
             status = (status or []) + _status_blocks(leaf)
             continue
-        filename = _filename(leaf, hint)
-        if filename or _main_value(_raw_header(leaf, "content-disposition")) == "attachment":
-            size = _attachment_size(leaf, cut_sizes)
+        filename = filename_of(leaf, hint)
+        if filename or main_value(raw_header(leaf, "content-disposition")) == "attachment":
+            size = attachment_size(leaf, cut_sizes)
             data = None
-            if 0 < size <= max_table_bytes and _is_table_file(leaf, hint):
-                data = _table_bytes(leaf, cut_tables)
+            if 0 < size <= max_table_bytes and is_table_file(leaf, hint):
+                data = table_bytes(leaf, cut_tables)
                 size = len(data) if data is not None else size
             attachments.append(Attachment(filename, ctype, size, data))
         elif ctype == "text/plain" and text is None:
@@ -279,11 +279,11 @@ def decode(
         return [value for key, value in raw_headers if key.lower() in names]
 
     senders = raw_values("from")
-    from_addr, from_name = _single_sender(senders[0], hint) if len(senders) == 1 else ("", "")
+    from_addr, from_name = single_sender(senders[0], hint) if len(senders) == 1 else ("", "")
     message_id = normalize_message_id(first("message-id"))
     subject = first("subject") or ""
-    in_reply_to = next(iter(_message_ids(first("in-reply-to"))), None)
-    bounce = bounce_signal(_content_type(message), first("return-path"), from_addr, subject,
+    in_reply_to = next(iter(message_ids(first("in-reply-to"))), None)
+    bounce = bounce_signal(content_type_of(message), first("return-path"), from_addr, subject,
                            in_reply_to)
     defects = [type(defect).__name__ for leaf in (message, *leaves) for defect in leaf.defects]
     flags = {"missing_message_id": not message_id, "unusable_from": not from_addr}
@@ -294,17 +294,17 @@ def decode(
         subject=subject,
         from_addr=from_addr,
         from_name=from_name,
-        to=_addresses(raw_values("to"), hint),
-        cc=_addresses(raw_values("cc"), hint),
-        delivered_to=_addresses(raw_values(*_ADDRESS_HEADERS), hint),
+        to=addresses_in(raw_values("to"), hint),
+        cc=addresses_in(raw_values("cc"), hint),
+        delivered_to=addresses_in(raw_values(*ADDRESS_HEADERS), hint),
         in_reply_to=in_reply_to,
-        references=_message_ids(" ".join(headers.get("references", ()))),
-        date=_parse_date(first("date")),
+        references=message_ids(" ".join(headers.get("references", ()))),
+        date=parse_date(first("date")),
         headers=MappingProxyType({key: tuple(values) for key, values in headers.items()}),
         text=text or "",
         html=html,
         attachments=tuple(attachments),
-        content_type=_content_type(message),
+        content_type=content_type_of(message),
         raw_size=len(raw),
         defects=tuple(dict.fromkeys(defects)),
         failed_recipients=failed_recipients(status, text or "", bounce is not None),
@@ -317,17 +317,17 @@ def attachment_files(raw: bytes, limit: int) -> list[tuple[str, str, bytes]] | N
     larger than `limit` bytes. Filenames are read as `decode` reads them (RFC 2231, GBK)."""
     message, _too_deep = _parse(raw)
     leaves, _capped = _leaves(message)
-    hint = next((cs for leaf in leaves if _content_type(leaf).startswith("text/")
-                 and (cs := _param(leaf, "content-type", "charset"))), None)
+    hint = next((cs for leaf in leaves if content_type_of(leaf).startswith("text/")
+                 and (cs := param(leaf, "content-type", "charset"))), None)
     files: list[tuple[str, str, bytes]] = []
     total = 0
     for leaf in leaves:
-        filename = _filename(leaf, hint)
-        if not (filename or _main_value(_raw_header(leaf, "content-disposition")) == "attachment"):
+        filename = filename_of(leaf, hint)
+        if not (filename or main_value(raw_header(leaf, "content-disposition")) == "attachment"):
             continue
-        data = _payload_bytes(leaf)
+        data = payload_bytes(leaf)
         total += len(data)
         if total > limit:
             return None
-        files.append((filename or "attachment", _content_type(leaf), data))
+        files.append((filename or "attachment", content_type_of(leaf), data))
     return files

@@ -18,11 +18,11 @@ from jinja2.runtime import Context
 from markupsafe import Markup
 
 from maild.mail.progress import task_bar_html
-from maild.mail.templatetools import StateLabel, Strings, _h, oneline
+from maild.mail.templatetools import StateLabel, Strings, h, oneline
 
 
 @dataclass(frozen=True)
-class _RowKit:
+class RowKit:
     """What `digest_rows` formats with: the catalog strings and the renderer's memoised
     `deadline`, `state_label` and `mailto`."""
 
@@ -33,7 +33,7 @@ class _RowKit:
     hint: Callable[[str, tuple[str, ...]], str]
 
 
-def _digest_rows(kit: _RowKit) -> Callable[..., str]:
+def digest_rows_writer(kit: RowKit) -> Callable[..., str]:
     """The `digest_rows(rows, show_owner=true)` global of digest.{txt,html}.j2 and
     owner_digest.*: a digest's rows, as a table (HTML) or a list (text). Written in Python, not
     as a macro: 2,000 digests at 09:00 show 40,000 rows, and a row was ~60 Jinja expressions,
@@ -78,12 +78,12 @@ class _Words:
         colon = L["colon"]
         self.states, self.plain = L["state"], {key: text for key, (text, _) in strings.items()}
         self.flags = dict(sched["flag"])
-        self.flags_html = {f: _h(text) for f, text in self.flags.items()}
+        self.flags_html = {f: h(text) for f, text in self.flags.items()}
         self.row_action = dict(sched["row_action"])
-        self.row_action_html = {a: _h(text) for a, text in self.row_action.items()}
-        self.list_sep, self.list_sep_html = L["list_sep"], _h(L["list_sep"])
-        self.sched_sep, self.sched_sep_html = sched["list_sep"], _h(sched["list_sep"])
-        self.bodies, self.buttons_html = L["body"], {a: _h(t) for a, t in L["action"].items()}
+        self.row_action_html = {a: h(text) for a, text in self.row_action.items()}
+        self.list_sep, self.list_sep_html = L["list_sep"], h(L["list_sep"])
+        self.sched_sep, self.sched_sep_html = sched["list_sep"], h(sched["list_sep"])
+        self.bodies, self.buttons_html = L["body"], {a: h(t) for a, t in L["action"].items()}
         self.missing = {role: self.plain["schedule.missing"].format_map({"role": name})
                         for role, name in sched["role"].items()}
         self.head_owner = f"    {label['owner']}{colon}"
@@ -95,19 +95,19 @@ class _Words:
             show_owner: '<table role="presentation" width="100%" cellpadding="0" cellspacing="0" '
             'border="0" style="width:100%;border-collapse:collapse;font-size:14px;'
             'line-height:1.45;margin:0 0 8px;">\n<tr>\n'
-            f'{_TH}">{_h(label["task"])}</th>\n'
-            f'{_TH}">{_h(label["owner"] if show_owner else sched["project"])}</th>\n'
-            f'{_TH}">{_h(label["deadline"])}</th>\n'
-            f'{_TH}">{_h(label["state"])}</th>\n'
-            f'{_TH}padding-right:0;">{_h(sched["last_update"])}</th>\n</tr>\n'
+            f'{_TH}">{h(label["task"])}</th>\n'
+            f'{_TH}">{h(label["owner"] if show_owner else sched["project"])}</th>\n'
+            f'{_TH}">{h(label["deadline"])}</th>\n'
+            f'{_TH}">{h(label["state"])}</th>\n'
+            f'{_TH}padding-right:0;">{h(sched["last_update"])}</th>\n</tr>\n'
             for show_owner in (True, False)}
 
 
 class _RowWriter:
-    """The rows of one digest part. Every value a reader sees is escaped in HTML (`_h`), as
+    """The rows of one digest part. Every value a reader sees is escaped in HTML (`h`), as
     Jinja's autoescape did; catalog patterns are formatted as `t` formats them."""
 
-    def __init__(self, kit: _RowKit, words: _Words, ctx: Context, show_owner: bool) -> None:
+    def __init__(self, kit: RowKit, words: _Words, ctx: Context, show_owner: bool) -> None:
         self.kit, self.w, self.show_owner = kit, words, show_owner
         self.lang, self.L = ctx["lang"], ctx["L"]
         self.tz, self.now = ctx["tz"], ctx["now"]
@@ -162,8 +162,8 @@ class _RowWriter:
             else:
                 mark = ""
             add(f'<tr>\n{_TD}word-break:break-word;{mark}"><span style="font-family:Consolas,'
-                f'Menlo,monospace;font-size:12px;color:#57606a;">{_h(r["item_id"])} '
-                f'{_h(r["task_id"])}</span><br><strong>{_h(oneline(r["name"]))}</strong>\n')
+                f'Menlo,monospace;font-size:12px;color:#57606a;">{h(r["item_id"])} '
+                f'{h(r["task_id"])}</span><br><strong>{h(oneline(r["name"]))}</strong>\n')
             if flags:
                 add('<br><span style="color:#a3111f;font-size:13px;font-weight:600;">'
                     f'{w.list_sep_html.join([w.flags_html[f] for f in flags])}</span>')
@@ -171,30 +171,30 @@ class _RowWriter:
                 add('<br><span style="color:#1f2328;font-size:13px;">&#8594; '
                     f'{w.row_action_html[r["action"]]}</span>')
             if r["changes"]:
-                add(f'{_MUTED}{w.sched_sep_html.join([_h(self.change(c)) for c in r["changes"]])}'
+                add(f'{_MUTED}{w.sched_sep_html.join([h(self.change(c)) for c in r["changes"]])}'
                     "</span>")
             if "levels" in r:
                 self._levels_html(r, add)
             if "actions" in r:
                 self._buttons_html(r, add)
             if show_owner:
-                who = _h(oneline(r["owner_name"]))
+                who = h(oneline(r["owner_name"]))
                 if r["owner_department"]:
-                    who = f'{who}{_MUTED}{_h(oneline(r["owner_department"]))}</span>'
+                    who = f'{who}{_MUTED}{h(oneline(r["owner_department"]))}</span>'
             else:
-                who = (f'{_h(oneline(r["item_title"]))}{_MUTED}'
-                       f'{_h(oneline(r["initiator_name"]))}</span>')
+                who = (f'{h(oneline(r["item_title"]))}{_MUTED}'
+                       f'{h(oneline(r["initiator_name"]))}</span>')
             label = self.kit.label(r["state"], self.lang, self.L)
             progress = r["progress"]
-            shown = f" {_h(progress)}%" if progress and r["state"] != "done" else ""
+            shown = f" {h(progress)}%" if progress and r["state"] != "done" else ""
             add(f'</td>\n{_TD}word-break:break-word;">{who}</td>\n'
-                f'{_TD}">{_h(self.deadline(r["deadline"]))}</td>\n'
+                f'{_TD}">{h(self.deadline(r["deadline"]))}</td>\n'
                 f'{_TD}"><span style="display:inline-block;padding:2px 8px;border-radius:10px;'
-                f'background-color:{_h(label.background)};color:{_h(label.colour)};'
+                f'background-color:{h(label.background)};color:{h(label.colour)};'
                 'font-size:13px;font-weight:600;line-height:1.5;">&#9679; '
-                f'{_h(label.text)}{shown}</span>{task_bar_html(r["state"], progress)}</td>\n'
+                f'{h(label.text)}{shown}</span>{task_bar_html(r["state"], progress)}</td>\n'
                 f'{_TD}padding-right:0;color:#57606a;font-size:13px;">'
-                f'{_h(self.deadline(r["updated_at"]))}</td>\n</tr>\n')
+                f'{h(self.deadline(r["updated_at"]))}</td>\n</tr>\n')
         add("</table>\n")
         return "".join(out)
 
@@ -203,7 +203,7 @@ class _RowWriter:
         for n in range(0, len(said), 2):
             missing = said[n + 1]
             add(f'<br><span style="color:#1f2328;font-size:13px;font-weight:600;">'
-                f'{_h(said[n])}</span>' + (f"{_MUTED}{_h(missing)}</span>" if missing else ""))
+                f'{h(said[n])}</span>' + (f"{_MUTED}{h(missing)}</span>" if missing else ""))
 
     def _buttons_html(self, r: Mapping[str, Any], add: Callable[[str], None]) -> None:
         """The row's buttons: its levels' (an owner's, or 查看状态) and the initiator's."""
@@ -217,7 +217,7 @@ class _RowWriter:
             if len(url) <= self.mailto_max:
                 fill, ink = (("#ffffff", "#0b5cad") if action in _SECONDARY
                              else ("#0b5cad", "#ffffff"))
-                add(f'<a href="{_h(url)}" style="display:inline-block;margin:6px 6px 0 0;'
+                add(f'<a href="{h(url)}" style="display:inline-block;margin:6px 6px 0 0;'
                     'padding:4px 10px;border:1px solid #0b5cad;border-radius:4px;'
                     f'background-color:{fill};color:{ink};font-size:13px;font-weight:600;'
                     f'line-height:1.2;text-decoration:none;">{self.w.buttons_html[action]}</a>')

@@ -34,7 +34,7 @@ _CLEAN_ADDRESS = re.compile(
 )
 
 
-_ADDRESS_HEADERS = ("delivered-to", "x-original-to", "envelope-to")
+ADDRESS_HEADERS = ("delivered-to", "x-original-to", "envelope-to")
 
 
 def normalize_message_id(value: str | None) -> str | None:
@@ -46,7 +46,7 @@ def normalize_message_id(value: str | None) -> str | None:
     return text or None
 
 
-def _message_ids(value: str | None) -> tuple[str, ...]:
+def message_ids(value: str | None) -> tuple[str, ...]:
     if not value:
         return ()
     found = _ANGLED.findall(value) or re.split(r"[\s,]+", value)
@@ -79,7 +79,7 @@ def _getaddresses(values: list[str]) -> list[tuple[str, str]]:
         return []
 
 
-def _addresses(values: Iterable[str], hint: str | None) -> tuple[str, ...]:
+def addresses_in(values: Iterable[str], hint: str | None) -> tuple[str, ...]:
     """Clean lower-cased addresses from address headers; unusable entries are dropped."""
     found = (_clean_address(addr, hint) for _name, addr in _getaddresses(list(values)))
     return tuple(dict.fromkeys(addr for addr in found if addr))
@@ -107,7 +107,7 @@ def _without_quoted_strings(raw: str) -> str:
         at = end + 1
 
 
-def _single_sender(raw: str, hint: str | None) -> tuple[str, str]:
+def single_sender(raw: str, hint: str | None) -> tuple[str, str]:
     """(address, name) of a From header that is exactly one clean mailbox, else ("", "")."""
     raw = _NEWLINES.sub("", raw)
     pairs = [(name, addr) for name, addr in _getaddresses([raw]) if name or addr]
@@ -127,7 +127,7 @@ def _single_sender(raw: str, hint: str | None) -> tuple[str, str]:
     return address, decode_header(name, hint)
 
 
-def _parse_date(value: str | None) -> datetime | None:
+def parse_date(value: str | None) -> datetime | None:
     if not value:
         return None
     try:
@@ -137,25 +137,25 @@ def _parse_date(value: str | None) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _raw_header(part: Message, name: str) -> str | None:
+def raw_header(part: Message, name: str) -> str | None:
     for key, value in part.raw_items():
         if key.lower() == name:
             return value if isinstance(value, str) else str(value)
     return None
 
 
-def _main_value(raw: str | None) -> str:
+def main_value(raw: str | None) -> str:
     return raw.split(";", 1)[0].strip().lower() if raw else ""
 
 
-def _content_type(part: Message) -> str:
-    ctype = _main_value(_raw_header(part, "content-type"))
+def content_type_of(part: Message) -> str:
+    ctype = main_value(raw_header(part, "content-type"))
     return ctype if ctype.count("/") == 1 else "text/plain"
 
 
-def _param(part: Message, header: str, name: str) -> str | None:
+def param(part: Message, header: str, name: str) -> str | None:
     """One MIME parameter, RFC 2231 and raw 8-bit aware; parsed linearly (no compat32 get_param)."""
-    raw = _raw_header(part, header)
+    raw = raw_header(part, header)
     if not raw:
         return None
     raw = _NEWLINES.sub("", raw)
@@ -176,6 +176,6 @@ def _param(part: Message, header: str, name: str) -> str | None:
     return None
 
 
-def _filename(part: Message, hint: str | None) -> str:
-    value = _param(part, "content-disposition", "filename") or _param(part, "content-type", "name")
+def filename_of(part: Message, hint: str | None) -> str:
+    value = param(part, "content-disposition", "filename") or param(part, "content-type", "name")
     return decode_header(value, hint) if value else ""

@@ -18,7 +18,7 @@ from jinja2 import (
 from jinja2.runtime import Context
 
 from maild.core import tokens
-from maild.mail.templatetools import _MEMO_MAX, Strings, _newlines, _normalize_task
+from maild.mail.templatetools import MEMO_MAX, Strings, normalize_task, unix_newlines
 
 # Buttons that get an action-bound address; the others (status, help) use the reply address.
 BUTTON_ACTIONS = ("confirm", "decline", "progress", "done", "reassign", "close", "accept",
@@ -33,7 +33,7 @@ def mailto(address: str, subject: str, body: str) -> str:
 def _mailto(address: str, subject: str, body: str, encode: Callable[[str], str]) -> str:
     if not address or "@" not in address or re.search(r"[\s<>\"?#%,&=\\]|[^\x21-\x7e]", address):
         raise ValueError(f"not a plain address for mailto: {address!r}")
-    fields = {"subject": subject, "body": _newlines(body).replace("\n", "\r\n")}
+    fields = {"subject": subject, "body": unix_newlines(body).replace("\n", "\r\n")}
     query = "&".join(f"{k}={encode(v)}" for k, v in fields.items() if v)
     return f"mailto:{quote(address, safe='@+')}" + (f"?{query}" if query else "")
 
@@ -42,7 +42,7 @@ def _quote_field(value: str) -> str:
     return quote(value, safe="")
 
 
-def _memo_mailto(subject_inbox: str | None = None) -> Callable[[str, str, str], str]:
+def memo_mailto(subject_inbox: str | None = None) -> Callable[[str, str, str], str]:
     """The templates' `mailto`, memoised: the checked and quoted addresses (without reply
     addresses, every button of a run goes to the inbox), the percent-encoded subjects (the
     buttons of one task share one) and bodies (all emails use the same few). Same URLs.
@@ -53,7 +53,7 @@ def _memo_mailto(subject_inbox: str | None = None) -> Callable[[str, str, str], 
     subjects: dict[str, str] = {}
     bodies: dict[str, str] = {}
     if subject_inbox is not None:
-        plain = _memo_mailto()
+        plain = memo_mailto()
 
         def tagged(address: str, subject: str, body: str) -> str:
             if "+" not in address.partition("@")[0]:
@@ -64,16 +64,16 @@ def _memo_mailto(subject_inbox: str | None = None) -> Callable[[str, str, str], 
     def field(memo: dict[str, str], value: str, name: str) -> str:
         found = memo.get(value)
         if found is None:
-            if len(memo) >= _MEMO_MAX:
+            if len(memo) >= MEMO_MAX:
                 memo.clear()
-            text = _newlines(value).replace("\n", "\r\n") if name == "body" else value
+            text = unix_newlines(value).replace("\n", "\r\n") if name == "body" else value
             found = memo[value] = f"{name}={_quote_field(text)}" if text else ""
         return found
 
     def mailto_(address: str, subject: str, body: str) -> str:
         head = heads.get(address)
         if head is None:
-            if len(heads) >= _MEMO_MAX:
+            if len(heads) >= MEMO_MAX:
                 heads.clear()
             head = heads[address] = _mailto(address, "", "", _quote_field)  # checks it
         query = "&".join([f for f in (field(subjects, subject, "subject"),
@@ -83,7 +83,7 @@ def _memo_mailto(subject_inbox: str | None = None) -> Callable[[str, str, str], 
     return mailto_
 
 
-class _CommandHints:
+class CommandHints:
     """The `command_hint(actions)` global: what to write on the first line of a reply to the
     address of a listed task whose buttons are `actions` ("确认 / 拒绝: 原因", "改期至 日期 /
     转派 给 新负责人 / 状态"), from the catalog's `reminders.commands`, memoised per language
@@ -110,13 +110,13 @@ class _CommandHints:
         return self.of(ctx["lang"], actions)
 
 
-def _digest_buttons(ctx: dict[str, Any], task_addresses: Mapping[str, Mapping[str, str]],
+def digest_buttons(ctx: dict[str, Any], task_addresses: Mapping[str, Mapping[str, str]],
                     subject_tokens: bool) -> None:
     """The digest rows that carry levels (`actions`), with their buttons' addresses."""
     def rows(listed: Any) -> Any:
         if not any("actions" in row for row in listed):
             return listed
-        return [_with_buttons(row, task_addresses, ctx["action_address"], subject_tokens)
+        return [with_buttons(row, task_addresses, ctx["action_address"], subject_tokens)
                 if "actions" in row else row for row in listed]
 
     if "rows" in ctx:
@@ -128,7 +128,7 @@ def _digest_buttons(ctx: dict[str, Any], task_addresses: Mapping[str, Mapping[st
                            for section in ctx["sections"]]
 
 
-def _with_buttons(row: Mapping[str, Any], task_addresses: Mapping[str, Mapping[str, str]],
+def with_buttons(row: Mapping[str, Any], task_addresses: Mapping[str, Mapping[str, str]],
                   fallback: str, subject_tokens: bool) -> dict[str, Any]:
     """`row` (a task listed with `ref` and `actions`) with where its buttons go: for each of its
     actions, the task's address bound to that action (status: the task's reply address, as for
@@ -144,8 +144,8 @@ def _with_buttons(row: Mapping[str, Any], task_addresses: Mapping[str, Mapping[s
     return {**row, "buttons": buttons, "reply_to": reply_to, "reply_tag": ""}
 
 
-def _entry(entry: Mapping[str, Any], task_addresses: Mapping[str, Mapping[str, str]],
+def entry_with_buttons(entry: Mapping[str, Any], task_addresses: Mapping[str, Mapping[str, str]],
            fallback: str, subject_tokens: bool) -> dict[str, Any]:
     """One task of an email that lists several (`entries`), with its buttons' addresses."""
-    return {**_with_buttons(entry, task_addresses, fallback, subject_tokens),
-            "task": _normalize_task(entry["task"])}
+    return {**with_buttons(entry, task_addresses, fallback, subject_tokens),
+            "task": normalize_task(entry["task"])}

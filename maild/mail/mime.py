@@ -15,7 +15,7 @@ from email.utils import getaddresses
 
 from maild.core.model import Outgoing
 from maild.mail.mimefiles import with_files
-from maild.mail.templatetools import _newlines
+from maild.mail.templatetools import unix_newlines
 
 _MSGID_BAD = re.compile(r"[\s<>]")
 
@@ -32,12 +32,12 @@ def to_mime(out: Outgoing, *, from_address: str, from_name: str) -> bytes:
         raise ValueError("an email needs at least one recipient")
     if not out.date:
         raise ValueError("Outgoing.date is empty: the date is chosen when the email is enqueued")
-    _check_msgid(out.message_id)
+    check_msgid(out.message_id)
     _require_ascii("Message-ID", out.message_id)
     # Ids from inbound mail that cannot go on a 7-bit line (or our own stand-ins) are left out.
     refs = [r for r in out.references if _is_real_msgid(r)]
     for ref in refs:
-        _check_msgid(ref)
+        check_msgid(ref)
     refs = [r for r in refs if r.isascii()]
     _header("From", f"{from_name} {from_address}")
     _check_addr_spec(from_address)
@@ -52,7 +52,7 @@ def to_mime(out: Outgoing, *, from_address: str, from_name: str) -> bytes:
     _require_ascii("Date", out.date)
     lines += [f"Date: {out.date}", f"Message-ID: <{out.message_id}>"]
     if out.in_reply_to and _is_real_msgid(out.in_reply_to):
-        _check_msgid(out.in_reply_to)
+        check_msgid(out.in_reply_to)
         if out.in_reply_to.isascii():
             lines.append(f"In-Reply-To: <{out.in_reply_to}>")
     if refs:
@@ -100,7 +100,7 @@ _PRINTABLE = re.compile(r"[\x20-\x7e]*\Z")
 
 def _part(subtype: str, body: str) -> bytes:
     """One text part (its headers and encoded body), UTF-8, CRLF line ends."""
-    data = _newlines(body).replace("\n", "\r\n").encode("utf-8")
+    data = unix_newlines(body).replace("\n", "\r\n").encode("utf-8")
     if _cte(body) == "base64":
         encoded = base64.encodebytes(data).replace(b"\n", b"\r\n").rstrip(b"\r\n")
         cte = "base64"
@@ -212,7 +212,7 @@ def _is_real_msgid(msgid: str) -> bool:
     return bool(msgid) and not msgid.startswith("sha256:")
 
 
-def _check_msgid(msgid: str) -> None:
+def check_msgid(msgid: str) -> None:
     if not msgid or _MSGID_BAD.search(msgid):
         raise ValueError(f"not a bare Message-ID (no <>, no spaces): {msgid!r}")
 

@@ -19,7 +19,7 @@ Surprises worth knowing:
 * Rendering cost is Jinja's per expression and per call (a morning's schedules are thousands of
   emails): templates are looked up once per (kind, language, part); each render shares one
   context dict among its parts (`_run`); `t`, `deadline`, `state_label` and `mailto` memoise what
-  repeats; dict keys are read without Jinja's attribute-first AttributeError (`_Environment`).
+  repeats; dict keys are read without Jinja's attribute-first AttributeError (`KeyFirstEnvironment`).
   The output is the same as the plain Jinja calls'. A digest's rows (40,000 at 09:00) are
   written in Python, by the `digest_rows` global (`digestrows._RowWriter`): the same bytes the Jinja macros
   wrote (tests/mail/test_render.py keeps those macros as the reference).
@@ -93,33 +93,33 @@ from markupsafe import Markup
 
 from maild.core import tokens
 from maild.core.model import Notice, Outgoing
-from maild.mail.digestrows import _digest_rows, _RowKit
+from maild.mail.digestrows import RowKit, digest_rows_writer
 from maild.mail.mailto import (
     BUTTON_ACTIONS,
-    _CommandHints,
-    _digest_buttons,
-    _entry,
-    _memo_mailto,
-    _with_buttons,
+    CommandHints,
+    digest_buttons,
+    entry_with_buttons,
+    memo_mailto,
+    with_buttons,
 )
-from maild.mail.mime import _check_msgid
+from maild.mail.mime import check_msgid
 from maild.mail.progress import bar_html, progress_facts, task_bar_html
 from maild.mail.templatetools import (
-    _catalog_strings,
-    _deadline_filter,
-    _deadline_memo,
-    _Environment,
-    _load_catalog,
-    _newlines,
-    _normalize_item,
-    _normalize_task,
-    _shared_variants,
-    _state_label_filter,
-    _state_label_memo,
-    _tidy_text,
-    _translator,
+    KeyFirstEnvironment,
+    catalog_strings,
     clean_subject,
+    deadline_filter,
+    deadline_memo,
+    load_catalog,
+    normalize_item,
+    normalize_task,
     oneline,
+    shared_variants,
+    state_label_filter,
+    state_label_memo,
+    tidy_text,
+    translator,
+    unix_newlines,
 )
 
 PARTS = ("subject", "txt", "html")
@@ -164,11 +164,11 @@ class Renderer:
         # honour them. No remote stylesheets are ever fetched.
         self._inliner = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
         templates_dir = Path(templates_dir)
-        self._catalog = _load_catalog(templates_dir / "i18n.toml")
-        sources = _shared_variants(
+        self._catalog = load_catalog(templates_dir / "i18n.toml")
+        sources = shared_variants(
             {p.name: p.read_text(encoding="utf-8") for p in templates_dir.glob("*.j2")}
         )
-        env = _Environment(
+        env = KeyFirstEnvironment(
             loader=DictLoader(sources),
             autoescape=select_autoescape(
                 enabled_extensions=("html.j2",), default=False, default_for_string=False
@@ -178,18 +178,18 @@ class Renderer:
             lstrip_blocks=True,
             auto_reload=False,
         )
-        deadline, label = _deadline_memo(), _state_label_memo()
-        links = _memo_mailto(inbox_address if subject_tokens else None)
-        strings = _catalog_strings(self._catalog)
+        deadline, label = deadline_memo(), state_label_memo()
+        links = memo_mailto(inbox_address if subject_tokens else None)
+        strings = catalog_strings(self._catalog)
         env.filters.update(
-            deadline=_deadline_filter(deadline), state_label=_state_label_filter(label),
+            deadline=deadline_filter(deadline), state_label=state_label_filter(label),
             oneline=oneline,
         )
-        hints = _CommandHints(strings)
+        hints = CommandHints(strings)
         env.globals.update(
-            t=_translator(strings), mailto=links, fonts=Markup(FONTS), mailto_max=MAILTO_MAX,
+            t=translator(strings), mailto=links, fonts=Markup(FONTS), mailto_max=MAILTO_MAX,
             tz=self._tz, command_hint=hints,
-            digest_rows=_digest_rows(_RowKit(strings, deadline, label, links, hints.of)),
+            digest_rows=digest_rows_writer(RowKit(strings, deadline, label, links, hints.of)),
             progress=progress_facts, progress_bar=lambda *a: Markup(bar_html(*a)),
             task_bar=lambda *a: Markup(task_bar_html(*a)),
         )
@@ -229,7 +229,7 @@ class Renderer:
         `action_addresses` (action → reply address) give each reply button its own address;
         `task_addresses` ("ITEM/TASK" → action → address) do the same per task, in an email
         that lists several tasks (`entries`)."""
-        _check_msgid(message_id)
+        check_msgid(message_id)
         if notice.template not in self._kinds:
             raise ValueError(f"no template named {notice.template!r}")
         lang = self._language(notice.language)
@@ -241,13 +241,13 @@ class Renderer:
                                        for action, address in action_addresses.items()
                                        if action in BUTTON_ACTIONS and action in labels}
         if ctx["entries"]:
-            ctx["entries"] = [_entry(e, task_addresses or {}, ctx["action_address"],
+            ctx["entries"] = [entry_with_buttons(e, task_addresses or {}, ctx["action_address"],
                                      self._subject_tokens) for e in ctx["entries"]]
         if "sections" in ctx or "rows" in ctx or ctx["own"]:  # rows with levels have buttons
-            _digest_buttons(ctx, task_addresses or {}, self._subject_tokens)
+            digest_buttons(ctx, task_addresses or {}, self._subject_tokens)
         if ctx["item_buttons"]:  # whole items' buttons (结项, a receipt's 撤销), by item id
             ctx["item_buttons"] = {
-                row["ref"]: _with_buttons(row, task_addresses or {}, ctx["action_address"],
+                row["ref"]: with_buttons(row, task_addresses or {}, ctx["action_address"],
                                           self._subject_tokens) for row in ctx["item_buttons"]}
         subject = clean_subject(self._run(self._part(notice.template, lang, "subject"), ctx))
         if ctx["tag"] and not subject.startswith(ctx["tag"]):
@@ -258,11 +258,11 @@ class Renderer:
             reply_address = None
         ctx["subject"] = subject
         ctx["reply_subject"] = subject if subject.lower().startswith("re:") else f"Re: {subject}"
-        text = _tidy_text(self._run(self._part(notice.template, lang, "txt"), ctx))
+        text = tidy_text(self._run(self._part(notice.template, lang, "txt"), ctx))
         html = self._run(self._part(notice.template, lang, "html"), ctx)
         if "<style" in html:  # templates without a <style> block are already inline: keep them
             html = self._inliner.inline(html)
-        html = _newlines(html).strip() + "\n"
+        html = unix_newlines(html).strip() + "\n"
         return Outgoing(
             message_id=message_id,
             to=tuple(notice.to),
@@ -301,9 +301,9 @@ class Renderer:
     ) -> dict[str, Any]:
         ctx: dict[str, Any] = {**self._env.globals, **_CONTEXT_DEFAULTS, **notice.context}
         if ctx["item"] is not None:
-            ctx["item"] = _normalize_item(ctx["item"])
+            ctx["item"] = normalize_item(ctx["item"])
         if ctx["task"] is not None:
-            ctx["task"] = _normalize_task(ctx["task"])
+            ctx["task"] = normalize_task(ctx["task"])
         item_id = notice.item_id or (ctx["item"]["id"] if ctx["item"] else None)
         domain = self._inbox.rpartition("@")[2] or "example.com"
         ctx.update(

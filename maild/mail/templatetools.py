@@ -107,10 +107,10 @@ def state_label(state: str, catalog: Mapping[str, Any]) -> StateLabel:
     return StateLabel(state, str(catalog["state"].get(state, state)), colour, background)
 
 
-_MEMO_MAX = 4096  # entries per memo below; a full memo is emptied (dates repeat within a run)
+MEMO_MAX = 4096  # entries per memo below; a full memo is emptied (dates repeat within a run)
 
 
-def _deadline_memo() -> Callable[[Any, str, Mapping[str, Any], tzinfo, datetime], str]:
+def deadline_memo() -> Callable[[Any, str, Mapping[str, Any], tzinfo, datetime], str]:
     """`format_deadline`, memoised: the same deadline is formatted for every email that shows its
     task (a digest row, a reminder, the status table), with the same language, zone and year."""
     memo: dict[tuple[Any, ...], str] = {}
@@ -124,7 +124,7 @@ def _deadline_memo() -> Callable[[Any, str, Mapping[str, Any], tzinfo, datetime]
             pass
         except TypeError:  # an unhashable value: format it every time
             return format_deadline(value, catalog=catalog, tz=tz, now=now)
-        if len(memo) >= _MEMO_MAX:
+        if len(memo) >= MEMO_MAX:
             memo.clear()
         text = memo[key] = format_deadline(value, catalog=catalog, tz=tz, now=now)
         return text
@@ -132,7 +132,7 @@ def _deadline_memo() -> Callable[[Any, str, Mapping[str, Any], tzinfo, datetime]
     return deadline
 
 
-def _deadline_filter(memo: Callable[[Any, str, Mapping[str, Any], tzinfo, datetime], str]
+def deadline_filter(memo: Callable[[Any, str, Mapping[str, Any], tzinfo, datetime], str]
                      ) -> Callable[..., str]:
     """The `deadline` filter: in the render's language, zone and year."""
 
@@ -143,7 +143,7 @@ def _deadline_filter(memo: Callable[[Any, str, Mapping[str, Any], tzinfo, dateti
     return deadline
 
 
-def _state_label_memo() -> Callable[[Any, str, Mapping[str, Any]], StateLabel]:
+def state_label_memo() -> Callable[[Any, str, Mapping[str, Any]], StateLabel]:
     """`state_label`, memoised per state and language (StateLabel is immutable)."""
     memo: dict[tuple[str, str], StateLabel] = {}
 
@@ -151,7 +151,7 @@ def _state_label_memo() -> Callable[[Any, str, Mapping[str, Any]], StateLabel]:
         key = (str(getattr(state, "value", state)), lang)
         found = memo.get(key)
         if found is None:
-            if len(memo) >= _MEMO_MAX:
+            if len(memo) >= MEMO_MAX:
                 memo.clear()
             found = memo[key] = state_label(state, catalog)
         return found
@@ -159,7 +159,7 @@ def _state_label_memo() -> Callable[[Any, str, Mapping[str, Any]], StateLabel]:
     return label
 
 
-def _state_label_filter(memo: Callable[[Any, str, Mapping[str, Any]], StateLabel]
+def state_label_filter(memo: Callable[[Any, str, Mapping[str, Any]], StateLabel]
                         ) -> Callable[..., StateLabel]:
     """The `state_label` filter, in the render's language."""
 
@@ -173,13 +173,13 @@ def _state_label_filter(memo: Callable[[Any, str, Mapping[str, Any]], StateLabel
 Strings = Mapping[str, Mapping[str, tuple[str, str]]]  # lang → dotted key → (text, HTML)
 
 
-def _catalog_strings(catalog: Mapping[str, Mapping[str, Any]]
+def catalog_strings(catalog: Mapping[str, Mapping[str, Any]]
                      ) -> dict[str, dict[str, tuple[str, str]]]:
     """Every language's catalog strings by dotted key (`_strings`)."""
     return {lang: _strings(table) for lang, table in catalog.items()}
 
 
-def _translator(strings: Strings) -> Callable[..., str]:
+def translator(strings: Strings) -> Callable[..., str]:
     """The `t` global: the catalog string `key` ("section.name") of the render's language,
     formatted with `values`; in HTML the pattern and the values are escaped (as `Markup.format`
     would: every field of the catalog is a bare `{name}`, checked here at start-up)."""
@@ -207,7 +207,7 @@ class _Escaped(dict[str, Any]):
     __slots__ = ()
 
     def __getitem__(self, key: str) -> str:
-        return _h(dict.__getitem__(self, key))
+        return h(dict.__getitem__(self, key))
 
 
 def _strings(table: Mapping[str, Any], prefix: str = "") -> dict[str, tuple[str, str]]:
@@ -224,7 +224,7 @@ def _strings(table: Mapping[str, Any], prefix: str = "") -> dict[str, tuple[str,
     return out
 
 
-class _Environment(Environment):
+class KeyFirstEnvironment(Environment):
     """Jinja's `getattr` tries the attribute first and only then the key, so `row.name` on the
     plain dicts of a render context raises and catches an AttributeError every time (a quarter of
     a digest's render). For dicts and the catalog's mapping proxies the key is looked up first
@@ -251,7 +251,7 @@ _MAPPINGS = (dict, MappingProxyType)
 _MAPPING_ATTRS = frozenset(dir(dict)) | frozenset(dir(MappingProxyType))
 
 
-def _shared_variants(sources: Mapping[str, str]) -> dict[str, str]:
+def shared_variants(sources: Mapping[str, str]) -> dict[str, str]:
     """`_x.j2` (macros for both parts) becomes `_x.txt.j2` and `_x.html.j2`: the same source,
     compiled once plain and once autoescaped, because a macro's output is marked safe by the
     template that calls it: a plain-text macro called from HTML would otherwise skip escaping."""
@@ -263,7 +263,7 @@ def _shared_variants(sources: Mapping[str, str]) -> dict[str, str]:
     return out
 
 
-def _load_catalog(path: Path) -> Mapping[str, Any]:
+def load_catalog(path: Path) -> Mapping[str, Any]:
     with path.open("rb") as fh:
         catalog = tomllib.load(fh)
     if not catalog:
@@ -285,18 +285,18 @@ def _keys(table: Mapping[str, Any], prefix: str = "") -> set[str]:
     return keys
 
 
-def _normalize_task(task: Mapping[str, Any]) -> dict[str, Any]:
+def normalize_task(task: Mapping[str, Any]) -> dict[str, Any]:
     out = {**_TASK_DEFAULTS, **task}
     out["owner_name"] = out["owner_name"] or out.get("owner", "")
     out["state"] = str(getattr(out.get("state"), "value", out.get("state")))
     return out
 
 
-def _normalize_item(item: Mapping[str, Any]) -> dict[str, Any]:
+def normalize_item(item: Mapping[str, Any]) -> dict[str, Any]:
     out = {**_ITEM_DEFAULTS, **item}
     out["kind"] = str(getattr(out["kind"], "value", out["kind"]))
     out["initiator_name"] = out["initiator_name"] or out.get("initiator", "")
-    out["tasks"] = [_normalize_task(t) for t in out["tasks"] or ()]
+    out["tasks"] = [normalize_task(t) for t in out["tasks"] or ()]
     out["participants"] = [_person_text(p) for p in out["participants"] or ()]
     return out
 
@@ -307,7 +307,7 @@ def _person_text(person: Any) -> str:
     return str(person)
 
 
-def _newlines(text: str) -> str:
+def unix_newlines(text: str) -> str:
     if "\r" not in text:  # templates write \n: two passes over a 15 KB page saved per email
         return text
     return text.replace("\r\n", "\n").replace("\r", "\n")
@@ -318,15 +318,15 @@ def _newlines(text: str) -> str:
 _BLANK_LINES = re.compile(r"\n\n\n+")
 
 
-def _tidy_text(text: str) -> str:
+def tidy_text(text: str) -> str:
     """Trailing spaces off every line (but the "-- " signature separator), at most one blank line."""
-    lines = [line.rstrip() for line in _newlines(text).split("\n")]
+    lines = [line.rstrip() for line in unix_newlines(text).split("\n")]
     if "--" in lines:  # the layout's footer separator is the last such line
         lines[len(lines) - 1 - lines[::-1].index("--")] = "-- "
     return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip("\n") + "\n"
 
 
-def _h(value: Any) -> str:
+def h(value: Any) -> str:
     """`value` as HTML text, as autoescape writes it (`markupsafe.escape`, as a plain str:
     `str + Markup` would escape the str). Most values need no escaping, and `escape` builds a
     Markup for each: four times the cost of these tests."""
