@@ -81,7 +81,10 @@ def problems(groups: Sequence[Mapping[str, Any]]) -> list[FieldError]:
 
 
 def _stated(task: Mapping[str, Any]) -> list[str]:
-    return dependencies.explicit(f"{task.get('depends', '')} {task.get('note', '')}")
+    # A 依赖 column holds the IDs or row numbers alone ("T-1", "1、2"); a note must say it
+    # outright ("依赖 T-1").
+    return list(dict.fromkeys([*dependencies.column_ids(str(task.get("depends") or "")),
+                               *dependencies.explicit(str(task.get("note") or ""))]))
 
 
 def prepare(item: dict[str, Any], ctx: WorkflowContext) -> None:

@@ -64,6 +64,23 @@ def task_ids(text: str) -> list[str]:
     return list(dict.fromkeys(f"T-{int(n)}" for n in _ID_RE.findall(_norm(text))))
 
 
+# A 依赖 column's cell that names rows by number: "1", "1、2", "#2", "任务1", "第1项".
+_ROW_REFS_RE = re.compile(r"(?:(?:任务|任務|第|#|No\.?)?\s*\d{1,3}\s*(?:项|項|行|条|條)?"
+                          r"\s*(?:[、,，;；/&和及与]|and)?\s*)+", re.IGNORECASE)
+
+
+def column_ids(text: str) -> list[str]:
+    """The tasks a 依赖 column's cell names: its task IDs ("T-1、T-2"), or row numbers alone
+    ("1、2", "任务1": the form's first and second task are T-1 and T-2). A name is not read
+    here (`suggest` asks about it)."""
+    text = _norm(text).strip()
+    if ids := task_ids(text):
+        return ids
+    if text and _ROW_REFS_RE.fullmatch(text):
+        return list(dict.fromkeys(f"T-{int(n)}" for n in re.findall(r"\d{1,3}", text)))
+    return []
+
+
 def explicit(text: str) -> list[str]:
     """The tasks a field or note says outright that its task waits on ("依赖 T-1",
     "depends on T-1 and T-2", "T-1 完成后")."""
@@ -83,6 +100,8 @@ def suggest(tasks: Sequence[Mapping[str, Any]]) -> list[Suggestion]:
     found: list[Suggestion] = []
     for task in tasks:
         note = _norm(str(task.get("note") or "")).strip()
+        if (column := _norm(str(task.get("depends") or "")).strip()) and not column_ids(column):
+            note = f"依赖 {column}；{note}" if note else f"依赖 {column}"  # a name, not an ID
         if not note or task.get("depends_on") or explicit(note):
             continue
         others = [t for t in tasks if t["id"] != task["id"]]

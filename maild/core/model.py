@@ -128,6 +128,7 @@ class TaskDraft:
     progress: str = ""  # 当前进度, e.g. "75%"
     priority: str = ""  # 优先级: a choice value ("high") when recognised
     feedback: str = ""  # 反馈时间, as written
+    depends: str = ""  # a 依赖 column, as written ("T-1"); read like `依赖 T-1` in the note
     row: Mapping[str, str] = field(default_factory=dict)  # its row's item-level cells (发起人 …)
 
 

@@ -128,7 +128,7 @@ def _task(draft: TaskDraft, number: int, owner_text: str, kind: ItemKind, ctx: A
         "state": state, "progress": progress, "confirmed_at": None, "confirmed_by": None,
         "round": 1,
     }
-    for key in ("priority", "feedback"):
+    for key in ("priority", "feedback", "depends"):
         if getattr(draft, key):
             task[key] = getattr(draft, key)
     return task, errors, notes

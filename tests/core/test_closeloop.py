@@ -170,6 +170,42 @@ def test_dependencies_stated_in_notes_and_their_loops(ctx, rules) -> None:
     rendered(out)
 
 
+# The guide's template 1 pasted from Excel (merged item cells left blank), with a 依赖 column a
+# sender added after 备注/问题反馈: not one of the guide's columns, read when it is there.
+TEMPLATE1_WITH_DEPENDS = (
+    "项目名称\t发起人/部门\t参与人/部门\t沟通事项\t时间节点\t负责人\t完成状态\t备注/问题反馈\t依赖\n"
+    "Q3新品推广项目\t市场部 李娜\t产品部、销售部、客服部\t新品核心卖点提炼\t8月10日前\t王喆\t□未开始\t"
+    "需结合用户调研数据\t\n"
+    "\t\t\t渠道推广方案\t8月15日前\t赵磊\t□未开始\t预算上限待财务部确认\t{d2}\n"
+    "\t\t\t客诉应对流程培训\t8月20日前\t陈静\t□未开始\t\t{d3}\n")
+
+
+@pytest.mark.parametrize(("d2", "d3", "stated", "suggested"), [
+    ("T-1", "T-1、T-2", {"T-2": ["T-1"], "T-3": ["T-1", "T-2"]}, []),
+    ("1", "第2项", {"T-2": ["T-1"], "T-3": ["T-2"]}, []),
+    ("", "新品核心卖点提炼", {}, [("T-3", "T-1", "name")]),  # a name is asked about, not applied
+], ids=["task-ids", "row-numbers", "a-task-name"])
+def test_a_dependency_column_added_to_the_guides_table(ctx, rules, d2, d3, stated,
+                                                       suggested) -> None:
+    msg = email(LI, TEMPLATE1_WITH_DEPENDS.format(d2=d2, d3=d3), "Q3新品推广项目")
+    form = read_form(msg.subject, msg.text, rules.form_rules)
+    (made,) = rendered(intake.start_item(msg, NewItem(form, "zh"), "MD-0001", ctx, NOW)).items
+    assert {t["id"]: t["depends_on"] for t in made["tasks"] if t.get("depends_on")} == stated
+    assert [(s["task"], s["on"], s["how"]) for s in made.get("suggested_dependencies", ())] \
+        == suggested
+
+
+def test_a_dependency_column_that_makes_a_loop_is_sent_back(ctx, rules) -> None:
+    text = TEMPLATE1_WITH_DEPENDS.format(d2="T-3", d3="T-2")
+    msg = email(LI, text, "Q3新品推广项目")
+    out = intake.start_item(msg, NewItem(read_form(msg.subject, msg.text, rules.form_rules),
+                                         "zh"), "MD-0001", ctx, NOW)
+    assert out.items == ()
+    (error,) = [e for e in out.notices[0].context["errors"] if e["code"].startswith("dependency")]
+    assert error["code"] == "dependency_cycle" and error["value"] == "T-2 → T-3 → T-2"
+    rendered(out)
+
+
 def test_confirming_a_dependency_and_being_told_when_it_is_done(item, ctx) -> None:
     item["acceptance"] = False
     out = say(item, ctx, LI, "依赖 T-3 T-1")

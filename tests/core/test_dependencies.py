@@ -60,6 +60,16 @@ def test_dependencies_stated_outright(text: str, ids: list[str]) -> None:
     assert dependencies.explicit(text) == ids
 
 
+@pytest.mark.parametrize("cell, ids", [
+    ("T-1", ["T-1"]), ("T1、T-2", ["T-1", "T-2"]), ("1", ["T-1"]), ("1、3", ["T-1", "T-3"]),
+    ("任务2", ["T-2"]), ("第2项", ["T-2"]), ("#3", ["T-3"]), ("2 and 3", ["T-2", "T-3"]),
+    ("新品核心卖点提炼", []), ("产品部的FAQ文档", []), ("", []), ("2026年8月", []),
+], ids=["id", "ids", "row", "rows", "renwu", "di-xiang", "hash", "and", "a-name", "a-phrase",
+        "empty", "a-date"])
+def test_what_a_dependency_column_names(cell: str, ids: list[str]) -> None:
+    assert dependencies.column_ids(cell) == ids
+
+
 def test_a_stated_dependency_is_not_suggested_again() -> None:
     tasks = guide_tasks(t3="依赖 T-1；需产品部提供FAQ文档")
     assert dependencies.suggest(tasks) == []
