@@ -223,6 +223,11 @@ service imap-login {{
     port = 0
   }}
 }}
+service anvil {{
+  unix_listener anvil-auth-penalty {{
+    mode = 0
+  }}
+}}
 service lmtp {{
   inet_listener lmtp {{
     address = {self.host}

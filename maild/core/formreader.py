@@ -169,5 +169,6 @@ def task_row(row: list[str], slots: list[Slot] | None, rules: FormRules,
                       columns.get("deliverable", ""), columns.get("note", ""),
                       status=columns.get("status", ""), progress=columns.get("progress", ""),
                       priority=columns.get("priority", ""), feedback=columns.get("feedback", ""),
-                      depends=columns.get("depends", ""), row={k: v for k, v in row_fields.items() if k != "title"})
+                      depends=columns.get("depends", ""),
+                      row={k: v for k, v in row_fields.items() if k != "title"})
     return draft, row_fields, True
