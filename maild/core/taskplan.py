@@ -162,6 +162,12 @@ def _groups(kind: ItemKind, fields: Mapping[str, str], participants: list[str],
             for key in ("priority", "progress", "note", "feedback", "deliverable"):
                 if getattr(draft, key):
                     row_fields[key] = getattr(draft, key)
+            if depends := task.pop("depends", ""):
+                # Each row is an item of its own, so a row cannot wait on another: the 依赖
+                # cell stays readable in the note instead of being read as "T-1 waits on T-1".
+                zh = re.search(r"[\u4e00-\u9fff]", draft.name)
+                said = f"依赖：{depends}" if zh else f"Depends on: {depends}"
+                task["note"] = ("；" if zh else "; ").join(filter(None, (task["note"], said)))
             groups.append({"kind": kind.value, "title": draft.name, "fields": row_fields,
                            "participants": participants, "tasks": [{**task, "id": "T-1"}]})
         return groups

@@ -207,6 +207,19 @@ def test_a_dependency_column_that_makes_a_loop_is_sent_back(ctx, rules) -> None:
     assert refused_loop(ctx, rules, text, "Q3新品推广项目") == "T-2 → T-3 → T-2"
 
 
+def test_a_dependency_column_in_a_daily_task_table_stays_in_the_note(ctx, rules) -> None:
+    # Template 2 with several rows makes one item per row: a row cannot wait on another there.
+    text = ("任务名称\t发起人\t负责人\t优先级\t截止日期\t当前进度\t完成情况简述\t反馈时间\t依赖\n"
+            "月度客户满意度报告\t运营部 李娜\t王喆\t☑高\t8月20日\t☑25%\t数据收集中\t8月3日\t\n"
+            "办公设备采购申请\t行政部 李娜\t赵磊\t☑中\t8月25日\t☑50%\t预算审批中\t8月3日\t1\n")
+    msg = email(LI, text, "[任务] 两件日常任务")
+    form = read_form(msg.subject, msg.text, rules.form_rules)
+    first, second = rendered(intake.start_item(msg, NewItem(form, "zh"), "MD-0001", ctx,
+                                               NOW)).items
+    assert "depends_on" not in first["tasks"][0] and "depends_on" not in second["tasks"][0]
+    assert second["tasks"][0]["note"] == "预算审批中；依赖：1"
+
+
 def test_confirming_a_dependency_and_being_told_when_it_is_done(item, ctx) -> None:
     item["acceptance"] = False
     out = say(item, ctx, LI, "依赖 T-3 T-1")
