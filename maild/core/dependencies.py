@@ -99,15 +99,16 @@ def suggest(tasks: Sequence[Mapping[str, Any]]) -> list[Suggestion]:
     certain candidate per note, or none."""
     found: list[Suggestion] = []
     for task in tasks:
-        note = _norm(str(task.get("note") or "")).strip()
+        note = shown = _norm(str(task.get("note") or "")).strip()
         if (column := _norm(str(task.get("depends") or "")).strip()) and not column_ids(column):
-            note = f"依赖 {column}；{note}" if note else f"依赖 {column}"  # a name, not an ID
+            # A 依赖 cell with a name or a department: a need by where it is written.
+            note, shown = f"依赖 {column}", column
         if not note or task.get("depends_on") or explicit(note):
             continue
         others = [t for t in tasks if t["id"] != task["id"]]
         candidate = _named(note, others)
         if candidate is not None:
-            found.append(Suggestion(task["id"], candidate[0], note, candidate[1]))
+            found.append(Suggestion(task["id"], candidate[0], shown, candidate[1]))
     return found
 
 

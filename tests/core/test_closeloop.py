@@ -190,16 +190,17 @@ TEMPLATE1_WITH_DEPENDS = (
 @pytest.mark.parametrize(("d2", "d3", "stated", "suggested"), [
     ("T-1", "T-1、T-2", {"T-2": ["T-1"], "T-3": ["T-1", "T-2"]}, []),
     ("1", "第2项", {"T-2": ["T-1"], "T-3": ["T-2"]}, []),
-    ("", "新品核心卖点提炼", {}, [("T-3", "T-1", "name")]),  # a name is asked about, not applied
-], ids=["task-ids", "row-numbers", "a-task-name"])
+    ("", "新品核心卖点提炼", {}, [("T-3", "T-1", "name", "新品核心卖点提炼")]),  # asked, not applied
+    ("", "产品部", {}, [("T-3", "T-1", "department", "产品部")]),
+], ids=["task-ids", "row-numbers", "a-task-name", "a-department"])
 def test_a_dependency_column_added_to_the_guides_table(ctx, rules, d2, d3, stated,
                                                        suggested) -> None:
     msg = email(LI, TEMPLATE1_WITH_DEPENDS.format(d2=d2, d3=d3), "Q3新品推广项目")
     form = read_form(msg.subject, msg.text, rules.form_rules)
     (made,) = rendered(intake.start_item(msg, NewItem(form, "zh"), "MD-0001", ctx, NOW)).items
     assert {t["id"]: t["depends_on"] for t in made["tasks"] if t.get("depends_on")} == stated
-    assert [(s["task"], s["on"], s["how"]) for s in made.get("suggested_dependencies", ())] \
-        == suggested
+    assert [(s["task"], s["on"], s["how"], s["text"])
+            for s in made.get("suggested_dependencies", ())] == suggested
 
 
 def test_a_dependency_column_that_makes_a_loop_is_sent_back(ctx, rules) -> None:
