@@ -167,7 +167,8 @@ class Service(BatchIntake, Sending, ScheduleSide):
         chat = config.files_chat.chat
         if chat.robots:  # webhook addresses and secrets: from variables or commands, now
             service.chat = ChatQueue(config.data_dir / "chat",
-                                     [resolve_robot(robot, environ) for robot in chat.robots], chat)
+                                     [resolve_robot(robot, environ, run_password_command)
+                                      for robot in chat.robots], chat)
         holder["service"] = service
         return service
 

@@ -1,16 +1,15 @@
 """The config of table files, the digest's attached table and the group-chat robots.
 
 The one job is `read_files_chat(reader)` → `FilesChatConfig` from the `[files]`, `[digest]` and
-`[chat]` tables, read through config.py's strict reader (errors are ConfigErrors). Pure. Surprise: a robot's webhook address and signing
-secret are read from an environment variable or a command's first line when the daemon starts
-(`resolve_robot`) — never from the file, as the webhook address itself is the robot's key.
+`[chat]` tables, read through config.py's strict reader (errors are ConfigErrors). Pure. Surprise:
+a robot's webhook address and signing secret come from an environment variable or a command's
+first line when the daemon starts (`resolve_robot`, given the environment and the runner) —
+never from the file, as the webhook address itself is the robot's key.
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from maild.core.tomlreader import ConfigError, StrictReader
@@ -100,18 +99,19 @@ class Robot:
     name: str = ""
 
 
-def resolve_robot(robot: RobotConfig, environ: Mapping[str, str] | None = None) -> Robot:
-    """The webhook address and secret from their variable or command (at start-up)."""
-    environ = os.environ if environ is None else environ
-    return Robot(robot.platform, _secret(robot.webhook_env, robot.webhook_command, environ),
-                 _secret(robot.secret_env, robot.secret_command, environ), robot.name)
+def resolve_robot(robot: RobotConfig, environ: Mapping[str, str],
+                  run_command: Callable[[str], str]) -> Robot:
+    """The webhook address and secret from their variable or command's first line (at start-up;
+    the caller passes the environment and the command runner, as for `resolve_password`)."""
+    return Robot(robot.platform, _secret(robot.webhook_env, robot.webhook_command, environ,
+                                         run_command),
+                 _secret(robot.secret_env, robot.secret_command, environ, run_command), robot.name)
 
 
-def _secret(env: str, command: str, environ: Mapping[str, str]) -> str:
+def _secret(env: str, command: str, environ: Mapping[str, str],
+            run_command: Callable[[str], str]) -> str:
     if env and environ.get(env):
         return environ[env].strip()
     if command:
-        done = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=30,
-                              check=True)
-        return (done.stdout.splitlines() or [""])[0].strip()
+        return (run_command(command).splitlines() or [""])[0].strip()
     return ""
