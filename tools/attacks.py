@@ -51,9 +51,9 @@ LI, WANG, ZHAO, CHEN = ("li.na@corp.example", "wang.zhe@corp.example", "zhao.lei
 PEOPLE = (LI, WANG, ZHAO, CHEN, "alex.morgan@corp.example")
 OUTSIDERS = tuple(f"partner{n:02d}@evil.test" for n in range(50))
 
+# The kickoff shape of tests/app/test_crash_consistency.py (duplicates): a tool does not import tests.
 PROJECT = """项目名称：{title}
 发起人/部门：李娜 / 市场部
-# The kickoff shape of tests/app/test_crash_consistency.py (duplicates): a tool does not import tests.
 目标/背景：攻击测试
 范围：攻击测试
 
