@@ -91,6 +91,21 @@ def plus_mail(request, shipped_config) -> Iterator:
 
 
 @pytest.fixture
+def convo(mail_system, tmp_path) -> Iterator:
+    """The conversation most conversation tests start from: maild on `mail_system` (embedded
+    and Dovecot), from Monday 2026-08-03 09:15 in Shanghai. A module that needs another day,
+    mail system or config defines its own `convo`."""
+    from datetime import datetime
+
+    from conversation import TZ, Conversation, FakeClock, make_config
+
+    clock = FakeClock(datetime(2026, 8, 3, 9, 15, tzinfo=TZ))
+    conversation = Conversation(mail_system, make_config(mail_system, tmp_path / "var"), clock)
+    yield conversation
+    conversation.close()
+
+
+@pytest.fixture
 def plus_convo(plus_mail, tmp_path) -> Iterator:
     """A conversation (tests/conversation.py) over `plus_mail`, maild configured to match,
     from Monday 2026-08-03 09:15 in Shanghai."""

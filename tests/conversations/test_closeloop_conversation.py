@@ -59,13 +59,6 @@ def reply_with_file(convo: Conversation, sender: str, to_message: EmailMessage, 
     convo.send_raw(sender, [msg["To"]], msg.as_bytes(policy=email.policy.SMTP))
 
 
-@pytest.fixture
-def convo(mail_system, tmp_path):
-    clock = FakeClock(datetime(2026, 8, 3, 9, 15, tzinfo=TZ))  # Monday
-    conversation = Conversation(mail_system, make_config(mail_system, tmp_path / "var"), clock)
-    yield conversation
-    conversation.close()
-
 
 def test_handed_in_returned_with_a_reason_handed_in_again_and_accepted(convo):
     convo.say(LI, "[项目] Q3新品推广项目", PROJECT)

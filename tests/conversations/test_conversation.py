@@ -22,13 +22,6 @@ OWNERS = ("wang.zhe@corp.example", "zhao.lei@corp.example", "chen.jing@corp.exam
 INITIATOR = "li.na@corp.example"
 
 
-@pytest.fixture
-def convo(mail_system, tmp_path):
-    clock = FakeClock(datetime(2026, 8, 3, 9, 15, tzinfo=TZ))
-    conversation = Conversation(mail_system, make_config(mail_system, tmp_path / "var"), clock)
-    yield conversation
-    conversation.close()
-
 
 def _kickoff(convo: Conversation) -> str:
     raw = (DATA / "new_project_zh.eml").read_bytes()

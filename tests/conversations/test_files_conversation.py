@@ -27,13 +27,6 @@ INITIATOR = "li.na@corp.example"
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
-@pytest.fixture
-def convo(mail_system, tmp_path):
-    clock = FakeClock(datetime(2026, 8, 3, 9, 15, tzinfo=TZ))
-    conversation = Conversation(mail_system, make_config(mail_system, tmp_path / "var"), clock)
-    yield conversation
-    conversation.close()
-
 
 @pytest.fixture
 def quick(embedded_mail, tmp_path):
