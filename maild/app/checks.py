@@ -33,20 +33,16 @@ from typing import Any
 from maild.adapters.store import Store
 from maild.app.checkreport import Check
 from maild.app.serverchecks import check_imap, check_smtp
+from maild.app.wiring import run_command
 from maild.core import calgaps
 from maild.core.config import Config, ServerConfig, resolve_password
 from maild.core.signin import SignInError
 from maild.core.workcal import WorkCalendar
 
 
-def _run_command(command: str) -> str:
-    return subprocess.run(command, shell=True, check=True, capture_output=True, text=True,
-                          timeout=30).stdout
-
-
 def run_checks(config: Config, *, environ: Mapping[str, str], send_test: str | None = None,
                timeout: float = 15.0,
-               run_command: Callable[[str], str] = _run_command,
+               run_command: Callable[[str], str] = run_command,
                today: date | None = None, config_source: str = "-c") -> list[Check]:
     """Every check in order; network checks are skipped (failed) when their password is missing.
     `today` is where the calendar's 90 days start (default: today in the configured zone)."""

@@ -33,6 +33,7 @@ from typing import Any, TextIO
 
 from maild.adapters import ldapdir
 from maild.adapters.files import atomic_write_bytes
+from maild.app.wiring import run_command
 from maild.core import directory
 from maild.core.config import Config, load_config, resolve_password
 from maild.core.directory import Change, Problem, Record
@@ -78,15 +79,9 @@ class SyncResult:
     seconds: float
 
 
-def _run_command(command: str) -> str:
-    import subprocess
-    return subprocess.run(command, shell=True, check=True, capture_output=True, text=True,
-                          timeout=30).stdout
-
-
 def read_source(config: Config, environ: Mapping[str, str], *, csv_file: Path | None = None,
                 encoding: str | None = None,
-                run_command: Callable[[str], str] = _run_command
+                run_command: Callable[[str], str] = run_command
                 ) -> tuple[str, list[Record], dict[str, str]]:
     """(source description, records, managers outside the search) from the configured source,
     or from `csv_file`. ldapdir.DirectoryError, hrcsv.ExportError, OSError when unreadable."""
@@ -126,7 +121,7 @@ def load_synced(path: Path) -> directory.Synced | None:
 
 def sync(config: Config, now: datetime, environ: Mapping[str, str], *, dry_run: bool = False,
          force: bool = False, csv_file: Path | None = None, encoding: str | None = None,
-         run_command: Callable[[str], str] = _run_command) -> SyncResult:
+         run_command: Callable[[str], str] = run_command) -> SyncResult:
     """Read the source, check it, compare with the synced file, and (unless `dry_run` or
     refused) write the new file atomically."""
     started = time.perf_counter()

@@ -10,12 +10,12 @@ gets a token, which tests the setup like `maild check` does. Tokens are never pr
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
 from typing import TextIO
 
+from maild.app.wiring import run_command
 from maild.core.config import ConfigError, load_config
 
 EX_OK, EX_FAILED, EX_CONFIG = 0, 1, 78
@@ -36,11 +36,6 @@ def add_oauth_command(add: Callable[[str, str], argparse.ArgumentParser]) -> Non
                        help="login: sign in now (Microsoft device code, Google consent page)")
 
 
-def _run_command(command: str) -> str:
-    return subprocess.run(command, shell=True, check=True, capture_output=True, text=True,
-                          timeout=30).stdout
-
-
 def run_oauth_command(args: argparse.Namespace, *, out: TextIO | None = None,
                       err: TextIO | None = None,
                       environ: Mapping[str, str] | None = None) -> int:
@@ -57,7 +52,7 @@ def run_oauth_command(args: argparse.Namespace, *, out: TextIO | None = None,
     except ConfigError as exc:
         print(f"maild: configuration error: {exc}", file=err)
         return EX_CONFIG
-    sources = token_sources(config, environ, _run_command, time.time)
+    sources = token_sources(config, environ, run_command, time.time)
     if not sources:
         print(f"maild: {config.path}: neither [imap] nor [smtp] has auth = \"oauth2\" (or "
               "[mail] embedded = true); nothing to sign in to", file=err)

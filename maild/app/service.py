@@ -53,7 +53,7 @@ from maild.app.wiring import (
     file_stamp,
     load_secret,
     make_renderer,
-    run_password_command,
+    run_command,
 )
 from maild.core import (
     calgaps,
@@ -129,10 +129,10 @@ class Service(BatchIntake, Sending, ScheduleSide):
         store = open_store(configured_store(config), inbox=config.inbox_address, wait=True)
         rules = Rules.from_config(config)
         renderer = make_renderer(config)
-        imap_password = resolve_password(config.imap, environ, run_password_command)
-        smtp_password = resolve_password(config.smtp, environ, run_password_command)
+        imap_password = resolve_password(config.imap, environ, run_command)
+        smtp_password = resolve_password(config.smtp, environ, run_command)
         # OAuth2 (XOAUTH2) sign-in: token sources read the wall clock for expiry
-        oauth = token_sources(config, environ, run_password_command, time.time)
+        oauth = token_sources(config, environ, run_command, time.time)
         holder: dict[str, Service] = {}
         inbox = ImapInbox(ImapSettings(
             host=config.imap.host, port=config.imap.port, security=config.imap.security,
@@ -167,7 +167,7 @@ class Service(BatchIntake, Sending, ScheduleSide):
         chat = config.files_chat.chat
         if chat.robots:  # webhook addresses and secrets: from variables or commands, now
             service.chat = ChatQueue(config.data_dir / "chat",
-                                     [resolve_robot(robot, environ, run_password_command)
+                                     [resolve_robot(robot, environ, run_command)
                                       for robot in chat.robots], chat)
         holder["service"] = service
         return service

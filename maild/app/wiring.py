@@ -143,7 +143,8 @@ def make_renderer(config: Config) -> Renderer:
                     subject_tokens=not config.plus_addressing)
 
 
-def run_password_command(command: str) -> str:
+def run_command(command: str) -> str:
+    """A secret's command (password_command, secret_command, webhook_command …): its output."""
     return subprocess.run(command, shell=True, check=True, capture_output=True, text=True,
                           timeout=30).stdout
 

@@ -38,6 +38,7 @@ from maild.core.configparts import (
     OAuthConfig,
     ServerConfig,
     directory_config,
+    first_line,
     oauth_config,
     resolve_oauth_secret,
 )
@@ -334,5 +335,5 @@ def resolve_password(server: ServerConfig, environ: Mapping[str, str],
     if server.password_env and environ.get(server.password_env):
         return environ[server.password_env]
     if server.password_command:
-        return run_command(server.password_command).splitlines()[0].strip()
+        return first_line(run_command(server.password_command))
     return ""

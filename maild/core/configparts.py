@@ -144,6 +144,11 @@ def oauth_config(reader: StrictReader, rel: Callable[[str], Path],
     return cfg
 
 
+def first_line(output: str) -> str:
+    """A password or webhook command's answer: its first line, stripped ("" for no output)."""
+    return (output.splitlines() or [""])[0].strip()
+
+
 def resolve_oauth_secret(oauth: OAuthConfig, environ: Mapping[str, str],
                          run_command: Callable[[str], str]) -> str:
     """The client secret or service-account key: from the environment, else a command's whole

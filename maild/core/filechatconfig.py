@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from maild.core.configparts import first_line
 from maild.core.tomlreader import ConfigError, StrictReader
 from maild.mail.sheets import Limits
 
@@ -113,5 +114,5 @@ def _secret(env: str, command: str, environ: Mapping[str, str],
     if env and environ.get(env):
         return environ[env].strip()
     if command:
-        return (run_command(command).splitlines() or [""])[0].strip()
+        return first_line(run_command(command))
     return ""
