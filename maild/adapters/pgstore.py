@@ -123,7 +123,12 @@ class PgEngine:
         return bytes(row[0]) if row else None
 
     def contains(self, table: str, key: str) -> bool:
-        return self.get(table, key) is not None
+        if (table, key) in self._pending:
+            return self._pending[(table, key)] is not None
+        if not self._exists(table):
+            return False
+        return self.conn.execute(f"SELECT 1 FROM {sql_table(table)} WHERE inbox = %s AND "
+                                 f"key = %s", (self.inbox, key)).fetchone() is not None
 
     def scan(self, table: str, needle: bytes | None = None) -> list[tuple[str, bytes]]:
         rows: list[tuple[str, bytes]] = []

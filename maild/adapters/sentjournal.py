@@ -57,6 +57,8 @@ class SentJournal:
         if not self.path.exists():
             return
         fd = self._open()
+        if os.fstat(fd).st_size == 0:  # nothing sent since the last clear: no fsync to pay
+            return
         os.ftruncate(fd, 0)
         os.fsync(fd)
 

@@ -184,7 +184,7 @@ class BatchIntake:
             self._keep_original(item_id, msg, raw, key)
         for item in outcome.items:
             self.store.put_item(item)
-            self.due_index.refresh(item, now)
+            self._due_index_at(now).refresh(item, now)
         for draft in outcome.drafts:  # readings waiting for their initiator (drafts.py)
             self.store.meta_set("draft:" + draft["id"], draft)
         for message_id, item_id, task_id in outcome.links:

@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from maild.app.scheduling import DueIndex, ScheduleRun
-from maild.core import baseline, closeloop, planner
+from maild.core import closeloop, planner
 from maild.core.model import Outgoing
 
 log = logging.getLogger("maild.service")
@@ -47,16 +47,6 @@ class ScheduleSide:
     _run_steps: Iterator[None]
     slicing: bool
 
-    def plan(self, now: datetime) -> tuple[list[planner.Planned], dict[str, Any]]:
-        """What digests, reminders and escalations are due at `now` (nothing is changed).
-        People the schedules have not met yet get their baseline (`baseline.seed`), as the due
-        index gives it them when they join."""
-        items = self.store.open_items()
-        memory = baseline.seed(items, self.store.schedule_state(), now, self.rules.schedules,
-                               self.rules.calendar)
-        return planner.plan(items, now, self.rules.schedules, self.rules.calendar,
-                            self.rules.people, memory)
-
     @property
     def due_index(self) -> DueIndex:
         """When the schedule next has something to plan (loaded at first use)."""
@@ -80,7 +70,7 @@ class ScheduleSide:
         return ScheduleRun(self.store, self.rules.schedules, self.rules.calendar,
                            self.rules.people, now, sorted(wanted, key=lambda i: order.get(i, 0)),
                            enqueue=lambda entry, when: self._enqueue_for_run(entry, when),
-                           sent=self._send_slice, index=self.due_index,
+                           sent=self._send_slice, index=self._due_index_at(now),
                            prepare=self._create_occurrences)
 
     def _create_occurrences(self, item: dict[str, Any], now: datetime) -> dict[str, Any] | None:
