@@ -142,7 +142,7 @@ _CJK_RE = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 
 def language_of(*texts: str) -> str:
     """zh when the text is meaningfully Chinese, else en."""
-    sample = "".join(texts)[:4000]
+    sample = "".join(t[:4000] for t in texts)[:4000]  # never copies a whole big body
     cjk = len(_CJK_RE.findall(sample))
     return "zh" if cjk >= 2 or (cjk and cjk * 4 >= len(sample.strip())) else "en"
 

@@ -88,7 +88,7 @@ UNPARSEABLE = Deadline(None, "unparseable")
 def parse_deadline(text: str, now: datetime, *, workday_end: time = time(18, 0),
                    workdays: Workdays | None = None) -> Deadline:
     """Read one deadline; see the module docstring for the forms and their meaning."""
-    is_workday = workdays or _monday_to_friday
+    is_workday = workdays or monday_to_friday
     s = _normalise(text)
     if not s:
         return UNPARSEABLE
@@ -111,7 +111,8 @@ def parse_deadline(text: str, now: datetime, *, workday_end: time = time(18, 0),
     return _checked(_at(day, clock if has_time else workday_end, now), now, has_time)
 
 
-def _monday_to_friday(day: date) -> bool:
+def monday_to_friday(day: date) -> bool:
+    """The working days when no calendar is given: Monday to Friday."""
     return day.weekday() < 5
 
 
@@ -347,7 +348,7 @@ def _xun_day(year: int, month: int, which: int) -> date:
 def previous_workday(day: date, workdays: Workdays | None = None) -> date:
     """The last working day before `day` (the buffer the guide advises before a deadline that
     falls on a weekend or holiday)."""
-    is_workday = workdays or _monday_to_friday
+    is_workday = workdays or monday_to_friday
     earlier = day - timedelta(days=1)
     for _ in range(60):  # the longest holiday runs are a week or two
         if is_workday(earlier):

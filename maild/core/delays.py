@@ -19,30 +19,21 @@ from collections.abc import Mapping
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from maild.core.dates import Deadline, Workdays, parse_deadline
+from maild.core.dates import Deadline, Workdays, monday_to_friday, parse_deadline
 
 _MAX_DAYS = 366  # no delay walks further than a year looking for a working day
 
 
-def _monday_to_friday(day: date) -> bool:
-    return day.weekday() < 5
-
-
 def after_working_days(day: date, count: int, workdays: Workdays | None = None) -> date:
     """The `count`-th working day after `day`."""
-    is_workday = workdays or _monday_to_friday
     for _ in range(count):
-        day += timedelta(days=1)
-        for _ in range(_MAX_DAYS):
-            if is_workday(day):
-                break
-            day += timedelta(days=1)
+        day = next_working_day(day + timedelta(days=1), workdays)
     return day
 
 
 def next_working_day(day: date, workdays: Workdays | None = None) -> date:
     """`day` itself when it is a working day, else the first working day after it."""
-    is_workday = workdays or _monday_to_friday
+    is_workday = workdays or monday_to_friday
     for _ in range(_MAX_DAYS):
         if is_workday(day):
             return day

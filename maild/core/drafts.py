@@ -30,7 +30,6 @@ from maild.core.model import FieldError, FormResult, Inbound, ItemKind, Notice, 
 from maild.core.outcomes import Outcome, WorkflowContext, thread_of
 from maild.core.taskplan import Plan
 
-DRAFT_ID = re.compile(r"\bD-[A-Z2-7]{8}\b")
 _CONFIRM = re.compile(r"^\s*(?:确认|確認|确定|確定|好|好的|可以|同意|没问题|沒問題|是|是的|对|對|行|"
                       r"ok|okay|yes|confirm|confirmed|agreed|correct)\s*[。.!！~～]*\s*$",
                       re.IGNORECASE)

@@ -23,8 +23,6 @@ from typing import Any
 
 from maild.core.model import TaskState
 
-# Every button of the initiator's; `reply` (any command) is signed beside them for the text part.
-MANAGE_ACTIONS = ("accept", "reschedule", "reassign", "close", "withdraw", "approve", "return")
 # The buttons of each item of a receipt that lists several (a daily-task table of several rows).
 RECEIPT_ITEM_ACTIONS = ("withdraw", "reassign")
 ITEM_CLOSE_ACTIONS = ("close",)

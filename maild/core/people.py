@@ -112,10 +112,6 @@ class Directory:
     def by_address(self, address: str) -> Person | None:
         return self._by_address.get(address.lower())
 
-    def display_name(self, address: str) -> str:
-        person = self.by_address(address)
-        return person.name if person else address
-
     def resolve(self, text: str) -> list[Person]:
         """Everyone `text` may name: [] unknown, [p] resolved, several when ambiguous or many."""
         return list(self.match(text).people)

@@ -326,15 +326,16 @@ def blocker(clauses: Clauses, support_next: Clauses = ()) -> tuple[dict[str, str
             support = _support_text(support)
             end = support_next[-1][1]
         cause.extend(t for _s, _e, t in rest)
-    situation_text = "，".join(situation) if _has_han(situation) else ", ".join(situation)
-    cause_joined = "，".join(cause) if _has_han(cause) else ", ".join(cause)
+    situation_text = "，".join(situation) if has_han(situation) else ", ".join(situation)
+    cause_joined = "，".join(cause) if has_han(cause) else ", ".join(cause)
     if not support and not TROUBLE_RE.search(situation_text + cause_joined):
         return None
     return {"situation": situation_text.strip(), "cause": cause_joined.strip(),
             "support": support.strip()}, end
 
 
-def _has_han(parts: list[str]) -> bool:
+def has_han(parts: list[str]) -> bool:
+    """Whether any of `parts` has a Chinese character (the words joined with ，, else with , )."""
     return any(re.search(r"[\u3400-\u9fff]", p) for p in parts)
 
 

@@ -30,6 +30,7 @@ from typing import Any
 from maild.core.dates import parse_deadline, previous_workday
 from maild.core.model import FieldError, FormResult, ItemKind, Person, TaskDraft, TaskState
 from maild.core.people import OwnerMatch
+from maild.core.phrases import has_han
 from maild.core.trust import may_own
 
 MAX_CANDIDATES = 8  # listed when an owner text fits several people
@@ -165,7 +166,7 @@ def _groups(kind: ItemKind, fields: Mapping[str, str], participants: list[str],
             if depends := task.pop("depends", ""):
                 # Each row is an item of its own, so a row cannot wait on another: the 依赖
                 # cell stays readable in the note instead of being read as "T-1 waits on T-1".
-                zh = re.search(r"[\u4e00-\u9fff]", draft.name)
+                zh = has_han([draft.name])
                 said = f"依赖：{depends}" if zh else f"Depends on: {depends}"
                 task["note"] = ("；" if zh else "; ").join(filter(None, (task["note"], said)))
             groups.append({"kind": kind.value, "title": draft.name, "fields": row_fields,

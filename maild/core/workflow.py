@@ -39,8 +39,6 @@ from maild.core.trust import managed_action, may_manage, may_own, token_problem,
 # --------------------------------------------------------------------------------------------
 # Replies
 
-OWNER_COMMANDS = ("confirm", "decline", "progress", "status", "done", "blocker", "delay")
-INITIATOR_COMMANDS = ("reassign", "close")
 
 
 def link_of(msg: Inbound, item: Mapping[str, Any], decision: Reply) -> Link:
@@ -126,7 +124,7 @@ def _dispatch(msg: Inbound, decision: Reply, item: dict[str, Any], name: str,
         date_text = delays.manager_date(args, task, now, workday_end=ctx.workday_end,
                                         workdays=ctx.workdays)
         return _accept_delay(msg, item, task, date_text, language, ctx, now, link)
-    verdict = closeloop.manager_verdict(task, name) if may_manage(item, sender, ctx) and \
+    verdict = closeloop.manager_verdict(task, name) if manager and \
         task is not None and task["owner"] != sender else None
     if verdict:  # 确认 / 拒绝 on handed-in work: accept it, or return it with the reason
         assert task is not None

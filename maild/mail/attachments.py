@@ -66,8 +66,6 @@ def payload_bytes(part: Message) -> bytes:
 _MARKER = re.compile(r"MAILDCUT(\d{8})")  # 16 base64 characters: decodes to 12 bytes
 
 
-_MARKER_DECODED = 12
-
 
 def payload_of(part: Message) -> list[Message] | str | None:
     """`part.get_payload()`, or None when compat32 cannot even look up the part's charset to

@@ -110,11 +110,12 @@ def new_text(text: str, html: str | None = None) -> str:
 def read_reply(text: str, html: str | None = None) -> ReplyText:
     """The new text of a reply (text/plain, or the HTML of an HTML-only email) and what was cut."""
     html_cuts: tuple[Cut, ...] = ()
-    if html and (not text.strip() or text.strip() == html_to_text(html).strip()):
+    full = html_to_text(html) if html else ""  # once: compared, then what was removed from it
+    if html and (not text.strip() or text.strip() == full.strip()):
         stripped, rules = strip_html_quotes_with_rules(html)
         text = html_to_text(stripped)  # empty when all of it was quoted: nothing new was said
         if rules:
-            removed = _removed_text(html_to_text(html), text)
+            removed = _removed_text(full, text)
             html_cuts = (Cut("html:" + ",".join(dict.fromkeys(rules)), removed),)
     text = text.replace("\r\n", "\n").replace("\r", "\n").lstrip("\ufeff")
     blocks, cuts, unsure = _read_lines(text.split("\n"))
