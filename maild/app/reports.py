@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from maild.adapters import archive
-from maild.adapters.store import Store
+from maild.adapters.store import open_store
+from maild.app.migrate import configured_store
 from maild.core import baseline, planner
 from maild.core.config import Config, load_config
 from maild.core.model import Notice
@@ -76,7 +77,8 @@ def digest_preview(config: Config, now: datetime,
     from maild.app.wiring import Rules, load_secret, make_renderer, notice_addresses
 
     rules = Rules.from_config(config)
-    store = Store.open_readonly(config.data_dir)
+    # the configured store, PostgreSQL included (a data dir alone would read as empty there)
+    store = open_store(configured_store(config), inbox=config.inbox_address, readonly=True)
     try:
         items = store.open_items()
         memory = baseline.seed(items, store.schedule_state(),
