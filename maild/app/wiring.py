@@ -18,6 +18,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from maild.adapters.files import fsync_dir, write_pending
 from maild.core import (
     directory,
     planner,
@@ -117,12 +118,19 @@ def load_secret(config: Config, environ: Mapping[str, str]) -> bytes:
         return environ[config.secret_env].encode()
     path = config.secret_file
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_hex(32))
-            handle.flush()
-            os.fsync(handle.fileno())
+        # Written whole in a 0600 temp file, then linked into place: a crash never leaves an
+        # empty key behind, and of two first starts the first link wins (EEXIST: use theirs).
+        tmp = write_pending(path, secrets.token_hex(32).encode())
+        try:
+            with open(tmp, "rb") as handle:
+                os.fsync(handle.fileno())
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass
+            fsync_dir(path.parent)
+        finally:
+            os.unlink(tmp)
     return path.read_text().strip().encode()
 
 
