@@ -117,6 +117,7 @@ from maild.mail.templatetools import (
     shared_variants,
     state_label_filter,
     state_label_memo,
+    table_memo,
     tidy_text,
     translator,
     unix_newlines,
@@ -188,7 +189,7 @@ class Renderer:
         hints = CommandHints(strings)
         env.globals.update(
             t=translator(strings), mailto=links, fonts=Markup(FONTS), mailto_max=MAILTO_MAX,
-            tz=self._tz, command_hint=hints,
+            tz=self._tz, command_hint=hints, same_table=table_memo(),
             digest_rows=digest_rows_writer(RowKit(strings, deadline, label, links, hints.of)),
             progress=progress_facts, progress_bar=lambda *a: Markup(bar_html(*a)),
             task_bar=lambda *a: Markup(task_bar_html(*a)),

@@ -132,6 +132,37 @@ def deadline_memo() -> Callable[[Any, str, Mapping[str, Any], tzinfo, datetime],
     return deadline
 
 
+TABLE_MEMO_MAX = 64  # status tables kept: one inbound email's notices show the same item
+
+
+def table_memo() -> Callable[..., str]:
+    """The `same_table` global: `same_table(macro, item)` is `macro(item)`, written once for the
+    same item, language, zone, clock and part (HTML or text). An email that starts a project
+    sends a receipt and one confirmation per owner, and each showed the same status table
+    (a third of a render). The key is the item's `repr`: the table is a function of the item
+    and the render's language, zone and `now`; an item holding an object whose repr is only
+    its address (" at 0x") is never memoised, since a later object may reuse the address."""
+    memo: dict[tuple[Any, ...], str] = {}
+
+    @pass_context
+    def same_table(ctx: Context, macro: Callable[[Any], str], item: Any) -> str:
+        shown = repr(item)
+        if " at 0x" in shown:
+            return macro(item)
+        key = (getattr(macro, "name", None), ctx.eval_ctx.autoescape, ctx["lang"], ctx["tz"],
+               ctx["now"], shown)
+        try:
+            return memo[key]
+        except KeyError:
+            pass
+        if len(memo) >= TABLE_MEMO_MAX:
+            memo.pop(next(iter(memo)))  # the oldest: a batch's items come one after another
+        text = memo[key] = macro(item)
+        return text
+
+    return same_table
+
+
 def deadline_filter(memo: Callable[[Any, str, Mapping[str, Any], tzinfo, datetime], str]
                      ) -> Callable[..., str]:
     """The `deadline` filter: in the render's language, zone and year."""
