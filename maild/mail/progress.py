@@ -2,10 +2,10 @@
 
 The one job is `progress_facts(item, now)` → how far each task is (0–100, done counts 100),
 the item's overall share, and for the timeline each open task's share of its time used (from
-assignment to deadline, today's place on it), its days left or overdue. Pure; the templates
-(`_progress.html.j2`, `_macros.txt.j2`) draw them. Surprise: a declined task counts as not
-started (it is waiting for a new owner) and a deadline with no assignment date starts at the
-item's creation.
+assignment to deadline, today's place on it), its days left or overdue. Pure; the status table
+(`statustable.py`) and a digest's rows draw them. Surprise: a declined task counts as not started
+(it is waiting for a new owner) and a deadline with no assignment date starts at the item's
+creation.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def text_bar(percent: int) -> str:
     return "[" + "#" * filled + "-" * (BAR_CELLS - filled) + f"] {percent}%"
 
 
-# ── the bars' HTML, shared by the templates (`_progress.html.j2`) and the digest rows ─────────
+# ── the bars' HTML, shared by the status table and the digest rows ───────────────────────────
 
 _GREEN, _AMBER, _GREY, _TRACK = "#2da44e", "#bf8700", "#8c959f", "#e5e8eb"
 

@@ -22,7 +22,9 @@ Surprises worth knowing:
   repeats; dict keys are read without Jinja's attribute-first AttributeError (`KeyFirstEnvironment`).
   The output is the same as the plain Jinja calls'. A digest's rows (40,000 at 09:00) are
   written in Python, by the `digest_rows` global (`digestrows._RowWriter`): the same bytes the Jinja macros
-  wrote (tests/mail/test_render.py keeps those macros as the reference).
+  wrote (tests/mail/test_render.py keeps those macros as the reference). So is an item's status
+  table (`status_table_of`, statustable.py), once per item, language, zone and clock: a
+  project's receipt and its confirmations show the same one.
 
 Context contract (`Notice.context`; keys marked ? are optional):
 
@@ -67,7 +69,7 @@ reply_address, inbox_address, action_address (reply_address or inbox_address), b
 (button label → its action-bound reply address), buttons and reply_to in every listed task
 that has `actions` (schedule emails, see planner.py: `entries`, and digest rows; from
 `task_addresses`, "ITEM/TASK" → action → address), from_name,
-example_address, fonts, mailto_max, digest_rows (a digest's rows, see above), and the filters `deadline` (ISO datetime → local, e.g.
+example_address, fonts, mailto_max, digest_rows and status_table_of (see above), and the filters `deadline` (ISO datetime → local, e.g.
 "8月10日 周一 18:00" / "Mon Aug 10, 18:00") and `state_label` (→ StateLabel: text + colours).
 """
 
@@ -104,6 +106,7 @@ from maild.mail.mailto import (
 )
 from maild.mail.mime import check_msgid
 from maild.mail.progress import bar_html, progress_facts, task_bar_html
+from maild.mail.statustable import status_table_writer
 from maild.mail.templatetools import (
     KeyFirstEnvironment,
     catalog_strings,
@@ -117,7 +120,6 @@ from maild.mail.templatetools import (
     shared_variants,
     state_label_filter,
     state_label_memo,
-    table_memo,
     tidy_text,
     translator,
     unix_newlines,
@@ -187,10 +189,12 @@ class Renderer:
             oneline=oneline,
         )
         hints = CommandHints(strings)
+        kit = RowKit(strings, deadline, label, links, hints.of)
         env.globals.update(
             t=translator(strings), mailto=links, fonts=Markup(FONTS), mailto_max=MAILTO_MAX,
-            tz=self._tz, command_hint=hints, same_table=table_memo(),
-            digest_rows=digest_rows_writer(RowKit(strings, deadline, label, links, hints.of)),
+            tz=self._tz, command_hint=hints,
+            digest_rows=digest_rows_writer(kit), status_table_of=status_table_writer(kit),
+            # the bars and progress facts the Python table draws, for templates that draw their own
             progress=progress_facts, progress_bar=lambda *a: Markup(bar_html(*a)),
             task_bar=lambda *a: Markup(task_bar_html(*a)),
         )

@@ -135,32 +135,30 @@ def deadline_memo() -> Callable[[Any, str, Mapping[str, Any], tzinfo, datetime],
 TABLE_MEMO_MAX = 64  # status tables kept: one inbound email's notices show the same item
 
 
-def table_memo() -> Callable[..., str]:
-    """The `same_table` global: `same_table(macro, item)` is `macro(item)`, written once for the
-    same item, language, zone, clock and part (HTML or text). An email that starts a project
-    sends a receipt and one confirmation per owner, and each showed the same status table
-    (a third of a render). The key is the item's `repr`: the table is a function of the item
-    and the render's language, zone and `now`; an item holding an object whose repr is only
-    its address (" at 0x") is never memoised, since a later object may reuse the address."""
-    memo: dict[tuple[Any, ...], str] = {}
+class TableMemo:
+    """A status table written once per item and per (part, language, zone, clock): an email that
+    starts a project sends a receipt and one confirmation per owner, each with the same table.
+    The key is the item's `repr`, so equal items share a table and a changed one never does;
+    an item holding an object whose repr is only its address (" at 0x") is never kept, since a
+    later object may reuse the address. The oldest table goes first when it is full."""
 
-    @pass_context
-    def same_table(ctx: Context, macro: Callable[[Any], str], item: Any) -> str:
+    def __init__(self, size: int = TABLE_MEMO_MAX) -> None:
+        self._tables: dict[tuple[Any, ...], str] = {}
+        self._size = size
+
+    def get(self, render: tuple[Any, ...], item: Any, write: Callable[[], str]) -> str:
         shown = repr(item)
         if " at 0x" in shown:
-            return macro(item)
-        key = (getattr(macro, "name", None), ctx.eval_ctx.autoescape, ctx["lang"], ctx["tz"],
-               ctx["now"], shown)
+            return write()
+        key = (*render, shown)
         try:
-            return memo[key]
+            return self._tables[key]
         except KeyError:
             pass
-        if len(memo) >= TABLE_MEMO_MAX:
-            memo.pop(next(iter(memo)))  # the oldest: a batch's items come one after another
-        text = memo[key] = macro(item)
+        if len(self._tables) >= self._size:
+            self._tables.pop(next(iter(self._tables)))
+        text = self._tables[key] = write()
         return text
-
-    return same_table
 
 
 def deadline_filter(memo: Callable[[Any, str, Mapping[str, Any], tzinfo, datetime], str]
