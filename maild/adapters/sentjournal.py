@@ -2,11 +2,15 @@
 
 The outbox records a sent mark in the store, which becomes durable only with the next commit;
 a SIGKILL in between used to re-send every email of the drain (or of a whole detached batch).
-Each 250 is therefore also appended here as one line (the Message-ID) and fsynced before the
-next email goes out. At start-up the daemon folds the journal into the outbox (those emails are
-marked sent and committed), then empties it; it also empties it after each commit that holds
-the sent marks, while no send is in flight. So a crash re-sends only the email that was on the
-wire when it came.
+Each 250 is therefore also appended here as one line (the Message-ID) before the next email
+goes out: written, it survives any crash of the process. Its fdatasync (for a crash of the
+machine) runs on a thread while the next email is on the wire, and is waited for before the
+next 250 is written, so the disk lags by at most one email: ~0.2 ms per email off the sending
+path (about a tenth of an email's SMTP exchange here). At start-up the daemon folds the journal
+into the outbox (those emails are marked sent and committed), then empties it; it also empties
+it after each commit that holds the sent marks, while no send is in flight. So a crashed process
+re-sends only the email that was on the wire when it came; a crashed machine, at most that one
+and the one before.
 
 Surprises:
 - The daemon and the sender's child (`sender.py`) append to the same file, never at the same
@@ -18,6 +22,7 @@ Surprises:
 from __future__ import annotations
 
 import os
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 
@@ -27,6 +32,8 @@ class SentJournal:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._fd: int | None = None
+        self._syncer: ThreadPoolExecutor | None = None  # one thread: the fdatasyncs, in order
+        self._syncing: Future[None] | None = None  # the last 250's, until it is on the disk
 
     def _open(self) -> int:
         if self._fd is None:
@@ -34,12 +41,22 @@ class SentJournal:
         return self._fd
 
     def record(self, message_id: str) -> None:
-        """Append `message_id` and make it durable before returning."""
+        """Append `message_id` (durable against a crash of the process on return) and start
+        its fdatasync, once the previous one is done (see the module docs)."""
         if "\n" in message_id or "\r" in message_id:
             raise ValueError(f"not a Message-ID: {message_id!r}")
         fd = self._open()
         os.write(fd, message_id.encode("utf-8", "surrogateescape") + b"\n")
-        os.fdatasync(fd)
+        self.synced()
+        if self._syncer is None:
+            self._syncer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sent-journal")
+        self._syncing = self._syncer.submit(os.fdatasync, fd)
+
+    def synced(self) -> None:
+        """Wait until every recorded Message-ID is on the disk (raises the fdatasync's error)."""
+        syncing, self._syncing = self._syncing, None
+        if syncing is not None:
+            syncing.result()
 
     def read(self) -> list[str]:
         """The Message-IDs recorded since the last `clear`, in order, once each."""
@@ -57,12 +74,19 @@ class SentJournal:
         if not self.path.exists():
             return
         fd = self._open()
+        self.synced()
         if os.fstat(fd).st_size == 0:  # nothing sent since the last clear: no fsync to pay
             return
         os.ftruncate(fd, 0)
         os.fsync(fd)
 
     def close(self) -> None:
-        fd, self._fd = self._fd, None
-        if fd is not None:
-            os.close(fd)
+        try:
+            self.synced()
+        finally:
+            if self._syncer is not None:
+                self._syncer.shutdown(wait=True)
+                self._syncer = None
+            fd, self._fd = self._fd, None
+            if fd is not None:
+                os.close(fd)

@@ -66,6 +66,33 @@ def test_the_sent_journal_keeps_whole_lines_and_forgets_on_clear(tmp_path: Path)
     journal.close()
 
 
+def test_a_250_is_written_at_once_and_reaches_the_disk_behind_the_next_email(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The fdatasync of a 250 runs while the next email is sent: `record` returns once the line
+    is written (a crash of the process loses nothing), the next `record` waits for the previous
+    fdatasync, and `close` and `clear` wait for the last one."""
+    import os
+    import threading
+    release, synced = threading.Event(), []
+
+    def slow_fdatasync(fd: int) -> None:  # a disk that answers when the test says so
+        release.wait(5)
+        synced.append(len(SentJournal(tmp_path / "sent.journal").read()))
+
+    monkeypatch.setattr(os, "fdatasync", slow_fdatasync)
+    journal = SentJournal(tmp_path / "sent.journal")
+    journal.record("a@corp.example")
+    assert journal.read() == ["a@corp.example"] and synced == []  # written, not yet synced
+    waiting = threading.Thread(target=journal.record, args=("b@corp.example",))
+    waiting.start()
+    waiting.join(0.2)
+    assert waiting.is_alive() and synced == []  # b waits for a's fdatasync
+    release.set()
+    waiting.join(5)
+    journal.close()
+    assert synced == [2, 2]  # a's (done once b was written), then b's: close waited for it
+
+
 # ── through the service ──────────────────────────────────────────────────────────────────────
 
 
