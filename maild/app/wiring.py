@@ -45,19 +45,21 @@ CRASHPOINTS = ("after_fetch", "after_parse", "mid_db_write", "after_commit", "af
 
 
 def notice_addresses(secret: bytes, inbox: str, notice: Notice, recipient: str, day: date,
-                     message_id: str) -> tuple[str | None, dict[str, str],
-                                               dict[str, dict[str, str]]]:
+                     message_id: str) -> tuple[str | None, Mapping[str, str],
+                                               dict[str, Mapping[str, str]]]:
     """The reply addresses of one email, signed for `recipient` with the email's nonce: its
     plain reply address, its buttons' action-bound addresses, and for a schedule email that
     lists tasks with buttons (`planner.actionable`) each task's own reply and button addresses,
     so a reply or a button reaches that task (or that item, for a `ref` without a task: 结项,
     a receipt's 撤销). Only what is shown is signed: a run can list 30,000 tasks."""
     nonce = tokens.nonce_for(message_id)
-    addresses: dict[str, str] = {}
-    if notice.item_id:
+    addresses: Mapping[str, str] = {}
+    reply = None
+    if notice.item_id:  # each signed when its button is drawn (`tokens.SignedAddresses`)
         addresses = tokens.action_addresses(secret, inbox, notice.item_id, notice.task_id,
                                             recipient, day, message_id, nonce=nonce)
-    per_task: dict[str, dict[str, str]] = {}
+        reply = addresses["reply"]
+    per_task: dict[str, Mapping[str, str]] = {}
     for entry in planner.actionable(notice.context):
         item_id, task_id = split_ref(entry["ref"])
         # A status button asks a question: it uses the task's reply address.
@@ -65,7 +67,7 @@ def notice_addresses(secret: bytes, inbox: str, notice: Notice, recipient: str, 
         per_task[entry["ref"]] = tokens.action_addresses(secret, inbox, item_id, task_id,
                                                          recipient, day, message_id, shown,
                                                          nonce=nonce)
-    return addresses.pop("reply", None), addresses, per_task
+    return reply, addresses, per_task
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ import base64
 import hashlib
 import hmac
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -142,23 +142,55 @@ def reply_address(inbox: str, token_text: str) -> str:
 def action_addresses(secret: bytes, inbox: str, item_id: str, task_id: str | None, to: str,
                      issued: date | None, message_id: str,
                      actions: Iterable[str] = tuple(ACTION_CODES), *,
-                     nonce: str | None = None) -> dict[str, str]:
+                     nonce: str | None = None) -> SignedAddresses:
     """The reply addresses of one email for `actions` (default: `reply`, which carries any
-    command, and one per action). The same texts as `issue` would give, with the shared parts
-    worked out once; `nonce` is `nonce_for(message_id)`, when the caller has it already (an
-    email that lists many tasks signs each its own)."""
-    nonce = nonce or nonce_for(message_id)
-    local, _, domain = inbox.partition("@")
-    item_part = item_id.replace("-", "").lower()
-    task_part = task_id.replace("-", "").lower() if task_id else "i"
-    day = _day_text(issued) if issued is not None else None
-    head = "-".join(p for p in (item_part, task_part, day) if p)
-    addresses = {}
-    for action in actions:
-        code = ACTION_CODES[action]
-        signature = _signature(secret, item_id, task_id, to, day, code + nonce)
-        addresses[action] = f"{local}+{head}-{code}{nonce}-{signature}@{domain}"
-    return addresses
+    command, and one per action), each signed when first read. The same texts as `issue`
+    would give, with the shared parts worked out once; `nonce` is `nonce_for(message_id)`, when
+    the caller has it already (an email that lists many tasks signs each its own)."""
+    return SignedAddresses(secret, inbox, item_id, task_id, to, issued,
+                           nonce or nonce_for(message_id), actions)
+
+
+class SignedAddresses(Mapping[str, str]):
+    """Action → reply address of one email, each address signed the first time it is read: an
+    email shows two or three of its sixteen buttons, and a signature is an HMAC."""
+
+    def __init__(self, secret: bytes, inbox: str, item_id: str, task_id: str | None, to: str,
+                 issued: date | None, nonce: str, actions: Iterable[str]) -> None:
+        self._actions = tuple(dict.fromkeys(actions))
+        unknown = [action for action in self._actions if action not in ACTION_CODES]
+        if unknown:
+            raise KeyError(unknown[0])
+        self._known = frozenset(self._actions)
+        self._secret, self._item_id, self._task_id, self._to = secret, item_id, task_id, to
+        self._local, _, self._domain = inbox.partition("@")
+        item_part = item_id.replace("-", "").lower()
+        task_part = task_id.replace("-", "").lower() if task_id else "i"
+        self._day = _day_text(issued) if issued is not None else None
+        self._head = "-".join(p for p in (item_part, task_part, self._day) if p)
+        self._nonce = nonce
+        self._signed: dict[str, str] = {}
+
+    def __getitem__(self, action: str) -> str:
+        address = self._signed.get(action)
+        if address is None:
+            if action not in self._known:
+                raise KeyError(action)
+            code = ACTION_CODES[action]
+            signature = _signature(self._secret, self._item_id, self._task_id, self._to,
+                                   self._day, code + self._nonce)
+            address = self._signed[action] = (
+                f"{self._local}+{self._head}-{code}{self._nonce}-{signature}@{self._domain}")
+        return address
+
+    def __contains__(self, action: object) -> bool:  # without signing it
+        return action in self._known
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._actions)
+
+    def __len__(self) -> int:
+        return len(self._actions)
 
 
 def _parse(match: re.Match[str]) -> tuple[str, str | None, str | None, str | None, str, str]:

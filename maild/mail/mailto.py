@@ -8,7 +8,7 @@ since one digest repeats the same buttons thousands of times.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -108,6 +108,29 @@ class CommandHints:
     @pass_context
     def __call__(self, ctx: Context, actions: tuple[str, ...]) -> str:
         return self.of(ctx["lang"], actions)
+
+
+class ButtonAddresses(Mapping[str, str]):
+    """A button's label (in the email's language) → its action-bound reply address, looked up
+    only for the buttons the email draws: the addresses are signed as they are read
+    (`tokens.SignedAddresses`), and an email draws two or three of its sixteen."""
+
+    def __init__(self, labels: Mapping[str, str], addresses: Mapping[str, str]) -> None:
+        self._actions = {labels[action]: action for action in BUTTON_ACTIONS
+                         if action in labels and action in addresses}
+        self._addresses = addresses
+
+    def __getitem__(self, label: str) -> str:
+        return self._addresses[self._actions[label]]
+
+    def __contains__(self, label: object) -> bool:
+        return label in self._actions
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._actions)
+
+    def __len__(self) -> int:
+        return len(self._actions)
 
 
 def digest_buttons(ctx: dict[str, Any], task_addresses: Mapping[str, Mapping[str, str]],

@@ -97,7 +97,7 @@ from maild.core import tokens
 from maild.core.model import Notice, Outgoing
 from maild.mail.digestrows import RowKit, digest_rows_writer
 from maild.mail.mailto import (
-    BUTTON_ACTIONS,
+    ButtonAddresses,
     CommandHints,
     digest_buttons,
     entry_with_buttons,
@@ -241,10 +241,7 @@ class Renderer:
         when = date if date.tzinfo else date.replace(tzinfo=self._tz)
         ctx = self._context(notice, lang, when.astimezone(self._tz), reply_address)
         if action_addresses:
-            labels = ctx["L"]["action"]
-            ctx["button_addresses"] = {labels[action]: address
-                                       for action, address in action_addresses.items()
-                                       if action in BUTTON_ACTIONS and action in labels}
+            ctx["button_addresses"] = ButtonAddresses(ctx["L"]["action"], action_addresses)
         if ctx["entries"]:
             ctx["entries"] = [entry_with_buttons(e, task_addresses or {}, ctx["action_address"],
                                      self._subject_tokens) for e in ctx["entries"]]

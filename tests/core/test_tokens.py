@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from maild.core import tokens
 
 SECRET = b"test-secret"
@@ -116,6 +118,25 @@ def test_each_email_gets_its_own_addresses_one_per_action():
     assert not set(one.values()) & set(two.values())  # same day, task and owner; other email
     for action, address in one.items():
         assert tokens.find(SECRET, [address], "wang.zhe@corp.example").action == action
+
+
+def test_an_address_is_signed_only_when_it_is_read(monkeypatch):
+    """An email draws two or three of its sixteen buttons: only those are signed (an HMAC each),
+    and each once; asking whether an action is there signs nothing."""
+    from datetime import date
+    signed = []
+    real = tokens._signature
+    monkeypatch.setattr(tokens, "_signature", lambda *a: signed.append(a[-1]) or real(*a))
+    addresses = tokens.action_addresses(SECRET, "collab@corp.example", "MD-0001", "T-1",
+                                        "wang.zhe@corp.example", date(2026, 8, 3), "m@corp")
+    assert "confirm" in addresses and "nonsense" not in addresses and signed == []
+    first = addresses["confirm"]
+    assert addresses["confirm"] == first and addresses.get("decline") and len(signed) == 2
+    with pytest.raises(KeyError):
+        addresses["nonsense"]
+    with pytest.raises(KeyError):
+        tokens.action_addresses(SECRET, "collab@corp.example", "MD-0001", "T-1",
+                                "wang.zhe@corp.example", None, "m@corp", ("confirm", "fly"))
 
 
 def test_read_says_why_a_token_does_not_count():

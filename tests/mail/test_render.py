@@ -937,7 +937,7 @@ def test_without_plus_addressing_tokens_ride_in_subject_tags() -> None:
                       from_name=FROM_NAME, subject_tokens=True)
     addresses = tokens.action_addresses(b"s", INBOX, "MD-0012", "T-2", "wang.zhe@corp.example",
                                         date(2026, 8, 3), "out-1@corp.example")
-    reply = addresses.pop("reply")
+    reply = addresses["reply"]
     out = tagged.render(notice("confirm_request", "zh"), message_id="out-1@corp.example",
                         date=SENT, reply_address=reply, action_addresses=addresses)
     assert out.reply_to is None
