@@ -50,7 +50,7 @@ import asyncio
 import logging
 import random
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -328,7 +328,7 @@ class Outbox:
         await self._send(due, now, tally)
         return tally.report()
 
-    async def send_detached(self, due: list[OutboxEntry], now: datetime) -> DetachedSend:
+    async def send_detached(self, due: Collection[OutboxEntry], now: datetime) -> DetachedSend:
         """Send `due` like `drain`, touching no store: safe on another thread while the store's
         owner goes on. Nothing is recorded until `settle` runs on the owner's thread, and no
         other drain may run in between (it would send the same entries again)."""
@@ -341,7 +341,7 @@ class Outbox:
         detached.writes.replay(self.store)
         return detached.report
 
-    async def _send(self, due: list[OutboxEntry], now: datetime, tally: Tally) -> None:
+    async def _send(self, due: Collection[OutboxEntry], now: datetime, tally: Tally) -> None:
         if not due:
             if self._kept is not None and (
                 self._kept_loop is not asyncio.get_running_loop()

@@ -47,6 +47,11 @@ def _entry(doc: dict[str, Any]) -> OutboxEntry:
                        _dt(sent), doc.get("code"))
 
 
+def decode_entry(document: bytes) -> OutboxEntry:
+    """An entry from the bytes the store holds (`OutboxQueue.outbox_document`)."""
+    return _entry(json.loads(document))
+
+
 class OutboxQueue:
     """Outbox methods of `Store`."""
 
@@ -168,6 +173,11 @@ class OutboxQueue:
     def outbox_entry(self, message_id: str) -> OutboxEntry | None:
         doc = self._outbox.get(message_id)
         return _entry(doc) if doc is not None else None
+
+    def outbox_document(self, message_id: str) -> bytes | None:
+        """The entry as the store holds it (compact JSON), undecoded: what `outbox_entry` reads,
+        for another process to decode (`decode_entry`; the sender's child does)."""
+        return self._outbox.encoded(message_id)
 
     def outbox_states(self) -> list[tuple[str, datetime | None]]:
         """(status, next attempt) of every entry, without decoding the emails: queued ones from

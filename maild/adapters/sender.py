@@ -7,9 +7,12 @@ connection, kept between batches, and answers each request with the `DetachedSen
 outcomes), which the service records on its own thread (`Outbox.settle`) and commits with its
 next batch.
 
-The emails' bytes do not go through the pipe: `submit` writes them, one after the other, to a
-spool file and sends the entries without their text and HTML, so neither process holds a whole
-batch of emails in memory at once (a batch is ~800 emails, ~11 MB).
+The emails do not go through the pipe: `submit` writes the due entries to a spool file as the
+store holds them (compact JSON, undecoded), one after the other, and sends their Message-IDs and
+lengths. The child decodes each entry as it comes to it and builds its bytes (`to_mime`, as a
+drain in the daemon would: the same bytes, the same Message-ID), so neither process holds a whole
+batch of emails in memory at once (a batch is ~800 emails, ~11 MB), and the daemon, the
+bottleneck of a backlog, neither decodes nor encodes them.
 
 Surprises:
 - One request at a time: `submit`, then `result` before the next `submit`. The spool file is
@@ -22,6 +25,9 @@ Surprises:
   fork would copy) on the first `submit`, about 0.3 s; it exits when its pipe closes, so a
   SIGKILLed daemon does not leave it behind.
 - Crash points (tests, MAILD_CRASH_AT) reached in the child kill the daemon, then the child.
+- An email that cannot be built fails alone, as in a drain ("cannot build the message"); one
+  whose stored entry cannot be decoded fails alone too (it never would be), reported by its
+  Message-ID with empty fields.
 - With OAuth2 the child gets no secret: each request carries a current access token from the
   daemon's token source (`submit` may raise SignInError), used for the child's new connections.
 - The child writes each 250 to the sent journal (`options.journal_path`) as it comes, so a
@@ -35,26 +41,28 @@ import logging
 import multiprocessing
 import os
 import signal
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from collections.abc import Collection, Iterable, Iterator
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from maild.adapters.outbox import Outbox, SmtpSettings
+from maild.adapters.outboxstore import decode_entry
 from maild.adapters.sendreport import DetachedSend
 from maild.adapters.sentjournal import SentJournal
 from maild.adapters.store import OutboxEntry
 from maild.core.model import Outgoing
 from maild.core.signin import SignInError, TokenSource
+from maild.mail.mime import to_mime
 
 log = logging.getLogger("maild.sender")  # the name logs have always shown
 
 
 @dataclass(frozen=True)
 class SenderOptions:
-    """What the child needs to build its Outbox (all picklable)."""
+    """What the child needs to build its Outbox and the emails' bytes (all picklable)."""
 
     settings: SmtpSettings
     envelope_from: str
@@ -63,23 +71,66 @@ class SenderOptions:
     backoff_max_s: float = 1800
     crashpoints: frozenset[str] = frozenset()
     journal_path: Path | None = None  # the sent journal the child writes each 250 to
+    from_address: str = field(kw_only=True)  # the From header of the bytes `to_mime` builds
+    from_name: str = field(kw_only=True)
 
 
-class _Spool:
-    """The child's view of a spool file, open for one request: message-ID → (offset, length,
-    build error)."""
+class _Spool(Collection[OutboxEntry]):
+    """The child's view of a spool file, open for one request: the due entries, decoded one at
+    a time as the Outbox comes to them (without their bodies, so that a report of a batch's
+    failures never holds them), and the bytes of the one it is sending (`build_mime`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, options: SenderOptions) -> None:
+        self.options = options
         self.handle: BinaryIO | None = None
-        self.index: dict[str, tuple[int, int, str]] = {}
+        self.index: list[tuple[str, int]] = []  # (Message-ID, length), in spool order
+        self.unreadable: list[tuple[str, str]] = []  # (Message-ID, why), for `with_unreadable`
+        self._current: Outgoing | None = None  # the whole email of the entry last handed out
 
-    def read(self, out: Outgoing) -> bytes:
-        offset, length, error = self.index[out.message_id]
-        if error:
-            raise ValueError(error)
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __contains__(self, entry: object) -> bool:
+        return isinstance(entry, OutboxEntry) and any(
+            mid == entry.out.message_id for mid, _length in self.index)
+
+    def __iter__(self) -> Iterator[OutboxEntry]:
         assert self.handle is not None
-        self.handle.seek(offset)
-        return self.handle.read(length)
+        self.handle.seek(0)
+        self.unreadable = []
+        for message_id, length in self.index:
+            document = self.handle.read(length)
+            if len(document) != length:  # not the email's fault: the request fails, all queued
+                raise OSError(f"the spool {self.handle.name} ends before {message_id}")
+            try:
+                entry = decode_entry(document)
+            except Exception as exc:  # fails alone, below: it would not decode next time either
+                log.exception("outbox: cannot decode the stored %s", message_id)
+                self.unreadable.append((message_id, f"cannot read the stored email: "
+                                                    f"{type(exc).__name__}: {exc}"))
+                continue
+            self._current = entry.out
+            yield replace(entry, out=replace(entry.out, text="", html="", attachments=()))
+        self._current = None
+
+    def build_mime(self, out: Outgoing) -> bytes:
+        """The bytes of the entry being sent: `to_mime` of its whole email, as a drain builds."""
+        whole = self._current
+        if whole is None or whole.message_id != out.message_id:
+            raise LookupError(f"{out.message_id} is not the entry being sent")
+        return to_mime(whole, from_address=self.options.from_address,
+                       from_name=self.options.from_name)
+
+    def with_unreadable(self, sent: DetachedSend, now: datetime) -> DetachedSend:
+        """`sent`, and the entries that could not be decoded failed (for good, once each)."""
+        if not self.unreadable:
+            return sent
+        failed = []
+        for message_id, error in self.unreadable:
+            sent.writes.outbox_mark_failed(message_id, now=now, code=None, error=error)
+            failed.append((Outgoing(message_id, (), "", "", ""), None, error))
+        return replace(sent, report=replace(sent.report,
+                                            failed=sent.report.failed + tuple(failed)))
 
 
 class _ForwardedToken:
@@ -99,12 +150,12 @@ class _ForwardedToken:
 
 
 def _serve(conn: Connection, options: SenderOptions, daemon_pid: int) -> None:
-    """The child: answer each (spool, index, due, now, token) with the DetachedSend, until the
-    pipe closes."""
-    spool = _Spool()
+    """The child: answer each (spool, index, now, token) with the DetachedSend, until the pipe
+    closes."""
+    spool = _Spool(options)
     forwarded = _ForwardedToken()
     outbox = Outbox(None, options.settings, envelope_from=options.envelope_from,
-                    build_mime=spool.read,
+                    build_mime=spool.build_mime,
                     max_attempts=options.max_attempts,
                     backoff_initial_s=options.backoff_initial_s,
                     backoff_max_s=options.backoff_max_s, oauth=forwarded,
@@ -124,10 +175,11 @@ def _serve(conn: Connection, options: SenderOptions, daemon_pid: int) -> None:
                 return
             if request is None:
                 return
-            path, spool.index, due, now, forwarded.value = request
+            path, spool.index, now, forwarded.value = request
             try:
                 with open(path, "rb") as spool.handle:
-                    answer: Any = loop.run_until_complete(outbox.send_detached(due, now))
+                    sent = loop.run_until_complete(outbox.send_detached(spool, now))
+                answer: Any = spool.with_unreadable(sent, now)
             except Exception as exc:  # reported to the daemon, which re-sends from its store
                 answer = f"{type(exc).__name__}: {exc}"
             conn.send(answer)
@@ -151,30 +203,22 @@ class SenderProcess:
         """The child's process id while it runs (ops, the bench's memory figures)."""
         return self._process.pid if self._process is not None else None
 
-    def submit(self, due: Iterable[OutboxEntry], now: datetime, *, spool: Path,
-               build_mime: Callable[[Outgoing], bytes]) -> None:
-        """Start sending `due`; their bytes (`build_mime`) go to the file `spool`."""
+    def submit(self, documents: Iterable[tuple[str, bytes]], now: datetime, *,
+               spool: Path) -> None:
+        """Start sending the due entries `documents`: (Message-ID, the entry as the store holds
+        it), read one at a time and written as they are to the file `spool`."""
         if self._waiting:
             raise RuntimeError("the previous send has not been collected")
         token = self.oauth.token() if self.oauth is not None else ""  # may raise SignInError
-        index: dict[str, tuple[int, int, str]] = {}
-        light = []
+        index: list[tuple[str, int]] = []
         with open(spool, "wb") as handle:
-            for entry in due:
-                out = entry.out
-                try:
-                    data = build_mime(out)
-                except Exception as exc:  # the child fails it, as a drain would
-                    log.exception("outbox: cannot build %s", out.message_id)
-                    index[out.message_id] = (0, 0, f"{type(exc).__name__}: {exc}")
-                else:
-                    index[out.message_id] = (handle.tell(), len(data), "")
-                    handle.write(data)
-                light.append(replace(entry, out=replace(out, text="", html="", attachments=())))
+            for message_id, document in documents:
+                handle.write(document)
+                index.append((message_id, len(document)))
         if self._process is None or not self._process.is_alive():
             self._start()
         assert self._conn is not None
-        self._conn.send((spool, index, light, now, token))
+        self._conn.send((spool, index, now, token))
         self._waiting = True
 
     def warm(self) -> None:

@@ -48,6 +48,10 @@ class DocTable:
         text = self._engine.get(self.name, key)
         return json.loads(text) if text is not None else None
 
+    def encoded(self, key: str) -> bytes | None:
+        """The document as the engine holds it (compact JSON bytes), undecoded."""
+        return self._engine.get(self.name, key)
+
     def __contains__(self, key: str) -> bool:
         return self._engine.contains(self.name, key)
 

@@ -105,12 +105,12 @@ class Sending:
         due = self.store.outbox_due_ids(now, limit or self.outbox.max_per_drain)
         self._in_flight = frozenset(due)
         if due:
-            # decoded one at a time as they are spooled: the batch's emails are never all in
-            # memory at once
-            entries = (entry for entry in map(self.store.outbox_entry, due) if entry is not None)
+            # read one at a time as they are spooled, undecoded (the child decodes them and
+            # builds their bytes): the batch's emails are never all in memory at once
+            documents = ((mid, doc) for mid in due
+                         if (doc := self.store.outbox_document(mid)) is not None)
             try:
-                self.sender.submit(entries, now, spool=self._spool_path,
-                                   build_mime=self.outbox.build_mime)
+                self.sender.submit(documents, now, spool=self._spool_path)
             except (OSError, EOFError, SignInError) as exc:  # no spool, child or token: here
                 log.warning("event=sender_unavailable error=%r; sending in the daemon", exc)
                 self.sender.close()

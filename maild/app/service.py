@@ -159,8 +159,8 @@ class Service(BatchIntake, Sending, ScheduleSide):
             max_attempts=config.outbox_max_attempts,
             backoff_initial_s=config.outbox_backoff_initial_s,
             backoff_max_s=config.outbox_backoff_max_s, crashpoints=crash,
-            journal_path=config.data_dir / SENT_JOURNAL),
-            oauth=oauth.get("smtp"))
+            journal_path=config.data_dir / SENT_JOURNAL, from_address=config.inbox_address,
+            from_name=config.from_name), oauth=oauth.get("smtp"))
         service = cls(config, inbox=inbox, store=store, outbox=outbox, renderer=renderer,
                       rules=rules, secret=secret, clock=clock, crashpoints=crash, sender=sender)
         service.environ = environ

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from maild.adapters.outboxstore import decode_entry
 from maild.adapters.store import FORMAT_VERSION, ReadOnlyError, open_store
 from maild.adapters.storeapi import LockError
 from maild.app import migrate
@@ -43,6 +44,9 @@ def test_committed_state_survives_and_uncommitted_does_not(store_backend):
         store.link_message("a@x", "MD-0001", "T-1")
         store.mark_processed("in1@x", {"folder": "Processed", "at": T0.isoformat()})
         store.enqueue(email(1), now=T0)
+        pending = store.outbox_document("m1@maild.test")  # uncommitted: read from memory
+        assert pending is not None and decode_entry(pending) == store.outbox_entry("m1@maild.test")
+        assert store.outbox_document("m9@maild.test") is None
         store.set_due("MD-0001", T0 + timedelta(hours=8))
         store.put_schedule_entry("digest", "li.na@x", {"done": "2026-08-01"})
         assert store.next_item_id() == "MD-0001"
@@ -61,6 +65,7 @@ def test_committed_state_survives_and_uncommitted_does_not(store_backend):
         assert store.processed("in1@x") is not None and store.processed("in2@x") is None
         assert [e.out.message_id for e in store.outbox_due(T0)] == ["m1@maild.test"]
         assert store.outbox_due(T0)[0].out.text == "正文" * 300
+        assert store.outbox_document("m1@maild.test") == pending  # the stored bytes, undecoded
         assert store.dues() == {"MD-0001": T0 + timedelta(hours=8)}
         assert store.schedule_state()["digest"] == {"li.na@x": {"done": "2026-08-01"}}
         assert store.next_item_id() == "MD-0002"
