@@ -133,6 +133,7 @@ def deadline_memo() -> Callable[[Any, str, Mapping[str, Any], tzinfo, datetime],
 
 
 TABLE_MEMO_MAX = 64  # status tables kept: one inbound email's notices show the same item
+TABLE_MEMO_ITEM_MAX = 16_384  # an item's repr beyond this (~45 tasks) is written, not kept
 
 
 class TableMemo:
@@ -140,7 +141,8 @@ class TableMemo:
     starts a project sends a receipt and one confirmation per owner, each with the same table.
     The key is the item's `repr`, so equal items share a table and a changed one never does;
     an item holding an object whose repr is only its address (" at 0x") is never kept, since a
-    later object may reuse the address. The oldest table goes first when it is full."""
+    later object may reuse the address, nor is a very large item (its key and table would hold
+    megabytes). The oldest table goes first when it is full."""
 
     def __init__(self, size: int = TABLE_MEMO_MAX) -> None:
         self._tables: dict[tuple[Any, ...], str] = {}
@@ -148,7 +150,7 @@ class TableMemo:
 
     def get(self, render: tuple[Any, ...], item: Any, write: Callable[[], str]) -> str:
         shown = repr(item)
-        if " at 0x" in shown:
+        if len(shown) > TABLE_MEMO_ITEM_MAX or " at 0x" in shown:
             return write()
         key = (*render, shown)
         try:

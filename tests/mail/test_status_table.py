@@ -320,9 +320,12 @@ def test_a_table_is_written_once_per_item_and_render() -> None:
     assert written == ["first", "text part", "English", "changed"]
 
 
-def test_an_item_holding_an_opaque_object_is_never_remembered() -> None:
+@pytest.mark.parametrize("item", [
+    {**make_item(), "extra": Opaque()},
+    make_item(("in_progress",) * 80),  # ~80 tasks: a key and a table of megabytes in 64 entries
+], ids=["opaque-object", "very-large-item"])
+def test_some_items_are_never_remembered(item: dict[str, Any]) -> None:
     memo, written = TableMemo(), []
-    item = {**make_item(), "extra": Opaque()}
     for _ in range(2):
         memo.get(("html", "zh"), item, lambda: written.append(1) or "table")
     assert len(written) == 2
