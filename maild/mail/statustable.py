@@ -4,7 +4,8 @@ the `status_table` macros of `_macros.{html,txt}.j2` call.
 
 It was a Jinja macro, and the heaviest part of most renders: an email that starts a project
 sends a receipt and one confirmation per owner, each with the table. Here it is written once per
-item, language, zone, clock and part (`TableMemo`), and a miss costs a fifth of the macro's.
+item, language, zone, clock and part (`TableMemo`), and a miss costs a quarter (HTML) to a third
+(text) of what the macro cost (45 vs 183 µs, 24 vs 76 µs for a 3-task item).
 The output is what the macros wrote, byte for byte: tests/mail/test_status_table.py keeps the
 macros as the reference. Pure.
 """
