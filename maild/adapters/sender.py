@@ -74,6 +74,11 @@ class SenderOptions:
     from_address: str = field(kw_only=True)  # the From header of the bytes `to_mime` builds
     from_name: str = field(kw_only=True)
 
+    def build_mime(self, out: Outgoing) -> bytes:
+        """The bytes of `out`, the same in the daemon's drains and in the child (a resend of an
+        email is byte-identical wherever it goes out)."""
+        return to_mime(out, from_address=self.from_address, from_name=self.from_name)
+
 
 class _Spool(Collection[OutboxEntry]):
     """The child's view of a spool file, open for one request: the due entries, decoded one at
@@ -118,8 +123,7 @@ class _Spool(Collection[OutboxEntry]):
         whole = self._current
         if whole is None or whole.message_id != out.message_id:
             raise LookupError(f"{out.message_id} is not the entry being sent")
-        return to_mime(whole, from_address=self.options.from_address,
-                       from_name=self.options.from_name)
+        return self.options.build_mime(whole)
 
     def with_unreadable(self, sent: DetachedSend, now: datetime) -> DetachedSend:
         """`sent`, and the entries that could not be decoded failed (for good, once each)."""

@@ -61,7 +61,6 @@ from maild.core import (
 from maild.core.config import Config, resolve_password
 from maild.core.filechatconfig import resolve_robot
 from maild.core.signin import SignInError
-from maild.mail.mime import to_mime
 from maild.mail.record import RecordRenderer
 from maild.mail.render import Renderer
 from maild.mail.workbooks import load_sheet_words
@@ -142,25 +141,24 @@ class Service(BatchIntake, Sending, ScheduleSide):
             oauth=oauth.get("imap"),
         ), on_contact=lambda: holder["service"]._contact() if "service" in holder else None)
         smtp_user = config.smtp.username if not config.embedded else ""
-        outbox = Outbox(store, SmtpSettings(host=config.smtp.host, port=config.smtp.port,
-                                            security=config.smtp.security, username=smtp_user,
-                                            password=smtp_password,
-                                            auth="oauth2" if "smtp" in oauth else "password"),
-                        envelope_from=config.inbox_address,
-                        build_mime=lambda out: to_mime(out, from_address=config.inbox_address,
-                                                       from_name=config.from_name),
-                        max_attempts=config.outbox_max_attempts,
-                        backoff_initial_s=config.outbox_backoff_initial_s,
-                        backoff_max_s=config.outbox_backoff_max_s, oauth=oauth.get("smtp"),
-                        journal=SentJournal(config.data_dir / SENT_JOURNAL))
         crash = frozenset(p for p in environ.get("MAILD_CRASH_AT", "").split(",") if p)
-        sender = SenderProcess(SenderOptions(
-            outbox.settings, envelope_from=config.inbox_address,
-            max_attempts=config.outbox_max_attempts,
+        sending = SenderOptions(
+            SmtpSettings(host=config.smtp.host, port=config.smtp.port,
+                         security=config.smtp.security, username=smtp_user,
+                         password=smtp_password,
+                         auth="oauth2" if "smtp" in oauth else "password"),
+            envelope_from=config.inbox_address, max_attempts=config.outbox_max_attempts,
             backoff_initial_s=config.outbox_backoff_initial_s,
             backoff_max_s=config.outbox_backoff_max_s, crashpoints=crash,
             journal_path=config.data_dir / SENT_JOURNAL, from_address=config.inbox_address,
-            from_name=config.from_name), oauth=oauth.get("smtp"))
+            from_name=config.from_name)
+        # the daemon's drains and the sender's child build the same bytes (`build_mime`)
+        outbox = Outbox(store, sending.settings, envelope_from=sending.envelope_from,
+                        build_mime=sending.build_mime, max_attempts=sending.max_attempts,
+                        backoff_initial_s=sending.backoff_initial_s,
+                        backoff_max_s=sending.backoff_max_s, oauth=oauth.get("smtp"),
+                        journal=SentJournal(config.data_dir / SENT_JOURNAL))
+        sender = SenderProcess(sending, oauth=oauth.get("smtp"))
         service = cls(config, inbox=inbox, store=store, outbox=outbox, renderer=renderer,
                       rules=rules, secret=secret, clock=clock, crashpoints=crash, sender=sender)
         service.environ = environ
