@@ -105,7 +105,7 @@ from maild.mail.mailto import (
     with_buttons,
 )
 from maild.mail.mime import check_msgid
-from maild.mail.progress import bar_html, progress_facts, task_bar_html
+from maild.mail.progress import task_bar_html
 from maild.mail.statustable import status_table_writer
 from maild.mail.templatetools import (
     KeyFirstEnvironment,
@@ -194,8 +194,7 @@ class Renderer:
             t=translator(strings), mailto=links, fonts=Markup(FONTS), mailto_max=MAILTO_MAX,
             tz=self._tz, command_hint=hints,
             digest_rows=digest_rows_writer(kit), status_table_of=status_table_writer(kit),
-            # the bars and progress facts the Python table draws, for templates that draw their own
-            progress=progress_facts, progress_bar=lambda *a: Markup(bar_html(*a)),
+            # the small bar under a task's state, for templates that draw tasks themselves
             task_bar=lambda *a: Markup(task_bar_html(*a)),
         )
         for name in sources:  # compile everything now: a broken template fails at start-up

@@ -22,7 +22,7 @@ from markupsafe import Markup
 
 from maild.mail.digestrows import RowKit
 from maild.mail.progress import bar_html, progress_facts, task_bar_html
-from maild.mail.templatetools import TableMemo, h, oneline
+from maild.mail.templatetools import EscapedValues, TableMemo, h, oneline
 
 _TH = ('<th align="left" style="padding:8px 8px 8px 0;border-bottom:2px solid #d0d7de;'
        'color:#57606a;font-size:13px;font-weight:600;text-align:left;')
@@ -64,7 +64,7 @@ class _Table:
 
     def escaped(self, key: str, **values: Any) -> str:
         """`t(key, **values)` in an HTML part: the escaped pattern, each value escaped."""
-        return self.strings[key][1].format_map({k: h(v) for k, v in values.items()})
+        return self.strings[key][1].format_map(EscapedValues(values))
 
     def deadline(self, value: Any) -> str:
         return self.kit.deadline(value, self.lang, self.L, self.tz, self.now)

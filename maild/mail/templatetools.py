@@ -225,15 +225,15 @@ def translator(strings: Strings) -> Callable[..., str]:
             raise KeyError(f"catalog has no string {key!r} for language {ctx['lang']!r}")
         plain, escaped = entry
         if ctx.eval_ctx.autoescape:
-            return Markup(escaped.format_map(_Escaped(values)))
+            return Markup(escaped.format_map(EscapedValues(values)))
         return plain.format_map(values)
 
     return t
 
 
-class _Escaped(dict[str, Any]):
-    """`t`'s values for an HTML pattern: each escaped when the pattern uses it (most patterns use
-    a few of the values the templates pass)."""
+class EscapedValues(dict[str, Any]):
+    """`t`'s values for an HTML pattern (and the status table's): each escaped when the pattern
+    uses it (most patterns use a few of the values the templates pass)."""
 
     __slots__ = ()
 
