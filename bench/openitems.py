@@ -7,7 +7,8 @@ Per size and engine, with the daemon (`Service.run`, IDLE) on that store:
   the floor (an IDLE client sending 4 raw emails), p50 and p99;
 - a tick with nothing due (the store's due index), median of 20;
 - the daemon's peak RSS (with its sender child's);
-- one commit of a new project's writes (`child.commit_cost`);
+- one commit of a new project's writes (`child.commit_cost`), alternated round by round with
+  a commit to a copy of the 1k store, so that the 50k/1k ratio compares the same seconds of disk;
 - `maild items`, `maild status`, `maild show ID` as an operator runs them (a new process each).
 Floors and sizes alternate per block so drift hits all alike.
 """
@@ -97,6 +98,7 @@ def run(servers, sizes: tuple[int, ...], rounds: int, pg=None) -> dict:
     rng = random.Random(8)
     results: dict = {"tinydb": {}, "postgresql": {}}
     floors: list[float] = []
+    reference: Path | None = None
     with tempdir("maild-bench-open-") as root:
         for size in sizes:
             built = root / f"built-{size}"
@@ -117,7 +119,11 @@ def run(servers, sizes: tuple[int, ...], rounds: int, pg=None) -> dict:
                 mails = [corpus.make("project_zh" if i % 2 else "project_en", i, rng, now,
                                      tasks=3, tag=f"o{size}{engine}") for i in range(rounds + 1)]
                 res = _daemon(servers, folder, url, rounds, f"open {size} {engine}", mails)
-                res["commit_ms"] = run_child(child.commit_cost, str(folder), url)["commit_ms"]
+                os.sync()  # the daemon's writes are not the commits' fdatasyncs to wait behind
+                cost = run_child(child.commit_cost, str(folder), url, 100,
+                                 str(reference) if reference and not url else "")
+                res["commit_ms"] = cost["commit_ms"]
+                res["reference_commit_ms"] = cost["reference_commit_ms"]
                 config = _config(folder, url)
                 res["items_s"] = _cli(config, "items")
                 res["items_all_s"] = _cli(config, "items", "--limit", "0", repeat=1)
@@ -126,6 +132,9 @@ def run(servers, sizes: tuple[int, ...], rounds: int, pg=None) -> dict:
                 res["live_mb"] = info["live_mb"]
                 results[engine][size] = res
                 shutil.rmtree(folder, ignore_errors=True)
+            if reference is None and size >= 1000:  # the 1k store the bigger ones commit beside
+                reference = root / "commit-reference"
+                shutil.copytree(built, reference)
             shutil.rmtree(built, ignore_errors=True)
     floor50 = median(floors) or 0.0
     for by_size in results.values():
