@@ -127,7 +127,7 @@ class Service(BatchIntake, Sending, ScheduleSide):
         secret = load_secret(config, environ)
         store = open_store(configured_store(config), inbox=config.inbox_address, wait=True)
         rules = Rules.from_config(config)
-        renderer = make_renderer(config)
+        renderer = make_renderer(config, environ)
         imap_password = resolve_password(config.imap, environ, run_command)
         smtp_password = resolve_password(config.smtp, environ, run_command)
         # OAuth2 (XOAUTH2) sign-in: token sources read the wall clock for expiry
@@ -235,7 +235,7 @@ class Service(BatchIntake, Sending, ScheduleSide):
         self._reload_requested.clear()
         try:
             rules = Rules.from_config(self.config)
-            renderer = make_renderer(self.config)
+            renderer = make_renderer(self.config, self.environ)
             sheet_words = load_sheet_words(self.config.templates_dir / "sheets.toml")
         except Exception as exc:  # a broken edit must not take the daemon down: keep the old ones
             log.error("event=reload_failed error=%r", exc)

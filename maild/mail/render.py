@@ -9,8 +9,8 @@ Surprises worth knowing:
   is compiled twice, as `_common.txt.j2` and as the autoescaped `_common.html.j2`. Every phrase a user reads comes from
   the per-language catalog `templates/i18n.toml` through `t("section.key", **values)`. A file
   `<kind>.<lang>.<part>.j2` overrides the neutral one for that language, when it exists.
-* All template files and the catalog are read once, at construction; `render` does no I/O and
-  never reads the clock (the send date is passed in and is also "now" for date formatting).
+* All template files and the catalog are read once, at construction (their compiled code from
+  `cache_dir` when it is there, templatecache.py); `render` does no I/O and never reads the clock (the send date is passed in and is also "now" for date formatting).
 * User text is only ever a value, never compiled as a template. HTML parts are autoescaped, and
   `t()` escapes the values it interpolates there. Subjects have newlines and control characters
   replaced by spaces; `to_mime` rejects CR/LF/NUL in any header value.
@@ -107,6 +107,7 @@ from maild.mail.mailto import (
 from maild.mail.mime import check_msgid
 from maild.mail.progress import task_bar_html
 from maild.mail.statustable import status_table_writer
+from maild.mail.templatecache import bytecode_cache
 from maild.mail.templatetools import (
     KeyFirstEnvironment,
     catalog_strings,
@@ -152,8 +153,10 @@ class Renderer:
 
     def __init__(
         self, templates_dir: Path, *, timezone: str, inbox_address: str, from_name: str,
-        subject_tokens: bool = False,
+        subject_tokens: bool = False, cache_dir: Path | None = None,
     ) -> None:
+        """`cache_dir`: where compiled templates are kept between starts (templatecache.py);
+        None compiles them all here."""
         try:
             self._tz: tzinfo = ZoneInfo(timezone)
         except (ZoneInfoNotFoundError, ValueError) as exc:
@@ -181,6 +184,7 @@ class Renderer:
             lstrip_blocks=True,
             auto_reload=False,
         )
+        env.bytecode_cache = bytecode_cache(cache_dir, templates_dir, env, sources)
         deadline, label = deadline_memo(), state_label_memo()
         links = memo_mailto(inbox_address if subject_tokens else None)
         strings = catalog_strings(self._catalog)
