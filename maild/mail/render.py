@@ -183,6 +183,9 @@ class Renderer:
             trim_blocks=True,
             lstrip_blocks=True,
             auto_reload=False,
+            # every template in a plain dict: Jinja's LRU cache did a deque.remove over ~190
+            # templates at each import and extends (~8 per email)
+            cache_size=-1,
         )
         env.bytecode_cache = bytecode_cache(cache_dir, templates_dir, env, sources)
         deadline, label = deadline_memo(), state_label_memo()
