@@ -63,6 +63,7 @@ from maild.core.filechatconfig import resolve_robot
 from maild.core.signin import SignInError
 from maild.mail.record import RecordRenderer
 from maild.mail.render import Renderer
+from maild.mail.templatecache import default_cache_root
 from maild.mail.workbooks import load_sheet_words
 
 log = logging.getLogger("maild.service")
@@ -114,7 +115,8 @@ class Service(BatchIntake, Sending, ScheduleSide):
         self.schedule_run: ScheduleRun | None = None  # a run in progress
         self.slicing = False  # `run()` carries out schedule runs between batches, in slices
         self._housekeeping_at: datetime | None = None
-        self.record_renderer = RecordRenderer(config.templates_dir / "archive")
+        self.record_renderer = RecordRenderer(config.templates_dir / "archive",
+                                              cache_dir=default_cache_root(self.environ))
         self.sheet_words = load_sheet_words(config.templates_dir / "sheets.toml")
         self.chat: ChatQueue | MemoryChatQueue = MemoryChatQueue()  # [chat] robots: from_config
         self.fold_sent_journal()

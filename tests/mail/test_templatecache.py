@@ -11,9 +11,18 @@ import jinja2
 import pytest
 
 from maild.core.model import Notice, Outgoing
+from maild.mail.record import RecordRenderer
 from maild.mail.render import Renderer
 from maild.mail.templatecache import default_cache_root
-from tests.mail.test_render import FROM_NAME, INBOX, REPLY, SENT, TEMPLATES, context_for
+from tests.mail.test_render import (
+    FROM_NAME,
+    INBOX,
+    REPLY,
+    SENT,
+    TEMPLATES,
+    context_for,
+    make_item,
+)
 
 KINDS = ("receipt", "confirm_request", "command_ack", "confirmed", "validation_error", "templates")
 
@@ -131,3 +140,13 @@ def test_an_unwritable_cache_only_compiles(
 ], ids=["xdg", "relative-xdg-ignored", "home"])
 def test_the_cache_is_the_users(environ: dict[str, str], expected: str) -> None:
     assert default_cache_root(environ) == Path(expected)
+
+
+def test_the_archive_pages_come_from_the_cache_too(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    item = {**make_item(), "state": "closed", "language": "zh"}
+    plain_pages = RecordRenderer().record(item, tz="Asia/Shanghai")
+    cache = tmp_path / "cache"
+    assert RecordRenderer(cache_dir=cache).record(item, tz="Asia/Shanghai") == plain_pages
+    forbid_compiling(monkeypatch)
+    assert RecordRenderer(cache_dir=cache).record(item, tz="Asia/Shanghai") == plain_pages
