@@ -96,6 +96,7 @@ from markupsafe import Markup
 from maild.core import tokens
 from maild.core.model import Notice, Outgoing
 from maild.mail.digestrows import RowKit, digest_rows_writer
+from maild.mail.jinjacall import MODULES, TrackedTemplate, release_macros
 from maild.mail.mailto import (
     ButtonAddresses,
     CommandHints,
@@ -187,6 +188,7 @@ class Renderer:
             # templates at each import and extends (~8 per email)
             cache_size=-1,
         )
+        env.template_class = TrackedTemplate  # its modules' macros unhooked after a part
         env.bytecode_cache = bytecode_cache(cache_dir, templates_dir, env, sources)
         deadline, label = deadline_memo(), state_label_memo()
         links = memo_mailto(inbox_address if subject_tokens else None)
@@ -298,11 +300,14 @@ class Renderer:
     def _run(self, template: Template, variables: dict[str, Any]) -> str:
         """`template.render(variables)`, minus its two copies of the context per part: the
         variables already hold the globals (`_context`), and templates never write to them."""
+        context = template.new_context(variables, shared=True)
         try:
             return self._env.concat(  # type: ignore[attr-defined]
-                template.root_render_func(template.new_context(variables, shared=True)))
+                template.root_render_func(context))
         except Exception:
             self._env.handle_exception()
+        finally:
+            release_macros(context, variables[MODULES])
 
     def _context(
         self, notice: Notice, lang: str, now: datetime, reply_address: str | None
@@ -323,6 +328,7 @@ class Renderer:
             tag=f"[{item_id}]" if item_id else "",
             subject="",
             reply_subject="",
+            **{MODULES: []},
             recipient=notice.to[0] if notice.to else "",
             reply_address=reply_address,
             inbox_address=self._inbox,
