@@ -10,7 +10,8 @@ Surprises worth knowing:
   the per-language catalog `templates/i18n.toml` through `t("section.key", **values)`. A file
   `<kind>.<lang>.<part>.j2` overrides the neutral one for that language, when it exists.
 * All template files and the catalog are read once, at construction (their compiled code from
-  `cache_dir` when it is there, templatecache.py); `render` does no I/O and never reads the clock (the send date is passed in and is also "now" for date formatting).
+  `cache_dir` when it is there, templatecache.py); `render` does no I/O and never reads the
+  clock (the send date is passed in and is also "now" for date formatting).
 * User text is only ever a value, never compiled as a template. HTML parts are autoescaped, and
   `t()` escapes the values it interpolates there. Subjects have newlines and control characters
   replaced by spaces; `to_mime` rejects CR/LF/NUL in any header value.
@@ -19,7 +20,10 @@ Surprises worth knowing:
 * Rendering cost is Jinja's per expression and per call (a morning's schedules are thousands of
   emails): templates are looked up once per (kind, language, part); each render shares one
   context dict among its parts (`_run`); `t`, `deadline`, `state_label` and `mailto` memoise what
-  repeats; dict keys are read without Jinja's attribute-first AttributeError (`KeyFirstEnvironment`).
+  repeats; dict keys are read without Jinja's attribute-first AttributeError (`KeyFirstEnvironment`);
+  macros and functions are called without Jinja's per-call questions, and the macros an import
+  `with context` builds are unhooked once a part is written, so they are not left to the garbage
+  collector (jinjacall.py); `_common.j2` has one `summary` macro, not one per kind.
   The output is the same as the plain Jinja calls'. A digest's rows (40,000 at 09:00) are
   written in Python, by the `digest_rows` global (`digestrows._RowWriter`): the same bytes the Jinja macros
   wrote (tests/mail/test_render.py keeps those macros as the reference). So is an item's status
