@@ -37,9 +37,14 @@ def atomic_write_bytes(path: Path, data: bytes, *, sync_dir: bool = True) -> Non
 
 def write_pending(path: Path, data: bytes) -> Path:
     """The first half of `atomic_write_bytes`, for writing many files at once: `data` in a temp
-    file next to `path`, neither synced nor renamed yet. `publish` does the rest."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    file next to `path`, neither synced nor renamed yet. `publish` does the rest. The folder is
+    made when missing (tried first: a backlog keeps one original per email, mostly in folders
+    that exist, and a mkdir of an existing folder waits on it while its files are synced)."""
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)

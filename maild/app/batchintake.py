@@ -257,7 +257,8 @@ class BatchIntake:
         name = stamp + hashlib.sha256(key.encode()).hexdigest()[:12] + ".eml"
         path = self.mail_dir(item_id) / name
         if not path.exists():
-            new_dirs = [d for d in (path.parent.parent, path.parent) if not d.exists()]
+            new_dirs = [] if path.parent.is_dir() else [
+                d for d in (path.parent.parent, path.parent) if not d.exists()]
             self._pending_originals.append((write_pending(path, raw), path))
             self._unsynced_dirs.update([path.parent, *(d.parent for d in new_dirs)])
 
