@@ -4,7 +4,9 @@ Calls: every `{{ m.x(...) }}`, `c.x()`, `t(...)` and `x.append(...)` of a templa
 `Context.call`, which asks each callable, twice, whether it wants the context, the evaluation
 context or the environment passed in (~20 macro calls and ~20 `t` calls per email).
 `FastCallContext` answers without asking for the common kinds: a macro always takes the
-evaluation context (`Macro.__call__` is `pass_eval_context`); a function or bound method says so
+evaluation context (`Macro.__call__` is `pass_eval_context`), and one given all its arguments
+by position (no caller, no **kwargs or *varargs) is run as `Macro.__call__` would run it,
+without sorting its arguments; a function or bound method says so
 in its own `jinja_pass_arg` (what Jinja reads, its `__call__` being a method-wrapper that never
 carries one); a builtin never does. Anything else goes Jinja's way, and so does a
 `pass_context` call inside a loop or a block with variables (Jinja derives a context for them).
@@ -34,6 +36,8 @@ from jinja2.environment import TemplateModule
 from jinja2.runtime import Context, Macro
 from jinja2.utils import _PassArg
 
+_STOPPED = "value was undefined because a callable raised a StopIteration exception"
+
 
 class FastCallContext(Context):
     """`Context.call`, with macros, functions, methods and builtins called straight away."""
@@ -41,6 +45,14 @@ class FastCallContext(Context):
     def call(__self, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805 (Jinja's names)
         kind = type(__obj)
         if kind is Macro:
+            kwargs.pop("_block_vars", None)
+            kwargs.pop("_loop_vars", None)
+            if (not kwargs and len(args) == __obj._argument_count and not __obj.caller
+                    and not __obj.catch_kwargs and not __obj.catch_varargs):
+                try:  # all its arguments, by position: what Macro.__call__ would hand on
+                    return __obj._invoke(list(args), __self.eval_ctx.autoescape)
+                except StopIteration:
+                    return __self.environment.undefined(_STOPPED)
             args = (__self.eval_ctx, *args)
         elif kind is FunctionType or kind is MethodType:
             pass_arg = getattr(__obj, "jinja_pass_arg", None)
@@ -59,8 +71,7 @@ class FastCallContext(Context):
         try:
             return __obj(*args, **kwargs)
         except StopIteration:  # as Context.call does
-            return __self.environment.undefined(
-                "value was undefined because a callable raised a StopIteration exception")
+            return __self.environment.undefined(_STOPPED)
 
 
 MODULES = "_modules_built"  # the render context's list of the modules its imports built

@@ -58,7 +58,7 @@ def stops() -> str:
 
 
 PAGE = """{% import "_m.j2" as m with context %}
-{{ m.line('a', x=2) }} {{ who_asks('top') }} {{ escaping('<b>') }} {{ trimming('t') }}
+{{ m.line('a', x=2) }} {{ m.line('b', 5) }} {{ m.line('c') }} {{ who_asks('top') }} {{ escaping('<b>') }} {{ trimming('t') }}
 {% for row in rows %}{{ who_asks('loop') }} {{ m.line(row) }} {% set inner = row %}{{ who_asks('set') }}
 {% endfor %}
 {% block body %}{% set inner = 'blk' %}{{ who_asks('block') }}{% endblock %}
@@ -90,6 +90,7 @@ def test_the_same_page_as_jinjas_own_call(autoescape: bool) -> None:
     assert "set:zh:-:1" in ours and "set:zh:-:2" in ours and "block:zh:-:blk" in ours
     assert "asker 3 zh" in ours and "method zh" in ours and "plain 4" in ours
     assert "[False]" in ours  # a StopIteration is an undefined value, as in Jinja
+    assert "<b|5|macro:zh:-:-> <c|1|macro:zh:-:->" in ours  # every argument given, a default
 
 
 def test_a_render_leaves_nothing_for_the_garbage_collector() -> None:
