@@ -35,11 +35,26 @@ def atomic_write_bytes(path: Path, data: bytes, *, sync_dir: bool = True) -> Non
         raise
 
 
+def make_folder(folder: Path) -> list[Path]:
+    """Make `folder` and its missing parents: the folders made, outermost first (their parents
+    must be fsynced for the new names to survive a power loss). One stat when it exists."""
+    if folder.is_dir():
+        return []
+    made = [*make_folder(folder.parent), folder]
+    folder.mkdir(exist_ok=True)
+    return made
+
+
 def write_pending(path: Path, data: bytes) -> Path:
     """The first half of `atomic_write_bytes`, for writing many files at once: `data` in a temp
-    file next to `path`, neither synced nor renamed yet. `publish` does the rest."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    file next to `path`, neither synced nor renamed yet. `publish` does the rest. The folder is
+    made only when the file cannot be made in it (a backlog's originals go to folders that exist
+    or that `make_folder` just made: a mkdir of an existing folder was a syscall per email)."""
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)

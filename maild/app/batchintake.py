@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from maild.adapters import archive
-from maild.adapters.files import publish, write_pending
+from maild.adapters.files import make_folder, publish, write_pending
 from maild.adapters.imap import HeaderOnly
 from maild.app.wiring import FORWARD_MAX_BYTES, BatchReport, notice_addresses
 from maild.core import (
@@ -257,7 +257,7 @@ class BatchIntake:
         name = stamp + hashlib.sha256(key.encode()).hexdigest()[:12] + ".eml"
         path = self.mail_dir(item_id) / name
         if not path.exists():
-            new_dirs = [d for d in (path.parent.parent, path.parent) if not d.exists()]
+            new_dirs = make_folder(path.parent)
             self._pending_originals.append((write_pending(path, raw), path))
             self._unsynced_dirs.update([path.parent, *(d.parent for d in new_dirs)])
 

@@ -63,6 +63,7 @@ from maild.core.filechatconfig import resolve_robot
 from maild.core.signin import SignInError
 from maild.mail.record import RecordRenderer
 from maild.mail.render import Renderer
+from maild.mail.templatecache import default_cache_root
 from maild.mail.workbooks import load_sheet_words
 
 log = logging.getLogger("maild.service")
@@ -114,7 +115,8 @@ class Service(BatchIntake, Sending, ScheduleSide):
         self.schedule_run: ScheduleRun | None = None  # a run in progress
         self.slicing = False  # `run()` carries out schedule runs between batches, in slices
         self._housekeeping_at: datetime | None = None
-        self.record_renderer = RecordRenderer(config.templates_dir / "archive")
+        self.record_renderer = RecordRenderer(config.templates_dir / "archive",
+                                              cache_dir=default_cache_root(self.environ))
         self.sheet_words = load_sheet_words(config.templates_dir / "sheets.toml")
         self.chat: ChatQueue | MemoryChatQueue = MemoryChatQueue()  # [chat] robots: from_config
         self.fold_sent_journal()
@@ -127,7 +129,7 @@ class Service(BatchIntake, Sending, ScheduleSide):
         secret = load_secret(config, environ)
         store = open_store(configured_store(config), inbox=config.inbox_address, wait=True)
         rules = Rules.from_config(config)
-        renderer = make_renderer(config)
+        renderer = make_renderer(config, environ)
         imap_password = resolve_password(config.imap, environ, run_command)
         smtp_password = resolve_password(config.smtp, environ, run_command)
         # OAuth2 (XOAUTH2) sign-in: token sources read the wall clock for expiry
@@ -235,7 +237,7 @@ class Service(BatchIntake, Sending, ScheduleSide):
         self._reload_requested.clear()
         try:
             rules = Rules.from_config(self.config)
-            renderer = make_renderer(self.config)
+            renderer = make_renderer(self.config, self.environ)
             sheet_words = load_sheet_words(self.config.templates_dir / "sheets.toml")
         except Exception as exc:  # a broken edit must not take the daemon down: keep the old ones
             log.error("event=reload_failed error=%r", exc)

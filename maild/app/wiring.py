@@ -31,6 +31,7 @@ from maild.core.model import Notice
 from maild.core.people import Directory
 from maild.core.workcal import WorkCalendar, load_calendar
 from maild.mail.render import Renderer
+from maild.mail.templatecache import default_cache_root
 
 # An owner's deliverable is forwarded to the initiator up to this size (more is named, not sent):
 # with base64 a 10 MB hand-in makes a ~14 MB email, under the common 20–25 MB server limits.
@@ -145,12 +146,14 @@ def file_stamp(path: Path) -> tuple[int, int] | None:
     return found.st_mtime_ns, found.st_size
 
 
-def make_renderer(config: Config) -> Renderer:
+def make_renderer(config: Config, environ: Mapping[str, str] | None = None) -> Renderer:
     """The renderer for `config`: where the server has no plus addressing, reply tokens ride in
-    subject tags."""
+    subject tags. With `environ`, the compiled templates are kept in the user's cache directory
+    between starts (templatecache.py: half of start-up is compiling them)."""
     return Renderer(config.templates_dir, timezone=config.timezone,
                     inbox_address=config.inbox_address, from_name=config.from_name,
-                    subject_tokens=not config.plus_addressing)
+                    subject_tokens=not config.plus_addressing,
+                    cache_dir=None if environ is None else default_cache_root(environ))
 
 
 def run_command(command: str) -> str:

@@ -25,7 +25,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from maild.core.formrules import Choice, norm
+from maild.core.formrules import Choice, Choices, choice_lookup, norm
 
 TICKED = "☑☒■▣√✓✔●⊠"
 UNTICKED = "□☐○◯"
@@ -97,10 +97,10 @@ def or_raw(normalised: str | None, raw: str) -> str:
 def choose(value: str, choices: tuple[Choice, ...]) -> str | None:
     """The canonical value of a choice ("高", "High", "☑高 □中 □低" → "high"); "" when the boxes
     choose nothing; None when not recognised."""
-    lookup = {norm(name): c.value for c in choices
-              for name in (c.value, *c.names.values(), *c.aliases)}
-    if norm(value) in lookup:
-        return lookup[norm(value)]
+    lookup = choices.lookup if isinstance(choices, Choices) else choice_lookup(choices)
+    normed = norm(value)
+    if normed in lookup:
+        return lookup[normed]
     option = picked(value)
     if option == "" and has_marks(value):
         return ""

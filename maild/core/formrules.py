@@ -26,6 +26,23 @@ class Choice:
     aliases: tuple[str, ...] = ()
 
 
+class Choices(tuple[Choice, ...]):
+    """A field's choices, with what `checkboxes.choose` looks names up in (every name, alias
+    and value normalised → the value), made once here: it was made again for each cell read."""
+
+    lookup: Mapping[str, str]
+
+    def __new__(cls, choices: Iterable[Choice]) -> Choices:
+        made = super().__new__(cls, choices)
+        made.lookup = choice_lookup(made)
+        return made
+
+
+def choice_lookup(choices: Iterable[Choice]) -> dict[str, str]:
+    return {norm(name): c.value for c in choices for name in (c.value, *c.names.values(),
+                                                               *c.aliases)}
+
+
 @dataclass(frozen=True)
 class Template:
     kind: ItemKind
@@ -101,8 +118,8 @@ def load_form_rules(data: Mapping[str, Any]) -> FormRules:
             frozenset(norm(label) for label in spec.get("signature", ())), columns, own_columns)
     if set(templates) != set(ItemKind):
         raise ValueError(f"forms: templates needed for {[k.value for k in ItemKind]}")
-    choices = {key: tuple(Choice(c["value"], _names_of(c, f"choices.{key}"),
-                                 tuple(c.get("aliases", ()))) for c in values)
+    choices = {key: Choices(Choice(c["value"], _names_of(c, f"choices.{key}"),
+                                   tuple(c.get("aliases", ()))) for c in values)
                for key, values in data.get("choices", {}).items()}
     if set(choices) - set(labels):
         raise ValueError(f"forms: choices for unknown fields {sorted(set(choices) - set(labels))}")
@@ -154,6 +171,12 @@ def language_key(language: str) -> str:
 def norm(label: str) -> str:
     """A label as compared: half-width, case-folded, hints in (..) dropped, spaces tidied."""
     s = unicodedata.normalize("NFKC", label).casefold()
-    s = re.sub(r"\([^)]*\)", "", s).replace("*", "")
-    s = re.sub(r"\s*/\s*", "/", re.sub(r"\s+", " ", s))
+    s = _HINT.sub("", s).replace("*", "")
+    s = _SLASH.sub("/", _SPACES.sub(" ", s))
     return s.strip(" #-•:")
+
+
+# compiled once: `re.sub(pattern, ...)` looked each up in re's cache, ~120 times per email
+_HINT = re.compile(r"\([^)]*\)")
+_SPACES = re.compile(r"\s+")
+_SLASH = re.compile(r"\s*/\s*")

@@ -32,6 +32,7 @@ from jinja2 import DictLoader, Environment, StrictUndefined, select_autoescape
 from markupsafe import Markup, escape
 
 from maild.core.acceptance import stats
+from maild.mail.templatecache import bytecode_cache
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates" / "archive"
 TEMPLATES = ("record.md.j2", "record.html.j2", "lessons.md.j2", "lessons.html.j2")
@@ -95,7 +96,8 @@ def local_time(value: Any, tz: ZoneInfo) -> str:
 class RecordRenderer:
     """Renders records and lessons pages with the templates read from `templates_dir`."""
 
-    def __init__(self, templates_dir: Path = TEMPLATES_DIR) -> None:
+    def __init__(self, templates_dir: Path = TEMPLATES_DIR, cache_dir: Path | None = None) -> None:
+        """`cache_dir`: where compiled templates are kept between starts (templatecache.py)."""
         templates_dir = Path(templates_dir)
         self.catalog: Mapping[str, Any] = tomllib.loads(
             (templates_dir / "i18n.toml").read_text(encoding="utf-8"))
@@ -110,6 +112,7 @@ class RecordRenderer:
             keep_trailing_newline=True,
         )
         env.filters.update(md=md, lines=html_lines)
+        env.bytecode_cache = bytecode_cache(cache_dir, templates_dir, env, TEMPLATES)
         self._templates = {name: env.get_template(name) for name in TEMPLATES}
 
     def language(self, language: str | None) -> str:

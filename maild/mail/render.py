@@ -9,8 +9,9 @@ Surprises worth knowing:
   is compiled twice, as `_common.txt.j2` and as the autoescaped `_common.html.j2`. Every phrase a user reads comes from
   the per-language catalog `templates/i18n.toml` through `t("section.key", **values)`. A file
   `<kind>.<lang>.<part>.j2` overrides the neutral one for that language, when it exists.
-* All template files and the catalog are read once, at construction; `render` does no I/O and
-  never reads the clock (the send date is passed in and is also "now" for date formatting).
+* All template files and the catalog are read once, at construction (their compiled code from
+  `cache_dir` when it is there, templatecache.py); `render` does no I/O and never reads the
+  clock (the send date is passed in and is also "now" for date formatting).
 * User text is only ever a value, never compiled as a template. HTML parts are autoescaped, and
   `t()` escapes the values it interpolates there. Subjects have newlines and control characters
   replaced by spaces; `to_mime` rejects CR/LF/NUL in any header value.
@@ -19,7 +20,10 @@ Surprises worth knowing:
 * Rendering cost is Jinja's per expression and per call (a morning's schedules are thousands of
   emails): templates are looked up once per (kind, language, part); each render shares one
   context dict among its parts (`_run`); `t`, `deadline`, `state_label` and `mailto` memoise what
-  repeats; dict keys are read without Jinja's attribute-first AttributeError (`KeyFirstEnvironment`).
+  repeats; dict keys are read without Jinja's attribute-first AttributeError (`KeyFirstEnvironment`);
+  macros and functions are called without Jinja's per-call questions, and the macros an import
+  `with context` builds are unhooked once a part is written, so they are not left to the garbage
+  collector (jinjacall.py); `_common.j2` has one `summary` macro, not one per kind.
   The output is the same as the plain Jinja calls'. A digest's rows (40,000 at 09:00) are
   written in Python, by the `digest_rows` global (`digestrows._RowWriter`): the same bytes the Jinja macros
   wrote (tests/mail/test_render.py keeps those macros as the reference). So is an item's status
@@ -96,6 +100,7 @@ from markupsafe import Markup
 from maild.core import tokens
 from maild.core.model import Notice, Outgoing
 from maild.mail.digestrows import RowKit, digest_rows_writer
+from maild.mail.jinjacall import MODULES, TrackedTemplate, release_macros
 from maild.mail.mailto import (
     ButtonAddresses,
     CommandHints,
@@ -107,6 +112,7 @@ from maild.mail.mailto import (
 from maild.mail.mime import check_msgid
 from maild.mail.progress import task_bar_html
 from maild.mail.statustable import status_table_writer
+from maild.mail.templatecache import bytecode_cache
 from maild.mail.templatetools import (
     KeyFirstEnvironment,
     catalog_strings,
@@ -152,8 +158,10 @@ class Renderer:
 
     def __init__(
         self, templates_dir: Path, *, timezone: str, inbox_address: str, from_name: str,
-        subject_tokens: bool = False,
+        subject_tokens: bool = False, cache_dir: Path | None = None,
     ) -> None:
+        """`cache_dir`: where compiled templates are kept between starts (templatecache.py);
+        None compiles them all here."""
         try:
             self._tz: tzinfo = ZoneInfo(timezone)
         except (ZoneInfoNotFoundError, ValueError) as exc:
@@ -180,7 +188,12 @@ class Renderer:
             trim_blocks=True,
             lstrip_blocks=True,
             auto_reload=False,
+            # every template in a plain dict: Jinja's LRU cache did a deque.remove over ~190
+            # templates at each import and extends (~8 per email)
+            cache_size=-1,
         )
+        env.template_class = TrackedTemplate  # its modules' macros unhooked after a part
+        env.bytecode_cache = bytecode_cache(cache_dir, templates_dir, env, sources)
         deadline, label = deadline_memo(), state_label_memo()
         links = memo_mailto(inbox_address if subject_tokens else None)
         strings = catalog_strings(self._catalog)
@@ -291,11 +304,14 @@ class Renderer:
     def _run(self, template: Template, variables: dict[str, Any]) -> str:
         """`template.render(variables)`, minus its two copies of the context per part: the
         variables already hold the globals (`_context`), and templates never write to them."""
+        context = template.new_context(variables, shared=True)
         try:
             return self._env.concat(  # type: ignore[attr-defined]
-                template.root_render_func(template.new_context(variables, shared=True)))
+                template.root_render_func(context))
         except Exception:
             self._env.handle_exception()
+        finally:
+            release_macros(context, variables[MODULES])
 
     def _context(
         self, notice: Notice, lang: str, now: datetime, reply_address: str | None
@@ -316,6 +332,7 @@ class Renderer:
             tag=f"[{item_id}]" if item_id else "",
             subject="",
             reply_subject="",
+            **{MODULES: []},
             recipient=notice.to[0] if notice.to else "",
             reply_address=reply_address,
             inbox_address=self._inbox,

@@ -25,6 +25,8 @@ from jinja2 import (
 from jinja2.runtime import Context
 from markupsafe import Markup, escape
 
+from maild.mail.jinjacall import FastCallContext
+
 # state → (text colour, background); every badge also carries the state's label as text.
 STATE_COLOURS: Mapping[str, tuple[str, str]] = MappingProxyType(
     {
@@ -260,6 +262,8 @@ class KeyFirstEnvironment(Environment):
     plain dicts of a render context raises and catches an AttributeError every time (a quarter of
     a digest's render). For dicts and the catalog's mapping proxies the key is looked up first
     unless the name is one of their methods: the same result as Jinja's, without the exception."""
+
+    context_class = FastCallContext  # the callables templates call most, called straight away
 
     def make_globals(self, d: MutableMapping[str, Any] | None) -> MutableMapping[str, Any]:
         """A plain dict, not Jinja's ChainMap: a render copies the globals into its context, and

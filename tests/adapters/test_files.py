@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from maild.adapters.files import atomic_write_bytes, publish, write_pending
+from maild.adapters.files import atomic_write_bytes, make_folder, publish, write_pending
 
 
 def test_atomic_write_replaces_whole_and_leaves_no_temp_file(tmp_path):
@@ -40,3 +40,10 @@ def test_a_pending_write_that_fails_leaves_no_temp_file(tmp_path):
     with pytest.raises(TypeError):
         write_pending(tmp_path / "x.eml", "not bytes")  # type: ignore[arg-type]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_make_folder_names_the_folders_it_made(tmp_path):
+    folder = tmp_path / "mail" / "MD-0001"
+    assert make_folder(folder) == [tmp_path / "mail", folder] and folder.is_dir()
+    assert make_folder(folder) == []  # there: nothing made, nothing to sync
+    assert make_folder(tmp_path / "mail" / "MD-0002") == [tmp_path / "mail" / "MD-0002"]

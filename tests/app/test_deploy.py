@@ -174,7 +174,10 @@ def test_a_traced_daemon_stays_inside_the_units_sandbox(tmp_path):
         text = set_value(text, section, key, value)
     config = tmp_path / "config.toml"
     config.write_text(text, encoding="utf-8")
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # HOME as under the unit: the service user's home is its StateDirectory (/var/lib/maild),
+    # where the compiled templates are cached (templatecache.py); systemd sets no XDG_CACHE_HOME
+    env = {**{k: v for k, v in os.environ.items() if k != "XDG_CACHE_HOME"},
+           "PYTHONPATH": str(ROOT), "HOME": str(state)}
     maild = [sys.executable, "-m", "maild", "-c", str(config)]
     server = subprocess.Popen([*maild, "mailserver"], env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
@@ -218,6 +221,7 @@ def test_a_traced_daemon_stays_inside_the_units_sandbox(tmp_path):
             ("/tmp/", "/dev/null", "/dev/shm/", "/proc/self/")))))
     assert outside == [], outside
     assert any(Path(p).is_relative_to(state) for p in written)
+    assert any(Path(p).is_relative_to(state / ".cache" / "maild") for p in written)
 
 
 def test_log_dir_gets_the_same_lines_as_stdout(tmp_path, capsys):

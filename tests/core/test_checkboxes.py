@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import tomllib
+from pathlib import Path
+
 import pytest
 
 from maild.core.checkboxes import choose, percent_of, picked
-from maild.core.formrules import Choice
+from maild.core.formrules import Choice, Choices, choice_lookup, load_form_rules
+
+RULES = Path(__file__).resolve().parents[2] / "rules"
 
 PICKED = [
     ("□高 ☑中 □低", "中"), ("☐高☑中☐低", "中"), ("高☑ 中□ 低□", "高"), ("中 ☑", "中"),
@@ -36,6 +41,15 @@ PRIORITY = (Choice("high", {"zh": "高", "en": "High"}), Choice("medium", {"zh":
     ids=["name", "english", "alias", "ticked", "none-ticked", "unknown-ticked", "prose"])
 def test_choose(value: str, chosen: str | None) -> None:
     assert choose(value, PRIORITY) == chosen
+    assert choose(value, Choices(PRIORITY)) == chosen  # the rules' kind, its lookup made once
+
+
+def test_the_rules_choices_carry_their_lookup() -> None:
+    rules = load_form_rules(tomllib.loads((RULES / "forms.toml").read_text(encoding="utf-8")))
+    assert rules.choices and all(isinstance(c, Choices) for c in rules.choices.values())
+    for choices in rules.choices.values():
+        assert choices.lookup == choice_lookup(tuple(choices))
+        assert choose(choices[0].names["zh"], choices) == choices[0].value
 
 
 @pytest.mark.parametrize(("value", "percent"), [
