@@ -50,13 +50,14 @@ import asyncio
 import logging
 import random
 import socket
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import aiosmtplib
 
+from maild.adapters.sendlanes import Batch, LaneBatch
 from maild.adapters.sendreport import (
     ConnectionLost,
     DetachedSend,
@@ -114,6 +115,7 @@ class Outbox:
         max_per_drain: int = 2000,
         oauth: TokenSource | None = None,
         journal: SentJournal | None = None,
+        connections: int = 1,
     ) -> None:
         # Assignments alike in shape to Service's (duplicates): constructors, not shared logic.
         self.store = store
@@ -127,21 +129,29 @@ class Outbox:
         self.keep_alive_s = keep_alive_s  # 0: hang up at the end of every drain
         self.max_per_drain = max_per_drain
         self.journal = journal  # where each 250 is written down at once (see the module docs)
+        self.connections = connections  # at most this many at once (`sendlanes`)
         self.connections_opened = 0  # for tests and `maild status`
         self._kept: aiosmtplib.SMTP | None = None  # the connection kept between drains
+        self._spare: list[aiosmtplib.SMTP] = []  # the other lanes' connections kept with it
         self._kept_loop: asyncio.AbstractEventLoop | None = None
         self._kept_since = 0.0  # loop.time() of its last use
         self.crash_hook: Callable[[str], None] | None = None  # set by the service
         self.oauth = oauth if settings.auth == "oauth2" else None
-        self._offered = ""  # the token offered on the latest connection (XOAUTH2)
 
     # -- connection --------------------------------------------------------------------------
 
-    def _client(self) -> aiosmtplib.SMTP:
+    def _client(self, offered: list[str] | None = None) -> aiosmtplib.SMTP:
+        """A new client; with XOAUTH2 the token it offers is appended to `offered`."""
         s = self.settings
+        offered = [] if offered is None else offered
         sign_in: dict[str, Any] = {"password": s.password or None}
         if self.oauth is not None:
-            sign_in = {"oauth_token_generator": self._token}
+            oauth = self.oauth
+
+            async def token() -> str:  # per connection: lanes may sign in at the same time
+                offered.append(await asyncio.to_thread(oauth.token))  # may ask the endpoint
+                return offered[-1]
+            sign_in = {"oauth_token_generator": token}
         return aiosmtplib.SMTP(
             hostname=s.host,
             port=s.port,
@@ -152,14 +162,10 @@ class Outbox:
             **sign_in,
         )
 
-    async def _token(self) -> str:
-        assert self.oauth is not None
-        self._offered = await asyncio.to_thread(self.oauth.token)  # may ask the endpoint
-        return self._offered
-
     async def _connect(self) -> aiosmtplib.SMTP:
         for attempt in range(2):
-            client = self._client()
+            offered: list[str] = []  # the token offered on this connection (XOAUTH2)
+            client = self._client(offered)
             self.connections_opened += 1
             try:
                 await client.connect()  # also STARTTLS and login, per the constructor arguments
@@ -168,7 +174,8 @@ class Outbox:
                 client.close()
                 if self.oauth is None:
                     raise
-                why = self.oauth.refused(self._offered, "smtp", f"{exc.code} {exc.message}")
+                why = self.oauth.refused(offered[-1] if offered else "", "smtp",
+                                         f"{exc.code} {exc.message}")
                 if attempt:
                     raise SignInError(why) from None
             except BaseException:
@@ -189,9 +196,12 @@ class Outbox:
             client.close()
 
     async def _reuse(self) -> aiosmtplib.SMTP | None:
-        """The connection kept from an earlier drain if it is still usable, else None."""
+        """A connection kept from an earlier drain if it is still usable, else None."""
         client, loop = self._kept, self._kept_loop
-        self._kept = self._kept_loop = None
+        if self._spare:
+            client = self._spare.pop()
+        else:
+            self._kept = self._kept_loop = None
         if client is None:
             return None
         running = asyncio.get_running_loop()
@@ -215,19 +225,25 @@ class Outbox:
         if self.keep_alive_s <= 0 or not client.is_connected:
             await self._hang_up(client)
             return
+        if self._kept is not None and self._kept_loop is asyncio.get_running_loop():
+            self._spare.append(client)
+            return
+        await self.close()  # one kept on another loop: unusable
         self._kept, self._kept_loop = client, asyncio.get_running_loop()
         self._kept_since = self._kept_loop.time()
 
     async def close(self) -> None:
-        """Hang up the connection kept between drains (politely, with QUIT). Idempotent."""
-        client, loop = self._kept, self._kept_loop
+        """Hang up the connections kept between drains (politely, with QUIT). Idempotent."""
+        clients, loop = [self._kept, *self._spare], self._kept_loop
         self._kept = self._kept_loop = None
-        if client is None:
-            return
-        if loop is not asyncio.get_running_loop() or loop is None or loop.is_closed():
-            _abandon(client)
-        else:
-            await self._hang_up(client)
+        self._spare = []
+        for client in clients:
+            if client is None:
+                continue
+            if loop is not asyncio.get_running_loop() or loop is None or loop.is_closed():
+                _abandon(client)
+            else:
+                await self._hang_up(client)
 
     # -- outcomes ----------------------------------------------------------------------------
 
@@ -309,7 +325,7 @@ class Outbox:
                 self.journal.record(out.message_id)
             if self.crash_hook is not None:  # tests: a kill after the 250, before the mark
                 self.crash_hook("after_smtp_250")
-            tally.writes.outbox_mark_sent(out.message_id, now)
+            tally.writes.outbox_mark_sent(out.message_id, now, sent=entry)
             tally.sent.append(out.message_id)
             if refused:
                 note = "; ".join(f"{rcpt}: {r.code} {r.message}" for rcpt, r in refused.items())
@@ -328,7 +344,7 @@ class Outbox:
         await self._send(due, now, tally)
         return tally.report()
 
-    async def send_detached(self, due: Collection[OutboxEntry], now: datetime) -> DetachedSend:
+    async def send_detached(self, due: Batch[OutboxEntry], now: datetime) -> DetachedSend:
         """Send `due` like `drain`, touching no store: safe on another thread while the store's
         owner goes on. Nothing is recorded until `settle` runs on the owner's thread, and no
         other drain may run in between (it would send the same entries again)."""
@@ -341,47 +357,87 @@ class Outbox:
         detached.writes.replay(self.store)
         return detached.report
 
-    async def _send(self, due: Collection[OutboxEntry], now: datetime, tally: Tally) -> None:
+    async def _send(self, due: Batch[OutboxEntry], now: datetime, tally: Tally) -> None:
         if not due:
             if self._kept is not None and (
                 self._kept_loop is not asyncio.get_running_loop()
                 or asyncio.get_running_loop().time() - self._kept_since > self.keep_alive_s
             ):
-                await self.close()  # idle too long: do not hold the server's slot
+                await self.close()  # idle too long: do not hold the server's slots
             return
+        lanes = max(1, min(self.connections, len(due)))
+        batch = LaneBatch(due, lambda e: recipients_of(e.out), lambda e: e.out.message_id,
+                          lanes=lanes)
+        if lanes == 1:
+            await self._lane(batch, len(due), now, tally)
+            return
+        try:
+            async with asyncio.TaskGroup() as group:  # one lane's error stops the others
+                for _lane in range(lanes):
+                    group.create_task(self._lane(batch, len(due), now, tally))
+        except BaseExceptionGroup as errors:  # raised as with one lane
+            raise errors.exceptions[0] from None
+        # the report in queue order, whichever connection answered first
+        first = batch.positions.get
+        tally.sent.sort(key=first)  # type: ignore[arg-type]
+        tally.retried.sort(key=first)  # type: ignore[arg-type]
+        tally.failed.sort(key=lambda failed: first(failed[0].message_id, -1))
+
+    async def _lane(self, batch: LaneBatch[OutboxEntry], size: int, now: datetime,
+                    tally: Tally) -> None:
+        """One connection sending what `batch` hands it; reconnects once when it is lost."""
         client: aiosmtplib.SMTP | None = await self._reuse()
         reconnects_left = 1
-        down: str | None = None  # why we stopped trying for the rest of this drain
-        down_code: int | None = None
         try:
-            for entry in due:
-                if down is None and client is None:
+            while (taken := await batch.next()) is not None:
+                position, entry = taken
+                if client is None:
                     try:
                         client = await self._connect()
                     except (aiosmtplib.SMTPException, OSError, TimeoutError,
                             SignInError) as exc:
                         where = f"{self.settings.host}:{self.settings.port}"
                         down = f"cannot connect to {where}: {_describe(exc)}"
-                        if isinstance(exc, aiosmtplib.SMTPResponseException):
-                            down_code = exc.code
-                        log.warning("outbox: %s; %d emails rescheduled", down, len(due))
-                if down is not None or client is None:
-                    self._retry(tally, entry, now, down_code, down or "not connected")
-                    continue
+                        if batch.retire():  # the other connections carry the batch
+                            batch.give_back(position)
+                            log.info("outbox: %s; %d other connection(s) go on", down,
+                                     batch.alive)
+                            return
+                        log.warning("outbox: %s; %d emails rescheduled", down, size)
+                        code = exc.code if isinstance(exc, aiosmtplib.SMTPResponseException) \
+                            else None
+                        self._give_up(batch, position, entry, now, tally, code, down)
+                        return
                 try:
                     await self._send_one(client, entry, tally, now)
                 except ConnectionLost as exc:
                     client.close()  # no polite QUIT: a silent server would make us wait again
                     client = None
-                    if reconnects_left:
-                        reconnects_left -= 1
-                    else:
+                    if not reconnects_left:
                         down = f"connection lost twice in one drain (last: {exc})"
+                        if batch.retire():
+                            log.warning("outbox: %s; the other connections go on", down)
+                            batch.done(position)
+                            return
                         log.warning("outbox: %s; rest of the batch rescheduled", down)
+                        self._give_up(batch, position, None, now, tally, None, down)
+                        return
+                    reconnects_left -= 1
+                batch.done(position)
         except BaseException:
             await self._hang_up(client)
             raise
         await self._keep(client)
+
+    def _give_up(self, batch: LaneBatch[OutboxEntry], position: int, entry: OutboxEntry | None,
+                 now: datetime, tally: Tally, code: int | None, why: str) -> None:
+        """The last connection is down: `entry` (unless already answered) and every email not
+        sent yet are rescheduled untried (a server problem, not theirs)."""
+        if entry is not None:
+            self._retry(tally, entry, now, code, why)
+        batch.done(position)
+        for rest in batch.rest():
+            self._retry(tally, rest, now, code, why)
 
 
 def _abandon(client: aiosmtplib.SMTP) -> None:

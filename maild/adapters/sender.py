@@ -41,7 +41,7 @@ import logging
 import multiprocessing
 import os
 import signal
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from multiprocessing.connection import Connection
@@ -71,6 +71,7 @@ class SenderOptions:
     backoff_max_s: float = 1800
     crashpoints: frozenset[str] = frozenset()
     journal_path: Path | None = None  # the sent journal the child writes each 250 to
+    connections: int = 1  # SMTP connections the child sends a batch over ([smtp] connections)
     from_address: str = field(kw_only=True)  # the From header of the bytes `to_mime` builds
     from_name: str = field(kw_only=True)
 
@@ -80,29 +81,28 @@ class SenderOptions:
         return to_mime(out, from_address=self.from_address, from_name=self.from_name)
 
 
-class _Spool(Collection[OutboxEntry]):
-    """The child's view of a spool file, open for one request: the due entries, decoded one at
-    a time as the Outbox comes to them (without their bodies, so that a report of a batch's
-    failures never holds them), and the bytes of the one it is sending (`build_mime`)."""
+class _Spool:
+    """The child's view of a spool file, open for one request (an `sendlanes.Batch`): the due
+    entries, decoded one at a time as the Outbox comes to them (without their bodies, so that a
+    report of a batch's failures never holds them), and the bytes of those it sends
+    (`build_mime`). The whole email of an entry handed out is kept until it is built: a few
+    (the lanes' lookahead) when several connections send, one with one connection."""
 
     def __init__(self, options: SenderOptions) -> None:
         self.options = options
         self.handle: BinaryIO | None = None
         self.index: list[tuple[str, int]] = []  # (Message-ID, length), in spool order
         self.unreadable: list[tuple[str, str]] = []  # (Message-ID, why), for `with_unreadable`
-        self._current: Outgoing | None = None  # the whole email of the entry last handed out
+        self._whole: dict[str, Outgoing] = {}  # Message-ID -> whole email, handed out, not built
 
     def __len__(self) -> int:
         return len(self.index)
-
-    def __contains__(self, entry: object) -> bool:
-        return isinstance(entry, OutboxEntry) and any(
-            mid == entry.out.message_id for mid, _length in self.index)
 
     def __iter__(self) -> Iterator[OutboxEntry]:
         assert self.handle is not None
         self.handle.seek(0)
         self.unreadable = []
+        self._whole = {}
         for message_id, length in self.index:
             document = self.handle.read(length)
             if len(document) != length:  # not the email's fault: the request fails, all queued
@@ -114,16 +114,20 @@ class _Spool(Collection[OutboxEntry]):
                 self.unreadable.append((message_id, f"cannot read the stored email: "
                                                     f"{type(exc).__name__}: {exc}"))
                 continue
-            self._current = entry.out
+            self._whole[entry.out.message_id] = entry.out
             yield replace(entry, out=replace(entry.out, text="", html="", attachments=()))
-        self._current = None
 
     def build_mime(self, out: Outgoing) -> bytes:
-        """The bytes of the entry being sent: `to_mime` of its whole email, as a drain builds."""
-        whole = self._current
-        if whole is None or whole.message_id != out.message_id:
-            raise LookupError(f"{out.message_id} is not the entry being sent")
+        """The bytes of an entry handed out: `to_mime` of its whole email, as a drain builds."""
+        whole = self._whole.pop(out.message_id, None)
+        if whole is None:
+            raise LookupError(f"{out.message_id} is not an entry being sent")
         return self.options.build_mime(whole)
+
+    def done(self) -> None:
+        """The request is answered: forget the emails handed out and never built (rescheduled
+        untried when the server was down)."""
+        self._whole = {}
 
     def with_unreadable(self, sent: DetachedSend, now: datetime) -> DetachedSend:
         """`sent`, and the entries that could not be decoded failed (for good, once each)."""
@@ -158,12 +162,13 @@ def _serve(conn: Connection, options: SenderOptions, daemon_pid: int) -> None:
     closes."""
     spool = _Spool(options)
     forwarded = _ForwardedToken()
+    journal = SentJournal(options.journal_path) if options.journal_path else None
     outbox = Outbox(None, options.settings, envelope_from=options.envelope_from,
                     build_mime=spool.build_mime,
                     max_attempts=options.max_attempts,
                     backoff_initial_s=options.backoff_initial_s,
-                    backoff_max_s=options.backoff_max_s, oauth=forwarded,
-                    journal=SentJournal(options.journal_path) if options.journal_path else None)
+                    backoff_max_s=options.backoff_max_s, oauth=forwarded, journal=journal,
+                    connections=options.connections)
     if options.crashpoints:
         def crash(point: str) -> None:
             if point in options.crashpoints:
@@ -186,10 +191,15 @@ def _serve(conn: Connection, options: SenderOptions, daemon_pid: int) -> None:
                 answer: Any = spool.with_unreadable(sent, now)
             except Exception as exc:  # reported to the daemon, which re-sends from its store
                 answer = f"{type(exc).__name__}: {exc}"
+            spool.done()
             conn.send(answer)
     finally:
-        loop.run_until_complete(outbox.close())
-        loop.close()
+        try:
+            loop.run_until_complete(outbox.close())
+            loop.close()
+        finally:
+            if journal is not None:
+                journal.close()  # its last fdatasync waited for, its thread and file closed
 
 
 class SenderProcess:
