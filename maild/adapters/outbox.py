@@ -53,10 +53,11 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiosmtplib
 
+from maild.adapters.outboxstore import OutboxEntry
 from maild.adapters.sendlanes import Batch, LaneBatch
 from maild.adapters.sendreport import (
     ConnectionLost,
@@ -67,9 +68,11 @@ from maild.adapters.sendreport import (
     recipients_of,
 )
 from maild.adapters.sentjournal import SentJournal
-from maild.adapters.store import OutboxEntry, Store
 from maild.core.model import Outgoing
 from maild.core.signin import SignInError, TokenSource
+
+if TYPE_CHECKING:  # the sender's child holds no store: it does not load the store's engines
+    from maild.adapters.store import Store
 
 log = logging.getLogger("maild.outbox")  # the name logs have always shown
 

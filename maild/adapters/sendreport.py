@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from maild.adapters.store import Store
 from maild.core.model import Outgoing
+
+if TYPE_CHECKING:
+    from maild.adapters.store import Store
 
 
 @dataclass(frozen=True)
