@@ -1,9 +1,14 @@
 """Send what the durable outbox says is due, over SMTP, and record each outcome in the store.
 
 The only module that imports aiosmtplib. One `drain(now)` takes the due entries and sends them over
-one connection, opened lazily and kept open after the drain for up to `keep_alive_s` (30 s) of
-idleness so that the next drain reuses it (checked with a NOOP first; a dead one is replaced
-without costing any email an attempt). `await close()` hangs up; the owner calls it at shutdown.
+`connections` connections (1 unless told: the daemon's drains; the sender's child uses
+`[smtp] connections`), each opened lazily and kept open after the drain for up to `keep_alive_s`
+(30 s) of idleness so that the next drain reuses it (checked with a NOOP first; a dead one is
+replaced without costing any email an attempt). `await close()` hangs up; the owner calls it at
+shutdown. With several connections (`sendlanes`), each is a coroutine ("lane") taking the
+earliest email that may go: one is handed to the server only once every earlier email of the
+batch to any of its recipients is answered (`sendorder`), so each recipient gets the batch's
+emails in queue order; the report comes back in queue order too.
 
 Surprises:
 - `drain` does NOT commit: it records outcomes (sent / retry / failed) in the store's memory and
@@ -26,7 +31,10 @@ Surprises:
 - When the connection cannot be (re)opened (refused, timeout, or a 4xx/5xx greeting, EHLO, STARTTLS
   or AUTH: a server or configuration problem, not the email's), or drops a second time in one
   drain, the rest of the batch is rescheduled without being tried (each counts one attempt), so a
-  dead server is not hammered. With the defaults (8 attempts, 5 s doubling: 5+10+…+320 s) an
+  dead server is not hammered. With several connections this holds per connection: one that
+  cannot be opened (a 421 "too many connections") or drops twice gives its email back and
+  stops, the others carry the batch, and only the last one's giving up reschedules the rest.
+  With the defaults (8 attempts, 5 s doubling: 5+10+…+320 s) an
   outage longer than ~11 minutes turns queued mail into failures; raise `max_attempts` for more.
 - A partial refusal (some recipients accepted) counts as sent: retrying would duplicate the email
   for the accepted ones. The refused recipients are logged and kept in the entry's `last_error`.
@@ -40,8 +48,9 @@ Surprises:
   token at all (`SignInError`), reschedules the batch like any server problem, with the
   reason saying which permission is missing.
 - With a `journal` (`sentjournal.SentJournal`), each 250 is also appended there and fsynced
-  before the next email is sent, so a crash before the commit re-sends only the email that was
-  in flight (the service folds the journal into the store at start-up).
+  before the next email is sent, so a crash before the commit re-sends only the emails that were
+  in flight, one per connection (the service folds the journal into the store at start-up).
+- With XOAUTH2 each connection asks `oauth` for its own token and reports its own refusal.
 """
 
 from __future__ import annotations
@@ -58,8 +67,9 @@ from typing import TYPE_CHECKING, Any
 import aiosmtplib
 
 from maild.adapters.outboxstore import OutboxEntry
-from maild.adapters.sendlanes import Batch, LaneBatch
+from maild.adapters.sendlanes import Batch, LaneBatch, run_lane
 from maild.adapters.sendreport import (
+    CannotConnect,
     ConnectionLost,
     DetachedSend,
     DrainReport,
@@ -186,8 +196,17 @@ class Outbox:
                 raise
         raise AssertionError("unreachable")
 
+    async def open_connection(self) -> aiosmtplib.SMTP:
+        """A new connection, signed in; raises `CannotConnect` saying why (and the code)."""
+        try:
+            return await self._connect()
+        except (aiosmtplib.SMTPException, OSError, TimeoutError, SignInError) as exc:
+            where = f"{self.settings.host}:{self.settings.port}"
+            code = exc.code if isinstance(exc, aiosmtplib.SMTPResponseException) else None
+            raise CannotConnect(f"cannot connect to {where}: {_describe(exc)}", code) from exc
+
     @staticmethod
-    async def _hang_up(client: aiosmtplib.SMTP | None) -> None:
+    async def hang_up(client: aiosmtplib.SMTP | None) -> None:
         if client is None:
             return
         try:
@@ -198,7 +217,7 @@ class Outbox:
         finally:
             client.close()
 
-    async def _reuse(self) -> aiosmtplib.SMTP | None:
+    async def reuse(self) -> aiosmtplib.SMTP | None:
         """A connection kept from an earlier drain if it is still usable, else None."""
         client, loop = self._kept, self._kept_loop
         if self._spare:
@@ -212,7 +231,7 @@ class Outbox:
             _abandon(client)
             return None
         if running.time() - self._kept_since > self.keep_alive_s or not client.is_connected:
-            await self._hang_up(client)
+            await self.hang_up(client)
             return None
         try:
             await client.noop()  # the server may have timed us out while we were idle
@@ -221,12 +240,12 @@ class Outbox:
             return None
         return client
 
-    async def _keep(self, client: aiosmtplib.SMTP | None) -> None:
+    async def keep(self, client: aiosmtplib.SMTP | None) -> None:
         """After a drain: keep a healthy connection for the next one, or hang up."""
         if client is None:
             return
         if self.keep_alive_s <= 0 or not client.is_connected:
-            await self._hang_up(client)
+            await self.hang_up(client)
             return
         if self._kept is not None and self._kept_loop is asyncio.get_running_loop():
             self._spare.append(client)
@@ -246,7 +265,7 @@ class Outbox:
             if loop is not asyncio.get_running_loop() or loop is None or loop.is_closed():
                 _abandon(client)
             else:
-                await self._hang_up(client)
+                await self.hang_up(client)
 
     # -- outcomes ----------------------------------------------------------------------------
 
@@ -265,7 +284,7 @@ class Outbox:
         tally.failed.append((out, code, error))
         log.warning("outbox: %s to %s failed: %s", out.message_id, ",".join(out.to), error)
 
-    def _retry(
+    def reschedule(
         self, tally: Tally, entry: OutboxEntry, now: datetime, code: int | None, error: str
     ) -> None:
         attempts = entry.attempts + 1
@@ -283,7 +302,7 @@ class Outbox:
 
     # -- sending -----------------------------------------------------------------------------
 
-    async def _send_one(
+    async def send_one(
         self, client: aiosmtplib.SMTP, entry: OutboxEntry, tally: Tally, now: datetime
     ) -> None:
         """Send one email and record the outcome; raises `ConnectionLost` if the link broke."""
@@ -307,13 +326,13 @@ class Outbox:
                 self._fail(tally, entry, now, codes[0], error)
             else:
                 temp = [c for c in codes if c < 500]
-                self._retry(tally, entry, now, temp[0] if temp else None, error)
+                self.reschedule(tally, entry, now, temp[0] if temp else None, error)
         except aiosmtplib.SMTPResponseException as exc:
             # SMTPDataError, SMTPSenderRefused, ...; 421 means the server is closing on us.
             if exc.code >= 500:
                 self._fail(tally, entry, now, exc.code, _describe(exc))
             else:
-                self._retry(tally, entry, now, exc.code, _describe(exc))
+                self.reschedule(tally, entry, now, exc.code, _describe(exc))
             if exc.code == 421 or not client.is_connected:
                 raise ConnectionLost(_describe(exc)) from exc
         except (ValueError, aiosmtplib.SMTPNotSupported) as exc:
@@ -321,7 +340,7 @@ class Outbox:
             self._fail(tally, entry, now, None, _describe(exc))
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             # disconnects, timeouts, socket errors: the email may or may not have gone through
-            self._retry(tally, entry, now, None, _describe(exc))
+            self.reschedule(tally, entry, now, None, _describe(exc))
             raise ConnectionLost(_describe(exc)) from exc
         else:
             if self.journal is not None:
@@ -372,12 +391,12 @@ class Outbox:
         batch = LaneBatch(due, lambda e: recipients_of(e.out), lambda e: e.out.message_id,
                           lanes=lanes)
         if lanes == 1:
-            await self._lane(batch, len(due), now, tally)
+            await run_lane(self, batch, len(due), now, tally)
             return
         try:
             async with asyncio.TaskGroup() as group:  # one lane's error stops the others
                 for _lane in range(lanes):
-                    group.create_task(self._lane(batch, len(due), now, tally))
+                    group.create_task(run_lane(self, batch, len(due), now, tally))
         except BaseExceptionGroup as errors:  # raised as with one lane
             raise errors.exceptions[0] from None
         # the report in queue order, whichever connection answered first
@@ -385,63 +404,6 @@ class Outbox:
         tally.sent.sort(key=first)  # type: ignore[arg-type]
         tally.retried.sort(key=first)  # type: ignore[arg-type]
         tally.failed.sort(key=lambda failed: first(failed[0].message_id, -1))
-
-    async def _lane(self, batch: LaneBatch[OutboxEntry], size: int, now: datetime,
-                    tally: Tally) -> None:
-        """One connection sending what `batch` hands it; reconnects once when it is lost."""
-        client: aiosmtplib.SMTP | None = await self._reuse()
-        reconnects_left = 1
-        try:
-            while (taken := await batch.next()) is not None:
-                position, entry = taken
-                if client is None:
-                    try:
-                        client = await self._connect()
-                    except (aiosmtplib.SMTPException, OSError, TimeoutError,
-                            SignInError) as exc:
-                        where = f"{self.settings.host}:{self.settings.port}"
-                        down = f"cannot connect to {where}: {_describe(exc)}"
-                        if batch.retire():  # the other connections carry the batch
-                            batch.give_back(position)
-                            log.info("outbox: %s; %d other connection(s) go on", down,
-                                     batch.alive)
-                            return
-                        log.warning("outbox: %s; %d emails rescheduled", down, size)
-                        code = exc.code if isinstance(exc, aiosmtplib.SMTPResponseException) \
-                            else None
-                        self._give_up(batch, position, entry, now, tally, code, down)
-                        return
-                try:
-                    await self._send_one(client, entry, tally, now)
-                except ConnectionLost as exc:
-                    client.close()  # no polite QUIT: a silent server would make us wait again
-                    client = None
-                    if not reconnects_left:
-                        down = f"connection lost twice in one drain (last: {exc})"
-                        if batch.retire():
-                            log.warning("outbox: %s; the other connections go on", down)
-                            batch.done(position)
-                            return
-                        log.warning("outbox: %s; rest of the batch rescheduled", down)
-                        self._give_up(batch, position, None, now, tally, None, down)
-                        return
-                    reconnects_left -= 1
-                batch.done(position)
-        except BaseException:
-            await self._hang_up(client)
-            raise
-        await self._keep(client)
-
-    def _give_up(self, batch: LaneBatch[OutboxEntry], position: int, entry: OutboxEntry | None,
-                 now: datetime, tally: Tally, code: int | None, why: str) -> None:
-        """The last connection is down: `entry` (unless already answered) and every email not
-        sent yet are rescheduled untried (a server problem, not theirs)."""
-        if entry is not None:
-            self._retry(tally, entry, now, code, why)
-        batch.done(position)
-        for rest in batch.rest():
-            self._retry(tally, rest, now, code, why)
-
 
 def _abandon(client: aiosmtplib.SMTP) -> None:
     """Drop a connection whose event loop is gone or not running: no QUIT is possible, so shut

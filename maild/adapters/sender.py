@@ -3,16 +3,20 @@
 Sending costs about 1 ms of CPU per email in aiosmtplib alone (the bench's raw-sending floor pays
 the same), and a thread cannot run that beside the parsing and rendering of the next batch: the
 GIL takes turns. A child process can. It holds its own `Outbox` (without a store) and its own SMTP
-connection, kept between batches, and answers each request with the `DetachedSend` (the
-outcomes), which the service records on its own thread (`Outbox.settle`) and commits with its
-next batch.
+connections (`SenderOptions.connections`, `[smtp] connections`: a batch goes out over that many
+at once, each recipient's emails still in queue order, see `sendlanes`), kept between batches,
+and answers each request with the `DetachedSend` (the outcomes, in queue order), which the
+service records on its own thread (`Outbox.settle`) and commits with its next batch. Each sent
+mark carries the entry the child read, so `settle` compacts it without decoding the stored email
+again.
 
 The emails do not go through the pipe: `submit` writes the due entries to a spool file as the
 store holds them (compact JSON, undecoded), one after the other, and sends their Message-IDs and
 lengths. The child decodes each entry as it comes to it and builds its bytes (`to_mime`, as a
 drain in the daemon would: the same bytes, the same Message-ID), so neither process holds a whole
-batch of emails in memory at once (a batch is ~800 emails, ~11 MB), and the daemon, the
-bottleneck of a backlog, neither decodes nor encodes them.
+batch of emails in memory at once (a batch is ~800 emails, ~11 MB; the child holds those read
+ahead and not yet built, at most `sendlanes`' lookahead of 64), and the daemon, the bottleneck of
+a backlog, neither decodes nor encodes them.
 
 Surprises:
 - One request at a time: `submit`, then `result` before the next `submit`. The spool file is
@@ -23,7 +27,9 @@ Surprises:
   next `submit` starts a new child.
 - The child is started with the `spawn` method (the daemon has threads and open sockets that a
   fork would copy) on the first `submit`, about 0.3 s; it exits when its pipe closes, so a
-  SIGKILLed daemon does not leave it behind.
+  SIGKILLed daemon does not leave it behind. It is spawned with the daemon's main module hidden
+  (`_main_module_hidden`): spawn would run the `maild` script again in it, loading the whole
+  daemon; it loads this module's imports only (no jinja2, no store engines).
 - Crash points (tests, MAILD_CRASH_AT) reached in the child kill the daemon, then the child.
 - An email that cannot be built fails alone, as in a drain ("cannot build the message"); one
   whose stored entry cannot be decoded fails alone too (it never would be), reported by its
@@ -31,7 +37,9 @@ Surprises:
 - With OAuth2 the child gets no secret: each request carries a current access token from the
   daemon's token source (`submit` may raise SignInError), used for the child's new connections.
 - The child writes each 250 to the sent journal (`options.journal_path`) as it comes, so a
-  daemon killed while the child sends re-sends, at its next start, only what was in flight.
+  daemon killed while the child sends re-sends, at its next start, only what was in flight: at
+  most one email per connection (`connections`), as each connection has one email on the wire
+  at a time. The journal is closed (its last fdatasync waited for) when the child exits.
 """
 
 from __future__ import annotations

@@ -2,8 +2,9 @@
 earliest email that may go now (`sendorder.SendOrder`: every recipient's emails in queue order),
 waits while none may, and stops when every email of the batch is answered.
 
-No SMTP here (`outbox` stays the only aiosmtplib importer): the lanes are `Outbox._lane`
-coroutines on one event loop, so nothing is shared across threads.
+No SMTP here (`outbox` stays the only aiosmtplib importer): a lane (`run_lane`) drives its
+connection through the `Outbox`'s methods (`Connections`); the lanes are coroutines on one event
+loop, so nothing is shared across threads.
 
 Surprises:
 - The batch is read lazily, in queue order, and only when no email read so far may go, at most
@@ -20,10 +21,16 @@ Surprises:
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Iterable, Iterator
-from typing import Generic, Protocol, TypeVar
+from datetime import datetime
+from typing import Any, Generic, Protocol, TypeVar
 
+from maild.adapters.outboxstore import OutboxEntry
 from maild.adapters.sendorder import SendOrder
+from maild.adapters.sendreport import CannotConnect, ConnectionLost, Tally
+
+log = logging.getLogger("maild.outbox")  # the name logs have always shown
 
 Entry = TypeVar("Entry")
 Entry_co = TypeVar("Entry_co", covariant=True)
@@ -110,3 +117,77 @@ class LaneBatch(Generic[Entry]):
     def _wake(self) -> None:
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
+
+
+class Connections(Protocol):
+    """What a lane needs of the `Outbox`: its connections and the outcomes it records."""
+
+    async def reuse(self) -> Any: ...  # a connection kept from an earlier send, or None
+
+    async def open_connection(self) -> Any: ...  # raises CannotConnect
+
+    async def send_one(self, client: Any, entry: OutboxEntry, tally: Tally,
+                       now: datetime) -> None: ...  # raises ConnectionLost
+
+    def reschedule(self, tally: Tally, entry: OutboxEntry, now: datetime, code: int | None,
+                   error: str) -> None: ...
+
+    async def keep(self, client: Any) -> None: ...
+
+    async def hang_up(self, client: Any) -> None: ...
+
+
+async def run_lane(outbox: Connections, batch: LaneBatch[OutboxEntry], size: int, now: datetime,
+                   tally: Tally) -> None:
+    """One connection sending what `batch` hands it; it reconnects once when it is lost. One
+    that cannot be opened, or is lost twice, retires while another lane is alive; the last one
+    reschedules the rest of the batch untried (see `outbox`'s docs)."""
+    client = await outbox.reuse()
+    reconnects_left = 1
+    try:
+        while (taken := await batch.next()) is not None:
+            position, entry = taken
+            if client is None:
+                try:
+                    client = await outbox.open_connection()
+                except CannotConnect as exc:
+                    if batch.retire():  # the other connections carry the batch
+                        batch.give_back(position)
+                        log.info("outbox: %s; %d other connection(s) go on", exc.why,
+                                 batch.alive)
+                        return
+                    log.warning("outbox: %s; %d emails rescheduled", exc.why, size)
+                    _give_up(outbox, batch, position, entry, now, tally, exc.code, exc.why)
+                    return
+            try:
+                await outbox.send_one(client, entry, tally, now)
+            except ConnectionLost as exc:
+                client.close()  # no polite QUIT: a silent server would make us wait again
+                client = None
+                if not reconnects_left:
+                    down = f"connection lost twice in one drain (last: {exc})"
+                    if batch.retire():
+                        log.warning("outbox: %s; the other connections go on", down)
+                        batch.done(position)
+                        return
+                    log.warning("outbox: %s; rest of the batch rescheduled", down)
+                    _give_up(outbox, batch, position, None, now, tally, None, down)
+                    return
+                reconnects_left -= 1
+            batch.done(position)
+    except BaseException:
+        await outbox.hang_up(client)
+        raise
+    await outbox.keep(client)
+
+
+def _give_up(outbox: Connections, batch: LaneBatch[OutboxEntry], position: int,
+             entry: OutboxEntry | None, now: datetime, tally: Tally, code: int | None,
+             why: str) -> None:
+    """The last connection is down: `entry` (unless already answered) and every email not sent
+    yet are rescheduled untried (a server problem, not theirs)."""
+    if entry is not None:
+        outbox.reschedule(tally, entry, now, code, why)
+    batch.done(position)
+    for rest in batch.rest():
+        outbox.reschedule(tally, rest, now, code, why)

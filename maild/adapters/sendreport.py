@@ -28,6 +28,14 @@ class ConnectionLost(Exception):
     """The connection is gone (or unusable); the message's outcome is unknown."""
 
 
+class CannotConnect(Exception):
+    """A connection could not be opened (or signed in): a server problem, not the emails'."""
+
+    def __init__(self, why: str, code: int | None) -> None:
+        super().__init__(why)
+        self.why, self.code = why, code
+
+
 class LaterWrites:
     """The outcome writes of a send made off the thread that owns the store, kept in order and
     made by `Outbox.settle` on that thread (the store is not thread-safe)."""

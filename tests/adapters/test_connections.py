@@ -232,3 +232,39 @@ def test_a_child_killed_mid_batch_resends_at_most_one_per_connection(tmp_path):
     got = [mid for mids in handler.arrived.values() for mid in mids]
     assert set(got) == {out.message_id for out in batch}  # none lost
     assert len(got) - len(batch) <= 2  # re-sent: at most what was on the wire, one per connection
+
+
+class ForwardedTokens:
+    """The daemon's token source, as the child's requests carry it."""
+
+    def token(self) -> str:
+        return "token-1"
+
+    def refused(self, token: str, protocol: str = "", server_said: str = "") -> str:
+        raise AssertionError(f"{protocol} refused {token}: {server_said}")
+
+
+def test_every_connection_signs_in_with_the_forwarded_oauth2_token(tmp_path):
+    from maild.adapters.embedded import EmbeddedMailSystem
+
+    inbox, people = "collab@corp.example", ("li.na@corp.example", "wang.zhe@corp.example")
+    offered: list[tuple[str, str]] = []
+
+    def check(user: str, token: str) -> bool:
+        offered.append((user, token))
+        return token == "token-1"
+
+    accounts = {inbox: "pw", **{person: "demo" for person in people}}
+    with EmbeddedMailSystem("127.0.0.1", 0, 0, accounts, oauth2_check=check) as system:
+        sender = SenderProcess(SenderOptions(
+            SmtpSettings("127.0.0.1", system.smtp_port, "plain", username=inbox,
+                         auth="oauth2", timeout_s=5),
+            envelope_from=inbox, connections=2, **SETTINGS), oauth=ForwardedTokens())
+        batch = [mail(n, people[n % 2]) for n in range(1, 11)]
+        try:
+            sender.submit(_queue(Store(None), *batch), T0, spool=tmp_path / "spool")
+            detached = sender.result()
+        finally:
+            sender.close()
+    assert detached is not None and detached.report.sent == tuple(o.message_id for o in batch)
+    assert offered == [(inbox, "token-1")] * 2  # one sign-in per connection
