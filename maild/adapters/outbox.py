@@ -247,12 +247,13 @@ class Outbox:
         if self.keep_alive_s <= 0 or not client.is_connected:
             await self.hang_up(client)
             return
-        if self._kept is not None and self._kept_loop is asyncio.get_running_loop():
-            self._spare.append(client)
-            return
-        await self.close()  # one kept on another loop: unusable
-        self._kept, self._kept_loop = client, asyncio.get_running_loop()
-        self._kept_since = self._kept_loop.time()
+        running = asyncio.get_running_loop()
+        if self._kept is not None and self._kept_loop is running:
+            self._spare.append(client)  # an idle one among them is NOOP-checked before reuse
+        else:
+            await self.close()  # one kept on another loop: unusable
+            self._kept, self._kept_loop = client, running
+        self._kept_since = running.time()
 
     async def close(self) -> None:
         """Hang up the connections kept between drains (politely, with QUIT). Idempotent."""
