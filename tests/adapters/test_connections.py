@@ -139,35 +139,33 @@ def test_two_connections_keep_each_recipients_order(order_server, tmp_path):
     assert bare == []  # each sent mark carries its entry: settle decodes nothing again
 
 
-def test_a_lost_connection_reconnects_once_while_the_other_goes_on():
+@pytest.fixture
+def server() -> Iterator[CountingController]:
+    """test_outbox's server: the recipient's local part says what it does (drop, busy, ...)."""
     controller = CountingController(Handler(), free_port())
     controller.start()
     controller.connections = 0
-    try:
-        store = Store(None)
-        for n in range(1, 13):
-            store.enqueue(email(n, "drop@example.com" if n == 2 else f"ok{n}@example.com"), now=T0)
-        report = asyncio.run(outbox(store, controller.port, connections=2).drain(T0))
-    finally:
-        controller.stop()
+    yield controller
+    controller.stop()
+
+
+def test_a_lost_connection_reconnects_once_while_the_other_goes_on(server):
+    store = Store(None)
+    for n in range(1, 13):
+        store.enqueue(email(n, "drop@example.com" if n == 2 else f"ok{n}@example.com"), now=T0)
+    report = asyncio.run(outbox(store, server.port, connections=2).drain(T0))
     assert report.retried == ("m2@maild.test",)  # outcome unknown: retried, as with one
     assert report.sent == tuple(f"m{n}@maild.test" for n in range(1, 13) if n != 2)
-    assert controller.connections == 3  # two, and the lost one once more
+    assert server.connections == 3  # two, and the lost one once more
 
 
-def test_both_connections_lost_twice_reschedule_the_rest_untried():
-    controller = CountingController(Handler(), free_port())
-    controller.start()
-    controller.connections = 0
-    try:
-        store = Store(None)
-        for n in range(1, 7):
-            store.enqueue(email(n, "drop@example.com"), now=T0)
-        report = asyncio.run(outbox(store, controller.port, connections=2).drain(T0))
-    finally:
-        controller.stop()
+def test_both_connections_lost_twice_reschedule_the_rest_untried(server):
+    store = Store(None)
+    for n in range(1, 7):
+        store.enqueue(email(n, "drop@example.com"), now=T0)
+    report = asyncio.run(outbox(store, server.port, connections=2).drain(T0))
     assert report.retried == tuple(f"m{n}@maild.test" for n in range(1, 7)) and not report.sent
-    assert controller.connections == 4 and controller.handler.received == []
+    assert server.connections == 4 and server.handler.received == []
     untried = store.outbox_entries()[4:]
     assert all("connection lost twice" in e.last_error for e in untried)
     assert all(e.attempts == 1 for e in store.outbox_entries())
