@@ -5,10 +5,8 @@ The only module that imports aiosmtplib. One `drain(now)` takes the due entries 
 `[smtp] connections`), each opened lazily and kept open after the drain for up to `keep_alive_s`
 (30 s) of idleness so that the next drain reuses it (checked with a NOOP first; a dead one is
 replaced without costing any email an attempt). `await close()` hangs up; the owner calls it at
-shutdown. With several connections (`sendlanes`), each is a coroutine ("lane") taking the
-earliest email that may go: one is handed to the server only once every earlier email of the
-batch to any of its recipients is answered (`sendorder`), so each recipient gets the batch's
-emails in queue order; the report comes back in queue order too.
+shutdown. Several connections (`sendlanes`) keep each recipient's emails in queue order
+(`sendorder`); the report comes back in queue order too.
 
 Surprises:
 - `drain` does NOT commit: it records outcomes (sent / retry / failed) in the store's memory and
@@ -31,11 +29,10 @@ Surprises:
 - When the connection cannot be (re)opened (refused, timeout, or a 4xx/5xx greeting, EHLO, STARTTLS
   or AUTH: a server or configuration problem, not the email's), or drops a second time in one
   drain, the rest of the batch is rescheduled without being tried (each counts one attempt), so a
-  dead server is not hammered. With several connections this holds per connection: one that
-  cannot be opened (a 421 "too many connections") or drops twice gives its email back and
-  stops, the others carry the batch, and only the last one's giving up reschedules the rest.
-  With the defaults (8 attempts, 5 s doubling: 5+10+…+320 s) an
-  outage longer than ~11 minutes turns queued mail into failures; raise `max_attempts` for more.
+  dead server is not hammered. With several connections, per connection: one that cannot be
+  opened (a 421 "too many connections") or drops twice stops, the others carry the batch, and
+  only the last one's giving up reschedules the rest. With the defaults (8 attempts, 5 s
+  doubling: 5+10+…+320 s) an outage longer than ~11 minutes turns queued mail into failures.
 - A partial refusal (some recipients accepted) counts as sent: retrying would duplicate the email
   for the accepted ones. The refused recipients are logged and kept in the entry's `last_error`.
 - `send_detached` sends like `drain` but writes nothing: its outcomes come back in the
@@ -61,7 +58,7 @@ import random
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import aiosmtplib
@@ -74,6 +71,7 @@ from maild.adapters.sendreport import (
     DetachedSend,
     DrainReport,
     LaterWrites,
+    Outcomes,
     Tally,
     recipients_of,
 )
@@ -135,10 +133,9 @@ class Outbox:
         self.settings = settings
         self.envelope_from = envelope_from
         self.build_mime = build_mime
-        self.max_attempts = max_attempts
-        self.backoff_initial_s = backoff_initial_s
-        self.backoff_max_s = backoff_max_s
-        self.rng = rng or random.Random()
+        self.outcomes = Outcomes(max_attempts, backoff_initial_s, backoff_max_s,
+                                 rng or random.Random())
+        self.backoff, self.reschedule = self.outcomes.backoff, self.outcomes.reschedule
         self.keep_alive_s = keep_alive_s  # 0: hang up at the end of every drain
         self.max_per_drain = max_per_drain
         self.journal = journal  # where each 250 is written down at once (see the module docs)
@@ -268,39 +265,6 @@ class Outbox:
             else:
                 await self.hang_up(client)
 
-    # -- outcomes ----------------------------------------------------------------------------
-
-    def backoff(self, attempts: int) -> timedelta:
-        """Delay before try number `attempts + 1`: initial·2^(attempts-1), capped, ±20 % jitter."""
-        base = min(self.backoff_initial_s * 2 ** max(attempts - 1, 0), self.backoff_max_s)
-        return timedelta(seconds=base * self.rng.uniform(0.8, 1.2))
-
-    def _fail(
-        self, tally: Tally, entry: OutboxEntry, now: datetime, code: int | None, error: str
-    ) -> None:
-        out = entry.out
-        tally.writes.outbox_mark_failed(
-            out.message_id, now=now, code=code, error=error, attempts=entry.attempts + 1
-        )
-        tally.failed.append((out, code, error))
-        log.warning("outbox: %s to %s failed: %s", out.message_id, ",".join(out.to), error)
-
-    def reschedule(
-        self, tally: Tally, entry: OutboxEntry, now: datetime, code: int | None, error: str
-    ) -> None:
-        attempts = entry.attempts + 1
-        if attempts >= self.max_attempts:
-            self._fail(tally, entry, now, code, f"gave up after {attempts} attempts: {error}")
-            return
-        tally.writes.outbox_mark_retry(
-            entry.out.message_id,
-            attempts=attempts,
-            next_attempt_at=now + self.backoff(attempts),
-            error=error,
-            code=code,
-        )
-        tally.retried.append(entry.out.message_id)
-
     # -- sending -----------------------------------------------------------------------------
 
     async def send_one(
@@ -310,13 +274,13 @@ class Outbox:
         out = entry.out
         recipients = recipients_of(out)
         if not recipients:
-            self._fail(tally, entry, now, None, "no recipients")
+            self.outcomes.fail(tally, entry, now, None, "no recipients")
             return
         try:
             message = self.build_mime(out)
         except Exception as exc:  # a rendering bug must not stop the rest of the queue
             log.exception("outbox: cannot build %s", out.message_id)
-            self._fail(tally, entry, now, None, f"cannot build the message: {_describe(exc)}")
+            self.outcomes.fail(tally, entry, now, None, f"cannot build the message: {_describe(exc)}")
             return
         try:
             refused, _reply = await client.sendmail(self.envelope_from, recipients, message)
@@ -324,21 +288,21 @@ class Outbox:
             codes = [r.code for r in exc.recipients]
             error = "; ".join(f"{r.recipient}: {r.code} {r.message}" for r in exc.recipients)
             if codes and all(code >= 500 for code in codes):
-                self._fail(tally, entry, now, codes[0], error)
+                self.outcomes.fail(tally, entry, now, codes[0], error)
             else:
                 temp = [c for c in codes if c < 500]
                 self.reschedule(tally, entry, now, temp[0] if temp else None, error)
         except aiosmtplib.SMTPResponseException as exc:
             # SMTPDataError, SMTPSenderRefused, ...; 421 means the server is closing on us.
             if exc.code >= 500:
-                self._fail(tally, entry, now, exc.code, _describe(exc))
+                self.outcomes.fail(tally, entry, now, exc.code, _describe(exc))
             else:
                 self.reschedule(tally, entry, now, exc.code, _describe(exc))
             if exc.code == 421 or not client.is_connected:
                 raise ConnectionLost(_describe(exc)) from exc
         except (ValueError, aiosmtplib.SMTPNotSupported) as exc:
             # an address aiosmtplib will not put on the wire (injection, non-ASCII without SMTPUTF8)
-            self._fail(tally, entry, now, None, _describe(exc))
+            self.outcomes.fail(tally, entry, now, None, _describe(exc))
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             # disconnects, timeouts, socket errors: the email may or may not have gone through
             self.reschedule(tally, entry, now, None, _describe(exc))
