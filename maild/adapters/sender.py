@@ -15,8 +15,9 @@ store holds them (compact JSON, undecoded), one after the other, and sends their
 lengths. The child decodes each entry as it comes to it and builds its bytes (`to_mime`, as a
 drain in the daemon would: the same bytes, the same Message-ID), so neither process holds a whole
 batch of emails in memory at once (a batch is ~800 emails, ~11 MB; the child holds those read
-ahead and not yet built, at most `sendlanes`' lookahead of 64), and the daemon, the bottleneck of
-a backlog, neither decodes nor encodes them.
+ahead and not yet built: at most `sendlanes`' lookahead of 64, or the rest of the batch while it
+is rescheduled untried, the server down), and the daemon, the bottleneck of a backlog, neither
+decodes nor encodes them.
 
 Surprises:
 - One request at a time: `submit`, then `result` before the next `submit`. The spool file is
