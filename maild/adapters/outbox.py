@@ -1,9 +1,12 @@
 """Send what the durable outbox says is due, over SMTP, and record each outcome in the store.
 
 The only module that imports aiosmtplib. One `drain(now)` takes the due entries and sends them over
-one connection, opened lazily and kept open after the drain for up to `keep_alive_s` (30 s) of
-idleness so that the next drain reuses it (checked with a NOOP first; a dead one is replaced
-without costing any email an attempt). `await close()` hangs up; the owner calls it at shutdown.
+`connections` connections (1 unless told: the daemon's drains; the sender's child uses
+`[smtp] connections`), each opened lazily and kept open after the drain for up to `keep_alive_s`
+(30 s) of idleness so that the next drain reuses it (checked with a NOOP first; a dead one is
+replaced without costing any email an attempt). `await close()` hangs up; the owner calls it at
+shutdown. Several connections (`sendlanes`) keep each recipient's emails in queue order
+(`sendorder`); the report comes back in queue order too.
 
 Surprises:
 - `drain` does NOT commit: it records outcomes (sent / retry / failed) in the store's memory and
@@ -26,8 +29,10 @@ Surprises:
 - When the connection cannot be (re)opened (refused, timeout, or a 4xx/5xx greeting, EHLO, STARTTLS
   or AUTH: a server or configuration problem, not the email's), or drops a second time in one
   drain, the rest of the batch is rescheduled without being tried (each counts one attempt), so a
-  dead server is not hammered. With the defaults (8 attempts, 5 s doubling: 5+10+…+320 s) an
-  outage longer than ~11 minutes turns queued mail into failures; raise `max_attempts` for more.
+  dead server is not hammered. With several connections, per connection: one that cannot be
+  opened (a 421 "too many connections") or drops twice stops, the others carry the batch, and
+  only the last one's giving up reschedules the rest. With the defaults (8 attempts, 5 s
+  doubling: 5+10+…+320 s) an outage longer than ~11 minutes turns queued mail into failures.
 - A partial refusal (some recipients accepted) counts as sent: retrying would duplicate the email
   for the accepted ones. The refused recipients are logged and kept in the entry's `last_error`.
 - `send_detached` sends like `drain` but writes nothing: its outcomes come back in the
@@ -40,8 +45,9 @@ Surprises:
   token at all (`SignInError`), reschedules the batch like any server problem, with the
   reason saying which permission is missing.
 - With a `journal` (`sentjournal.SentJournal`), each 250 is also appended there and fsynced
-  before the next email is sent, so a crash before the commit re-sends only the email that was
-  in flight (the service folds the journal into the store at start-up).
+  before the next email is sent, so a crash before the commit re-sends only the emails that were
+  in flight, one per connection (the service folds the journal into the store at start-up).
+- With XOAUTH2 each connection asks `oauth` for its own token and reports its own refusal.
 """
 
 from __future__ import annotations
@@ -50,25 +56,31 @@ import asyncio
 import logging
 import random
 import socket
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 import aiosmtplib
 
+from maild.adapters.outboxstore import OutboxEntry
+from maild.adapters.sendlanes import Batch, LaneBatch, run_lane
 from maild.adapters.sendreport import (
+    CannotConnect,
     ConnectionLost,
     DetachedSend,
     DrainReport,
     LaterWrites,
+    Outcomes,
     Tally,
     recipients_of,
 )
 from maild.adapters.sentjournal import SentJournal
-from maild.adapters.store import OutboxEntry, Store
 from maild.core.model import Outgoing
 from maild.core.signin import SignInError, TokenSource
+
+if TYPE_CHECKING:  # the sender's child holds no store: it does not load the store's engines
+    from maild.adapters.store import Store
 
 log = logging.getLogger("maild.outbox")  # the name logs have always shown
 
@@ -114,34 +126,42 @@ class Outbox:
         max_per_drain: int = 2000,
         oauth: TokenSource | None = None,
         journal: SentJournal | None = None,
+        connections: int = 1,
     ) -> None:
         # Assignments alike in shape to Service's (duplicates): constructors, not shared logic.
         self.store = store
         self.settings = settings
         self.envelope_from = envelope_from
         self.build_mime = build_mime
-        self.max_attempts = max_attempts
-        self.backoff_initial_s = backoff_initial_s
-        self.backoff_max_s = backoff_max_s
-        self.rng = rng or random.Random()
+        self.outcomes = Outcomes(max_attempts, backoff_initial_s, backoff_max_s,
+                                 rng or random.Random())
+        self.backoff, self.reschedule = self.outcomes.backoff, self.outcomes.reschedule
         self.keep_alive_s = keep_alive_s  # 0: hang up at the end of every drain
         self.max_per_drain = max_per_drain
         self.journal = journal  # where each 250 is written down at once (see the module docs)
+        self.connections = connections  # at most this many at once (`sendlanes`)
         self.connections_opened = 0  # for tests and `maild status`
         self._kept: aiosmtplib.SMTP | None = None  # the connection kept between drains
+        self._spare: list[aiosmtplib.SMTP] = []  # the other lanes' connections kept with it
         self._kept_loop: asyncio.AbstractEventLoop | None = None
         self._kept_since = 0.0  # loop.time() of its last use
         self.crash_hook: Callable[[str], None] | None = None  # set by the service
         self.oauth = oauth if settings.auth == "oauth2" else None
-        self._offered = ""  # the token offered on the latest connection (XOAUTH2)
 
     # -- connection --------------------------------------------------------------------------
 
-    def _client(self) -> aiosmtplib.SMTP:
+    def _client(self, offered: list[str] | None = None) -> aiosmtplib.SMTP:
+        """A new client; with XOAUTH2 the token it offers is appended to `offered`."""
         s = self.settings
+        offered = [] if offered is None else offered
         sign_in: dict[str, Any] = {"password": s.password or None}
         if self.oauth is not None:
-            sign_in = {"oauth_token_generator": self._token}
+            oauth = self.oauth
+
+            async def token() -> str:  # per connection: lanes may sign in at the same time
+                offered.append(await asyncio.to_thread(oauth.token))  # may ask the endpoint
+                return offered[-1]
+            sign_in = {"oauth_token_generator": token}
         return aiosmtplib.SMTP(
             hostname=s.host,
             port=s.port,
@@ -152,14 +172,10 @@ class Outbox:
             **sign_in,
         )
 
-    async def _token(self) -> str:
-        assert self.oauth is not None
-        self._offered = await asyncio.to_thread(self.oauth.token)  # may ask the endpoint
-        return self._offered
-
     async def _connect(self) -> aiosmtplib.SMTP:
         for attempt in range(2):
-            client = self._client()
+            offered: list[str] = []  # the token offered on this connection (XOAUTH2)
+            client = self._client(offered)
             self.connections_opened += 1
             try:
                 await client.connect()  # also STARTTLS and login, per the constructor arguments
@@ -168,7 +184,8 @@ class Outbox:
                 client.close()
                 if self.oauth is None:
                     raise
-                why = self.oauth.refused(self._offered, "smtp", f"{exc.code} {exc.message}")
+                why = self.oauth.refused(offered[-1] if offered else "", "smtp",
+                                         f"{exc.code} {exc.message}")
                 if attempt:
                     raise SignInError(why) from None
             except BaseException:
@@ -176,8 +193,17 @@ class Outbox:
                 raise
         raise AssertionError("unreachable")
 
+    async def open_connection(self) -> aiosmtplib.SMTP:
+        """A new connection, signed in; raises `CannotConnect` saying why (and the code)."""
+        try:
+            return await self._connect()
+        except (aiosmtplib.SMTPException, OSError, TimeoutError, SignInError) as exc:
+            where = f"{self.settings.host}:{self.settings.port}"
+            code = exc.code if isinstance(exc, aiosmtplib.SMTPResponseException) else None
+            raise CannotConnect(f"cannot connect to {where}: {_describe(exc)}", code) from exc
+
     @staticmethod
-    async def _hang_up(client: aiosmtplib.SMTP | None) -> None:
+    async def hang_up(client: aiosmtplib.SMTP | None) -> None:
         if client is None:
             return
         try:
@@ -188,10 +214,13 @@ class Outbox:
         finally:
             client.close()
 
-    async def _reuse(self) -> aiosmtplib.SMTP | None:
-        """The connection kept from an earlier drain if it is still usable, else None."""
+    async def reuse(self) -> aiosmtplib.SMTP | None:
+        """A connection kept from an earlier drain if it is still usable, else None."""
         client, loop = self._kept, self._kept_loop
-        self._kept = self._kept_loop = None
+        if self._spare:
+            client = self._spare.pop()
+        else:
+            self._kept = self._kept_loop = None
         if client is None:
             return None
         running = asyncio.get_running_loop()
@@ -199,7 +228,7 @@ class Outbox:
             _abandon(client)
             return None
         if running.time() - self._kept_since > self.keep_alive_s or not client.is_connected:
-            await self._hang_up(client)
+            await self.hang_up(client)
             return None
         try:
             await client.noop()  # the server may have timed us out while we were idle
@@ -208,76 +237,50 @@ class Outbox:
             return None
         return client
 
-    async def _keep(self, client: aiosmtplib.SMTP | None) -> None:
+    async def keep(self, client: aiosmtplib.SMTP | None) -> None:
         """After a drain: keep a healthy connection for the next one, or hang up."""
         if client is None:
             return
         if self.keep_alive_s <= 0 or not client.is_connected:
-            await self._hang_up(client)
+            await self.hang_up(client)
             return
-        self._kept, self._kept_loop = client, asyncio.get_running_loop()
-        self._kept_since = self._kept_loop.time()
+        running = asyncio.get_running_loop()
+        if self._kept is not None and self._kept_loop is running:
+            self._spare.append(client)  # an idle one among them is NOOP-checked before reuse
+        else:
+            await self.close()  # one kept on another loop: unusable
+            self._kept, self._kept_loop = client, running
+        self._kept_since = running.time()
 
     async def close(self) -> None:
-        """Hang up the connection kept between drains (politely, with QUIT). Idempotent."""
-        client, loop = self._kept, self._kept_loop
+        """Hang up the connections kept between drains (politely, with QUIT). Idempotent."""
+        clients, loop = [self._kept, *self._spare], self._kept_loop
         self._kept = self._kept_loop = None
-        if client is None:
-            return
-        if loop is not asyncio.get_running_loop() or loop is None or loop.is_closed():
-            _abandon(client)
-        else:
-            await self._hang_up(client)
-
-    # -- outcomes ----------------------------------------------------------------------------
-
-    def backoff(self, attempts: int) -> timedelta:
-        """Delay before try number `attempts + 1`: initial·2^(attempts-1), capped, ±20 % jitter."""
-        base = min(self.backoff_initial_s * 2 ** max(attempts - 1, 0), self.backoff_max_s)
-        return timedelta(seconds=base * self.rng.uniform(0.8, 1.2))
-
-    def _fail(
-        self, tally: Tally, entry: OutboxEntry, now: datetime, code: int | None, error: str
-    ) -> None:
-        out = entry.out
-        tally.writes.outbox_mark_failed(
-            out.message_id, now=now, code=code, error=error, attempts=entry.attempts + 1
-        )
-        tally.failed.append((out, code, error))
-        log.warning("outbox: %s to %s failed: %s", out.message_id, ",".join(out.to), error)
-
-    def _retry(
-        self, tally: Tally, entry: OutboxEntry, now: datetime, code: int | None, error: str
-    ) -> None:
-        attempts = entry.attempts + 1
-        if attempts >= self.max_attempts:
-            self._fail(tally, entry, now, code, f"gave up after {attempts} attempts: {error}")
-            return
-        tally.writes.outbox_mark_retry(
-            entry.out.message_id,
-            attempts=attempts,
-            next_attempt_at=now + self.backoff(attempts),
-            error=error,
-            code=code,
-        )
-        tally.retried.append(entry.out.message_id)
+        self._spare = []
+        for client in clients:
+            if client is None:
+                continue
+            if loop is not asyncio.get_running_loop() or loop is None or loop.is_closed():
+                _abandon(client)
+            else:
+                await self.hang_up(client)
 
     # -- sending -----------------------------------------------------------------------------
 
-    async def _send_one(
+    async def send_one(
         self, client: aiosmtplib.SMTP, entry: OutboxEntry, tally: Tally, now: datetime
     ) -> None:
         """Send one email and record the outcome; raises `ConnectionLost` if the link broke."""
         out = entry.out
         recipients = recipients_of(out)
         if not recipients:
-            self._fail(tally, entry, now, None, "no recipients")
+            self.outcomes.fail(tally, entry, now, None, "no recipients")
             return
         try:
             message = self.build_mime(out)
         except Exception as exc:  # a rendering bug must not stop the rest of the queue
             log.exception("outbox: cannot build %s", out.message_id)
-            self._fail(tally, entry, now, None, f"cannot build the message: {_describe(exc)}")
+            self.outcomes.fail(tally, entry, now, None, f"cannot build the message: {_describe(exc)}")
             return
         try:
             refused, _reply = await client.sendmail(self.envelope_from, recipients, message)
@@ -285,31 +288,31 @@ class Outbox:
             codes = [r.code for r in exc.recipients]
             error = "; ".join(f"{r.recipient}: {r.code} {r.message}" for r in exc.recipients)
             if codes and all(code >= 500 for code in codes):
-                self._fail(tally, entry, now, codes[0], error)
+                self.outcomes.fail(tally, entry, now, codes[0], error)
             else:
                 temp = [c for c in codes if c < 500]
-                self._retry(tally, entry, now, temp[0] if temp else None, error)
+                self.reschedule(tally, entry, now, temp[0] if temp else None, error)
         except aiosmtplib.SMTPResponseException as exc:
             # SMTPDataError, SMTPSenderRefused, ...; 421 means the server is closing on us.
             if exc.code >= 500:
-                self._fail(tally, entry, now, exc.code, _describe(exc))
+                self.outcomes.fail(tally, entry, now, exc.code, _describe(exc))
             else:
-                self._retry(tally, entry, now, exc.code, _describe(exc))
+                self.reschedule(tally, entry, now, exc.code, _describe(exc))
             if exc.code == 421 or not client.is_connected:
                 raise ConnectionLost(_describe(exc)) from exc
         except (ValueError, aiosmtplib.SMTPNotSupported) as exc:
             # an address aiosmtplib will not put on the wire (injection, non-ASCII without SMTPUTF8)
-            self._fail(tally, entry, now, None, _describe(exc))
+            self.outcomes.fail(tally, entry, now, None, _describe(exc))
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             # disconnects, timeouts, socket errors: the email may or may not have gone through
-            self._retry(tally, entry, now, None, _describe(exc))
+            self.reschedule(tally, entry, now, None, _describe(exc))
             raise ConnectionLost(_describe(exc)) from exc
         else:
             if self.journal is not None:
                 self.journal.record(out.message_id)
             if self.crash_hook is not None:  # tests: a kill after the 250, before the mark
                 self.crash_hook("after_smtp_250")
-            tally.writes.outbox_mark_sent(out.message_id, now)
+            tally.writes.outbox_mark_sent(out.message_id, now, sent=entry)
             tally.sent.append(out.message_id)
             if refused:
                 note = "; ".join(f"{rcpt}: {r.code} {r.message}" for rcpt, r in refused.items())
@@ -328,7 +331,7 @@ class Outbox:
         await self._send(due, now, tally)
         return tally.report()
 
-    async def send_detached(self, due: Collection[OutboxEntry], now: datetime) -> DetachedSend:
+    async def send_detached(self, due: Batch[OutboxEntry], now: datetime) -> DetachedSend:
         """Send `due` like `drain`, touching no store: safe on another thread while the store's
         owner goes on. Nothing is recorded until `settle` runs on the owner's thread, and no
         other drain may run in between (it would send the same entries again)."""
@@ -341,48 +344,31 @@ class Outbox:
         detached.writes.replay(self.store)
         return detached.report
 
-    async def _send(self, due: Collection[OutboxEntry], now: datetime, tally: Tally) -> None:
+    async def _send(self, due: Batch[OutboxEntry], now: datetime, tally: Tally) -> None:
         if not due:
             if self._kept is not None and (
                 self._kept_loop is not asyncio.get_running_loop()
                 or asyncio.get_running_loop().time() - self._kept_since > self.keep_alive_s
             ):
-                await self.close()  # idle too long: do not hold the server's slot
+                await self.close()  # idle too long: do not hold the server's slots
             return
-        client: aiosmtplib.SMTP | None = await self._reuse()
-        reconnects_left = 1
-        down: str | None = None  # why we stopped trying for the rest of this drain
-        down_code: int | None = None
+        lanes = max(1, min(self.connections, len(due)))
+        batch = LaneBatch(due, lambda e: recipients_of(e.out), lambda e: e.out.message_id,
+                          lanes=lanes)
+        if lanes == 1:
+            await run_lane(self, batch, len(due), now, tally)
+            return
         try:
-            for entry in due:
-                if down is None and client is None:
-                    try:
-                        client = await self._connect()
-                    except (aiosmtplib.SMTPException, OSError, TimeoutError,
-                            SignInError) as exc:
-                        where = f"{self.settings.host}:{self.settings.port}"
-                        down = f"cannot connect to {where}: {_describe(exc)}"
-                        if isinstance(exc, aiosmtplib.SMTPResponseException):
-                            down_code = exc.code
-                        log.warning("outbox: %s; %d emails rescheduled", down, len(due))
-                if down is not None or client is None:
-                    self._retry(tally, entry, now, down_code, down or "not connected")
-                    continue
-                try:
-                    await self._send_one(client, entry, tally, now)
-                except ConnectionLost as exc:
-                    client.close()  # no polite QUIT: a silent server would make us wait again
-                    client = None
-                    if reconnects_left:
-                        reconnects_left -= 1
-                    else:
-                        down = f"connection lost twice in one drain (last: {exc})"
-                        log.warning("outbox: %s; rest of the batch rescheduled", down)
-        except BaseException:
-            await self._hang_up(client)
-            raise
-        await self._keep(client)
-
+            async with asyncio.TaskGroup() as group:  # one lane's error stops the others
+                for _lane in range(lanes):
+                    group.create_task(run_lane(self, batch, len(due), now, tally))
+        except BaseExceptionGroup as errors:  # raised as with one lane
+            raise errors.exceptions[0] from None
+        # the report in queue order, whichever connection answered first
+        first = batch.positions.get
+        tally.sent.sort(key=first)  # type: ignore[arg-type]
+        tally.retried.sort(key=first)  # type: ignore[arg-type]
+        tally.failed.sort(key=lambda failed: first(failed[0].message_id, -1))
 
 def _abandon(client: aiosmtplib.SMTP) -> None:
     """Drop a connection whose event loop is gone or not running: no QUIT is possible, so shut

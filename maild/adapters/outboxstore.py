@@ -33,7 +33,8 @@ class OutboxEntry:
     code: int | None = None  # last SMTP reply code, when there was one
 
 
-SENT_FIELDS = ("to", "cc", "subject", "kind", "item_id")  # what a compact sent entry keeps of `out`
+# what a compact sent entry keeps of `out` (`outbox_mark_sent` names them again for an entry)
+SENT_FIELDS = ("to", "cc", "subject", "kind", "item_id")
 
 
 def _entry(doc: dict[str, Any]) -> OutboxEntry:
@@ -120,21 +121,31 @@ class OutboxQueue:
             self._queued.pop(message_id, None)
         self._outbox.put(doc)
 
-    def outbox_mark_sent(self, message_id: str, now: datetime) -> None:
+    def outbox_mark_sent(self, message_id: str, now: datetime, *,
+                         sent: OutboxEntry | None = None) -> None:
         """Mark sent and compact the entry to what `maild outbox`, idempotent enqueue and
         pruning need: Message-ID, recipients, subject, kind, item, attempts, code, remark and
         sent_at (~0.3 KB, where the whole email is ~12 KB of JSON). It reads back with `out.text`
-        and `out.html` "" and without threading headers, reply address, language or date."""
+        and `out.html` "" and without threading headers, reply address, language or date.
+        `sent`: the queued entry as the sender read it, whose fields spare decoding the whole
+        stored email again only to drop most of it (~0.1 ms); used while the entry is queued."""
         self._outbox.writable()
-        doc = self._outbox.get(message_id)
-        if doc is None:
-            raise KeyError(f"no outbox entry {message_id!r}")
-        out = doc.get("out", doc)
+        if sent is not None and sent.out.message_id == message_id and message_id in self._queued:
+            out = sent.out
+            fields = {"to": list(out.to), "cc": list(out.cc), "subject": out.subject,
+                      "kind": out.kind, "item_id": out.item_id}
+            attempts, last_error = sent.attempts, sent.last_error
+        else:
+            doc = self._outbox.get(message_id)
+            if doc is None:
+                raise KeyError(f"no outbox entry {message_id!r}")
+            whole = doc.get("out", doc)
+            fields = {name: whole.get(name) for name in SENT_FIELDS}
+            attempts, last_error = doc["attempts"], doc.get("last_error", "")
         self._queued.pop(message_id, None)
-        self._outbox.put({"message_id": message_id, "status": "sent",
-                          **{name: out.get(name) for name in SENT_FIELDS},
-                          "attempts": doc["attempts"] + 1, "code": 250,
-                          "last_error": doc.get("last_error", ""), "sent_at": now.isoformat()})
+        self._outbox.put({"message_id": message_id, "status": "sent", **fields,
+                          "attempts": attempts + 1, "code": 250, "last_error": last_error,
+                          "sent_at": now.isoformat()})
 
     def outbox_mark_retry(
         self, message_id: str, *, attempts: int, next_attempt_at: datetime, error: str,

@@ -1,5 +1,6 @@
 """What a send did, before and after it is written down: the `DrainReport` (sent, retried,
-failed), the tally a drain keeps, and a detached send's store writes kept in order for later
+failed), the tally a drain keeps, how a failed attempt is recorded (`Outcomes`: rescheduled with
+backoff, or failed for good), and a detached send's store writes kept in order for later
 (`DetachedSend`, `outbox.Outbox.settle` makes them on the store's own thread).
 
 Pure bookkeeping, no SMTP (`outbox` stays the only aiosmtplib importer).
@@ -7,12 +8,19 @@ Pure bookkeeping, no SMTP (`outbox` stays the only aiosmtplib importer).
 
 from __future__ import annotations
 
+import logging
+import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
-from maild.adapters.store import Store
 from maild.core.model import Outgoing
+
+if TYPE_CHECKING:
+    from maild.adapters.store import OutboxEntry, Store
+
+log = logging.getLogger("maild.outbox")  # the name logs have always shown
 
 
 @dataclass(frozen=True)
@@ -24,6 +32,14 @@ class DrainReport:
 
 class ConnectionLost(Exception):
     """The connection is gone (or unusable); the message's outcome is unknown."""
+
+
+class CannotConnect(Exception):
+    """A connection could not be opened (or signed in): a server problem, not the emails'."""
+
+    def __init__(self, why: str, code: int | None) -> None:
+        super().__init__(why)
+        self.why, self.code = why, code
 
 
 class LaterWrites:
@@ -68,3 +84,45 @@ class DetachedSend:
 
 def recipients_of(out: Outgoing) -> list[str]:
     return list(dict.fromkeys(a for a in (*out.to, *out.cc) if a))
+
+
+@dataclass
+class Outcomes:
+    """An attempt that did not end in a 250, recorded in the tally: rescheduled after a backoff
+    (`max_attempts` tries at most), or failed for good (the outbox's rules, see its docs)."""
+
+    max_attempts: int
+    backoff_initial_s: float
+    backoff_max_s: float
+    rng: random.Random
+
+    def backoff(self, attempts: int) -> timedelta:
+        """Delay before try number `attempts + 1`: initial·2^(attempts-1), capped, ±20 % jitter."""
+        base = min(self.backoff_initial_s * 2 ** max(attempts - 1, 0), self.backoff_max_s)
+        return timedelta(seconds=base * self.rng.uniform(0.8, 1.2))
+
+    def fail(
+        self, tally: Tally, entry: OutboxEntry, now: datetime, code: int | None, error: str
+    ) -> None:
+        out = entry.out
+        tally.writes.outbox_mark_failed(
+            out.message_id, now=now, code=code, error=error, attempts=entry.attempts + 1
+        )
+        tally.failed.append((out, code, error))
+        log.warning("outbox: %s to %s failed: %s", out.message_id, ",".join(out.to), error)
+
+    def reschedule(
+        self, tally: Tally, entry: OutboxEntry, now: datetime, code: int | None, error: str
+    ) -> None:
+        attempts = entry.attempts + 1
+        if attempts >= self.max_attempts:
+            self.fail(tally, entry, now, code, f"gave up after {attempts} attempts: {error}")
+            return
+        tally.writes.outbox_mark_retry(
+            entry.out.message_id,
+            attempts=attempts,
+            next_attempt_at=now + self.backoff(attempts),
+            error=error,
+            code=code,
+        )
+        tally.retried.append(entry.out.message_id)

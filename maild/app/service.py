@@ -153,8 +153,9 @@ class Service(BatchIntake, Sending, ScheduleSide):
             backoff_initial_s=config.outbox_backoff_initial_s,
             backoff_max_s=config.outbox_backoff_max_s, crashpoints=crash,
             journal_path=config.data_dir / SENT_JOURNAL, from_address=config.inbox_address,
-            from_name=config.from_name)
-        # the daemon's drains and the sender's child build the same bytes (`build_mime`)
+            from_name=config.from_name, connections=config.smtp_connections)
+        # the daemon's drains and the sender's child build the same bytes (`build_mime`); the
+        # daemon's drains (small batches, no child) keep to one connection
         outbox = Outbox(store, sending.settings, envelope_from=sending.envelope_from,
                         build_mime=sending.build_mime, max_attempts=sending.max_attempts,
                         backoff_initial_s=sending.backoff_initial_s,

@@ -51,6 +51,9 @@ __all__ = ["OAUTH_FLOWS", "Config", "ConfigError", "DirectoryConfig", "EmbeddedC
 
 CONFIG_ENV = "MAILD_CONFIG"
 SYSTEM_CONFIG = Path("/etc/maild/config.toml")
+# [smtp] connections: servers limit a client's concurrent connections (often 2-10); past ~4 a
+# batch gains nothing here, where the server, not the connection, is the limit
+MAX_SMTP_CONNECTIONS = 8
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,7 @@ class Config:
     # [files] limits, [digest] attach_table, [chat] robots (filechatconfig)
     files_chat: FilesChatConfig = FilesChatConfig()
     store_url: str = ""  # [store] url: "postgresql://…" keeps the state there; "" = data_dir
+    smtp_connections: int = 2  # [smtp] connections: the sender's child sends a batch over these
 
     @property
     def tz(self) -> ZoneInfo:
@@ -263,6 +267,8 @@ def _read(reader: StrictReader, path: Path) -> Config:
         imap=imap,
         smtp=smtp,
         from_name=reader.text("smtp", "from_name", "maild"),
+        smtp_connections=reader.integer("smtp", "connections", 2, low=1,
+                                        high=MAX_SMTP_CONNECTIONS),
         embedded_system=embedded_system,
         allowed_domains=tuple(d.lower() for d in reader.strings("security", "allowed_domains")),
         admins=tuple(a.lower() for a in reader.strings("security", "admins")),

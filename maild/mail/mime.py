@@ -15,7 +15,7 @@ from email.utils import getaddresses
 
 from maild.core.model import Outgoing
 from maild.mail.mimefiles import with_files
-from maild.mail.templatetools import unix_newlines
+from maild.mail.newlines import unix_newlines
 
 _MSGID_BAD = re.compile(r"[\s<>]")
 

@@ -26,6 +26,7 @@ from jinja2.runtime import Context
 from markupsafe import Markup, escape
 
 from maild.mail.jinjacall import FastCallContext
+from maild.mail.newlines import unix_newlines  # re-exported: render and mailto import it here
 
 # state → (text colour, background); every badge also carries the state's label as text.
 STATE_COLOURS: Mapping[str, tuple[str, str]] = MappingProxyType(
@@ -340,12 +341,6 @@ def _person_text(person: Any) -> str:
     if isinstance(person, Mapping):
         return str(person.get("name") or person.get("address") or "")
     return str(person)
-
-
-def unix_newlines(text: str) -> str:
-    if "\r" not in text:  # templates write \n: two passes over a 15 KB page saved per email
-        return text
-    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 # Runs of blank lines. Not r"\n{3,}": the same matches, but that form makes the regex engine try

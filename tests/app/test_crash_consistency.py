@@ -265,9 +265,10 @@ def test_short_campaign_of_kills_loses_nothing_and_repeats_no_effect(embedded, t
     print("\ncrash-consistency figures:", figures)
     assert figures["kills"] == 8 and figures["inbound"] == 40
     assert set(campaign.kills) - {"random"}, "no named crash point was reached"
-    # The sent journal: a kill re-sends only the email on the wire (the daemon and the
-    # sender's child never send at the same time), so at most one per kill.
-    assert figures["duplicates"] <= figures["kills"], figures
+    # The sent journal: a kill re-sends only what was on the wire (the daemon and the
+    # sender's child never send at the same time): one email per SMTP connection the child
+    # sends over ([smtp] connections, 2 by default here), so at most two per kill.
+    assert figures["duplicates"] <= 2 * figures["kills"], figures
 
 
 @pytest.mark.slow

@@ -61,6 +61,26 @@ def test_errors_name_file_key_and_fix(tmp_path, text, key, words):
     assert str(path) in str(info.value)
 
 
+@pytest.mark.parametrize("value, words", [
+    ("0", "must be between 1 and 8, not 0"),
+    ("9", "must be between 1 and 8, not 9"),
+    ("'two'", "must be a whole number"),
+    ("true", "must be a whole number"),
+], ids=["zero", "above-cap", "text", "boolean"])
+def test_smtp_connections_out_of_range_is_refused(tmp_path, value, words):
+    path = _write(tmp_path, REAL_SERVER + f"connections = {value}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert info.value.key == "smtp.connections"
+    assert words in str(info.value) and "connections = 2" in str(info.value)
+
+
+def test_smtp_connections_default_to_two_and_one_means_one_at_a_time(tmp_path):
+    assert load_config(_write(tmp_path, REAL_SERVER)).smtp_connections == 2
+    one = load_config(_write(tmp_path, REAL_SERVER + "connections = 1\n"))
+    assert one.smtp_connections == 1
+
+
 def test_passwords_come_from_environment_or_command(tmp_path):
     config = load_config(_write(tmp_path, REAL_SERVER))
     assert config.imap.password == ""
