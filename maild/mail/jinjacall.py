@@ -18,8 +18,10 @@ per render (a seventh of it). `TrackedTemplate` lists the modules a part builds 
 `release_macros` unhooks their macros' functions once the part is written, so reference
 counting frees them at once and the collector rarely runs.
 
-Surprise: this leans on Jinja internals (`Macro._func`, `_PassArg`, `Context.call`'s contract,
-`make_module`; 3.1): the output is the same as Jinja's (the 2,548 captured renders are
+Surprise: this leans on Jinja internals (`Macro._func`, `_invoke`, `_PassArg`, `Context.call`'s
+contract, `make_module`; 3.1), so both short ways are taken only on the Jinja they were checked
+against (`KNOWN_JINJA`: 3.1.x with those names); any other Jinja renders Jinja's own way, slower
+and the same. The output is the same as Jinja's (the 2,548 captured renders are
 byte-identical; tests/mail/test_jinjacall.py compares with Jinja's own calls, and
 tests/mail/test_render.py renders every template through it). A macro of a written part cannot
 be called again: a render returns strings only.
@@ -31,6 +33,7 @@ from collections.abc import Mapping
 from types import BuiltinFunctionType, FunctionType, MethodType
 from typing import Any
 
+import jinja2
 from jinja2 import Template
 from jinja2.environment import TemplateModule
 from jinja2.runtime import Context, Macro
@@ -38,11 +41,17 @@ from jinja2.utils import _PassArg
 
 _STOPPED = "value was undefined because a callable raised a StopIteration exception"
 
+# The internals below are 3.1's (pyproject allows jinja2>=3.1): a later Jinja goes its own way.
+KNOWN_JINJA = (jinja2.__version__.startswith("3.1.") and hasattr(Macro, "_invoke")
+               and hasattr(_PassArg, "eval_context"))
+
 
 class FastCallContext(Context):
     """`Context.call`, with macros, functions, methods and builtins called straight away."""
 
     def call(__self, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805 (Jinja's names)
+        if not KNOWN_JINJA:
+            return Context.call(__self, __obj, *args, **kwargs)
         kind = type(__obj)
         if kind is Macro:
             kwargs.pop("_block_vars", None)
@@ -93,6 +102,9 @@ class TrackedTemplate(Template):
 def release_macros(context: Context, built: list[TemplateModule]) -> None:
     """Unhook the macros of a written part (its own and its imports'), breaking the cycles
     through their functions: freed by reference counting, not left to the collector."""
+    if not KNOWN_JINJA:  # another Jinja's macros may not hold their function there
+        built.clear()
+        return
     for names in (context.vars, *(vars(module) for module in built)):
         for value in names.values():
             if type(value) is Macro:

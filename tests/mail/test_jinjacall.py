@@ -115,3 +115,34 @@ def test_a_render_leaves_nothing_for_the_garbage_collector() -> None:
         assert gc.collect() == 0
     finally:
         gc.enable()
+
+
+def test_the_short_ways_are_taken_on_the_jinja_they_were_checked_against() -> None:
+    """A Jinja whose internals were not checked renders its own way (slower, the same); the one
+    installed for the tests must be a checked one, or these tests compare Jinja with itself."""
+    import jinja2
+
+    from maild.mail import jinjacall
+    assert jinjacall.KNOWN_JINJA == jinja2.__version__.startswith("3.1."), jinja2.__version__
+    assert jinjacall.KNOWN_JINJA, f"jinja2 {jinja2.__version__}: check jinjacall's internals"
+
+
+def test_an_unchecked_jinja_renders_its_own_way_and_the_same(monkeypatch) -> None:
+    from maild.mail import jinjacall
+    notices = [Notice(template=kind, to=("wang.zhe@corp.example",), language=lang,
+                      context=context_for(kind))
+               for kind in ("receipt", "confirm_request", "command_ack", "validation_error")
+               for lang in ("zh", "en")]
+
+    def rendered() -> list[tuple[str, str, str]]:
+        renderer = Renderer(TEMPLATES, timezone="Asia/Shanghai", inbox_address=INBOX,
+                            from_name=FROM_NAME)
+        outs = [renderer.render(n, message_id=f"n{i}@corp.example", date=SENT,
+                                reply_address=REPLY) for i, n in enumerate(notices)]
+        return [(o.subject, o.text, o.html) for o in outs]
+
+    short = rendered()
+    monkeypatch.setattr(jinjacall, "KNOWN_JINJA", False)
+    own = rendered()
+    assert own == short
+    assert all(text and html for _, text, html in own)
