@@ -18,6 +18,7 @@ and reload. What it is wired from (rules, secret, renderer) is in `wiring.py`.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import os
@@ -244,10 +245,20 @@ class Service(BatchIntake, Sending, ScheduleSide):
             log.error("event=reload_failed error=%r", exc)
             return
         self.rules, self.renderer, self.sheet_words = rules, renderer, sheet_words
+        self._refreeze()
         self._due_index = None  # rebuilt at next use; recomputed if what is due when changed
         self.warn_calendar_gap(self.clock().date())
         log.info("event=reloaded rules_dir=%s templates_dir=%s", self.config.rules_dir,
                  self.config.templates_dir)
+
+    @staticmethod
+    def _refreeze() -> None:
+        """After a reload in the loop: the old rules and templates (frozen at start-up, in
+        reference cycles) are collected, and the new ones frozen in their place."""
+        if gc.get_freeze_count():
+            gc.unfreeze()
+            gc.collect()
+            gc.freeze()
 
     def directory_tick(self, now: datetime) -> None:
         """The daily directory sync when its slot has come (`[directory] sync_at`; a failed one
@@ -300,6 +311,19 @@ class Service(BatchIntake, Sending, ScheduleSide):
 
     # -- the loop -------------------------------------------------------------------------------
     def run(self) -> None:
+        """Serve until `stop_event`. What start-up loaded (the store's indexes, the compiled
+        templates, the rules) is moved out of the cyclic collector's sight for the loop's life:
+        every full collection walked it and never found garbage there (gen-2 collections of the
+        bench's daemon at 50k open items: 10-23 ms, 1-11 ms frozen; `gc.callbacks`). Thawed on
+        return, and at each reload (`_refreeze`), so that what a reload replaces is freed."""
+        gc.collect()
+        gc.freeze()
+        try:
+            self._serve()
+        finally:
+            gc.unfreeze()
+
+    def _serve(self) -> None:
         log.info("event=started inbox=%s data_dir=%s", self.config.inbox_address,
                  self.config.data_dir)
         self.warn_calendar_gap(self.clock().date(), loud=True)
