@@ -33,8 +33,7 @@ class OutboxEntry:
     code: int | None = None  # last SMTP reply code, when there was one
 
 
-# what a compact sent entry keeps of `out` (`outbox_mark_sent` names them again for an entry)
-SENT_FIELDS = ("to", "cc", "subject", "kind", "item_id")
+SENT_FIELDS = ("to", "cc", "subject", "kind", "item_id")  # what a compact sent entry keeps of `out`
 
 
 def _entry(doc: dict[str, Any]) -> OutboxEntry:
@@ -131,9 +130,8 @@ class OutboxQueue:
         stored email again only to drop most of it (~0.1 ms); used while the entry is queued."""
         self._outbox.writable()
         if sent is not None and sent.out.message_id == message_id and message_id in self._queued:
-            out = sent.out
-            fields = {"to": list(out.to), "cc": list(out.cc), "subject": out.subject,
-                      "kind": out.kind, "item_id": out.item_id}
+            fields = {name: list(value) if isinstance(value, tuple) else value
+                      for name in SENT_FIELDS for value in (getattr(sent.out, name),)}
             attempts, last_error = sent.attempts, sent.last_error
         else:
             doc = self._outbox.get(message_id)
